@@ -1,0 +1,28 @@
+# Youke: the two commands of the README.
+#   make demo   three tiers on this machine with sample lessons
+#   make test   every test
+# Both install what they need on Debian 12 first (scripts/setup.sh, idempotent).
+
+CARGO ?= cargo
+JOBS ?= $(shell nproc)
+
+.PHONY: setup build demo test lint clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --workspace --bins
+
+demo: setup
+	$(CARGO) run --bin youke -- demo
+
+test: setup
+	$(CARGO) build --workspace --bins
+	$(CARGO) nextest run --workspace --no-fail-fast -j $(JOBS)
+
+lint: setup
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,647 @@
+//! The tokio/quinn driver of federation links.
+//!
+//! A child keeps one QUIC connection to its parent ([`Uplink::run`]), reconnecting with backoff
+//! whenever it drops. The first stream carries the hello; after it, the child pushes document
+//! batches and blobs on streams of their own, one request and one answer each. The parent side
+//! ([`ChildAcceptor::run`]) checks each child's hello and pinned certificate, then serves its
+//! streams. What to send, what was acknowledged and how received documents are applied is the
+//! node's business, reached through [`LinkStore`]; the rules themselves live in
+//! [`crate::protocol`] and [`crate::tier`].
+
+use crate::blobs::{BlobError, BlobHash, BlobStore};
+use crate::identity::{Fingerprint, IdentityError, NodeIdentity};
+use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeInfo};
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Errors of the node's store, as seen by the link layer.
+pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A peer at the other end of a link, after its hello and certificate checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub info: NodeInfo,
+    pub fingerprint: Fingerprint,
+    pub addr: SocketAddr,
+}
+
+/// A blob the child should send up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobUpload {
+    pub hash: BlobHash,
+    pub size: u64,
+}
+
+/// State of a child's link to its parent, reported to the store for `youke status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Connecting,
+    Up { parent: NodeInfo },
+    Down { error: String },
+}
+
+/// What the link layer needs from the node's storage. Calls are blocking; the driver runs them
+/// on tokio's blocking pool.
+pub trait LinkStore: Send + Sync + 'static {
+    /// Child side: the parent remembered from earlier links (node id and pinned fingerprint).
+    fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError>;
+    /// Child side: pins the parent after its first successful hello.
+    fn remember_parent(&self, parent: &Peer) -> Result<(), StoreError>;
+    /// Child side: the link's state changed.
+    fn set_link_state(&self, parent_addr: &str, state: &LinkState) -> Result<(), StoreError>;
+    /// Child side: the next document versions for the parent, in sequence order, after the last
+    /// acknowledged one and within the parent's scope; at most `limit` of them.
+    fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<Vec<DocUpdate>, StoreError>;
+    /// Child side: the parent stored everything up to `upto_seq`.
+    fn docs_acked(&self, parent: &Peer, upto_seq: u64) -> Result<(), StoreError>;
+    /// Child side: the next blob to replicate up, if any is due.
+    fn next_blob_upload(&self, parent: &Peer) -> Result<Option<BlobUpload>, StoreError>;
+    /// Child side: the parent holds the blob, verified.
+    fn blob_upload_done(&self, parent: &Peer, hash: &BlobHash) -> Result<(), StoreError>;
+    /// Child side: sending the blob failed; retry later with backoff.
+    fn blob_upload_failed(&self, parent: &Peer, hash: &BlobHash, reason: &str) -> Result<(), StoreError>;
+    /// Parent side: the fingerprint pinned for a child node id, if it linked before.
+    fn child_pin(&self, node_id: &str) -> Result<Option<Fingerprint>, StoreError>;
+    /// Parent side: records a child that completed its hello (pins it the first time).
+    fn remember_child(&self, child: &Peer) -> Result<(), StoreError>;
+    /// Parent side: stores a batch of documents from a child, all or nothing.
+    fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<(), StoreError>;
+    /// Parent side: a blob from a child arrived and verified.
+    fn blob_received(&self, child: &Peer, hash: &BlobHash, size: u64) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot resolve parent address {0:?}")]
+    Resolve(String),
+    #[error("cannot connect to the parent: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("link lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("sending failed: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream closed early: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    #[error("receiving failed: {0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("receiving failed: {0}")]
+    ReadChunk(#[from] quinn::ReadError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("the parent refused this node: {0}")]
+    Refused(String),
+    #[error("peer broke the protocol: {0}")]
+    Protocol(String),
+    #[error("peer identity check failed: {0}")]
+    Pin(String),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("local store: {0}")]
+    Store(StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error("peer reported {code:?}: {message}")]
+    Remote { code: ErrorCode, message: String },
+    #[error("reading a local blob: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+/// How long to wait for one message from a peer.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a blob stream may stay silent before it is given up.
+const BLOB_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the child looks for new work when nothing woke it.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Concurrent connections the parent serves; more wait.
+const MAX_CONNECTIONS: usize = 512;
+/// Documents asked from the store per batch (the batch is also cut by bytes).
+const DOCS_PER_BATCH: usize = 256;
+/// Bytes sent per write when streaming a blob.
+const BLOB_CHUNK: usize = 256 * 1024;
+
+/// The QUIC transport settings shared by both ends of a link.
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(2)));
+    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(10)) {
+        t.max_idle_timeout(Some(idle));
+    }
+    t.max_concurrent_bidi_streams(8u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t.stream_receive_window((8u32 << 20).into());
+    t.receive_window((16u32 << 20).into());
+    t.send_window(16 << 20);
+    Arc::new(t)
+}
+
+/// Binds this node's QUIC endpoint: it accepts children (if its tier has any) and dials its parent.
+pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity) -> Result<Endpoint, LinkError> {
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(identity.quic_server_config(protocol::ALPN)?));
+    server.transport_config(transport());
+    let mut endpoint = Endpoint::server(server, addr)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(identity.quic_client_config(protocol::ALPN)?));
+    client.transport_config(transport());
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+async fn read_msg(recv: &mut RecvStream) -> Result<Message, LinkError> {
+    let fut = async {
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix).await?;
+        let len = protocol::frame_len(prefix)?;
+        let mut body = vec![0u8; len];
+        recv.read_exact(&mut body).await?;
+        Ok::<_, LinkError>(protocol::decode_body(&body)?)
+    };
+    tokio::time::timeout(MESSAGE_TIMEOUT, fut).await.map_err(|_| LinkError::Timeout("a message"))?
+}
+
+async fn write_msg(send: &mut SendStream, msg: &Message) -> Result<(), LinkError> {
+    let frame = protocol::encode(msg)?;
+    send.write_all(&frame).await?;
+    Ok(())
+}
+
+/// One request on a new stream, one answer.
+async fn request(conn: &Connection, msg: &Message) -> Result<(SendStream, RecvStream, Message), LinkError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_msg(&mut send, msg).await?;
+    let answer = read_msg(&mut recv).await?;
+    if let Message::Error { code, message } = answer {
+        return Err(LinkError::Remote { code, message });
+    }
+    Ok((send, recv, answer))
+}
+
+fn peer_fingerprint(conn: &Connection) -> Result<Fingerprint, LinkError> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .ok_or_else(|| LinkError::Pin("peer presented no certificate".into()))?;
+    let first = certs.first().ok_or_else(|| LinkError::Pin("peer presented no certificate".into()))?;
+    Ok(Fingerprint::of(first))
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn LinkStore>,
+    f: impl FnOnce(&dyn LinkStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, LinkError> {
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(r) => r.map_err(LinkError::Store),
+        Err(e) => Err(LinkError::Store(Box::new(e))),
+    }
+}
+
+/// The child's side of the link to its parent.
+pub struct Uplink {
+    pub endpoint: Endpoint,
+    /// `HOST:PORT` of the parent's QUIC endpoint.
+    pub parent_addr: String,
+    pub local: NodeInfo,
+    pub store: Arc<dyn LinkStore>,
+    pub blobs: BlobStore,
+    /// Notified when local documents or the upload queue change.
+    pub wake: Arc<Notify>,
+    /// Upload rate limit in bytes per second for blobs, if any.
+    pub upload_rate: Option<u64>,
+}
+
+impl Uplink {
+    /// Keeps the link up until `cancel` fires: connects, runs a session, and on any failure
+    /// waits (1 s doubling to 15 s) and tries again.
+    pub async fn run(self, cancel: CancellationToken) {
+        let this = Arc::new(self);
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            this.report(LinkState::Connecting).await;
+            let started = Instant::now();
+            let result = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = Arc::clone(&this).session(cancel.child_token()) => r,
+            };
+            let error = match result {
+                Ok(()) => "link closed".to_string(),
+                Err(e) => e.to_string(),
+            };
+            warn!(parent = %this.parent_addr, %error, "parent link down; will retry");
+            this.report(LinkState::Down { error }).await;
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_secs(1);
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(15));
+        }
+        this.endpoint.close(0u32.into(), b"shutting down");
+    }
+
+    async fn report(&self, state: LinkState) {
+        let addr = self.parent_addr.clone();
+        if let Err(e) = blocking(&self.store, move |s| s.set_link_state(&addr, &state)).await {
+            warn!(error = %e, "cannot record link state");
+        }
+    }
+
+    async fn connect(&self) -> Result<(Connection, Peer), LinkError> {
+        let addr = tokio::net::lookup_host(&self.parent_addr)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| LinkError::Resolve(self.parent_addr.clone()))?;
+        let conn = tokio::time::timeout(MESSAGE_TIMEOUT, self.endpoint.connect(addr, "youke-node")?)
+            .await
+            .map_err(|_| LinkError::Timeout("the parent to answer"))??;
+        let fingerprint = peer_fingerprint(&conn)?;
+        let (_s, _r, answer) = request(&conn, &Message::Hello(self.local.clone())).await?;
+        let info = match answer {
+            Message::Welcome(info) => info,
+            Message::Refused { reason } => return Err(LinkError::Refused(reason)),
+            other => return Err(LinkError::Protocol(format!("expected a welcome, got {other:?}"))),
+        };
+        if Some(info.tier) != self.local.tier.parent() {
+            return Err(LinkError::Pin(format!("the node at {} is a {} node, not this node's parent tier", self.parent_addr, info.tier)));
+        }
+        let parent = Peer { info, fingerprint, addr };
+        match blocking(&self.store, |s| s.known_parent()).await? {
+            Some((id, fp)) if id == parent.info.node_id && fp != fingerprint => {
+                return Err(LinkError::Pin(format!(
+                    "parent {} shows a different certificate than before ({} instead of {}); refusing it",
+                    id, fingerprint, fp
+                )));
+            }
+            Some((id, _)) if id != parent.info.node_id => {
+                return Err(LinkError::Pin(format!(
+                    "the node at {} is {} but this node's parent is {}; if the parent was reinstalled, run `youke init` again",
+                    self.parent_addr, parent.info.node_id, id
+                )));
+            }
+            _ => {}
+        }
+        let p = parent.clone();
+        blocking(&self.store, move |s| s.remember_parent(&p)).await?;
+        Ok((conn, parent))
+    }
+
+    async fn session(self: Arc<Self>, cancel: CancellationToken) -> Result<(), LinkError> {
+        let (conn, parent) = self.connect().await?;
+        info!(parent = %parent.info.name, addr = %parent.addr, "parent link up");
+        self.report(LinkState::Up { parent: parent.info.clone() }).await;
+        let _guard = cancel.clone().drop_guard();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(Arc::clone(&self).push_docs(conn.clone(), parent.clone(), cancel.clone()));
+        tasks.spawn(Arc::clone(&self).push_blobs(conn.clone(), parent, cancel.clone()));
+        let result = tokio::select! {
+            e = conn.closed() => Err(LinkError::Connection(e)),
+            Some(r) = tasks.join_next() => r.unwrap_or_else(|e| Err(LinkError::Protocol(e.to_string()))),
+        };
+        cancel.cancel();
+        tasks.shutdown().await;
+        conn.close(0u32.into(), b"session ended");
+        result
+    }
+
+    async fn idle(&self, cancel: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = cancel.cancelled() => false,
+            _ = self.wake.notified() => true,
+            _ = tokio::time::sleep(POLL_INTERVAL) => true,
+        }
+    }
+
+    async fn push_docs(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        loop {
+            let p = parent.clone();
+            let docs = blocking(&self.store, move |s| s.docs_to_send(&p, DOCS_PER_BATCH)).await?;
+            if docs.is_empty() {
+                if !self.idle(&cancel).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            let n = protocol::batch_prefix(&docs);
+            let batch: Vec<DocUpdate> = docs.into_iter().take(n).collect();
+            let upto = batch.iter().map(|d| d.seq).max().unwrap_or(0);
+            let count = batch.len();
+            let (_s, _r, answer) = request(&conn, &Message::PushDocs { docs: batch }).await?;
+            match answer {
+                Message::DocsAck { upto_seq } if upto_seq == upto => {
+                    let p = parent.clone();
+                    blocking(&self.store, move |s| s.docs_acked(&p, upto_seq)).await?;
+                    debug!(count, upto_seq, "documents acknowledged by parent");
+                }
+                other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {other:?}"))),
+            }
+        }
+    }
+
+    async fn push_blobs(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        loop {
+            let p = parent.clone();
+            let Some(job) = blocking(&self.store, move |s| s.next_blob_upload(&p)).await? else {
+                if !self.idle(&cancel).await {
+                    return Ok(());
+                }
+                continue;
+            };
+            match self.send_blob(&conn, job).await {
+                Ok(()) => {
+                    let p = parent.clone();
+                    blocking(&self.store, move |s| s.blob_upload_done(&p, &job.hash)).await?;
+                    info!(hash = %job.hash, size = job.size, "blob replicated to parent");
+                }
+                Err(e @ (LinkError::Remote { .. } | LinkError::Io(_) | LinkError::Blob(_))) => {
+                    let reason = e.to_string();
+                    warn!(hash = %job.hash, %reason, "blob upload failed; will retry");
+                    let p = parent.clone();
+                    blocking(&self.store, move |s| s.blob_upload_failed(&p, &job.hash, &reason)).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn send_blob(&self, conn: &Connection, job: BlobUpload) -> Result<(), LinkError> {
+        let path = self.blobs.get(&job.hash).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("blob {} is not in the local store", job.hash))
+        })?;
+        let (_s, _r, answer) = request(conn, &Message::BlobQuery { hash: job.hash, size: job.size }).await?;
+        let have = match answer {
+            Message::BlobState { complete: true, .. } => return Ok(()),
+            Message::BlobState { have, complete: false } if have <= job.size => have,
+            other => return Err(LinkError::Protocol(format!("expected blob state, got {other:?}"))),
+        };
+        if have > 0 {
+            info!(hash = %job.hash, offset = have, size = job.size, "resuming blob upload");
+        }
+        let (mut send, mut recv) = conn.open_bi().await?;
+        write_msg(&mut send, &Message::BlobData { hash: job.hash, offset: have, size: job.size }).await?;
+        let mut file = tokio::fs::File::open(&path).await?;
+        file.seek(std::io::SeekFrom::Start(have)).await?;
+        let chunk = if self.upload_rate.is_some() { 64 * 1024 } else { BLOB_CHUNK };
+        let mut buf = vec![0u8; chunk];
+        let started = Instant::now();
+        let mut sent = 0u64;
+        let mut remaining = job.size - have;
+        while remaining > 0 {
+            let want = (remaining as usize).min(buf.len());
+            let n = file.read(buf.get_mut(..want).unwrap_or_default()).await?;
+            if n == 0 {
+                return Err(LinkError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("blob {} is shorter than its recorded size", job.hash),
+                )));
+            }
+            send.write_all(buf.get(..n).unwrap_or_default()).await?;
+            sent += n as u64;
+            remaining -= n as u64;
+            if let Some(rate) = self.upload_rate.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        send.finish()?;
+        match read_msg(&mut recv).await? {
+            Message::BlobStored { hash } if hash == job.hash => Ok(()),
+            Message::Error { code, message } => Err(LinkError::Remote { code, message }),
+            other => Err(LinkError::Protocol(format!("expected blob stored, got {other:?}"))),
+        }
+    }
+}
+
+/// The parent's side: accepts children's links and serves their requests.
+pub struct ChildAcceptor {
+    pub endpoint: Endpoint,
+    pub local: NodeInfo,
+    pub store: Arc<dyn LinkStore>,
+    pub blobs: BlobStore,
+    /// Largest blob accepted from a child.
+    pub max_blob_size: u64,
+}
+
+impl ChildAcceptor {
+    pub async fn run(self, cancel: CancellationToken) {
+        let this = Arc::new(self);
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut conns = JoinSet::new();
+        loop {
+            let incoming = tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                i = this.endpoint.accept() => match i { Some(i) => i, None => break },
+            };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                warn!(remote = %incoming.remote_address(), "too many links; refusing one");
+                incoming.refuse();
+                continue;
+            };
+            let this = Arc::clone(&this);
+            let cancel = cancel.child_token();
+            conns.spawn(async move {
+                let remote = incoming.remote_address();
+                let result = tokio::select! {
+                    _ = cancel.cancelled() => Ok(()),
+                    r = this.serve_connection(incoming) => r,
+                };
+                if let Err(e) = result {
+                    info!(%remote, error = %e, "child link ended");
+                }
+                drop(permit);
+            });
+        }
+        conns.shutdown().await;
+    }
+
+    async fn serve_connection(self: &Arc<Self>, incoming: quinn::Incoming) -> Result<(), LinkError> {
+        let conn = tokio::time::timeout(MESSAGE_TIMEOUT, incoming)
+            .await
+            .map_err(|_| LinkError::Timeout("the TLS handshake"))??;
+        let child = self.handshake(&conn).await?;
+        info!(child = %child.info.name, node_id = %child.info.node_id, addr = %child.addr, "child link up");
+        let mut streams = JoinSet::new();
+        loop {
+            let (send, recv) = tokio::select! {
+                s = conn.accept_bi() => s?,
+                Some(_) = streams.join_next(), if !streams.is_empty() => continue,
+            };
+            let this = Arc::clone(self);
+            let child = child.clone();
+            streams.spawn(async move {
+                if let Err(e) = this.serve_stream(&child, send, recv).await {
+                    warn!(child = %child.info.name, error = %e, "request from child failed");
+                }
+            });
+        }
+    }
+
+    async fn handshake(&self, conn: &Connection) -> Result<Peer, LinkError> {
+        let fingerprint = peer_fingerprint(conn)?;
+        let (mut send, mut recv) = tokio::time::timeout(MESSAGE_TIMEOUT, conn.accept_bi())
+            .await
+            .map_err(|_| LinkError::Timeout("the hello"))??;
+        let hello = match read_msg(&mut recv).await? {
+            Message::Hello(h) => h,
+            other => return Err(LinkError::Protocol(format!("expected hello, got {other:?}"))),
+        };
+        let child = Peer { info: hello, fingerprint, addr: conn.remote_address() };
+        let mut verdict = protocol::check_hello(&self.local, &child.info);
+        if verdict.is_ok() {
+            let id = child.info.node_id.clone();
+            if let Some(pin) = blocking(&self.store, move |s| s.child_pin(&id)).await? {
+                if pin != fingerprint {
+                    verdict = Err(format!(
+                        "node {} shows a different certificate than when it first linked; refusing it",
+                        child.info.node_id
+                    ));
+                }
+            }
+        }
+        if let Err(reason) = verdict {
+            warn!(node_id = %child.info.node_id, remote = %child.addr, %reason, "refused a child");
+            write_msg(&mut send, &Message::Refused { reason: reason.clone() }).await?;
+            send.finish()?;
+            let _ = send.stopped().await;
+            conn.close(1u32.into(), b"refused");
+            return Err(LinkError::Refused(reason));
+        }
+        let c = child.clone();
+        blocking(&self.store, move |s| s.remember_child(&c)).await?;
+        write_msg(&mut send, &Message::Welcome(self.local.clone())).await?;
+        send.finish()?;
+        Ok(child)
+    }
+
+    async fn serve_stream(&self, child: &Peer, mut send: SendStream, mut recv: RecvStream) -> Result<(), LinkError> {
+        let answer = match read_msg(&mut recv).await? {
+            Message::PushDocs { docs } => {
+                let upto_seq = docs.iter().map(|d| d.seq).max().unwrap_or(0);
+                let c = child.clone();
+                match blocking(&self.store, move |s| s.apply_docs(&c, docs)).await {
+                    Ok(()) => Message::DocsAck { upto_seq },
+                    Err(e) => {
+                        warn!(child = %child.info.name, error = %e, "cannot apply documents from child");
+                        Message::Error { code: ErrorCode::Internal, message: "the parent could not store the documents".into() }
+                    }
+                }
+            }
+            Message::BlobQuery { hash, size } => {
+                if self.blobs.contains(&hash) {
+                    Message::BlobState { have: size, complete: true }
+                } else {
+                    Message::BlobState { have: self.blobs.partial_len(&hash).min(size), complete: false }
+                }
+            }
+            Message::BlobData { hash, offset, size } => self.receive_blob(child, &mut recv, hash, offset, size).await,
+            other => Message::Error { code: ErrorCode::BadRequest, message: format!("unexpected request {}", variant_name(&other)) },
+        };
+        write_msg(&mut send, &answer).await?;
+        send.finish()?;
+        Ok(())
+    }
+
+    async fn receive_blob(&self, child: &Peer, recv: &mut RecvStream, hash: BlobHash, offset: u64, size: u64) -> Message {
+        match self.receive_blob_inner(child, recv, hash, offset, size).await {
+            Ok(()) => Message::BlobStored { hash },
+            Err(e) => {
+                warn!(child = %child.info.name, %hash, error = %e, "blob receive failed");
+                let code = match &e {
+                    LinkError::Blob(BlobError::HashMismatch { .. } | BlobError::SizeMismatch { .. }) => ErrorCode::HashMismatch,
+                    LinkError::Blob(BlobError::OffsetMismatch { .. }) => ErrorCode::OffsetMismatch,
+                    LinkError::Blob(BlobError::DiskFull { .. }) => ErrorCode::StorageFull,
+                    LinkError::Protocol(_) => ErrorCode::BadRequest,
+                    _ => ErrorCode::Internal,
+                };
+                Message::Error { code, message: e.to_string() }
+            }
+        }
+    }
+
+    async fn receive_blob_inner(&self, child: &Peer, recv: &mut RecvStream, hash: BlobHash, offset: u64, size: u64) -> Result<(), LinkError> {
+        if size > self.max_blob_size {
+            return Err(LinkError::Protocol(format!("blob of {size} bytes exceeds this node's limit of {}", self.max_blob_size)));
+        }
+        if offset > size {
+            return Err(LinkError::Protocol("offset beyond the blob's size".into()));
+        }
+        if offset > 0 {
+            info!(child = %child.info.name, %hash, offset, size, "resuming blob receive");
+        }
+        let blobs = self.blobs.clone();
+        let mut writer = Some(tokio::task::spawn_blocking(move || blobs.partial_writer(hash, offset)).await.map_err(join_err)??);
+        let mut pending: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut received = offset;
+        loop {
+            let chunk = tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read_chunk(1 << 20, true))
+                .await
+                .map_err(|_| LinkError::Timeout("blob bytes"))??;
+            let done = chunk.is_none();
+            if let Some(c) = chunk {
+                received += c.bytes.len() as u64;
+                if received > size {
+                    return Err(LinkError::Protocol("child sent more bytes than the blob's size".into()));
+                }
+                pending.extend_from_slice(&c.bytes);
+            }
+            if pending.len() >= (1 << 20) || (done && !pending.is_empty()) {
+                let data = std::mem::take(&mut pending);
+                let mut w = writer.take().ok_or_else(|| LinkError::Protocol("writer lost".into()))?;
+                let w = tokio::task::spawn_blocking(move || w.write(&data).map(|()| w)).await.map_err(join_err)??;
+                writer = Some(w);
+            }
+            if done {
+                break;
+            }
+        }
+        if received != size {
+            if let Some(mut w) = writer.take() {
+                let _ = tokio::task::spawn_blocking(move || w.sync()).await;
+            }
+            return Err(LinkError::Protocol(format!("stream ended after {received} of {size} bytes")));
+        }
+        let mut w = writer.take().ok_or_else(|| LinkError::Protocol("writer lost".into()))?;
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            w.sync()?;
+            drop(w);
+            blobs.finish_partial(hash, size)
+        })
+        .await
+        .map_err(join_err)??;
+        let c = child.clone();
+        blocking(&self.store, move |s| s.blob_received(&c, &hash, size)).await?;
+        Ok(())
+    }
+}
+
+fn join_err(e: tokio::task::JoinError) -> LinkError {
+    LinkError::Store(Box::new(e))
+}
+
+fn variant_name(m: &Message) -> &'static str {
+    match m {
+        Message::Hello(_) => "hello",
+        Message::Welcome(_) => "welcome",
+        Message::Refused { .. } => "refused",
+        Message::PushDocs { .. } => "push-docs",
+        Message::DocsAck { .. } => "docs-ack",
+        Message::BlobQuery { .. } => "blob-query",
+        Message::BlobState { .. } => "blob-state",
+        Message::BlobData { .. } => "blob-data",
+        Message::BlobStored { .. } => "blob-stored",
+        Message::Error { .. } => "error",
+    }
+}

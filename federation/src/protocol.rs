@@ -1,0 +1,219 @@
+//! The federation wire protocol: messages, framing and limits. Pure: no sockets, no clocks.
+//!
+//! Every message is one frame: a 4-byte big-endian length followed by that many bytes of
+//! postcard-encoded [`Message`]. A stream carries one request and its answer. The protocol version
+//! is part of the ALPN (`youke/1`) and repeated in the hello, so an old peer is refused by name.
+//! Blob bytes follow a [`Message::BlobData`] frame raw, up to the stream's end.
+
+use crate::blobs::BlobHash;
+use crate::tier::Tier;
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; peers with another version are refused in the hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// ALPN for QUIC: carries the version so TLS itself refuses foreign protocols.
+pub const ALPN: &[u8] = b"youke/1";
+/// Largest frame accepted from a peer. Document batches are cut to stay below it.
+pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+/// Budget for the documents of one batch, leaving room for framing.
+pub const DOC_BATCH_BYTES: usize = MAX_MESSAGE_SIZE - 64 * 1024;
+/// Longest free-text field (names, reasons) accepted in a message.
+pub const MAX_TEXT: usize = 1024;
+
+/// Who a node is, as told in the hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub protocol_version: u32,
+    pub node_id: String,
+    pub name: String,
+    pub tier: Tier,
+}
+
+/// One document at one version, opaque to this crate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocUpdate {
+    pub id: String,
+    pub kind: String,
+    /// The sender's local change sequence number for this version.
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl DocUpdate {
+    /// Approximate encoded size, used to cut batches.
+    pub fn wire_size(&self) -> usize {
+        self.id.len() + self.kind.len() + self.bytes.len() + 24
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message of a link, child to parent, on the first stream.
+    Hello(NodeInfo),
+    /// The parent's answer to an acceptable hello.
+    Welcome(NodeInfo),
+    /// The parent's answer to a hello it refuses, with the reason for the operator.
+    Refused { reason: String },
+    /// A batch of document versions, child to parent.
+    PushDocs { docs: Vec<DocUpdate> },
+    /// The parent stored every document of the batch up to this sequence number.
+    DocsAck { upto_seq: u64 },
+    /// Does the parent have this blob, or part of it?
+    BlobQuery { hash: BlobHash, size: u64 },
+    /// How much of the blob the parent holds; `complete` when it has all of it, verified.
+    BlobState { have: u64, complete: bool },
+    /// Raw bytes `offset..size` of the blob follow this frame up to the end of the stream.
+    BlobData { hash: BlobHash, offset: u64, size: u64 },
+    /// The blob arrived and its hash checked.
+    BlobStored { hash: BlobHash },
+    /// A request failed; the stream ends after this.
+    Error { code: ErrorCode, message: String },
+}
+
+/// Stable codes for failures reported to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    BadRequest,
+    HashMismatch,
+    OffsetMismatch,
+    StorageFull,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("peer sent a frame of {0} bytes, more than the limit of {MAX_MESSAGE_SIZE}")]
+    TooLarge(usize),
+    #[error("peer sent a frame that does not decode: {0}")]
+    Malformed(#[from] postcard::Error),
+    #[error("message does not fit in a frame: {0}")]
+    Encode(postcard::Error),
+}
+
+/// Encodes a message as one frame (length prefix + body).
+pub fn encode(msg: &Message) -> Result<Vec<u8>, FrameError> {
+    let body = postcard::to_stdvec(msg).map_err(FrameError::Encode)?;
+    if body.len() > MAX_MESSAGE_SIZE {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads a frame's length prefix and checks it against the limit.
+pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_MESSAGE_SIZE {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decodes a frame body (without its length prefix).
+pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
+    Ok(postcard::from_bytes(body)?)
+}
+
+/// Decodes one frame from the front of `buf`: `Ok(None)` if more bytes are needed, otherwise the
+/// message and the number of bytes it used.
+pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
+    let Some(prefix) = buf.get(..4) else { return Ok(None) };
+    let mut p = [0u8; 4];
+    p.copy_from_slice(prefix);
+    let len = frame_len(p)?;
+    let Some(body) = buf.get(4..4 + len) else { return Ok(None) };
+    Ok(Some((decode_body(body)?, 4 + len)))
+}
+
+/// Why a parent refuses a child's hello. Pure check, shared by the driver and tests.
+pub fn check_hello(parent: &NodeInfo, child: &NodeInfo) -> Result<(), String> {
+    if child.protocol_version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} is not supported (this node speaks {}); upgrade the older node",
+            child.protocol_version, PROTOCOL_VERSION
+        ));
+    }
+    if child.node_id.is_empty() || child.node_id.len() > MAX_TEXT || child.name.len() > MAX_TEXT {
+        return Err("node id or name missing or too long".into());
+    }
+    if parent.tier.child() != Some(child.tier) {
+        return Err(format!(
+            "a {} node cannot be a child of this {} node",
+            child.tier, parent.tier
+        ));
+    }
+    if child.node_id == parent.node_id {
+        return Err("a node cannot link to itself".into());
+    }
+    Ok(())
+}
+
+/// Cuts `docs` (in sequence order) into the longest prefix that fits one batch. Always takes at
+/// least one document so that progress is made; a single document over the limit is the caller's
+/// problem to report.
+pub fn batch_prefix(docs: &[DocUpdate]) -> usize {
+    let mut used = 0usize;
+    for (i, d) in docs.iter().enumerate() {
+        used += d.wire_size();
+        if used > DOC_BATCH_BYTES && i > 0 {
+            return i;
+        }
+    }
+    docs.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(tier: Tier, id: &str) -> NodeInfo {
+        NodeInfo { protocol_version: PROTOCOL_VERSION, node_id: id.into(), name: "某校".into(), tier }
+    }
+
+    #[test]
+    fn frames_round_trip_and_stream_decode_waits_for_more() {
+        let msg = Message::PushDocs {
+            docs: vec![DocUpdate { id: "a".into(), kind: "lesson".into(), seq: 7, bytes: vec![1, 2, 3] }],
+        };
+        let frame = encode(&msg).expect("encode");
+        assert!(matches!(decode(&frame[..frame.len() - 1]), Ok(None)));
+        let (back, used) = decode(&frame).expect("decode").expect("complete");
+        assert_eq!(back, msg);
+        assert_eq!(used, frame.len());
+    }
+
+    #[test]
+    fn oversized_and_garbage_frames_are_errors_not_panics() {
+        let big = ((MAX_MESSAGE_SIZE + 1) as u32).to_be_bytes();
+        assert!(matches!(decode(&big), Err(FrameError::TooLarge(_))));
+        let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
+        assert!(matches!(decode(&garbage), Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn hello_checks_tier_and_version() {
+        let city = info(Tier::City, "c1");
+        assert!(check_hello(&city, &info(Tier::School, "s1")).is_ok());
+        assert!(check_hello(&city, &info(Tier::City, "c2")).is_err());
+        assert!(check_hello(&city, &info(Tier::Province, "p")).is_err());
+        let mut old = info(Tier::School, "s1");
+        old.protocol_version = 0;
+        assert!(check_hello(&city, &old).unwrap_err().contains("protocol version"));
+        let province = info(Tier::Province, "p");
+        assert!(check_hello(&province, &info(Tier::City, "c1")).is_ok());
+        assert!(check_hello(&province, &info(Tier::School, "s1")).is_err());
+    }
+
+    #[test]
+    fn batches_are_cut_below_the_limit() {
+        let doc = |seq| DocUpdate { id: format!("d{seq}"), kind: "lesson".into(), seq, bytes: vec![0; 3 * 1024 * 1024] };
+        let docs: Vec<_> = (1..=5).map(doc).collect();
+        let n = batch_prefix(&docs);
+        assert_eq!(n, 2);
+        let frame = encode(&Message::PushDocs { docs: docs[..n].to_vec() }).expect("fits");
+        assert!(frame.len() <= MAX_MESSAGE_SIZE + 4);
+        assert_eq!(batch_prefix(&docs[..0]), 0);
+    }
+}

@@ -1,0 +1,231 @@
+//! Node configuration: one TOML file (`youke.toml` in the data directory, written by
+//! `youke init`), overridable by environment variables (`YOUKE_*`) and command-line flags.
+//! With no file, `youke serve` runs a school node on defaults.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use youke_federation::Tier;
+
+pub const CONFIG_FILE: &str = "youke.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{name}={value:?} is invalid: {message}")]
+    Env { name: &'static str, value: String, message: String },
+    #[error("cannot write config {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// school, city or province.
+    pub role: Tier,
+    /// The name shown in portals and to the parent, e.g. 石家庄市第一中学.
+    pub name: String,
+    /// Where the portal and API listen.
+    pub http: SocketAddr,
+    /// Where the federation endpoint (QUIC, UDP) listens.
+    pub quic: SocketAddr,
+    /// The parent's federation address, HOST:PORT. Not set for a province.
+    pub parent: Option<String>,
+    pub link: LinkConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkConfig {
+    /// Upload rate limit for media going to the parent, e.g. "2Mbit/s"; unlimited when unset.
+    pub upload_rate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest media file accepted from a child or an import, in bytes.
+    pub max_blob_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            role: Tier::School,
+            name: "学校节点".into(),
+            http: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            quic: SocketAddr::from(([0, 0, 0, 0], 4433)),
+            parent: None,
+            link: LinkConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig { upload_rate: None }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_blob_bytes: 8 << 30 }
+    }
+}
+
+impl Config {
+    /// Reads `youke.toml` from `data_dir` (defaults if absent), then applies `YOUKE_*` variables.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.clone(), message })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Parses the TOML text of a config file.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name must not be empty".into());
+        }
+        if self.role == Tier::Province && self.parent.is_some() {
+            return Err("a province node has no parent; remove `parent`".into());
+        }
+        if let Some(rate) = &self.link.upload_rate {
+            parse_rate(rate)?;
+        }
+        Ok(())
+    }
+
+    /// Applies environment overrides; `get` looks a variable up.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn addr(name: &'static str, v: String) -> Result<SocketAddr, ConfigError> {
+            v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env { name, value: v, message: e.to_string() })
+        }
+        if let Some(v) = get("YOUKE_ROLE") {
+            self.role = v.parse().map_err(|e: youke_federation::tier::UnknownTier| ConfigError::Env { name: "YOUKE_ROLE", value: v, message: e.to_string() })?;
+        }
+        if let Some(v) = get("YOUKE_NAME") {
+            self.name = v;
+        }
+        if let Some(v) = get("YOUKE_HTTP") {
+            self.http = addr("YOUKE_HTTP", v)?;
+        }
+        if let Some(v) = get("YOUKE_QUIC") {
+            self.quic = addr("YOUKE_QUIC", v)?;
+        }
+        if let Some(v) = get("YOUKE_PARENT") {
+            self.parent = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = get("YOUKE_UPLOAD_RATE") {
+            parse_rate(&v).map_err(|message| ConfigError::Env { name: "YOUKE_UPLOAD_RATE", value: v.clone(), message })?;
+            self.link.upload_rate = (!v.is_empty()).then_some(v);
+        }
+        Ok(())
+    }
+
+    /// The upload limit in bytes per second, if set.
+    pub fn upload_rate_bytes(&self) -> Option<u64> {
+        self.link.upload_rate.as_deref().and_then(|r| parse_rate(r).ok())
+    }
+
+    /// Writes the config as `youke.toml` in `data_dir` (temp file, fsync, rename).
+    pub fn save(&self, data_dir: &Path) -> Result<PathBuf, ConfigError> {
+        use std::io::Write;
+        let path = data_dir.join(CONFIG_FILE);
+        let body = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() })?;
+        let text = format!("# Youke node configuration, written by `youke init`.\n# Every key is explained in appliance-image/youke.toml.\n\n{body}");
+        let tmp = data_dir.join(format!("{CONFIG_FILE}.tmp"));
+        let werr = |source| ConfigError::Write { path: path.clone(), source };
+        let mut f = std::fs::File::create(&tmp).map_err(werr)?;
+        f.write_all(text.as_bytes()).map_err(werr)?;
+        f.sync_all().map_err(werr)?;
+        std::fs::rename(&tmp, &path).map_err(werr)?;
+        Ok(path)
+    }
+}
+
+/// Parses a rate such as `2Mbit/s`, `500kbit/s`, `1.5MB/s` or `250000` (bytes/s) into bytes per
+/// second. Zero or empty means unlimited and is refused here; leave the key out instead.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace(' ', "");
+    let lower = t.to_ascii_lowercase();
+    let body = lower.strip_suffix("/s").or_else(|| lower.strip_suffix("ps")).unwrap_or(&lower);
+    let units: [(&str, f64); 8] = [
+        ("gbit", 1e9 / 8.0),
+        ("mbit", 1e6 / 8.0),
+        ("kbit", 1e3 / 8.0),
+        ("bit", 1.0 / 8.0),
+        ("gb", 1e9),
+        ("mb", 1e6),
+        ("kb", 1e3),
+        ("b", 1.0),
+    ];
+    let (num, factor) = units
+        .iter()
+        .find_map(|(u, f)| body.strip_suffix(u).map(|n| (n, *f)))
+        .unwrap_or((body, 1.0));
+    let value: f64 = num.parse().map_err(|_| format!("{s:?} is not a rate; write it like 2Mbit/s, 500kbit/s or 1MB/s"))?;
+    let bytes = (value * factor).round();
+    if !(bytes >= 1.0 && bytes.is_finite()) {
+        return Err(format!("{s:?} is not a positive rate"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_config_parses_to_the_defaults() {
+        let text = include_str!("../../appliance-image/youke.toml");
+        assert_eq!(Config::parse(text).expect("parses"), Config::default());
+    }
+
+    #[test]
+    fn rates_parse_in_operator_units() {
+        assert_eq!(parse_rate("2Mbit/s"), Ok(250_000));
+        assert_eq!(parse_rate("500 kbit/s"), Ok(62_500));
+        assert_eq!(parse_rate("1MB/s"), Ok(1_000_000));
+        assert_eq!(parse_rate("4096"), Ok(4096));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-3Mbit/s").is_err());
+    }
+
+    #[test]
+    fn bad_files_and_env_are_clear_errors() {
+        assert!(Config::parse("role = \"county\"").is_err());
+        assert!(Config::parse("rol = \"city\"").unwrap_err().contains("rol"));
+        assert!(Config::parse("role = \"province\"\nparent = \"x:1\"").is_err());
+        let mut c = Config::default();
+        let err = c.apply_env(|k| (k == "YOUKE_HTTP").then(|| "nonsense".to_string())).unwrap_err();
+        assert!(err.to_string().contains("YOUKE_HTTP"));
+        c.apply_env(|k| (k == "YOUKE_PARENT").then(|| "127.0.0.1:9".to_string())).expect("ok");
+        assert_eq!(c.parent.as_deref(), Some("127.0.0.1:9"));
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = Config { role: Tier::City, name: "石家庄市".into(), parent: Some("127.0.0.1:4433".into()), ..Config::default() };
+        c.save(dir.path()).expect("save");
+        let text = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).expect("read");
+        assert_eq!(Config::parse(&text).expect("parse"), c);
+    }
+}

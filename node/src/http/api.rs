@@ -1,0 +1,176 @@
+//! JSON API handlers (`/api/v1`).
+
+use super::{ApiError, AppState, blocking};
+use crate::lessons::{self, Lesson};
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt;
+use youke_federation::{BlobHash, Tier};
+
+/// A lesson as the API returns it: the lesson plus where its media can be fetched here.
+#[derive(Debug, Serialize)]
+pub struct LessonView {
+    #[serde(flatten)]
+    pub lesson: Lesson,
+    /// Whether this node holds the media (it may still be on its way from the origin).
+    pub media_present: bool,
+    pub media_url: String,
+}
+
+impl LessonView {
+    pub fn new(ctx: &crate::NodeCtx, lesson: Lesson) -> Self {
+        let media_present = lesson
+            .media
+            .as_ref()
+            .and_then(|m| m.hash.parse::<BlobHash>().ok())
+            .is_some_and(|h| ctx.blobs.contains(&h));
+        let media_url = format!("/api/v1/lessons/{}/media", lesson.id);
+        LessonView { lesson, media_present, media_url }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+}
+
+pub const MAX_PER_PAGE: u64 = 200;
+
+impl PageQuery {
+    pub fn resolve(&self) -> Result<(u64, u64), ApiError> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(20);
+        if page == 0 || per_page == 0 || per_page > MAX_PER_PAGE {
+            return Err(ApiError::BadRequest(format!("page starts at 1 and per_page is 1 to {MAX_PER_PAGE}")));
+        }
+        Ok((page, per_page))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub page: u64,
+    pub per_page: u64,
+    pub total: u64,
+}
+
+pub async fn list_lessons(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Result<Json<Paged<LessonView>>, ApiError> {
+    let (page, per_page) = q.resolve()?;
+    let out = blocking(&state, move |ctx| {
+        let (items, total) = ctx.store.read(|c| lessons::list(c, (page - 1) * per_page, per_page))?;
+        let items = items.into_iter().map(|l| LessonView::new(ctx, l)).collect();
+        Ok(Paged { items, page, per_page, total })
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ApiError::NotFound(format!("{id:?} is not a lesson id")))
+}
+
+pub async fn get_lesson(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {
+    check_id(&id)?;
+    let view = blocking(&state, move |ctx| {
+        let lesson = ctx.store.read(|c| lessons::get(c, &id))?.ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+        Ok(LessonView::new(ctx, lesson))
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// The lesson's original recording, with HTTP range support (seeking in the player).
+pub async fn lesson_media(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+    check_id(&id)?;
+    let (path, mime) = blocking(&state, move |ctx| {
+        let lesson = ctx.store.read(|c| lessons::get(c, &id))?.ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+        let media = lesson.media.ok_or_else(|| ApiError::NotFound("this lesson has no media".into()))?;
+        let hash: BlobHash = media.hash.parse().map_err(|_| ApiError::Internal("bad media hash".into()))?;
+        let path = ctx
+            .blobs
+            .get(&hash)
+            .ok_or_else(|| ApiError::NotFound("the media of this lesson has not arrived at this node yet".into()))?;
+        Ok((path, media.mime))
+    })
+    .await?;
+    let mime: mime::Mime = mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    let resp = tower_http::services::ServeFile::new_with_mime(path, &mime)
+        .oneshot(req)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(resp.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShareBody {
+    pub to: String,
+}
+
+pub async fn share_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(body): Json<ShareBody>) -> Result<Json<LessonView>, ApiError> {
+    check_id(&id)?;
+    let level: Tier = body.to.parse().map_err(|e: youke_federation::tier::UnknownTier| ApiError::BadRequest(e.to_string()))?;
+    let view = blocking(&state, move |ctx| {
+        let lesson = crate::import::share(ctx, &id, level)?;
+        Ok(LessonView::new(ctx, lesson))
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    pub q: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResult {
+    pub query: String,
+    pub items: Vec<SearchHit>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchHit {
+    pub score: f32,
+    #[serde(flatten)]
+    pub lesson: LessonView,
+}
+
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Runs a search and loads the matching lessons, best first.
+pub async fn run_search(state: &AppState, q: String, limit: usize) -> Result<SearchResult, ApiError> {
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::BadRequest(format!("the query is longer than {MAX_QUERY_CHARS} characters")));
+    }
+    let index = std::sync::Arc::clone(&state.index);
+    blocking(state, move |ctx| {
+        let hits = index.search(&q, limit).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+        let found = ctx.store.read(|c| lessons::by_ids(c, &ids))?;
+        let items = found
+            .into_iter()
+            .map(|l| {
+                let score = hits.iter().find(|h| h.id == l.id).map(|h| h.score).unwrap_or(0.0);
+                SearchHit { score, lesson: LessonView::new(ctx, l) }
+            })
+            .collect();
+        Ok(SearchResult { query: q, items })
+    })
+    .await
+}
+
+pub async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Json<SearchResult>, ApiError> {
+    let query = q.q.unwrap_or_default();
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    Ok(Json(run_search(&state, query, limit).await?))
+}
+
+pub async fn status(State(state): State<AppState>) -> Result<Json<crate::status::Status>, ApiError> {
+    let s = blocking(&state, |ctx| crate::status::collect(ctx, true).map_err(ApiError::from)).await?;
+    Ok(Json(s))
+}

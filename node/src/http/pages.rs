@@ -1,0 +1,218 @@
+//! Server-rendered portal pages, in Chinese (zh-CN).
+
+use super::api::{LessonView, PageQuery, SearchQuery, run_search};
+use super::{ApiError, AppState, blocking};
+use crate::lessons;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use std::fmt::Write;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+body{font-family:"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;background:#f6f7f9;color:#1f2328}
+header{background:#b71c1c;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:center;flex-wrap:wrap}
+header a{color:#fff;text-decoration:none;font-weight:600;font-size:20px}
+header .node{opacity:.85;font-size:14px}
+header form{margin-left:auto;display:flex;gap:6px}
+input[type=search]{padding:6px 10px;border-radius:4px;border:0;min-width:240px;font-size:15px}
+button{padding:6px 14px;border:0;border-radius:4px;background:#fff;color:#b71c1c;font-weight:600;cursor:pointer}
+main{max-width:1100px;margin:24px auto;padding:0 16px}
+table{width:100%;border-collapse:collapse;background:#fff}
+th,td{padding:8px 10px;border-bottom:1px solid #e5e7eb;text-align:left;font-size:14px}
+th{background:#fafafa}
+a{color:#0b57d0}
+.tag{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#eef2ff;color:#3730a3}
+.muted{color:#6b7280;font-size:13px}
+video{width:100%;max-height:62vh;background:#000;border-radius:6px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 16px;background:#fff;padding:16px;border-radius:6px}
+dt{color:#6b7280}
+.pager{margin:16px 0;display:flex;gap:12px}
+"#;
+
+fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String> {
+    let w = &state.ctx.writer;
+    Html(format!(
+        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title} · 优课</title><style>{STYLE}</style></head><body>
+<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span>
+<form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="搜索课程、教师、知识点" aria-label="搜索"><button type="submit">搜索</button></form></header>
+<main>{body}</main></body></html>"#,
+        title = esc(title),
+        tier = w.tier.zh(),
+        name = esc(&w.node_name),
+        q = esc(query),
+    ))
+}
+
+fn lesson_rows(views: &[LessonView]) -> String {
+    let mut rows = String::new();
+    for v in views {
+        let l = &v.lesson;
+        let _ = write!(
+            rows,
+            r#"<tr><td><a href="/lessons/{id}">{title}</a></td><td>{teacher}</td><td>{subject}</td><td>{grade}</td><td>{origin}</td><td><span class="tag">{share}</span></td><td>{media}</td></tr>"#,
+            id = esc(&l.id),
+            title = esc(&l.title),
+            teacher = esc(&l.teacher),
+            subject = esc(&l.subject),
+            grade = esc(&l.grade),
+            origin = esc(&l.origin_name),
+            share = l.share_level.zh(),
+            media = if v.media_present { "可播放" } else { "传输中" },
+        );
+    }
+    format!(
+        "<table><thead><tr><th>课程</th><th>教师</th><th>学科</th><th>年级</th><th>来源</th><th>共享范围</th><th>视频</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+}
+
+pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Result<Html<String>, ApiError> {
+    let (page, per_page) = q.resolve()?;
+    let (views, total) = blocking(&state, move |ctx| {
+        let (items, total) = ctx.store.read(|c| lessons::list(c, (page - 1) * per_page, per_page))?;
+        Ok((items.into_iter().map(|l| LessonView::new(ctx, l)).collect::<Vec<_>>(), total))
+    })
+    .await?;
+    let mut body = format!("<h1>全部课程 <span class=\"muted\">共 {total} 节</span></h1>");
+    if views.is_empty() {
+        body.push_str("<p class=\"muted\">还没有课程。用 <code>youke import 文件.mp4</code> 导入录播课程。</p>");
+    } else {
+        body.push_str(&lesson_rows(&views));
+    }
+    let pages = total.div_ceil(per_page).max(1);
+    body.push_str("<div class=\"pager\">");
+    if page > 1 {
+        let _ = write!(body, "<a href=\"/?page={}&per_page={per_page}\">上一页</a>", page - 1);
+    }
+    let _ = write!(body, "<span class=\"muted\">第 {page} / {pages} 页</span>");
+    if page < pages {
+        let _ = write!(body, "<a href=\"/?page={}&per_page={per_page}\">下一页</a>", page + 1);
+    }
+    body.push_str("</div>");
+    Ok(layout(&state, "全部课程", "", &body))
+}
+
+pub async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Html<String>, ApiError> {
+    let query = q.q.unwrap_or_default();
+    let result = run_search(&state, query.clone(), 50).await?;
+    let views: Vec<LessonView> = result.items.into_iter().map(|h| h.lesson).collect();
+    let mut body = format!("<h1>搜索“{}” <span class=\"muted\">找到 {} 节课程</span></h1>", esc(&query), views.len());
+    if views.is_empty() {
+        body.push_str("<p class=\"muted\">没有找到匹配的课程，换个关键词试试。</p>");
+    } else {
+        body.push_str(&lesson_rows(&views));
+    }
+    Ok(layout(&state, &format!("搜索 {query}"), &query, &body))
+}
+
+pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let found = blocking(&state, move |ctx| {
+        let l = ctx.store.read(|c| lessons::get(c, &id))?;
+        Ok(l.map(|l| LessonView::new(ctx, l)))
+    })
+    .await;
+    let v = match found {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            let page = layout(&state, "未找到", "", "<h1>未找到这节课程</h1><p><a href=\"/\">返回课程列表</a></p>");
+            return (StatusCode::NOT_FOUND, page).into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    let l = &v.lesson;
+    let player = if v.media_present {
+        format!(r#"<video controls preload="metadata" src="{}"></video>"#, esc(&v.media_url))
+    } else {
+        "<p class=\"muted\">视频正在从来源节点传输，稍后刷新即可播放。</p>".to_string()
+    };
+    let probe = l.probe.as_ref();
+    let video = probe.and_then(|p| p.get("video"));
+    let audio = probe.and_then(|p| p.get("audio"));
+    let fmt_video = video
+        .map(|v| {
+            format!(
+                "{} {}×{} {} fps, {} kbit/s",
+                v.get("codec").and_then(|c| c.as_str()).unwrap_or("?"),
+                v.get("width").and_then(|c| c.as_u64()).unwrap_or(0),
+                v.get("height").and_then(|c| c.as_u64()).unwrap_or(0),
+                v.get("frame_rate").and_then(|c| c.as_f64()).unwrap_or(0.0),
+                v.get("bit_rate").and_then(|c| c.as_u64()).unwrap_or(0) / 1000
+            )
+        })
+        .unwrap_or_else(|| "—".into());
+    let fmt_audio = audio
+        .map(|a| {
+            format!(
+                "{} {} Hz, {} 声道, {} kbit/s",
+                a.get("codec").and_then(|c| c.as_str()).unwrap_or("?"),
+                a.get("sample_rate").and_then(|c| c.as_u64()).unwrap_or(0),
+                a.get("channels").and_then(|c| c.as_u64()).unwrap_or(0),
+                a.get("bit_rate").and_then(|c| c.as_u64()).unwrap_or(0) / 1000
+            )
+        })
+        .unwrap_or_else(|| "—".into());
+    let kps: Vec<String> = l
+        .knowledge_points
+        .iter()
+        .map(|k| format!("<a class=\"tag\" href=\"/search?q={}\">{}</a>", url_encode(k), esc(k)))
+        .collect();
+    let body = format!(
+        r#"<h1>{title}</h1>{player}
+<dl><dt>教师</dt><dd>{teacher}</dd><dt>学科</dt><dd>{subject}</dd><dt>年级</dt><dd>{grade}</dd>
+<dt>知识点</dt><dd>{kps}</dd><dt>来源学校</dt><dd>{origin}</dd><dt>共享范围</dt><dd><span class="tag">{share}</span></dd>
+<dt>时长</dt><dd>{duration:.1} 秒</dd><dt>视频</dt><dd>{fmt_video}</dd><dt>音频</dt><dd>{fmt_audio}</dd>
+<dt>原始文件</dt><dd>{file}</dd><dt>媒体哈希 (BLAKE3)</dt><dd><code>{hash}</code></dd></dl>
+<p class="muted">课程编号 {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
+        title = esc(&l.title),
+        teacher = esc(&l.teacher),
+        subject = esc(&l.subject),
+        grade = esc(&l.grade),
+        kps = kps.join(" "),
+        origin = esc(&l.origin_name),
+        share = l.share_level.zh(),
+        duration = l.duration_secs.unwrap_or(0.0),
+        file = esc(&l.original_name),
+        hash = esc(l.media.as_ref().map(|m| m.hash.as_str()).unwrap_or("—")),
+        id = esc(&l.id),
+    );
+    layout(&state, &l.title, "", &body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_url_encoding() {
+        assert_eq!(esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(url_encode("勾股 a"), "%E5%8B%BE%E8%82%A1%20a");
+    }
+}

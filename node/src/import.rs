@@ -1,0 +1,77 @@
+//! Import: a recording file becomes a lesson. The file is probed first (not media: clear error,
+//! nothing stored), copied into the blob store (verified by hash before it is visible), then
+//! the lesson document and row are written in one transaction.
+
+use crate::lessons::{self, Lesson, MediaRef, NewLesson};
+use crate::node::{NodeCtx, NodeError};
+use crate::store::now_ms;
+use rusqlite::params;
+use std::path::Path;
+
+/// Lesson fields given at import; empty ones are left blank, a missing title is taken from the
+/// file name.
+#[derive(Debug, Clone, Default)]
+pub struct ImportMeta {
+    pub title: Option<String>,
+    pub teacher: Option<String>,
+    pub grade: Option<String>,
+    pub subject: Option<String>,
+    pub knowledge_points: Vec<String>,
+}
+
+/// Imports one file. `progress(done, total)` reports bytes copied.
+pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: impl FnMut(u64, u64)) -> Result<Lesson, NodeError> {
+    let probe = youke_media::probe(path)?;
+    let limit = ctx.config.limits.max_blob_bytes;
+    if probe.size_bytes > limit {
+        return Err(NodeError::Invalid(format!(
+            "{} is {} bytes, more than the limit of {limit} bytes (limits.max_blob_bytes)",
+            path.display(),
+            probe.size_bytes
+        )));
+    }
+    let total = probe.size_bytes;
+    let (hash, size) = ctx.blobs.put_file(path, |done| progress(done, total))?;
+    let original_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "未命名课程".into());
+    let probe_json = serde_json::to_string(&probe).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    let clean = |s: &Option<String>| s.as_deref().map(str::trim).unwrap_or_default().to_string();
+    let new = NewLesson {
+        title: meta.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).unwrap_or(stem),
+        teacher: clean(&meta.teacher),
+        grade: clean(&meta.grade),
+        subject: clean(&meta.subject),
+        knowledge_points: meta.knowledge_points.iter().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect(),
+        original_name,
+        media: MediaRef { hash: hash.to_hex(), size, mime: probe.mime().to_string() },
+        probe_json,
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let lesson = ctx.store.write(|tx| -> Result<Lesson, NodeError> {
+        tx.execute(
+            "INSERT INTO blobs (hash, size, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
+            params![hash.to_hex(), size as i64, now_ms()],
+        )?;
+        let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
+        Ok(lessons::save(tx, &ctx.writer, &mut doc)?)
+    })?;
+    ctx.changed();
+    tracing::info!(id = %lesson.id, title = %lesson.title, hash = %hash, size, "lesson imported");
+    Ok(lesson)
+}
+
+/// Shares a lesson up to `level` (or back down). Returns the updated lesson.
+pub fn share(ctx: &NodeCtx, id: &str, level: youke_federation::Tier) -> Result<Lesson, NodeError> {
+    if level < ctx.writer.tier {
+        return Err(NodeError::Invalid(format!(
+            "a {} node shares lessons at its own tier or above, not at {level}",
+            ctx.writer.tier
+        )));
+    }
+    let lesson = ctx
+        .store
+        .write(|tx| lessons::set_share_level(tx, &ctx.writer, id, level).map_err(NodeError::from))?
+        .ok_or_else(|| NodeError::NoSuchLesson(id.to_string()))?;
+    ctx.changed();
+    Ok(lesson)
+}

@@ -1,0 +1,24 @@
+//! The youke appliance: one binary for the school, city and province tiers.
+//!
+//! - [`config`]: the TOML config with environment and flag overrides.
+//! - [`store`]: the SQLite database, its migrations and shared helpers.
+//! - [`lessons`]: lesson documents (automerge) and their materialized rows.
+//! - [`import`]: turning a recording file into a lesson (probe, blob, document).
+//! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
+//! - [`indexer`]: keeps the search index up to date with the database.
+//! - [`http`]: the portal pages and the JSON API.
+//! - [`node`]: the composition root that starts and stops all of the above.
+//! - [`status`], [`demo`]: operator commands.
+
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod import;
+pub mod indexer;
+pub mod lessons;
+pub mod node;
+pub mod replication;
+pub mod status;
+pub mod store;
+
+pub use node::{Node, NodeCtx, NodeError, RunningNode};

@@ -1,0 +1,270 @@
+//! The composition root: opens a node's storage ([`NodeCtx`]) and runs its services
+//! ([`Node::spawn`]): the HTTP portal and API, the search indexer, the federation endpoint
+//! (accepting children) and the uplink to the parent. Services start in that order under one
+//! cancellation token and are awaited on shutdown.
+
+use crate::config::Config;
+use crate::lessons::{LessonError, Writer};
+use crate::replication::NodeLinkStore;
+use crate::store::{Store, StoreError, meta_get, meta_set};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use youke_federation::blobs::BlobError;
+use youke_federation::link::{ChildAcceptor, LinkError, Uplink, bind_endpoint};
+use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
+use youke_federation::{BlobStore, NodeIdentity};
+use youke_search::{LessonIndex, SearchError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lesson(#[from] LessonError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error(transparent)]
+    Media(#[from] youke_media::MediaError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Identity(#[from] youke_federation::identity::IdentityError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("another `youke serve` is already running on {0}; stop it first")]
+    AlreadyRunning(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no lesson with id {0}")]
+    NoSuchLesson(String),
+}
+
+impl From<rusqlite::Error> for NodeError {
+    fn from(e: rusqlite::Error) -> Self {
+        NodeError::Store(StoreError::Sql(e))
+    }
+}
+
+/// A node's storage and identity, shared by its services and by one-shot CLI commands.
+pub struct NodeCtx {
+    pub data_dir: PathBuf,
+    pub config: Config,
+    pub store: Store,
+    pub blobs: BlobStore,
+    pub writer: Writer,
+    /// Woken when local documents or the upload queue change.
+    pub wake_uplink: Arc<Notify>,
+    /// Woken when lesson rows change.
+    pub wake_indexer: Arc<Notify>,
+}
+
+impl std::fmt::Debug for NodeCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCtx").field("data_dir", &self.data_dir).field("writer", &self.writer).finish_non_exhaustive()
+    }
+}
+
+pub const DB_FILE: &str = "youke.db";
+
+impl NodeCtx {
+    /// Opens (creating if needed) the node's data directory with this config.
+    pub fn open(data_dir: &Path, config: Config) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let store = Store::open(&data_dir.join(DB_FILE))?;
+        let node_id = store.write(|tx| -> Result<String, StoreError> {
+            if let Some(id) = meta_get(tx, "node_id")? {
+                return Ok(id);
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            meta_set(tx, "node_id", &id)?;
+            Ok(id)
+        })?;
+        let blobs = BlobStore::open(data_dir.join("media"))?;
+        let writer = Writer {
+            node_id,
+            node_name: config.name.clone(),
+            tier: config.role,
+            has_parent: config.parent.is_some(),
+        };
+        Ok(NodeCtx {
+            data_dir: data_dir.to_path_buf(),
+            config,
+            store,
+            blobs,
+            writer,
+            wake_uplink: Arc::new(Notify::new()),
+            wake_indexer: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Loads the config from the data directory and opens the node.
+    pub fn open_dir(data_dir: &Path) -> Result<Self, NodeError> {
+        let config = Config::load(data_dir)?;
+        Self::open(data_dir, config)
+    }
+
+    pub fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            protocol_version: PROTOCOL_VERSION,
+            node_id: self.writer.node_id.clone(),
+            name: self.writer.node_name.clone(),
+            tier: self.writer.tier,
+        }
+    }
+
+    /// Tells the running services that local data changed.
+    pub fn changed(&self) {
+        self.wake_uplink.notify_one();
+        self.wake_indexer.notify_one();
+    }
+}
+
+/// Entry point for running a node.
+#[derive(Debug)]
+pub struct Node;
+
+/// A node whose services are running.
+pub struct RunningNode {
+    pub ctx: Arc<NodeCtx>,
+    pub http_addr: SocketAddr,
+    pub quic_addr: SocketAddr,
+    tasks: JoinSet<()>,
+    cancel: CancellationToken,
+    _lock: std::fs::File,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode").field("http", &self.http_addr).field("quic", &self.quic_addr).finish_non_exhaustive()
+    }
+}
+
+const LOCK_FILE: &str = "serve.lock";
+
+/// Whether a `youke serve` holds this data directory.
+pub fn is_serving(data_dir: &Path) -> bool {
+    match std::fs::OpenOptions::new().read(true).write(true).open(data_dir.join(LOCK_FILE)) {
+        Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+impl Node {
+    /// Opens the node in `data_dir` with `config` and starts its services. Listening addresses
+    /// may use port 0; the bound ones are in the returned handle. Services stop when `cancel`
+    /// fires; await [`RunningNode::wait`] for them to finish.
+    pub async fn spawn(data_dir: &Path, config: Config, cancel: CancellationToken) -> Result<RunningNode, NodeError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir { path: data_dir.to_path_buf(), source })?;
+        let lock_path = data_dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| NodeError::DataDir { path: lock_path.clone(), source })?;
+        if lock.try_lock().is_err() {
+            return Err(NodeError::AlreadyRunning(data_dir.to_path_buf()));
+        }
+
+        let ctx = Arc::new(NodeCtx::open(data_dir, config)?);
+        let cfg = &ctx.config;
+        info!(role = %cfg.role, name = %cfg.name, node_id = %ctx.writer.node_id, data = %data_dir.display(), "starting node");
+
+        let index_dir = data_dir.join("search-index");
+        let (index, recreated) = LessonIndex::open_or_recreate(&index_dir)?;
+        let index = Arc::new(index);
+        if recreated {
+            info!("search index will be rebuilt from the database");
+        }
+
+        let identity = NodeIdentity::load_or_create(data_dir, &ctx.writer.node_id)?;
+        let http_listener = tokio::net::TcpListener::bind(cfg.http)
+            .await
+            .map_err(|source| NodeError::Listen { addr: cfg.http, source })?;
+        let http_addr = http_listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.http, source })?;
+        let endpoint = bind_endpoint(cfg.quic, &identity).map_err(|e| match e {
+            LinkError::Io(source) => NodeError::Listen { addr: cfg.quic, source },
+            other => NodeError::Link(other),
+        })?;
+        let quic_addr = endpoint.local_addr().map_err(|source| NodeError::Listen { addr: cfg.quic, source })?;
+
+        let mut tasks = JoinSet::new();
+        let link_store: Arc<dyn youke_federation::link::LinkStore> = Arc::new(NodeLinkStore::new(Arc::clone(&ctx)));
+
+        // 1. Search indexer, so the portal answers with current data.
+        tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
+        // 2. Portal and API.
+        let app = crate::http::router(crate::http::AppState { ctx: Arc::clone(&ctx), index: Arc::clone(&index) });
+        let http_cancel = cancel.clone();
+        tasks.spawn(async move {
+            let shutdown = async move { http_cancel.cancelled().await };
+            if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        info!(%http_addr, "portal listening");
+        // 3. Federation: children in, parent out.
+        if cfg.role.child().is_some() {
+            let acceptor = ChildAcceptor {
+                endpoint: endpoint.clone(),
+                local: ctx.node_info(),
+                store: Arc::clone(&link_store),
+                blobs: ctx.blobs.clone(),
+                max_blob_size: cfg.limits.max_blob_bytes,
+            };
+            tasks.spawn(acceptor.run(cancel.clone()));
+            info!(%quic_addr, "accepting child nodes");
+        }
+        if let Some(parent) = cfg.parent.clone() {
+            let uplink = Uplink {
+                endpoint: endpoint.clone(),
+                parent_addr: parent.clone(),
+                local: ctx.node_info(),
+                store: Arc::clone(&link_store),
+                blobs: ctx.blobs.clone(),
+                wake: Arc::clone(&ctx.wake_uplink),
+                upload_rate: cfg.upload_rate_bytes(),
+            };
+            tasks.spawn(uplink.run(cancel.clone()));
+            info!(%parent, "linking to parent");
+        }
+        let ep = endpoint.clone();
+        let ep_cancel = cancel.clone();
+        tasks.spawn(async move {
+            ep_cancel.cancelled().await;
+            ep.close(0u32.into(), b"node stopping");
+            ep.wait_idle().await;
+        });
+        Ok(RunningNode { ctx, http_addr, quic_addr, tasks, cancel, _lock: lock })
+    }
+}
+
+impl RunningNode {
+    /// Stops all services and waits for them.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until every service has ended (after the cancellation token fired).
+    pub async fn wait(mut self) {
+        while let Some(r) = self.tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a node service ended abnormally");
+            }
+        }
+        info!(name = %self.ctx.writer.node_name, "node stopped");
+    }
+}

@@ -1,0 +1,269 @@
+//! The node's SQLite database: connection pool, numbered migrations, and small shared helpers
+//! (metadata keys, the local change sequence). Domain tables are read and written by the
+//! modules that own them ([`crate::lessons`], [`crate::replication`]) inside transactions
+//! opened here.
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database {path} was written by a newer youke (schema {found}, this binary knows {known}); upgrade youke")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+}
+
+/// Migrations, applied in order; index + 1 is the schema version. Never edit one that shipped:
+/// append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: documents, lessons, blobs, peers, link state, upload queue.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('doc_seq', '0');
+
+    CREATE TABLE docs (
+        id             TEXT PRIMARY KEY,
+        kind           TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        bytes          BLOB NOT NULL,
+        heads          TEXT NOT NULL,
+        seq            INTEGER NOT NULL,
+        origin_node    TEXT NOT NULL,
+        share_rank     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );
+    CREATE INDEX docs_by_seq ON docs (seq);
+
+    CREATE TABLE lessons (
+        id               TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE,
+        title            TEXT NOT NULL,
+        teacher          TEXT NOT NULL,
+        grade            TEXT NOT NULL,
+        subject          TEXT NOT NULL,
+        knowledge_points TEXT NOT NULL,
+        origin_node      TEXT NOT NULL,
+        origin_name      TEXT NOT NULL,
+        share_level      TEXT NOT NULL,
+        media_hash       TEXT,
+        media_size       INTEGER,
+        media_mime       TEXT,
+        original_name    TEXT NOT NULL,
+        probe            TEXT,
+        duration_secs    REAL,
+        created_at       INTEGER NOT NULL,
+        seq              INTEGER NOT NULL
+    );
+    CREATE INDEX lessons_by_seq ON lessons (seq);
+    CREATE INDEX lessons_by_created ON lessons (created_at DESC);
+
+    CREATE TABLE blobs (
+        hash     TEXT PRIMARY KEY,
+        size     INTEGER NOT NULL,
+        added_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE peers (
+        node_id     TEXT PRIMARY KEY,
+        relation    TEXT NOT NULL CHECK (relation IN ('parent', 'child')),
+        name        TEXT NOT NULL,
+        tier        TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        addr        TEXT NOT NULL,
+        acked_seq   INTEGER NOT NULL DEFAULT 0,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL
+    );
+
+    CREATE TABLE link_state (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        parent_addr TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        parent_name TEXT,
+        error       TEXT,
+        updated_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE uploads (
+        hash            TEXT PRIMARY KEY,
+        size            INTEGER NOT NULL,
+        priority        INTEGER NOT NULL DEFAULT 0,
+        enqueued_at     INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        done_at         INTEGER
+    );
+    CREATE INDEX uploads_pending ON uploads (done_at, priority DESC, enqueued_at);
+    "#,
+];
+
+/// Schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A small pool of connections to one database file.
+pub struct Store {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+const POOL_MAX: usize = 8;
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let store = Store { path: path.to_path_buf(), pool: Mutex::new(Vec::new()) };
+        let mut conn = store.connect()?;
+        migrate(&mut conn, path)?;
+        store.give_back(conn);
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let open_err = |source| StoreError::Open { path: self.path.clone(), source };
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "SQLite refused WAL mode; continuing with this journal mode");
+        }
+        conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;").map_err(open_err)?;
+        Ok(conn)
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOL_MAX {
+                p.push(conn);
+            }
+        }
+    }
+
+    /// Runs `f` on a pooled connection.
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+        let conn = self.take()?;
+        let r = f(&conn);
+        self.give_back(conn);
+        r
+    }
+
+    /// Runs `f` in an immediate transaction and commits if it succeeds.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E> {
+        let mut conn = self.take()?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(out)
+        })();
+        self.give_back(conn);
+        result
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found: current, known: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as i64 + 1;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}
+
+/// Reads a metadata value.
+pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+/// Writes a metadata value.
+pub fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Takes the next local change sequence number. Call inside the transaction that makes the change.
+pub fn next_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let seq: i64 = tx.query_row(
+        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'doc_seq' RETURNING CAST(value AS INTEGER)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(seq as u64)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("youke.db");
+        let store = Store::open(&path).expect("open");
+        let v: i64 = store.read(|c| Ok::<_, StoreError>(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)).expect("version");
+        assert_eq!(v, SCHEMA_VERSION);
+        drop(store);
+        Store::open(&path).expect("reopen is a no-op");
+        let c = Connection::open(&path).expect("raw");
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
+        drop(c);
+        assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
+    }
+
+    #[test]
+    fn sequence_numbers_increase_and_roll_back_with_the_transaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("youke.db")).expect("open");
+        let a = store.write(|tx| next_seq(tx)).expect("seq");
+        let _ = store.write(|tx| -> Result<(), StoreError> {
+            next_seq(tx)?;
+            Err(StoreError::Sql(rusqlite::Error::InvalidQuery))
+        });
+        let b = store.write(|tx| next_seq(tx)).expect("seq");
+        assert_eq!((a, b), (1, 2));
+    }
+}
