@@ -42,6 +42,14 @@ const MARKER: &str = ".youke-demo";
 fn prepare_dir(dir: &Path) -> Result<(), NodeError> {
     let io = |source| NodeError::DataDir { path: dir.to_path_buf(), source };
     if dir.exists() {
+        for tier in ["province", "city", "school"] {
+            if crate::node::is_serving(&dir.join(tier)) {
+                return Err(NodeError::Invalid(format!(
+                    "a demo is already running in {}; stop it (Ctrl-C) or choose another --dir",
+                    dir.display()
+                )));
+            }
+        }
         let empty = std::fs::read_dir(dir).map_err(io)?.next().is_none();
         if !empty && !dir.join(MARKER).exists() {
             return Err(NodeError::Invalid(format!(
@@ -60,12 +68,20 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Saves the node's config in its data directory (so `youke status --data ...` works on it)
+/// and starts it.
+async fn start(dir: &Path, config: Config, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir { path: dir.to_path_buf(), source })?;
+    config.save(dir)?;
+    Node::spawn(dir, config, cancel.child_token()).await
+}
+
 /// Runs the demo until `cancel` fires.
 pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), NodeError> {
     prepare_dir(&opts.dir)?;
     let base = opts.base_port;
     let province_cfg = Config { role: Tier::Province, name: "河北省优课中心".into(), http: local(base), quic: local(0), ..Config::default() };
-    let province = Node::spawn(&opts.dir.join("province"), province_cfg, cancel.child_token()).await?;
+    let province = start(&opts.dir.join("province"), province_cfg, &cancel).await?;
     let city_cfg = Config {
         role: Tier::City,
         name: "石家庄市教育局".into(),
@@ -74,7 +90,7 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
         parent: Some(province.quic_addr.to_string()),
         ..Config::default()
     };
-    let city = Node::spawn(&opts.dir.join("city"), city_cfg, cancel.child_token()).await?;
+    let city = start(&opts.dir.join("city"), city_cfg, &cancel).await?;
     let school_cfg = Config {
         role: Tier::School,
         name: "石家庄市第一中学".into(),
@@ -83,8 +99,9 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
         parent: Some(city.quic_addr.to_string()),
         ..Config::default()
     };
-    let school = Node::spawn(&opts.dir.join("school"), school_cfg, cancel.child_token()).await?;
+    let school = start(&opts.dir.join("school"), school_cfg, &cancel).await?;
 
+    let started = Instant::now();
     let shared = make_lessons(&opts.dir, &school).await?;
 
     println!();
@@ -94,11 +111,10 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
     println!("  school    {}  http://{}/", school.ctx.writer.node_name, school.http_addr);
     println!();
 
-    let started = Instant::now();
     let arrived = wait_for_lessons(&province, &shared, Duration::from_secs(120), &cancel).await?;
     if arrived {
         println!(
-            "The {} lessons shared to the province arrived there with their media in {:.1} s:",
+            "The {} lessons shared to the province arrived there with their media {:.1} s after the import began:",
             shared.len(),
             started.elapsed().as_secs_f64()
         );

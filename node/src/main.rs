@@ -112,10 +112,19 @@ fn init_logging(verbose: u8, default: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let long_running = matches!(cli.command, Command::Serve { .. } | Command::Demo { .. });
-    init_logging(cli.verbose, if long_running { "info,quinn=warn,tantivy=warn" } else { "warn" });
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    init_logging(cli.verbose, if matches!(cli.command, Command::Serve { .. }) { "info,quinn=warn,tantivy=warn" } else { "warn" });
     match cli.command {
         Command::Init { role, name, parent, http, quic, upload_rate, force } => {
             let path = cli.data.join(CONFIG_FILE);

@@ -14,6 +14,11 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 /// Name under which the Chinese analyzer is registered.
 const ANALYZER: &str = "zh_jieba";
+/// Name of the character-bigram analyzer: it finds parts of words jieba keeps whole
+/// (勾股 in 勾股定理).
+const BIGRAMS: &str = "zh_bigram";
+/// Weight of a bigram match relative to a whole-word match in the title.
+const BIGRAM_BOOST: f32 = 0.5;
 /// Memory the index writer may use before it flushes a segment.
 const WRITER_MEMORY: usize = 50 * 1024 * 1024;
 
@@ -55,6 +60,7 @@ struct Fields {
     subject: Field,
     grade: Field,
     knowledge: Field,
+    bigrams: Field,
 }
 
 impl Fields {
@@ -77,6 +83,12 @@ fn schema() -> (Schema, Fields) {
         subject: b.add_text_field("subject", text.clone()),
         grade: b.add_text_field("grade", text.clone()),
         knowledge: b.add_text_field("knowledge_points", text),
+        bigrams: b.add_text_field(
+            "bigrams",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default().set_tokenizer(BIGRAMS).set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
     };
     (b.build(), fields)
 }
@@ -93,6 +105,30 @@ pub fn analyzer() -> TextAnalyzer {
         .filter(LowerCaser)
         .filter(StopWordFilter::remove(drop))
         .build()
+}
+
+/// Overlapping two-character grams, lower-cased.
+pub fn bigram_analyzer() -> TextAnalyzer {
+    match tantivy::tokenizer::NgramTokenizer::new(2, 2, false) {
+        Ok(t) => TextAnalyzer::builder(t).filter(LowerCaser).build(),
+        Err(_) => TextAnalyzer::from(tantivy::tokenizer::SimpleTokenizer::default()),
+    }
+}
+
+fn bigrams(text: &str) -> Vec<String> {
+    let mut a = bigram_analyzer();
+    let mut out: Vec<String> = Vec::new();
+    // Grams never span whitespace or punctuation.
+    for part in text.split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation()) || "，。、：；！？（）《》“”·".contains(c)) {
+        let mut stream = a.token_stream(part);
+        while stream.advance() {
+            let t = stream.token().text.clone();
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// Splits text into the index's terms (deduplicated, in first-seen order).
@@ -164,6 +200,7 @@ impl LessonIndex {
 
     fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(BIGRAMS, bigram_analyzer());
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(LessonIndex { index, reader, writer: Mutex::new(writer), fields })
@@ -193,6 +230,9 @@ impl LessonIndex {
             doc.add_text(f.grade, &d.grade);
             for k in &d.knowledge_points {
                 doc.add_text(f.knowledge, k);
+            }
+            for part in std::iter::once(&d.title).chain(d.knowledge_points.iter()).chain(std::iter::once(&d.teacher)) {
+                doc.add_text(f.bigrams, part);
             }
             w.add_document(doc)?;
         }
@@ -238,7 +278,8 @@ impl LessonIndex {
     /// knowledge points, teacher, subject and grade.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
         let words = terms(query);
-        if words.is_empty() || limit == 0 {
+        let grams = bigrams(query);
+        if (words.is_empty() && grams.is_empty()) || limit == 0 {
             return Ok(Vec::new());
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -247,6 +288,10 @@ impl LessonIndex {
                 let q = TermQuery::new(Term::from_field_text(field, w), IndexRecordOption::WithFreqs);
                 clauses.push((Occur::Should, Box::new(tantivy::query::BoostQuery::new(Box::new(q), boost))));
             }
+        }
+        for g in &grams {
+            let q = TermQuery::new(Term::from_field_text(self.fields.bigrams, g), IndexRecordOption::WithFreqs);
+            clauses.push((Occur::Should, Box::new(tantivy::query::BoostQuery::new(Box::new(q), BIGRAM_BOOST))));
         }
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();
@@ -305,6 +350,9 @@ mod tests {
         assert_eq!(idx.search("惯性", 10).expect("search")[0].id, "b");
         assert_eq!(idx.search("李白", 10).expect("search")[0].id, "c");
         assert_eq!(idx.search("王老师", 10).expect("search")[0].id, "a");
+        // Parts of words jieba keeps whole are found through bigrams.
+        assert_eq!(idx.search("二次", 10).expect("search")[0].id, "a");
+        assert_eq!(idx.search("夜思", 10).expect("search")[0].id, "c");
         assert!(idx.search("化学", 10).expect("search").is_empty());
         assert!(idx.search("  ，。", 10).expect("search").is_empty());
     }

@@ -1,0 +1,160 @@
+//! Helpers for tests that drive the real `youke` binary: locating it, free loopback ports,
+//! real media made by the ffmpeg CLI, processes that are killed when the test ends, and HTTP
+//! polling with deadlines.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `youke` binary built by `cargo build` (or `$YOUKE_BIN`).
+pub fn youke_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("YOUKE_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<this test> -> target/<profile>/youke
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("youke");
+    assert!(bin.is_file(), "{} is missing: run `cargo build --bins` first (make test does)", bin.display());
+    bin
+}
+
+pub fn youke(data: &Path, args: &[&str]) -> Output {
+    Command::new(youke_bin()).arg("--data").arg(data).args(args).env_remove("RUST_LOG").output().expect("run youke")
+}
+
+/// Runs a youke command that must succeed; returns its stdout.
+pub fn youke_ok(data: &Path, args: &[&str]) -> String {
+    let out = youke(data, args);
+    assert!(
+        out.status.success(),
+        "youke {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A `youke serve` process, SIGKILLed when dropped so no server outlives its test.
+pub struct Server {
+    pub child: Option<Child>,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    pub http_port: u16,
+}
+
+impl Server {
+    pub fn start(data: &Path, http_port: u16) -> Server {
+        let log = unique_log(data);
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(youke_bin())
+            .arg("--data")
+            .arg(data)
+            .arg("serve")
+            .env("RUST_LOG", "info,youke_federation=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn youke serve");
+        let s = Server { child: Some(child), data: data.to_path_buf(), log, http_port };
+        s.wait_healthy(Duration::from_secs(30));
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http_port, path)
+    }
+
+    fn wait_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if ureq::get(&self.url("/healthz")).call().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("youke serve in {} did not become healthy; log:\n{}", self.data.display(), self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a power cut or OOM kill would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+        let mut resp = ureq::get(&self.url(path)).call().ok()?;
+        resp.body_mut().read_json().ok()
+    }
+
+    pub fn get_bytes(&self, path: &str) -> Option<Vec<u8>> {
+        let mut resp = ureq::get(&self.url(path)).call().ok()?;
+        resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()
+    }
+}
+
+fn unique_log(data: &Path) -> PathBuf {
+    for i in 0.. {
+        let p = data.join(format!("serve-{i}.log"));
+        if !p.exists() {
+            return p;
+        }
+    }
+    unreachable!()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Makes a real H.264 + AAC recording with the ffmpeg CLI (an independent encoder). Noise keeps
+/// the bit rate near `video_kbit` so the file has the size a test wants.
+pub fn make_recording(path: &Path, seconds: u32, video_kbit: u32) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=1280x720:rate=25:duration={seconds},noise=alls=30:allf=t"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:sample_rate=48000:duration={seconds}"))
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args(["-b:v", &format!("{video_kbit}k"), "-maxrate", &format!("{video_kbit}k"), "-bufsize", &format!("{}k", video_kbit / 2)])
+        .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-shortest"])
+        .arg(path)
+        .status()
+        .expect("run ffmpeg (installed by scripts/setup.sh)");
+    assert!(status.success(), "ffmpeg failed to make {}", path.display());
+}
+
+pub fn blake3_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).expect("read");
+    blake3::hash(&bytes).to_hex().to_string()
+}
