@@ -18,6 +18,7 @@ demo: setup
 	$(CARGO) run --bin youke -- demo
 
 test: setup
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast -j $(JOBS)
 

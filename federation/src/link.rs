@@ -501,14 +501,13 @@ impl ChildAcceptor {
         let mut verdict = protocol::check_hello(&self.local, &child.info);
         if verdict.is_ok() {
             let id = child.info.node_id.clone();
-            if let Some(pin) = blocking(&self.store, move |s| s.child_pin(&id)).await? {
-                if pin != fingerprint {
+            if let Some(pin) = blocking(&self.store, move |s| s.child_pin(&id)).await?
+                && pin != fingerprint {
                     verdict = Err(format!(
                         "node {} shows a different certificate than when it first linked; refusing it",
                         child.info.node_id
                     ));
                 }
-            }
         }
         if let Err(reason) = verdict {
             warn!(node_id = %child.info.node_id, remote = %child.addr, %reason, "refused a child");

@@ -54,7 +54,7 @@ const BARS: [(u8, u8, u8); 8] = [
 /// fraction done, 0.0 to 1.0.
 pub fn synthesize(path: &Path, spec: &SynthSpec, mut progress: impl FnMut(f64)) -> Result<(), MediaError> {
     init();
-    if spec.width < 16 || spec.height < 16 || spec.width % 2 != 0 || spec.height % 2 != 0 || spec.fps == 0 {
+    if spec.width < 16 || spec.height < 16 || !spec.width.is_multiple_of(2) || !spec.height.is_multiple_of(2) || spec.fps == 0 {
         return Err(MediaError::NotMedia { path: path.to_path_buf(), reason: "synthesis needs an even size of at least 16x16 and a frame rate".into() });
     }
     let mut octx = format::output(path).map_err(MediaError::ff("creating the output file"))?;

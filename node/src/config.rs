@@ -40,6 +40,7 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct LinkConfig {
     /// Upload rate limit for media going to the parent, e.g. "2Mbit/s"; unlimited when unset.
     pub upload_rate: Option<String>,
@@ -66,11 +67,6 @@ impl Default for Config {
     }
 }
 
-impl Default for LinkConfig {
-    fn default() -> Self {
-        LinkConfig { upload_rate: None }
-    }
-}
 
 impl Default for Limits {
     fn default() -> Self {

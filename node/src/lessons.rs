@@ -230,14 +230,13 @@ pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Le
             lesson.duration_secs, lesson.created_at, seq
         ],
     )?;
-    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &lesson.media) {
-        if goes_up(lesson.share_level, parent) {
+    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &lesson.media)
+        && goes_up(lesson.share_level, parent) {
             tx.execute(
                 "INSERT INTO uploads (hash, size, enqueued_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
                 params![m.hash, m.size as i64, now],
             )?;
         }
-    }
     Ok(lesson)
 }
 

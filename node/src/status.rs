@@ -49,18 +49,16 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
         let parent = match &ctx.config.parent {
             None => None,
             Some(addr) => {
-                let row: Option<(String, String, Option<String>, Option<String>, i64)> = c
+                let row: Option<(ParentLink, i64)> = c
                     .query_row("SELECT parent_addr, state, parent_name, error, updated_at FROM link_state WHERE id = 1", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        Ok((ParentLink { addr: r.get(0)?, state: r.get(1)?, name: r.get(2)?, error: r.get(3)?, age_ms: None }, r.get(4)?))
                     })
                     .optional()?;
                 Some(match row {
-                    Some((a, state, name, error, at)) if &a == addr => ParentLink {
-                        addr: a,
-                        state: if serving { state } else { "not running".into() },
-                        name,
-                        error,
+                    Some((link, at)) if &link.addr == addr => ParentLink {
+                        state: if serving { link.state } else { "not running".into() },
                         age_ms: Some(now_ms() - at),
+                        ..link
                     },
                     _ => ParentLink { addr: addr.clone(), state: if serving { "connecting".into() } else { "not running".into() }, name: None, error: None, age_ms: None },
                 })

@@ -158,11 +158,10 @@ impl Store {
     }
 
     fn give_back(&self, conn: Connection) {
-        if let Ok(mut p) = self.pool.lock() {
-            if p.len() < POOL_MAX {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < POOL_MAX {
                 p.push(conn);
             }
-        }
     }
 
     /// Runs `f` on a pooled connection.
@@ -258,12 +257,12 @@ mod tests {
     fn sequence_numbers_increase_and_roll_back_with_the_transaction() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("youke.db")).expect("open");
-        let a = store.write(|tx| next_seq(tx)).expect("seq");
+        let a = store.write(next_seq).expect("seq");
         let _ = store.write(|tx| -> Result<(), StoreError> {
             next_seq(tx)?;
             Err(StoreError::Sql(rusqlite::Error::InvalidQuery))
         });
-        let b = store.write(|tx| next_seq(tx)).expect("seq");
+        let b = store.write(next_seq).expect("seq");
         assert_eq!((a, b), (1, 2));
     }
 }
