@@ -100,3 +100,134 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::import::{ImportMeta, import_file};
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use youke_media::SynthSpec;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        state: AppState,
+        id: String,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = Arc::new(NodeCtx::open(&dir.path().join("node"), Config { name: "实验小学".into(), ..Config::default() }).expect("open"));
+        let file = dir.path().join("勾股定理.mp4");
+        youke_media::synthesize(&file, &SynthSpec { seconds: 1.0, ..SynthSpec::small() }, |_| {}).expect("synth");
+        let meta = ImportMeta { title: Some("勾股定理".into()), teacher: Some("王芳".into()), ..ImportMeta::default() };
+        let lesson = import_file(&ctx, &file, &meta, |_, _| {}).expect("import");
+        let index = Arc::new(LessonIndex::in_memory().expect("index"));
+        crate::indexer::index_pending(&ctx, &index).expect("index");
+        Fixture { _dir: dir, state: AppState { ctx, index }, id: lesson.id }
+    }
+
+    async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let resp = router(state.clone()).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
+        (status, headers, body.to_vec())
+    }
+
+    fn get(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn lessons_api_lists_pages_and_reports_errors_as_problems() {
+        let f = fixture();
+        let (s, _, body) = call(&f.state, get("/api/v1/lessons")).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["total"], 1);
+        assert_eq!(v["items"][0]["title"], "勾股定理");
+        assert_eq!(v["items"][0]["media_present"], true);
+
+        let (s, h, body) = call(&f.state, get("/api/v1/lessons?per_page=0")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["code"], "bad_request");
+
+        let (s, _, _) = call(&f.state, get("/api/v1/lessons/not-a-uuid")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _, _) = call(&f.state, get(&format!("/api/v1/lessons/{}", uuid::Uuid::new_v4()))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _, _) = call(&f.state, get("/no/such/page")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        let (s, _, body) = call(&f.state, get(&format!("/api/v1/lessons/{}", f.id))).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["probe"]["video"]["codec"], "h264");
+        assert_eq!(v["share_level"], "school");
+    }
+
+    #[tokio::test]
+    async fn media_is_served_with_ranges() {
+        let f = fixture();
+        let uri = format!("/api/v1/lessons/{}/media", f.id);
+        let (s, h, body) = call(&f.state, Request::get(&uri).header(header::RANGE, "bytes=0-99").body(Body::empty()).expect("req")).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(body.len(), 100);
+        assert_eq!(h[header::CONTENT_TYPE], "video/mp4");
+        assert!(h[header::CONTENT_RANGE].to_str().expect("ascii").starts_with("bytes 0-99/"));
+        let (s, _, full) = call(&f.state, get(&uri)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(full.get(..100), Some(&body[..]));
+    }
+
+    #[tokio::test]
+    async fn search_and_share_through_the_api() {
+        let f = fixture();
+        let (s, _, body) = call(&f.state, get("/api/v1/search?q=%E5%8B%BE%E8%82%A1")).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["items"][0]["id"], f.id.as_str());
+        let long = "数".repeat(300);
+        let (s, _, _) = call(&f.state, get(&format!("/api/v1/search?q={long}"))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+
+        let share = |to: &str| {
+            Request::post(format!("/api/v1/lessons/{}/share", f.id))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(r#"{{"to":"{to}"}}"#)))
+                .expect("req")
+        };
+        let (s, _, _) = call(&f.state, share("county")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _, body) = call(&f.state, share("province")).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["share_level"], "province");
+    }
+
+    #[tokio::test]
+    async fn portal_pages_render_in_chinese_and_escape_input() {
+        let f = fixture();
+        let (s, _, body) = call(&f.state, get("/")).await;
+        assert_eq!(s, StatusCode::OK);
+        let html = String::from_utf8(body).expect("utf-8");
+        assert!(html.contains(r#"lang="zh-CN""#));
+        assert!(html.contains("勾股定理"));
+        assert!(html.contains(r#"name="q""#), "search box");
+        let (_, _, body) = call(&f.state, get(&format!("/lessons/{}", f.id))).await;
+        let html = String::from_utf8(body).expect("utf-8");
+        assert!(html.contains("<video"), "player");
+        assert!(html.contains(&format!("/api/v1/lessons/{}/media", f.id)));
+        let (_, _, body) = call(&f.state, get("/search?q=%3Cscript%3E")).await;
+        let html = String::from_utf8(body).expect("utf-8");
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;"));
+        let (s, _, _) = call(&f.state, get(&format!("/lessons/{}", uuid::Uuid::new_v4()))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+}

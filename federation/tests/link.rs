@@ -1,0 +1,228 @@
+//! Federation links over real QUIC sockets on 127.0.0.1: documents and blobs reach the parent,
+//! and peers in the wrong tier or with a changed certificate are refused. Storage is a small
+//! in-memory `LinkStore`, since this crate knows nothing of the node's SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use youke_federation::link::{BlobUpload, ChildAcceptor, LinkState, LinkStore, Peer, StoreError, Uplink, bind_endpoint};
+use youke_federation::protocol::{DocUpdate, NodeInfo, PROTOCOL_VERSION};
+use youke_federation::{BlobHash, BlobStore, Fingerprint, NodeIdentity, Tier};
+
+#[derive(Default)]
+struct State {
+    parent: Option<(String, Fingerprint)>,
+    states: Vec<LinkState>,
+    outgoing: Vec<DocUpdate>,
+    acked: u64,
+    uploads: Vec<BlobUpload>,
+    uploaded: Vec<BlobHash>,
+    pins: HashMap<String, Fingerprint>,
+    applied: Vec<DocUpdate>,
+    received: Vec<(BlobHash, u64)>,
+}
+
+#[derive(Default)]
+struct Mem(Mutex<State>);
+
+impl Mem {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.0.lock().expect("lock"))
+    }
+}
+
+impl LinkStore for Mem {
+    fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError> {
+        Ok(self.with(|s| s.parent.clone()))
+    }
+    fn remember_parent(&self, p: &Peer) -> Result<(), StoreError> {
+        self.with(|s| s.parent = Some((p.info.node_id.clone(), p.fingerprint)));
+        Ok(())
+    }
+    fn set_link_state(&self, _addr: &str, state: &LinkState) -> Result<(), StoreError> {
+        self.with(|s| s.states.push(state.clone()));
+        Ok(())
+    }
+    fn docs_to_send(&self, _p: &Peer, limit: usize) -> Result<Vec<DocUpdate>, StoreError> {
+        Ok(self.with(|s| s.outgoing.iter().filter(|d| d.seq > s.acked).take(limit).cloned().collect()))
+    }
+    fn docs_acked(&self, _p: &Peer, upto: u64) -> Result<(), StoreError> {
+        self.with(|s| s.acked = s.acked.max(upto));
+        Ok(())
+    }
+    fn next_blob_upload(&self, _p: &Peer) -> Result<Option<BlobUpload>, StoreError> {
+        Ok(self.with(|s| s.uploads.iter().find(|u| !s.uploaded.contains(&u.hash)).copied()))
+    }
+    fn blob_upload_done(&self, _p: &Peer, h: &BlobHash) -> Result<(), StoreError> {
+        self.with(|s| s.uploaded.push(*h));
+        Ok(())
+    }
+    fn blob_upload_failed(&self, _p: &Peer, _h: &BlobHash, _r: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn child_pin(&self, id: &str) -> Result<Option<Fingerprint>, StoreError> {
+        Ok(self.with(|s| s.pins.get(id).copied()))
+    }
+    fn remember_child(&self, c: &Peer) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.pins.entry(c.info.node_id.clone()).or_insert(c.fingerprint);
+        });
+        Ok(())
+    }
+    fn apply_docs(&self, _c: &Peer, docs: Vec<DocUpdate>) -> Result<(), StoreError> {
+        self.with(|s| s.applied.extend(docs));
+        Ok(())
+    }
+    fn blob_received(&self, _c: &Peer, h: &BlobHash, size: u64) -> Result<(), StoreError> {
+        self.with(|s| s.received.push((*h, size)));
+        Ok(())
+    }
+}
+
+fn info(tier: Tier, id: &str) -> NodeInfo {
+    NodeInfo { protocol_version: PROTOCOL_VERSION, node_id: id.into(), name: format!("{tier}-{id}"), tier }
+}
+
+struct Parent {
+    addr: SocketAddr,
+    store: Arc<Mem>,
+    blobs: BlobStore,
+    cancel: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+fn start_parent(tier: Tier) -> Parent {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity = NodeIdentity::generate("parent").expect("identity");
+    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), &identity).expect("bind");
+    let addr = endpoint.local_addr().expect("addr");
+    let store = Arc::new(Mem::default());
+    let blobs = BlobStore::open(dir.path()).expect("blobs");
+    let cancel = CancellationToken::new();
+    let acceptor = ChildAcceptor {
+        endpoint,
+        local: info(tier, "parent"),
+        store: store.clone(),
+        blobs: blobs.clone(),
+        max_blob_size: 1 << 30,
+    };
+    tokio::spawn(acceptor.run(cancel.clone()));
+    Parent { addr, store, blobs, cancel, _dir: dir }
+}
+
+struct Child {
+    blobs: BlobStore,
+    cancel: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+fn start_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity, store: Arc<Mem>) -> Child {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), identity).expect("bind");
+    let blobs = BlobStore::open(dir.path()).expect("blobs");
+    let cancel = CancellationToken::new();
+    let uplink = Uplink {
+        endpoint,
+        parent_addr: parent.to_string(),
+        local,
+        store,
+        blobs: blobs.clone(),
+        wake: Arc::new(Notify::new()),
+        upload_rate: None,
+    };
+    tokio::spawn(uplink.run(cancel.clone()));
+    Child { blobs, cancel, _dir: dir }
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_and_blobs_reach_the_parent() {
+    let parent = start_parent(Tier::City);
+    let store = Arc::new(Mem::default());
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    store.with(|s| {
+        s.outgoing = (1..=3).map(|seq| DocUpdate { id: format!("doc{seq}"), kind: "lesson".into(), seq, bytes: vec![seq as u8; 100] }).collect();
+    });
+    let child = start_child(parent.addr, info(Tier::School, "school-1"), &NodeIdentity::generate("s").expect("id"), store.clone());
+    let (hash, size) = child.blobs.put_reader(&data[..], |_| {}).expect("put");
+    store.with(|s| s.uploads.push(BlobUpload { hash, size }));
+
+    eventually("documents applied and acknowledged", || store.with(|s| s.acked == 3) && parent.store.with(|s| s.applied.len() == 3)).await;
+    eventually("blob stored at the parent", || store.with(|s| s.uploaded.contains(&hash))).await;
+    assert_eq!(parent.store.with(|s| s.received.clone()), vec![(hash, size)]);
+    let stored = std::fs::read(parent.blobs.get(&hash).expect("stored")).expect("read");
+    assert_eq!(stored, data);
+    assert!(matches!(store.with(|s| s.states.last().cloned()), Some(LinkState::Up { .. })));
+    assert!(store.with(|s| s.parent.clone()).is_some(), "the child pins its parent");
+
+    // A later document goes up alone: nothing acknowledged is sent again.
+    store.with(|s| s.outgoing.push(DocUpdate { id: "doc4".into(), kind: "lesson".into(), seq: 4, bytes: vec![4] }));
+    eventually("the new document", || parent.store.with(|s| s.applied.len() == 4)).await;
+    assert_eq!(parent.store.with(|s| s.applied.iter().filter(|d| d.id == "doc1").count()), 1);
+    child.cancel.cancel();
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_the_wrong_tier_is_refused() {
+    let parent = start_parent(Tier::City);
+    let store = Arc::new(Mem::default());
+    store.with(|s| s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, bytes: vec![1] }));
+    let child = start_child(parent.addr, info(Tier::City, "other-city"), &NodeIdentity::generate("c").expect("id"), store.clone());
+    eventually("the refusal", || {
+        store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { error } if error.contains("cannot be a child"))))
+    })
+    .await;
+    assert!(parent.store.with(|s| s.applied.is_empty() && s.pins.is_empty()), "nothing written for a refused node");
+    child.cancel.cancel();
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_with_a_changed_certificate_is_refused() {
+    let parent = start_parent(Tier::Province);
+    // The province pinned city-1 with another certificate earlier.
+    let earlier = NodeIdentity::generate("city-1").expect("id").fingerprint();
+    parent.store.with(|s| s.pins.insert("city-1".into(), earlier));
+    let store = Arc::new(Mem::default());
+    store.with(|s| s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, bytes: vec![1] }));
+    let impostor = start_child(parent.addr, info(Tier::City, "city-1"), &NodeIdentity::generate("x").expect("id"), store.clone());
+    eventually("the refusal", || {
+        store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { error } if error.contains("different certificate"))))
+    })
+    .await;
+    assert!(parent.store.with(|s| s.applied.is_empty()));
+    impostor.cancel.cancel();
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_with_a_changed_certificate_is_refused() {
+    let parent = start_parent(Tier::City);
+    let store = Arc::new(Mem::default());
+    // The school remembers its parent "parent" with another certificate.
+    let earlier = NodeIdentity::generate("parent").expect("id").fingerprint();
+    store.with(|s| {
+        s.parent = Some(("parent".into(), earlier));
+        s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, bytes: vec![1] });
+    });
+    let child = start_child(parent.addr, info(Tier::School, "school-9"), &NodeIdentity::generate("s").expect("id"), store.clone());
+    eventually("the refusal", || {
+        store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { error } if error.contains("different certificate"))))
+    })
+    .await;
+    assert!(parent.store.with(|s| s.applied.is_empty()), "no document goes to an unverified parent");
+    child.cancel.cancel();
+    parent.cancel.cancel();
+}
