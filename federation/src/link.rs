@@ -61,6 +61,11 @@ pub trait LinkStore: Send + Sync + 'static {
     fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<Vec<DocUpdate>, StoreError>;
     /// Child side: the parent stored everything up to `upto_seq`.
     fn docs_acked(&self, parent: &Peer, upto_seq: u64) -> Result<(), StoreError>;
+    /// Child side: the parent's sequence number up to which this node holds its scope down.
+    fn pull_cursor(&self, parent: &Peer) -> Result<u64, StoreError>;
+    /// Child side: stores documents from the parent and moves the cursor to `upto_seq`, all or
+    /// nothing.
+    fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<(), StoreError>;
     /// Child side: the next blob to replicate up, if any is due.
     fn next_blob_upload(&self, parent: &Peer) -> Result<Option<BlobUpload>, StoreError>;
     /// Child side: the parent holds the blob, verified.
@@ -71,6 +76,10 @@ pub trait LinkStore: Send + Sync + 'static {
     fn child_pin(&self, node_id: &str) -> Result<Option<Fingerprint>, StoreError>;
     /// Parent side: records a child that completed its hello (pins it the first time).
     fn remember_child(&self, child: &Peer) -> Result<(), StoreError>;
+    /// Parent side: the documents in a child's scope down changed after `after_seq`, in sequence
+    /// order, at most `limit`; and the sequence number the child may move its cursor to when it
+    /// has them all (past documents outside its scope).
+    fn docs_for_child(&self, child: &Peer, after_seq: u64, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError>;
     /// Parent side: stores a batch of documents from a child, all or nothing.
     fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<(), StoreError>;
     /// Parent side: a blob from a child arrived and verified.
@@ -302,7 +311,8 @@ impl Uplink {
         let _guard = cancel.clone().drop_guard();
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&self).push_docs(conn.clone(), parent.clone(), cancel.clone()));
-        tasks.spawn(Arc::clone(&self).push_blobs(conn.clone(), parent, cancel.clone()));
+        tasks.spawn(Arc::clone(&self).push_blobs(conn.clone(), parent.clone(), cancel.clone()));
+        tasks.spawn(Arc::clone(&self).pull_docs(conn.clone(), parent, cancel.clone()));
         let result = tokio::select! {
             e = conn.closed() => Err(LinkError::Connection(e)),
             Some(r) = tasks.join_next() => r.unwrap_or_else(|e| Err(LinkError::Protocol(e.to_string()))),
@@ -343,6 +353,29 @@ impl Uplink {
                     debug!(count, upto_seq, "documents acknowledged by parent");
                 }
                 other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {other:?}"))),
+            }
+        }
+    }
+
+    async fn pull_docs(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        loop {
+            let p = parent.clone();
+            let after_seq = blocking(&self.store, move |s| s.pull_cursor(&p)).await?;
+            let (_s, _r, answer) = request(&conn, &Message::PullDocs { after_seq }).await?;
+            let Message::Docs { docs, upto_seq } = answer else {
+                return Err(LinkError::Protocol(format!("expected documents, got {}", variant_name(&answer))));
+            };
+            if docs.iter().any(|d| d.seq <= after_seq || d.seq > upto_seq) || upto_seq < after_seq {
+                return Err(LinkError::Protocol("parent sent documents outside the requested range".into()));
+            }
+            let count = docs.len();
+            if upto_seq > after_seq {
+                let p = parent.clone();
+                blocking(&self.store, move |s| s.apply_from_parent(&p, docs, upto_seq)).await?;
+                debug!(count, upto_seq, "documents from parent applied");
+            }
+            if count == 0 && !self.idle(&cancel).await {
+                return Ok(());
             }
         }
     }
@@ -537,6 +570,23 @@ impl ChildAcceptor {
                     }
                 }
             }
+            Message::PullDocs { after_seq } => {
+                let c = child.clone();
+                match blocking(&self.store, move |s| s.docs_for_child(&c, after_seq, DOCS_PER_BATCH)).await {
+                    Ok((mut docs, mut upto_seq)) => {
+                        let n = protocol::batch_prefix(&docs);
+                        if n < docs.len() {
+                            docs.truncate(n);
+                            upto_seq = docs.last().map(|d| d.seq).unwrap_or(after_seq);
+                        }
+                        Message::Docs { docs, upto_seq }
+                    }
+                    Err(e) => {
+                        warn!(child = %child.info.name, error = %e, "cannot read documents for child");
+                        Message::Error { code: ErrorCode::Internal, message: "the parent could not read its documents".into() }
+                    }
+                }
+            }
             Message::BlobQuery { hash, size } => {
                 if self.blobs.contains(&hash) {
                     Message::BlobState { have: size, complete: true }
@@ -637,6 +687,8 @@ fn variant_name(m: &Message) -> &'static str {
         Message::Refused { .. } => "refused",
         Message::PushDocs { .. } => "push-docs",
         Message::DocsAck { .. } => "docs-ack",
+        Message::PullDocs { .. } => "pull-docs",
+        Message::Docs { .. } => "docs",
         Message::BlobQuery { .. } => "blob-query",
         Message::BlobState { .. } => "blob-state",
         Message::BlobData { .. } => "blob-data",

@@ -58,6 +58,12 @@ pub enum Message {
     PushDocs { docs: Vec<DocUpdate> },
     /// The parent stored every document of the batch up to this sequence number.
     DocsAck { upto_seq: u64 },
+    /// Child to parent: send me the documents in my scope changed after your sequence number
+    /// `after_seq` (the cursor the child keeps for its parent).
+    PullDocs { after_seq: u64 },
+    /// Parent to child: the documents in the child's scope changed after the cursor, in order;
+    /// the child's cursor moves to `upto_seq` once they are stored.
+    Docs { docs: Vec<DocUpdate>, upto_seq: u64 },
     /// Does the parent have this blob, or part of it?
     BlobQuery { hash: BlobHash, size: u64 },
     /// How much of the blob the parent holds; `complete` when it has all of it, verified.

@@ -24,6 +24,11 @@ struct State {
     pins: HashMap<String, Fingerprint>,
     applied: Vec<DocUpdate>,
     received: Vec<(BlobHash, u64)>,
+    /// Parent side: documents for children (all in scope here).
+    down: Vec<DocUpdate>,
+    /// Child side: what came down, and the cursor.
+    from_parent: Vec<DocUpdate>,
+    cursor: u64,
 }
 
 #[derive(Default)]
@@ -53,6 +58,23 @@ impl LinkStore for Mem {
     fn docs_acked(&self, _p: &Peer, upto: u64) -> Result<(), StoreError> {
         self.with(|s| s.acked = s.acked.max(upto));
         Ok(())
+    }
+    fn pull_cursor(&self, _p: &Peer) -> Result<u64, StoreError> {
+        Ok(self.with(|s| s.cursor))
+    }
+    fn apply_from_parent(&self, _p: &Peer, docs: Vec<DocUpdate>, upto: u64) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.from_parent.extend(docs);
+            s.cursor = upto;
+        });
+        Ok(())
+    }
+    fn docs_for_child(&self, _c: &Peer, after: u64, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        Ok(self.with(|s| {
+            let docs: Vec<DocUpdate> = s.down.iter().filter(|d| d.seq > after).take(limit).cloned().collect();
+            let upto = docs.last().map(|d| d.seq).unwrap_or(after);
+            (docs, upto)
+        }))
     }
     fn next_blob_upload(&self, _p: &Peer) -> Result<Option<BlobUpload>, StoreError> {
         Ok(self.with(|s| s.uploads.iter().find(|u| !s.uploaded.contains(&u.hash)).copied()))
@@ -170,6 +192,22 @@ async fn documents_and_blobs_reach_the_parent() {
     store.with(|s| s.outgoing.push(DocUpdate { id: "doc4".into(), kind: "lesson".into(), seq: 4, bytes: vec![4] }));
     eventually("the new document", || parent.store.with(|s| s.applied.len() == 4)).await;
     assert_eq!(parent.store.with(|s| s.applied.iter().filter(|d| d.id == "doc1").count()), 1);
+    child.cancel.cancel();
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parents_documents_come_down_in_order_and_once() {
+    let parent = start_parent(Tier::Province);
+    let doc = |seq: u64| DocUpdate { id: format!("collection{seq}"), kind: "collection".into(), seq, bytes: vec![seq as u8; 10] };
+    parent.store.with(|s| s.down = (1..=300).map(doc).collect());
+    let store = Arc::new(Mem::default());
+    let child = start_child(parent.addr, info(Tier::City, "city-7"), &NodeIdentity::generate("c").expect("id"), store.clone());
+    eventually("300 documents from the parent", || store.with(|s| s.cursor == 300)).await;
+    parent.store.with(|s| s.down.push(doc(301)));
+    eventually("one more", || store.with(|s| s.cursor == 301)).await;
+    let got: Vec<u64> = store.with(|s| s.from_parent.iter().map(|d| d.seq).collect());
+    assert_eq!(got, (1..=301).collect::<Vec<_>>(), "in order, each once (batches of at most 256)");
     child.cancel.cancel();
     parent.cancel.cancel();
 }

@@ -43,8 +43,9 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
         subject: clean(&meta.subject),
         knowledge_points: meta.knowledge_points.iter().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect(),
         original_name,
-        media: MediaRef { hash: hash.to_hex(), size, mime: probe.mime().to_string() },
+        media: Some(MediaRef { hash: hash.to_hex(), size, mime: probe.mime().to_string() }),
         probe_json,
+        ..NewLesson::default()
     };
     let id = uuid::Uuid::new_v4().to_string();
     let lesson = ctx.store.write(|tx| -> Result<Lesson, NodeError> {

@@ -1,42 +1,24 @@
 //! Lessons: each lesson is one automerge document (the source of truth, synced between tiers)
 //! and one row in the `lessons` table (its materialized view, for queries), written together
-//! in one transaction.
+//! in one transaction through [`crate::documents::commit`].
 //!
-//! Document layout, schema version 1 (root map):
-//! `schema_version` (int), `kind` = "lesson", `id`, `title`, `teacher`, `grade`, `subject`,
-//! `knowledge_points` (list of text), `origin_node`, `origin_name`, `share_level`
-//! (school | city | province), `created_at` (ms), `original_name` (file name as imported),
-//! `media` → `original` → {`hash`, `size`, `mime`}, `probe_json` (the probe as JSON text,
-//! written once by the origin).
+//! Document layout, schema version 1 (root map): the common header (`schema_version`, `kind` =
+//! "lesson", `id`, `origin_node`, `origin_name`, `created_at`), then `title`, `teacher`,
+//! `grade`, `subject`, `textbook_chapter`, `description` (text), `knowledge_points` and `tags`
+//! (lists of text), `share_level` (school | city | province), `original_name`, `media` →
+//! `original` → {`hash`, `size`, `mime`}, `probe_json` (the probe as JSON text, written once by
+//! the origin), `ratings` (map user → score 1..5, so two users rating at once both count),
+//! `comments` (list of {`id`, `author`, `text`, `at`}), `reviews` (map expert → {`score`,
+//! `comment`, `at`}) and `views` (an automerge counter, so views counted at every tier add up).
 
-use crate::store::{StoreError, next_seq, now_ms};
+use crate::documents::{self, DocError, Kind, Routing, Source, Writer, child, int, text, text_list};
+use crate::store::now_ms;
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc};
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use youke_federation::Tier;
 use youke_federation::tier::goes_up;
-
-pub const KIND_LESSON: &str = "lesson";
-pub const LESSON_SCHEMA: i64 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LessonError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("lesson document is damaged or not a lesson: {0}")]
-    BadDocument(String),
-    #[error("lesson document uses schema {0}, newer than this youke understands; upgrade youke")]
-    NewerSchema(i64),
-    #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
-}
-
-impl From<rusqlite::Error> for LessonError {
-    fn from(e: rusqlite::Error) -> Self {
-        LessonError::Store(StoreError::Sql(e))
-    }
-}
 
 /// The original recording of a lesson.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,7 +36,10 @@ pub struct Lesson {
     pub teacher: String,
     pub grade: String,
     pub subject: String,
+    pub textbook_chapter: String,
     pub knowledge_points: Vec<String>,
+    pub tags: Vec<String>,
+    pub description: String,
     pub origin_node: String,
     pub origin_name: String,
     pub share_level: Tier,
@@ -62,102 +47,65 @@ pub struct Lesson {
     pub media: Option<MediaRef>,
     pub probe: Option<serde_json::Value>,
     pub duration_secs: Option<f64>,
+    pub rating_avg: Option<f64>,
+    pub rating_count: u64,
+    pub comment_count: u64,
+    pub review_avg: Option<f64>,
+    pub review_count: u64,
+    pub views: i64,
     pub created_at: i64,
 }
 
 /// What an import knows about a new lesson.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewLesson {
     pub title: String,
     pub teacher: String,
     pub grade: String,
     pub subject: String,
+    pub textbook_chapter: String,
     pub knowledge_points: Vec<String>,
+    pub tags: Vec<String>,
+    pub description: String,
     pub original_name: String,
-    pub media: MediaRef,
+    pub media: Option<MediaRef>,
     pub probe_json: String,
 }
 
-/// Who is writing: this node's identity and place, needed to stamp and route documents.
-#[derive(Debug, Clone)]
-pub struct Writer {
-    pub node_id: String,
-    pub node_name: String,
-    pub tier: Tier,
-    /// Whether this node has a parent link configured (then shared media is queued for it).
-    pub has_parent: bool,
-}
-
-impl Writer {
-    fn actor(&self) -> ActorId {
-        match uuid::Uuid::parse_str(&self.node_id) {
-            Ok(u) => ActorId::from(u.as_bytes().as_slice()),
-            Err(_) => ActorId::from(self.node_id.as_bytes()),
-        }
-    }
-}
-
 /// Builds the document of a new lesson originating at this node.
-pub fn new_document(w: &Writer, id: &str, l: &NewLesson) -> Result<AutoCommit, LessonError> {
-    let mut doc = AutoCommit::new().with_actor(w.actor());
-    doc.put(ROOT, "schema_version", LESSON_SCHEMA)?;
-    doc.put(ROOT, "kind", KIND_LESSON)?;
-    doc.put(ROOT, "id", id)?;
+pub fn new_document(w: &Writer, id: &str, l: &NewLesson) -> Result<AutoCommit, DocError> {
+    let mut doc = w.new_doc();
+    documents::put_header(&mut doc, Kind::Lesson, id, w)?;
     doc.put(ROOT, "title", l.title.as_str())?;
     doc.put(ROOT, "teacher", l.teacher.as_str())?;
     doc.put(ROOT, "grade", l.grade.as_str())?;
     doc.put(ROOT, "subject", l.subject.as_str())?;
-    let kp = doc.put_object(ROOT, "knowledge_points", ObjType::List)?;
-    for (i, k) in l.knowledge_points.iter().enumerate() {
-        doc.insert(&kp, i, k.as_str())?;
-    }
-    doc.put(ROOT, "origin_node", w.node_id.as_str())?;
-    doc.put(ROOT, "origin_name", w.node_name.as_str())?;
+    doc.put(ROOT, "textbook_chapter", l.textbook_chapter.as_str())?;
+    doc.put(ROOT, "description", l.description.as_str())?;
+    documents::put_text_list(&mut doc, &ROOT, "knowledge_points", &l.knowledge_points)?;
+    documents::put_text_list(&mut doc, &ROOT, "tags", &l.tags)?;
     doc.put(ROOT, "share_level", w.tier.as_str())?;
-    doc.put(ROOT, "created_at", now_ms())?;
     doc.put(ROOT, "original_name", l.original_name.as_str())?;
-    let media = doc.put_object(ROOT, "media", ObjType::Map)?;
-    let original = doc.put_object(&media, "original", ObjType::Map)?;
-    doc.put(&original, "hash", l.media.hash.as_str())?;
-    doc.put(&original, "size", l.media.size)?;
-    doc.put(&original, "mime", l.media.mime.as_str())?;
+    if let Some(m) = &l.media {
+        let media = doc.put_object(ROOT, "media", ObjType::Map)?;
+        let original = doc.put_object(&media, "original", ObjType::Map)?;
+        doc.put(&original, "hash", m.hash.as_str())?;
+        doc.put(&original, "size", m.size)?;
+        doc.put(&original, "mime", m.mime.as_str())?;
+    }
     doc.put(ROOT, "probe_json", l.probe_json.as_str())?;
+    doc.put_object(ROOT, "ratings", ObjType::Map)?;
+    doc.put_object(ROOT, "comments", ObjType::List)?;
+    doc.put_object(ROOT, "reviews", ObjType::Map)?;
+    doc.put(ROOT, "views", ScalarValue::counter(0))?;
     Ok(doc)
 }
 
-fn text(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
-    doc.get(obj, key).ok().flatten().and_then(|(v, _)| v.as_str().map(str::to_string))
-}
-
-fn int(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
-    doc.get(obj, key).ok().flatten().and_then(|(v, _)| v.as_i64().or_else(|| v.as_u64().map(|u| u as i64)))
-}
-
-fn child(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ObjId> {
-    doc.get(obj, key).ok().flatten().and_then(|(v, id)| v.is_object().then_some(id))
-}
-
-/// Reads a lesson document into its materialized form, checking kind and schema.
-pub fn read_document(doc: &AutoCommit) -> Result<Lesson, LessonError> {
-    let bad = |what: &str| LessonError::BadDocument(format!("missing or invalid {what}"));
-    match text(doc, &ROOT, "kind") {
-        Some(k) if k == KIND_LESSON => {}
-        _ => return Err(bad("kind")),
-    }
-    let schema = int(doc, &ROOT, "schema_version").ok_or_else(|| bad("schema_version"))?;
-    if schema > LESSON_SCHEMA {
-        return Err(LessonError::NewerSchema(schema));
-    }
+/// Reads a lesson document into its materialized form.
+pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
+    let bad = |what: &str| DocError::BadDocument(format!("lesson: missing or invalid {what}"));
     let id = text(doc, &ROOT, "id").ok_or_else(|| bad("id"))?;
-    let share_level = text(doc, &ROOT, "share_level")
-        .and_then(|s| s.parse::<Tier>().ok())
-        .ok_or_else(|| bad("share_level"))?;
-    let knowledge_points = match child(doc, &ROOT, "knowledge_points") {
-        Some(list) => (0..doc.length(&list))
-            .filter_map(|i| doc.get(&list, i).ok().flatten().and_then(|(v, _)| v.as_str().map(str::to_string)))
-            .collect(),
-        None => Vec::new(),
-    };
+    let share_level = text(doc, &ROOT, "share_level").and_then(|s| s.parse::<Tier>().ok()).ok_or_else(|| bad("share_level"))?;
     let media = child(doc, &ROOT, "media").and_then(|m| child(doc, &m, "original")).and_then(|o| {
         Some(MediaRef {
             hash: text(doc, &o, "hash")?,
@@ -167,13 +115,42 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, LessonError> {
     });
     let probe: Option<serde_json::Value> = text(doc, &ROOT, "probe_json").and_then(|s| serde_json::from_str(&s).ok());
     let duration_secs = probe.as_ref().and_then(|p| p.get("duration_secs")).and_then(|d| d.as_f64());
+    let scores = |key: &str, inner: Option<&str>| -> Vec<i64> {
+        let Some(map) = child(doc, &ROOT, key) else { return Vec::new() };
+        doc.keys(&map)
+            .filter_map(|k| match inner {
+                None => int(doc, &map, &k),
+                Some(field) => child(doc, &map, &k).and_then(|o| int(doc, &o, field)),
+            })
+            .collect()
+    };
+    let avg = |v: &[i64]| (!v.is_empty()).then(|| v.iter().sum::<i64>() as f64 / v.len() as f64);
+    let ratings = scores("ratings", None);
+    let reviews = scores("reviews", Some("score"));
+    let comment_count = child(doc, &ROOT, "comments").map(|c| doc.length(&c)).unwrap_or(0) as u64;
+    let views = doc
+        .get(ROOT, "views")
+        .ok()
+        .flatten()
+        .and_then(|(v, _)| match v {
+            automerge::Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Counter(c) => Some(i64::from(c)),
+                ScalarValue::Int(i) => Some(*i),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or(0);
     Ok(Lesson {
         id,
         title: text(doc, &ROOT, "title").unwrap_or_default(),
         teacher: text(doc, &ROOT, "teacher").unwrap_or_default(),
         grade: text(doc, &ROOT, "grade").unwrap_or_default(),
         subject: text(doc, &ROOT, "subject").unwrap_or_default(),
-        knowledge_points,
+        textbook_chapter: text(doc, &ROOT, "textbook_chapter").unwrap_or_default(),
+        knowledge_points: text_list(doc, &ROOT, "knowledge_points"),
+        tags: text_list(doc, &ROOT, "tags"),
+        description: text(doc, &ROOT, "description").unwrap_or_default(),
         origin_node: text(doc, &ROOT, "origin_node").ok_or_else(|| bad("origin_node"))?,
         origin_name: text(doc, &ROOT, "origin_name").unwrap_or_default(),
         share_level,
@@ -181,99 +158,210 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, LessonError> {
         media,
         probe,
         duration_secs,
+        rating_avg: avg(&ratings),
+        rating_count: ratings.len() as u64,
+        comment_count,
+        review_avg: avg(&reviews),
+        review_count: reviews.len() as u64,
+        views,
         created_at: int(doc, &ROOT, "created_at").unwrap_or(0),
     })
 }
 
-fn share_rank(t: Tier) -> i64 {
-    match t {
-        Tier::School => 0,
-        Tier::City => 1,
-        Tier::Province => 2,
-    }
-}
-
-/// Stores the document and its materialized row, taking a new change sequence number, and
-/// queues the lesson's media for the parent when its share level reaches the parent's tier.
-pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Lesson, LessonError> {
-    let lesson = read_document(doc)?;
-    let seq = next_seq(tx)? as i64;
-    let bytes = doc.save();
-    let heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
-    let now = now_ms();
-    tx.execute(
-        "INSERT INTO docs (id, kind, schema_version, bytes, heads, seq, origin_node, share_rank, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, schema_version = excluded.schema_version,
-           bytes = excluded.bytes, heads = excluded.heads, seq = excluded.seq,
-           origin_node = excluded.origin_node, share_rank = excluded.share_rank, updated_at = excluded.updated_at",
-        params![lesson.id, KIND_LESSON, LESSON_SCHEMA, bytes, heads.join(","), seq, lesson.origin_node, share_rank(lesson.share_level), now],
-    )?;
-    let probe = lesson.probe.as_ref().map(|p| p.to_string());
-    let kp = serde_json::Value::from(lesson.knowledge_points.clone()).to_string();
-    let (mh, ms, mm) = match &lesson.media {
+/// Writes the lesson's row (called by [`documents::commit`]) and queues its media for the
+/// parent when its share level reaches the parent's tier.
+pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError> {
+    let l = read_document(doc)?;
+    let probe = l.probe.as_ref().map(|p| p.to_string());
+    let kp = serde_json::Value::from(l.knowledge_points.clone()).to_string();
+    let tags = serde_json::Value::from(l.tags.clone()).to_string();
+    let (mh, ms, mm) = match &l.media {
         Some(m) => (Some(m.hash.as_str()), Some(m.size as i64), Some(m.mime.as_str())),
         None => (None, None, None),
     };
     tx.execute(
-        "INSERT INTO lessons (id, title, teacher, grade, subject, knowledge_points, origin_node, origin_name,
-            share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+        "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
+            origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
+            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
-           subject = excluded.subject, knowledge_points = excluded.knowledge_points, origin_node = excluded.origin_node,
+           subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
+           tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
            origin_name = excluded.origin_name, share_level = excluded.share_level, media_hash = excluded.media_hash,
            media_size = excluded.media_size, media_mime = excluded.media_mime, original_name = excluded.original_name,
-           probe = excluded.probe, duration_secs = excluded.duration_secs, created_at = excluded.created_at, seq = excluded.seq",
+           probe = excluded.probe, duration_secs = excluded.duration_secs, rating_avg = excluded.rating_avg,
+           rating_count = excluded.rating_count, comment_count = excluded.comment_count, review_avg = excluded.review_avg,
+           review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq",
         params![
-            lesson.id, lesson.title, lesson.teacher, lesson.grade, lesson.subject, kp, lesson.origin_node,
-            lesson.origin_name, lesson.share_level.as_str(), mh, ms, mm, lesson.original_name, probe,
-            lesson.duration_secs, lesson.created_at, seq
+            l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
+            l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
+            l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64
         ],
     )?;
-    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &lesson.media)
-        && goes_up(lesson.share_level, parent) {
-            tx.execute(
-                "INSERT INTO uploads (hash, size, enqueued_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
-                params![m.hash, m.size as i64, now],
-            )?;
-        }
-    Ok(lesson)
+    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &l.media)
+        && goes_up(l.share_level, parent)
+    {
+        tx.execute(
+            "INSERT INTO uploads (hash, size, enqueued_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
+            params![m.hash, m.size as i64, now_ms()],
+        )?;
+    }
+    Ok(Routing { origin_node: l.origin_node, share: l.share_level, published: false })
+}
+
+/// Saves a locally changed lesson document and returns the lesson.
+pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Lesson, DocError> {
+    documents::commit(tx, w, Kind::Lesson, doc, Source::Local)?;
+    read_document(doc)
 }
 
 /// Loads a lesson's document, if this node has it.
-pub fn load_document(conn: &Connection, w: &Writer, id: &str) -> Result<Option<AutoCommit>, LessonError> {
-    let bytes: Option<Vec<u8>> = conn
-        .query_row("SELECT bytes FROM docs WHERE id = ?1 AND kind = ?2", params![id, KIND_LESSON], |r| r.get(0))
-        .optional()?;
-    match bytes {
-        Some(b) => Ok(Some(AutoCommit::load(&b)?.with_actor(w.actor()))),
-        None => Ok(None),
-    }
-}
-
-/// Merges a document received from another node into the local one (or stores it if new).
-pub fn merge_remote(tx: &Transaction<'_>, w: &Writer, bytes: &[u8]) -> Result<Lesson, LessonError> {
-    let mut incoming = AutoCommit::load(bytes).map_err(|e| LessonError::BadDocument(e.to_string()))?;
-    let id = read_document(&incoming)?.id;
-    let mut doc = match load_document(tx, w, &id)? {
-        Some(mut existing) => {
-            existing.merge(&mut incoming)?;
-            existing
-        }
-        None => incoming.with_actor(w.actor()),
-    };
-    save(tx, w, &mut doc)
+pub fn load_document(conn: &Connection, w: &Writer, id: &str) -> Result<Option<AutoCommit>, DocError> {
+    documents::load(conn, w, Kind::Lesson, id)
 }
 
 /// Changes how far a lesson is shared.
-pub fn set_share_level(tx: &Transaction<'_>, w: &Writer, id: &str, level: Tier) -> Result<Option<Lesson>, LessonError> {
+pub fn set_share_level(tx: &Transaction<'_>, w: &Writer, id: &str, level: Tier) -> Result<Option<Lesson>, DocError> {
     let Some(mut doc) = load_document(tx, w, id)? else { return Ok(None) };
     doc.put(ROOT, "share_level", level.as_str())?;
     save(tx, w, &mut doc).map(Some)
 }
 
+/// A change a user makes to a lesson's shared metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LessonEdit {
+    /// A user's rating, 1 to 5; rating again replaces the user's earlier rating.
+    Rate { user: String, score: i64 },
+    Comment { author: String, text: String },
+    /// An expert's review score (0 to 100) and comment; reviewing again replaces it.
+    Review { expert: String, score: i64, comment: String },
+    /// One more view.
+    View,
+}
+
+/// Longest comment or review text accepted.
+pub const MAX_TEXT: usize = 2000;
+
+impl LessonEdit {
+    fn validate(&self) -> Result<(), DocError> {
+        let name_ok = |n: &str| !n.trim().is_empty() && n.chars().count() <= 100;
+        match self {
+            LessonEdit::Rate { user, score } if name_ok(user) && (1..=5).contains(score) => Ok(()),
+            LessonEdit::Rate { .. } => Err(DocError::Invalid("a rating needs a user and a score from 1 to 5".into())),
+            LessonEdit::Comment { author, text } if name_ok(author) && !text.trim().is_empty() && text.chars().count() <= MAX_TEXT => Ok(()),
+            LessonEdit::Comment { .. } => Err(DocError::Invalid(format!("a comment needs an author and 1 to {MAX_TEXT} characters of text"))),
+            LessonEdit::Review { expert, score, comment } if name_ok(expert) && (0..=100).contains(score) && comment.chars().count() <= MAX_TEXT => Ok(()),
+            LessonEdit::Review { .. } => Err(DocError::Invalid("a review needs an expert and a score from 0 to 100".into())),
+            LessonEdit::View => Ok(()),
+        }
+    }
+}
+
+/// Applies a user's change to a lesson. `None` if the lesson is not here.
+pub fn edit(tx: &Transaction<'_>, w: &Writer, id: &str, change: &LessonEdit) -> Result<Option<Lesson>, DocError> {
+    change.validate()?;
+    let Some(mut doc) = load_document(tx, w, id)? else { return Ok(None) };
+    let obj = |doc: &mut AutoCommit, key: &str, ty: ObjType| -> Result<automerge::ObjId, DocError> {
+        match child(doc, &ROOT, key) {
+            Some(o) => Ok(o),
+            None => Ok(doc.put_object(ROOT, key, ty)?),
+        }
+    };
+    match change {
+        LessonEdit::Rate { user, score } => {
+            let ratings = obj(&mut doc, "ratings", ObjType::Map)?;
+            doc.put(&ratings, user.trim(), *score)?;
+        }
+        LessonEdit::Comment { author, text } => {
+            let comments = obj(&mut doc, "comments", ObjType::List)?;
+            let at = doc.length(&comments);
+            let c = doc.insert_object(&comments, at, ObjType::Map)?;
+            doc.put(&c, "id", uuid::Uuid::new_v4().to_string())?;
+            doc.put(&c, "author", author.trim())?;
+            doc.put(&c, "text", text.trim())?;
+            doc.put(&c, "at", now_ms())?;
+            doc.put(&c, "node", w.node_name.as_str())?;
+        }
+        LessonEdit::Review { expert, score, comment } => {
+            let reviews = obj(&mut doc, "reviews", ObjType::Map)?;
+            let r = doc.put_object(&reviews, expert.trim(), ObjType::Map)?;
+            doc.put(&r, "score", *score)?;
+            doc.put(&r, "comment", comment.trim())?;
+            doc.put(&r, "at", now_ms())?;
+            doc.put(&r, "node", w.node_name.as_str())?;
+        }
+        LessonEdit::View => match doc.get(ROOT, "views")? {
+            Some((automerge::Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Counter(_)) => doc.increment(ROOT, "views", 1)?,
+            _ => doc.put(ROOT, "views", ScalarValue::counter(1))?,
+        },
+    }
+    save(tx, w, &mut doc).map(Some)
+}
+
+/// One comment on a lesson, as read from its document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comment {
+    pub id: String,
+    pub author: String,
+    pub text: String,
+    pub at: i64,
+    pub node: String,
+}
+
+/// One expert review, as read from the document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Review {
+    pub expert: String,
+    pub score: i64,
+    pub comment: String,
+    pub at: i64,
+    pub node: String,
+}
+
+/// The comments and reviews of a lesson.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Discussion {
+    pub comments: Vec<Comment>,
+    pub reviews: Vec<Review>,
+}
+
+/// The comments and reviews of a lesson (from its document).
+pub fn discussion(conn: &Connection, w: &Writer, id: &str) -> Result<Option<Discussion>, DocError> {
+    let Some(doc) = load_document(conn, w, id)? else { return Ok(None) };
+    let mut comments = Vec::new();
+    if let Some(list) = child(&doc, &ROOT, "comments") {
+        for i in 0..doc.length(&list) {
+            if let Some((_, c)) = doc.get(&list, i)? {
+                comments.push(Comment {
+                    id: text(&doc, &c, "id").unwrap_or_default(),
+                    author: text(&doc, &c, "author").unwrap_or_default(),
+                    text: text(&doc, &c, "text").unwrap_or_default(),
+                    at: int(&doc, &c, "at").unwrap_or(0),
+                    node: text(&doc, &c, "node").unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let mut reviews = Vec::new();
+    if let Some(map) = child(&doc, &ROOT, "reviews") {
+        for expert in doc.keys(&map) {
+            if let Some(r) = child(&doc, &map, &expert) {
+                reviews.push(Review {
+                    score: int(&doc, &r, "score").unwrap_or(0),
+                    comment: text(&doc, &r, "comment").unwrap_or_default(),
+                    at: int(&doc, &r, "at").unwrap_or(0),
+                    node: text(&doc, &r, "node").unwrap_or_default(),
+                    expert,
+                });
+            }
+        }
+    }
+    Ok(Some(Discussion { comments, reviews }))
+}
+
 const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, origin_node, origin_name, share_level,
-    media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq";
+    media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
+    textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -302,17 +390,26 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         probe: probe.and_then(|p| serde_json::from_str(&p).ok()),
         duration_secs: r.get(14)?,
         created_at: r.get(15)?,
+        textbook_chapter: r.get(17)?,
+        tags: serde_json::from_str(&r.get::<_, String>(18)?).unwrap_or_default(),
+        description: r.get(19)?,
+        rating_avg: r.get(20)?,
+        rating_count: r.get::<_, i64>(21)? as u64,
+        comment_count: r.get::<_, i64>(22)? as u64,
+        review_avg: r.get(23)?,
+        review_count: r.get::<_, i64>(24)? as u64,
+        views: r.get(25)?,
     };
     Ok((lesson, r.get(16)?))
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Lesson>, LessonError> {
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Lesson>, DocError> {
     let sql = format!("SELECT {COLUMNS} FROM lessons WHERE id = ?1");
     Ok(conn.query_row(&sql, [id], from_row).optional()?.map(|(l, _)| l))
 }
 
 /// Newest first, one page.
-pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<(Vec<Lesson>, u64), LessonError> {
+pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<(Vec<Lesson>, u64), DocError> {
     let total: i64 = conn.query_row("SELECT COUNT(*) FROM lessons", [], |r| r.get(0))?;
     let sql = format!("SELECT {COLUMNS} FROM lessons ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -322,7 +419,7 @@ pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<(Vec<Lesson>, 
 }
 
 /// The lessons with these ids, in the order given (missing ones skipped).
-pub fn by_ids(conn: &Connection, ids: &[String]) -> Result<Vec<Lesson>, LessonError> {
+pub fn by_ids(conn: &Connection, ids: &[String]) -> Result<Vec<Lesson>, DocError> {
     let sql = format!("SELECT {COLUMNS} FROM lessons WHERE id = ?1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut out = Vec::with_capacity(ids.len());
@@ -335,7 +432,7 @@ pub fn by_ids(conn: &Connection, ids: &[String]) -> Result<Vec<Lesson>, LessonEr
 }
 
 /// Lessons whose row changed after `seq`, oldest change first, with their sequence numbers.
-pub fn changed_since(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<(Lesson, u64)>, LessonError> {
+pub fn changed_since(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<(Lesson, u64)>, DocError> {
     let sql = format!("SELECT {COLUMNS} FROM lessons WHERE seq > ?1 ORDER BY seq LIMIT ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![seq as i64, limit as i64], from_row)?;
@@ -357,11 +454,18 @@ mod tests {
             teacher: "王芳".into(),
             grade: "八年级".into(),
             subject: "数学".into(),
+            textbook_chapter: "第十七章 勾股定理".into(),
             knowledge_points: vec!["直角三角形".into(), "勾股数".into()],
+            tags: vec!["公开课".into()],
             original_name: "勾股定理.mp4".into(),
-            media: MediaRef { hash: "ab".repeat(32), size: 1234, mime: "video/mp4".into() },
+            media: Some(MediaRef { hash: "ab".repeat(32), size: 1234, mime: "video/mp4".into() }),
             probe_json: r#"{"duration_secs": 12.5}"#.into(),
+            ..NewLesson::default()
         }
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store.read(|c| Ok::<_, DocError>(c.query_row(sql, [], |r| r.get(0))?)).expect("count")
     }
 
     #[test]
@@ -377,22 +481,55 @@ mod tests {
             })
             .expect("save");
         assert_eq!(lesson.knowledge_points, vec!["直角三角形", "勾股数"]);
+        assert_eq!(lesson.textbook_chapter, "第十七章 勾股定理");
         assert_eq!(lesson.duration_secs, Some(12.5));
         let row = store.read(|c| get(c, &id)).expect("get").expect("row");
         assert_eq!(row, lesson);
-        let queued: i64 = store.read(|c| Ok::<_, LessonError>(c.query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0))?)).expect("count");
-        assert_eq!(queued, 0, "a school-level lesson does not go up");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM uploads"), 0, "a school-level lesson does not go up");
         let shared = store.write(|tx| set_share_level(tx, &w, &id, Tier::Province)).expect("share").expect("exists");
         assert_eq!(shared.share_level, Tier::Province);
-        let queued: i64 = store.read(|c| Ok::<_, LessonError>(c.query_row("SELECT COUNT(*) FROM uploads", [], |r| r.get(0))?)).expect("count");
-        assert_eq!(queued, 1);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM uploads"), 1);
         let changed = store.read(|c| changed_since(c, 1, 10)).expect("changed");
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].1, 2);
     }
 
     #[test]
-    fn concurrent_edits_at_two_tiers_merge() {
+    fn ratings_comments_reviews_and_views_are_kept_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let w = writer(Tier::School, false);
+        let id = uuid::Uuid::new_v4().to_string();
+        store.write(|tx| save(tx, &w, &mut new_document(&w, &id, &new_lesson())?)).expect("save");
+        let edits = [
+            LessonEdit::Rate { user: "李老师".into(), score: 4 },
+            LessonEdit::Rate { user: "张老师".into(), score: 5 },
+            LessonEdit::Rate { user: "李老师".into(), score: 2 },
+            LessonEdit::Comment { author: "学生甲".into(), text: "讲得很清楚".into() },
+            LessonEdit::Review { expert: "省专家".into(), score: 92, comment: "示范性强".into() },
+            LessonEdit::View,
+            LessonEdit::View,
+        ];
+        for e in &edits {
+            store.write(|tx| edit(tx, &w, &id, e)).expect("edit").expect("lesson");
+        }
+        let l = store.read(|c| get(c, &id)).expect("get").expect("row");
+        assert_eq!((l.rating_count, l.rating_avg), (2, Some(3.5)));
+        assert_eq!((l.comment_count, l.review_count, l.review_avg, l.views), (1, 1, Some(92.0), 2));
+        let d = store.read(|c| discussion(c, &w, &id)).expect("read").expect("doc");
+        assert_eq!(d.comments[0].text, "讲得很清楚");
+        assert_eq!(d.reviews[0].expert, "省专家");
+        for bad in [
+            LessonEdit::Rate { user: "x".into(), score: 9 },
+            LessonEdit::Comment { author: "".into(), text: "hi".into() },
+            LessonEdit::Review { expert: "e".into(), score: 101, comment: "".into() },
+        ] {
+            assert!(matches!(store.write(|tx| edit(tx, &w, &id, &bad)), Err(DocError::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn concurrent_edits_at_two_tiers_merge_without_loss() {
         let dir = tempfile::tempdir().expect("tempdir");
         let school = Store::open(&dir.path().join("school")).expect("open");
         let city = Store::open(&dir.path().join("city")).expect("open");
@@ -403,32 +540,51 @@ mod tests {
             .write(|tx| {
                 let mut doc = new_document(&ws, &id, &new_lesson())?;
                 save(tx, &ws, &mut doc)?;
-                Ok::<_, LessonError>(doc.save())
+                Ok::<_, DocError>(doc.save())
             })
             .expect("create");
-        city.write(|tx| merge_remote(tx, &wc, &bytes)).expect("first sync");
-        // The school retitles while the city is offline; then the city merges again.
-        let bytes2 = school
+        city.write(|tx| documents::merge_remote(tx, &wc, "lesson", &bytes, Source::Child(&ws.node_id))).expect("first sync");
+        // While offline: the school retitles and counts a view, the city reviews and counts a view.
+        school.write(|tx| edit(tx, &ws, &id, &LessonEdit::View)).expect("view");
+        let school_bytes = school
             .write(|tx| {
                 let mut doc = load_document(tx, &ws, &id)?.expect("doc");
                 doc.put(ROOT, "title", "勾股定理（第二课时）")?;
                 save(tx, &ws, &mut doc)?;
-                Ok::<_, LessonError>(doc.save())
+                Ok::<_, DocError>(doc.save())
             })
             .expect("edit");
-        let merged = city.write(|tx| merge_remote(tx, &wc, &bytes2)).expect("second sync");
-        assert_eq!(merged.title, "勾股定理（第二课时）");
-        assert_eq!(merged.origin_node, ws.node_id);
+        city.write(|tx| edit(tx, &wc, &id, &LessonEdit::Review { expert: "市教研员".into(), score: 88, comment: "好".into() })).expect("review");
+        city.write(|tx| edit(tx, &wc, &id, &LessonEdit::View)).expect("view");
+        let city_bytes = city.read(|c| Ok::<_, DocError>(load_document(c, &wc, &id)?.expect("doc").save())).expect("bytes");
+        // Both directions merge to the same lesson.
+        let at_city = city.write(|tx| {
+            documents::merge_remote(tx, &wc, "lesson", &school_bytes, Source::Child(&ws.node_id))?;
+            Ok::<_, DocError>(get(tx, &id)?.expect("row"))
+        }).expect("merge at city");
+        let at_school = school.write(|tx| {
+            documents::merge_remote(tx, &ws, "lesson", &city_bytes, Source::Parent(&wc.node_id))?;
+            Ok::<_, DocError>(get(tx, &id)?.expect("row"))
+        }).expect("merge at school");
+        assert_eq!(at_city, at_school);
+        assert_eq!(at_city.title, "勾股定理（第二课时）");
+        assert_eq!((at_city.views, at_city.review_count), (2, 1));
+        let heads = |s: &Store| s.read(|c| documents::heads_of(c, Kind::Lesson)).expect("heads");
+        assert_eq!(heads(&school), heads(&city));
     }
 
     #[test]
-    fn foreign_documents_are_rejected() {
-        let mut doc = AutoCommit::new();
-        doc.put(ROOT, "kind", "announcement").expect("put");
-        assert!(matches!(read_document(&doc), Err(LessonError::BadDocument(_))));
+    fn foreign_or_mislabelled_documents_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db")).expect("open");
         let w = writer(Tier::City, true);
-        assert!(store.write(|tx| merge_remote(tx, &w, b"not automerge")).is_err());
+        assert!(store.write(|tx| documents::merge_remote(tx, &w, "lesson", b"not automerge", Source::Child("s"))).is_err());
+        let mut other = w.new_doc();
+        documents::put_header(&mut other, Kind::Announcement, "a1", &w).expect("header");
+        let bytes = other.save();
+        let err = store.write(|tx| documents::merge_remote(tx, &w, "lesson", &bytes, Source::Child("s"))).expect_err("mislabelled");
+        assert!(matches!(err, DocError::BadDocument(_)), "{err}");
+        assert!(store.write(|tx| documents::merge_remote(tx, &w, "virus", &bytes, Source::Child("s"))).is_err());
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM docs"), 0);
     }
 }

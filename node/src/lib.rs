@@ -2,7 +2,9 @@
 //!
 //! - [`config`]: the TOML config with environment and flag overrides.
 //! - [`store`]: the SQLite database, its migrations and shared helpers.
-//! - [`lessons`]: lesson documents (automerge) and their materialized rows.
+//! - [`documents`]: the CRDT document store shared by every kind, with routing for sync.
+//! - [`lessons`]: lesson documents and their rows; [`catalog`]: collections, announcements,
+//!   competitions.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
 //! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
 //! - [`indexer`]: keeps the search index up to date with the database.
@@ -10,8 +12,10 @@
 //! - [`node`]: the composition root that starts and stops all of the above.
 //! - [`status`], [`demo`]: operator commands.
 
+pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod documents;
 pub mod http;
 pub mod import;
 pub mod indexer;

@@ -4,7 +4,7 @@
 //! cancellation token and are awaited on shutdown.
 
 use crate::config::Config;
-use crate::lessons::{LessonError, Writer};
+use crate::documents::{DocError, Writer};
 use crate::replication::NodeLinkStore;
 use crate::store::{Store, StoreError, meta_get, meta_set};
 use std::net::SocketAddr;
@@ -25,7 +25,7 @@ pub enum NodeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Lesson(#[from] LessonError),
+    Doc(#[from] DocError),
     #[error(transparent)]
     Blob(#[from] BlobError),
     #[error(transparent)]

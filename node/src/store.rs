@@ -21,7 +21,8 @@ pub enum StoreError {
 /// Migrations, applied in order; index + 1 is the schema version. Never edit one that shipped:
 /// append a new one.
 const MIGRATIONS: &[&str] = &[
-    // 1: documents, lessons, blobs, peers, link state, upload queue.
+    // 1: documents and their routes, lessons, collections, announcements, competitions, blobs,
+    // peers, link state, upload queue.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('doc_seq', '0');
@@ -35,17 +36,30 @@ const MIGRATIONS: &[&str] = &[
         seq            INTEGER NOT NULL,
         origin_node    TEXT NOT NULL,
         share_rank     INTEGER NOT NULL,
+        published      INTEGER NOT NULL DEFAULT 0,
+        last_from      TEXT,
         updated_at     INTEGER NOT NULL
     );
     CREATE INDEX docs_by_seq ON docs (seq);
 
+    -- Which child a document came from: updates to it go back down to that child.
+    CREATE TABLE doc_routes (
+        doc_id   TEXT NOT NULL REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+        child_id TEXT NOT NULL,
+        PRIMARY KEY (doc_id, child_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX doc_routes_by_child ON doc_routes (child_id);
+
     CREATE TABLE lessons (
-        id               TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE,
+        id               TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
         title            TEXT NOT NULL,
         teacher          TEXT NOT NULL,
         grade            TEXT NOT NULL,
         subject          TEXT NOT NULL,
+        textbook_chapter TEXT NOT NULL,
         knowledge_points TEXT NOT NULL,
+        tags             TEXT NOT NULL,
+        description      TEXT NOT NULL,
         origin_node      TEXT NOT NULL,
         origin_name      TEXT NOT NULL,
         share_level      TEXT NOT NULL,
@@ -55,11 +69,53 @@ const MIGRATIONS: &[&str] = &[
         original_name    TEXT NOT NULL,
         probe            TEXT,
         duration_secs    REAL,
+        rating_avg       REAL,
+        rating_count     INTEGER NOT NULL DEFAULT 0,
+        comment_count    INTEGER NOT NULL DEFAULT 0,
+        review_avg       REAL,
+        review_count     INTEGER NOT NULL DEFAULT 0,
+        views            INTEGER NOT NULL DEFAULT 0,
         created_at       INTEGER NOT NULL,
         seq              INTEGER NOT NULL
     );
     CREATE INDEX lessons_by_seq ON lessons (seq);
     CREATE INDEX lessons_by_created ON lessons (created_at DESC);
+
+    CREATE TABLE collections (
+        id          TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+        title       TEXT NOT NULL,
+        description TEXT NOT NULL,
+        lessons     TEXT NOT NULL,
+        featured    INTEGER NOT NULL,
+        pinned      INTEGER NOT NULL,
+        published   INTEGER NOT NULL,
+        origin_node TEXT NOT NULL,
+        origin_name TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE announcements (
+        id          TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        audience    TEXT NOT NULL,
+        publish_at  INTEGER NOT NULL,
+        origin_node TEXT NOT NULL,
+        origin_name TEXT NOT NULL
+    );
+
+    CREATE TABLE competitions (
+        id                TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+        title             TEXT NOT NULL,
+        description       TEXT NOT NULL,
+        opens_at          INTEGER NOT NULL,
+        closes_at         INTEGER NOT NULL,
+        requires_standard INTEGER NOT NULL,
+        entries           TEXT NOT NULL,
+        awards            TEXT NOT NULL,
+        origin_node       TEXT NOT NULL,
+        origin_name       TEXT NOT NULL
+    );
 
     CREATE TABLE blobs (
         hash     TEXT PRIMARY KEY,
@@ -75,6 +131,7 @@ const MIGRATIONS: &[&str] = &[
         fingerprint TEXT NOT NULL,
         addr        TEXT NOT NULL,
         acked_seq   INTEGER NOT NULL DEFAULT 0,
+        down_seq    INTEGER NOT NULL DEFAULT 0,
         first_seen  INTEGER NOT NULL,
         last_seen   INTEGER NOT NULL
     );

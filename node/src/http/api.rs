@@ -1,6 +1,7 @@
 //! JSON API handlers (`/api/v1`).
 
 use super::{ApiError, AppState, blocking};
+use crate::catalog;
 use crate::lessons::{self, Lesson};
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
@@ -173,4 +174,135 @@ pub async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>)
 pub async fn status(State(state): State<AppState>) -> Result<Json<crate::status::Status>, ApiError> {
     let s = blocking(&state, |ctx| crate::status::collect(ctx, true).map_err(ApiError::from)).await?;
     Ok(Json(s))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RatingBody {
+    pub user: String,
+    pub score: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentBody {
+    pub author: String,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReviewBody {
+    pub expert: String,
+    pub score: i64,
+    #[serde(default)]
+    pub comment: String,
+}
+
+async fn edit_lesson(state: &AppState, id: String, change: lessons::LessonEdit) -> Result<Json<LessonView>, ApiError> {
+    check_id(&id)?;
+    let view = blocking(state, move |ctx| {
+        let lesson = ctx
+            .store
+            .write(|tx| lessons::edit(tx, &ctx.writer, &id, &change))?
+            .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+        ctx.changed();
+        Ok(LessonView::new(ctx, lesson))
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+pub async fn rate_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<RatingBody>) -> Result<Json<LessonView>, ApiError> {
+    edit_lesson(&state, id, lessons::LessonEdit::Rate { user: b.user, score: b.score }).await
+}
+
+pub async fn comment_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<CommentBody>) -> Result<Json<LessonView>, ApiError> {
+    edit_lesson(&state, id, lessons::LessonEdit::Comment { author: b.author, text: b.text }).await
+}
+
+pub async fn review_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<ReviewBody>) -> Result<Json<LessonView>, ApiError> {
+    edit_lesson(&state, id, lessons::LessonEdit::Review { expert: b.expert, score: b.score, comment: b.comment }).await
+}
+
+pub async fn view_lesson(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {
+    edit_lesson(&state, id, lessons::LessonEdit::View).await
+}
+
+pub async fn lesson_discussion(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<lessons::Discussion>, ApiError> {
+    check_id(&id)?;
+    let d = blocking(&state, move |ctx| {
+        ctx.store
+            .read(|c| lessons::discussion(c, &ctx.writer, &id))?
+            .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))
+    })
+    .await?;
+    Ok(Json(d))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+pub async fn list_collections(State(state): State<AppState>) -> Result<Json<Items<catalog::Collection>>, ApiError> {
+    let items = blocking(&state, |ctx| Ok(ctx.store.read(catalog::collections)?)).await?;
+    Ok(Json(Items { items }))
+}
+
+pub async fn list_announcements(State(state): State<AppState>) -> Result<Json<Items<catalog::Announcement>>, ApiError> {
+    let items = blocking(&state, |ctx| Ok(ctx.store.read(catalog::announcements)?)).await?;
+    Ok(Json(Items { items }))
+}
+
+pub async fn list_competitions(State(state): State<AppState>) -> Result<Json<Items<catalog::Competition>>, ApiError> {
+    let items = blocking(&state, |ctx| Ok(ctx.store.read(catalog::competitions)?)).await?;
+    Ok(Json(Items { items }))
+}
+
+pub async fn create_collection(State(state): State<AppState>, Json(c): Json<catalog::Collection>) -> Result<Json<catalog::Collection>, ApiError> {
+    let out = blocking(&state, move |ctx| {
+        let c = ctx.store.write(|tx| catalog::create_collection(tx, &ctx.writer, &c))?;
+        ctx.changed();
+        Ok(c)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+pub async fn create_announcement(State(state): State<AppState>, Json(a): Json<catalog::Announcement>) -> Result<Json<catalog::Announcement>, ApiError> {
+    let out = blocking(&state, move |ctx| {
+        let a = ctx.store.write(|tx| catalog::create_announcement(tx, &ctx.writer, &a))?;
+        ctx.changed();
+        Ok(a)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+pub async fn create_competition(State(state): State<AppState>, Json(c): Json<catalog::Competition>) -> Result<Json<catalog::Competition>, ApiError> {
+    let out = blocking(&state, move |ctx| {
+        let c = ctx.store.write(|tx| catalog::create_competition(tx, &ctx.writer, &c))?;
+        ctx.changed();
+        Ok(c)
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AwardBody {
+    pub lesson: String,
+    pub award: String,
+}
+
+pub async fn award(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<AwardBody>) -> Result<Json<catalog::Competition>, ApiError> {
+    check_id(&id)?;
+    let out = blocking(&state, move |ctx| {
+        let c = ctx
+            .store
+            .write(|tx| catalog::award(tx, &ctx.writer, &id, &b.lesson, &b.award))?
+            .ok_or_else(|| ApiError::NotFound(format!("no competition with id {id}")))?;
+        ctx.changed();
+        Ok(c)
+    })
+    .await?;
+    Ok(Json(out))
 }

@@ -31,6 +31,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/lessons/{id}", get(api::get_lesson))
         .route("/api/v1/lessons/{id}/media", get(api::lesson_media))
         .route("/api/v1/lessons/{id}/share", post(api::share_lesson))
+        .route("/api/v1/lessons/{id}/ratings", post(api::rate_lesson))
+        .route("/api/v1/lessons/{id}/comments", post(api::comment_lesson))
+        .route("/api/v1/lessons/{id}/reviews", post(api::review_lesson))
+        .route("/api/v1/lessons/{id}/views", post(api::view_lesson))
+        .route("/api/v1/lessons/{id}/discussion", get(api::lesson_discussion))
+        .route("/api/v1/collections", get(api::list_collections).post(api::create_collection))
+        .route("/api/v1/announcements", get(api::list_announcements).post(api::create_announcement))
+        .route("/api/v1/competitions", get(api::list_competitions).post(api::create_competition))
+        .route("/api/v1/competitions/{id}/awards", post(api::award))
         .route("/api/v1/search", get(api::search))
         .route("/api/v1/status", get(api::status))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
@@ -59,7 +68,7 @@ impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         match e {
             NodeError::NoSuchLesson(id) => ApiError::NotFound(format!("no lesson with id {id}")),
-            NodeError::Invalid(m) => ApiError::BadRequest(m),
+            NodeError::Invalid(m) | NodeError::Doc(crate::documents::DocError::Invalid(m)) => ApiError::BadRequest(m),
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::Internal(other.to_string())
@@ -68,8 +77,8 @@ impl From<NodeError> for ApiError {
     }
 }
 
-impl From<crate::lessons::LessonError> for ApiError {
-    fn from(e: crate::lessons::LessonError) -> Self {
+impl From<crate::documents::DocError> for ApiError {
+    fn from(e: crate::documents::DocError) -> Self {
         ApiError::from(NodeError::from(e))
     }
 }
@@ -229,5 +238,50 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         let (s, _, _) = call(&f.state, get(&format!("/lessons/{}", uuid::Uuid::new_v4()))).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    fn post_json(uri: &str, body: &str) -> Request<Body> {
+        Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).expect("request")
+    }
+
+    #[tokio::test]
+    async fn ratings_comments_reviews_and_catalog_through_the_api() {
+        let f = fixture();
+        let base = format!("/api/v1/lessons/{}", f.id);
+        for (path, body) in [
+            ("ratings", r#"{"user":"李老师","score":4}"#),
+            ("comments", r#"{"author":"学生","text":"很有帮助"}"#),
+            ("reviews", r#"{"expert":"专家","score":90,"comment":"好"}"#),
+        ] {
+            let (s, _, _) = call(&f.state, post_json(&format!("{base}/{path}"), body)).await;
+            assert_eq!(s, StatusCode::OK, "{path}");
+        }
+        let (s, _, body) = call(&f.state, Request::post(format!("{base}/views")).body(Body::empty()).expect("req")).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!((v["rating_count"].as_u64(), v["comment_count"].as_u64(), v["review_count"].as_u64(), v["views"].as_i64()), (Some(1), Some(1), Some(1), Some(1)));
+        let (s, _, body) = call(&f.state, get(&format!("{base}/discussion"))).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["comments"][0]["text"], "很有帮助");
+        let (s, h, _) = call(&f.state, post_json(&format!("{base}/ratings"), r#"{"user":"x","score":11}"#)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
+
+        let (s, _, _) = call(&f.state, post_json("/api/v1/collections", &format!(r#"{{"title":"精品课","lessons":["{}"]}}"#, f.id))).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, _, body) = call(&f.state, get("/api/v1/collections")).await;
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["items"][0]["title"], "精品课");
+        assert_eq!(v["items"][0]["published"], true);
+        let (s, _, _) = call(&f.state, post_json("/api/v1/announcements", r#"{"title":"","body":"x"}"#)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, _, body) = call(&f.state, post_json("/api/v1/competitions", r#"{"title":"优质课评选","requires_standard":true}"#)).await;
+        assert_eq!(s, StatusCode::OK);
+        let comp: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let (s, _, body) = call(&f.state, post_json(&format!("/api/v1/competitions/{}/awards", comp["id"].as_str().expect("id")), &format!(r#"{{"lesson":"{}","award":"一等奖"}}"#, f.id))).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["awards"][&f.id], "一等奖");
     }
 }

@@ -1,0 +1,340 @@
+//! What cities and provinces publish down the tree: collections (专辑: ordered lessons,
+//! featured and pinned flags), announcements (通知) and competitions (评选: fields only; the
+//! workflow comes with the portal). Each is an automerge document with the common header
+//! (see [`crate::documents`]) and a row in its table.
+//!
+//! Layouts, schema version 1: collection {`title`, `description`, `lessons` (list of lesson
+//! ids), `featured`, `pinned`, `published`}; announcement {`title`, `body`, `audience`
+//! (all | school | city), `publish_at` (ms)}; competition {`title`, `description`, `opens_at`,
+//! `closes_at` (ms), `requires_standard` (bool: entries must pass the course video standard),
+//! `entries` (list of lesson ids), `awards` (map lesson id → award name)}. Announcements and
+//! competitions are always published; a collection is published when `published` is true.
+
+use crate::documents::{self, DocError, Kind, Routing, Source, Writer, boolean, child, int, text, text_list};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ROOT, ReadDoc};
+use rusqlite::{Connection, Transaction, params};
+use serde::{Deserialize, Serialize};
+use youke_federation::Tier;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collection {
+    #[serde(default)]
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub lessons: Vec<String>,
+    #[serde(default)]
+    pub featured: bool,
+    #[serde(default)]
+    pub pinned: bool,
+    #[serde(default = "yes")]
+    pub published: bool,
+    #[serde(default)]
+    pub origin_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    #[serde(default)]
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    /// all, school or city.
+    #[serde(default = "all")]
+    pub audience: String,
+    #[serde(default)]
+    pub publish_at: i64,
+    #[serde(default)]
+    pub origin_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Competition {
+    #[serde(default)]
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub opens_at: i64,
+    #[serde(default)]
+    pub closes_at: i64,
+    #[serde(default)]
+    pub requires_standard: bool,
+    #[serde(default)]
+    pub entries: Vec<String>,
+    #[serde(default)]
+    pub awards: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub origin_name: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn all() -> String {
+    "all".into()
+}
+
+fn check_title(t: &str) -> Result<(), DocError> {
+    if t.trim().is_empty() || t.chars().count() > 200 {
+        return Err(DocError::Invalid("a title of 1 to 200 characters is required".into()));
+    }
+    Ok(())
+}
+
+/// Creates a collection at this node.
+pub fn create_collection(tx: &Transaction<'_>, w: &Writer, c: &Collection) -> Result<Collection, DocError> {
+    check_title(&c.title)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut doc = w.new_doc();
+    documents::put_header(&mut doc, Kind::Collection, &id, w)?;
+    doc.put(ROOT, "title", c.title.trim())?;
+    doc.put(ROOT, "description", c.description.as_str())?;
+    documents::put_text_list(&mut doc, &ROOT, "lessons", &c.lessons)?;
+    doc.put(ROOT, "featured", c.featured)?;
+    doc.put(ROOT, "pinned", c.pinned)?;
+    doc.put(ROOT, "published", c.published)?;
+    documents::commit(tx, w, Kind::Collection, &mut doc, Source::Local)?;
+    read_collection(&doc)
+}
+
+/// Creates an announcement at this node (published down the tree).
+pub fn create_announcement(tx: &Transaction<'_>, w: &Writer, a: &Announcement) -> Result<Announcement, DocError> {
+    check_title(&a.title)?;
+    if !["all", "school", "city"].contains(&a.audience.as_str()) {
+        return Err(DocError::Invalid("audience is all, school or city".into()));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut doc = w.new_doc();
+    documents::put_header(&mut doc, Kind::Announcement, &id, w)?;
+    doc.put(ROOT, "title", a.title.trim())?;
+    doc.put(ROOT, "body", a.body.as_str())?;
+    doc.put(ROOT, "audience", a.audience.as_str())?;
+    doc.put(ROOT, "publish_at", if a.publish_at > 0 { a.publish_at } else { crate::store::now_ms() })?;
+    documents::commit(tx, w, Kind::Announcement, &mut doc, Source::Local)?;
+    read_announcement(&doc)
+}
+
+/// Creates a competition at this node (published down the tree).
+pub fn create_competition(tx: &Transaction<'_>, w: &Writer, c: &Competition) -> Result<Competition, DocError> {
+    check_title(&c.title)?;
+    if c.closes_at != 0 && c.closes_at < c.opens_at {
+        return Err(DocError::Invalid("a competition cannot close before it opens".into()));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut doc = w.new_doc();
+    documents::put_header(&mut doc, Kind::Competition, &id, w)?;
+    doc.put(ROOT, "title", c.title.trim())?;
+    doc.put(ROOT, "description", c.description.as_str())?;
+    doc.put(ROOT, "opens_at", c.opens_at)?;
+    doc.put(ROOT, "closes_at", c.closes_at)?;
+    doc.put(ROOT, "requires_standard", c.requires_standard)?;
+    documents::put_text_list(&mut doc, &ROOT, "entries", &c.entries)?;
+    let awards = doc.put_object(ROOT, "awards", automerge::ObjType::Map)?;
+    for (lesson, award) in &c.awards {
+        doc.put(&awards, lesson.as_str(), award.as_str())?;
+    }
+    documents::commit(tx, w, Kind::Competition, &mut doc, Source::Local)?;
+    read_competition(&doc)
+}
+
+/// Gives an award to a lesson in a competition (an update that travels down to the lesson's school).
+pub fn award(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str, award: &str) -> Result<Option<Competition>, DocError> {
+    if award.trim().is_empty() {
+        return Err(DocError::Invalid("an award needs a name, e.g. 一等奖".into()));
+    }
+    let Some(mut doc) = documents::load(tx, w, Kind::Competition, competition)? else { return Ok(None) };
+    let awards = match child(&doc, &ROOT, "awards") {
+        Some(a) => a,
+        None => doc.put_object(ROOT, "awards", automerge::ObjType::Map)?,
+    };
+    doc.put(&awards, lesson, award.trim())?;
+    documents::commit(tx, w, Kind::Competition, &mut doc, Source::Local)?;
+    read_competition(&doc).map(Some)
+}
+
+fn read_collection(doc: &AutoCommit) -> Result<Collection, DocError> {
+    Ok(Collection {
+        id: text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("collection without id".into()))?,
+        title: text(doc, &ROOT, "title").unwrap_or_default(),
+        description: text(doc, &ROOT, "description").unwrap_or_default(),
+        lessons: text_list(doc, &ROOT, "lessons"),
+        featured: boolean(doc, &ROOT, "featured").unwrap_or(false),
+        pinned: boolean(doc, &ROOT, "pinned").unwrap_or(false),
+        published: boolean(doc, &ROOT, "published").unwrap_or(false),
+        origin_name: text(doc, &ROOT, "origin_name").unwrap_or_default(),
+    })
+}
+
+fn read_announcement(doc: &AutoCommit) -> Result<Announcement, DocError> {
+    Ok(Announcement {
+        id: text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("announcement without id".into()))?,
+        title: text(doc, &ROOT, "title").unwrap_or_default(),
+        body: text(doc, &ROOT, "body").unwrap_or_default(),
+        audience: text(doc, &ROOT, "audience").unwrap_or_else(all),
+        publish_at: int(doc, &ROOT, "publish_at").unwrap_or(0),
+        origin_name: text(doc, &ROOT, "origin_name").unwrap_or_default(),
+    })
+}
+
+fn read_competition(doc: &AutoCommit) -> Result<Competition, DocError> {
+    let awards = match child(doc, &ROOT, "awards") {
+        Some(a) => doc.keys(&a).filter_map(|k| text(doc, &a, &k).map(|v| (k, v))).collect(),
+        None => Default::default(),
+    };
+    Ok(Competition {
+        id: text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("competition without id".into()))?,
+        title: text(doc, &ROOT, "title").unwrap_or_default(),
+        description: text(doc, &ROOT, "description").unwrap_or_default(),
+        opens_at: int(doc, &ROOT, "opens_at").unwrap_or(0),
+        closes_at: int(doc, &ROOT, "closes_at").unwrap_or(0),
+        requires_standard: boolean(doc, &ROOT, "requires_standard").unwrap_or(false),
+        entries: text_list(doc, &ROOT, "entries"),
+        awards,
+        origin_name: text(doc, &ROOT, "origin_name").unwrap_or_default(),
+    })
+}
+
+fn origin(doc: &AutoCommit) -> Result<(String, String), DocError> {
+    Ok((
+        text(doc, &ROOT, "origin_node").ok_or_else(|| DocError::BadDocument("missing origin_node".into()))?,
+        text(doc, &ROOT, "origin_name").unwrap_or_default(),
+    ))
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Writes the row of a collection, announcement or competition (called by
+/// [`documents::commit`]). These never travel up: their share rank is their origin's tier... of
+/// school, so only the scope down applies.
+pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result<Routing, DocError> {
+    let (origin_node, origin_name) = origin(doc)?;
+    let published = match kind {
+        Kind::Collection => {
+            let c = read_collection(doc)?;
+            tx.execute(
+                "INSERT INTO collections (id, title, description, lessons, featured, pinned, published, origin_node, origin_name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, lessons = excluded.lessons,
+                   featured = excluded.featured, pinned = excluded.pinned, published = excluded.published",
+                params![c.id, c.title, c.description, json(&c.lessons), c.featured, c.pinned, c.published, origin_node, origin_name, int(doc, &ROOT, "created_at").unwrap_or(0)],
+            )?;
+            c.published
+        }
+        Kind::Announcement => {
+            let a = read_announcement(doc)?;
+            tx.execute(
+                "INSERT INTO announcements (id, title, body, audience, publish_at, origin_node, origin_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, body = excluded.body, audience = excluded.audience, publish_at = excluded.publish_at",
+                params![a.id, a.title, a.body, a.audience, a.publish_at, origin_node, origin_name],
+            )?;
+            true
+        }
+        Kind::Competition => {
+            let c = read_competition(doc)?;
+            tx.execute(
+                "INSERT INTO competitions (id, title, description, opens_at, closes_at, requires_standard, entries, awards, origin_node, origin_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, opens_at = excluded.opens_at,
+                   closes_at = excluded.closes_at, requires_standard = excluded.requires_standard, entries = excluded.entries, awards = excluded.awards",
+                params![c.id, c.title, c.description, c.opens_at, c.closes_at, c.requires_standard, json(&c.entries), json(&c.awards), origin_node, origin_name],
+            )?;
+            true
+        }
+        Kind::Lesson => return Err(DocError::BadDocument("a lesson is not a catalog document".into())),
+    };
+    Ok(Routing { origin_node, share: Tier::School, published })
+}
+
+fn list_json<T: for<'de> Deserialize<'de>>(conn: &Connection, sql: &str, build: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>, DocError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], build)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn collections(conn: &Connection) -> Result<Vec<Collection>, DocError> {
+    list_json(conn, "SELECT id, title, description, lessons, featured, pinned, published, origin_name FROM collections ORDER BY pinned DESC, created_at DESC", |r| {
+        Ok(Collection {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            description: r.get(2)?,
+            lessons: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+            featured: r.get(4)?,
+            pinned: r.get(5)?,
+            published: r.get(6)?,
+            origin_name: r.get(7)?,
+        })
+    })
+}
+
+pub fn announcements(conn: &Connection) -> Result<Vec<Announcement>, DocError> {
+    list_json(conn, "SELECT id, title, body, audience, publish_at, origin_name FROM announcements ORDER BY publish_at DESC", |r| {
+        Ok(Announcement { id: r.get(0)?, title: r.get(1)?, body: r.get(2)?, audience: r.get(3)?, publish_at: r.get(4)?, origin_name: r.get(5)? })
+    })
+}
+
+pub fn competitions(conn: &Connection) -> Result<Vec<Competition>, DocError> {
+    list_json(conn, "SELECT id, title, description, opens_at, closes_at, requires_standard, entries, awards, origin_name FROM competitions ORDER BY opens_at DESC", |r| {
+        Ok(Competition {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            description: r.get(2)?,
+            opens_at: r.get(3)?,
+            closes_at: r.get(4)?,
+            requires_standard: r.get(5)?,
+            entries: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+            awards: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+            origin_name: r.get(8)?,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn catalog_documents_round_trip_and_merge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let province = Store::open(&dir.path().join("p")).expect("open");
+        let city = Store::open(&dir.path().join("c")).expect("open");
+        let wp = Writer { node_id: uuid::Uuid::new_v4().to_string(), node_name: "省中心".into(), tier: Tier::Province, has_parent: false };
+        let wc = Writer { node_id: uuid::Uuid::new_v4().to_string(), node_name: "市局".into(), tier: Tier::City, has_parent: true };
+        let col = province
+            .write(|tx| create_collection(tx, &wp, &Collection { title: "省级精品课".into(), lessons: vec!["l1".into()], featured: true, ..serde_json::from_str(r#"{"title":"x"}"#).expect("defaults") }))
+            .expect("collection");
+        assert!(col.published, "collections are published by default");
+        let comp = province
+            .write(|tx| create_competition(tx, &wp, &Competition { title: "优质课评选".into(), requires_standard: true, ..serde_json::from_str(r#"{"title":"x"}"#).expect("defaults") }))
+            .expect("competition");
+        province.write(|tx| award(tx, &wp, &comp.id, "l1", "一等奖")).expect("award").expect("exists");
+        province.write(|tx| create_announcement(tx, &wp, &serde_json::from_str(r#"{"title":"暑期培训通知","body":"七月开始"}"#).expect("json"))).expect("announcement");
+        // Ship every document to the city as bytes and compare rows.
+        let docs: Vec<(String, Vec<u8>)> = province
+            .read(|c| {
+                let mut s = c.prepare("SELECT kind, bytes FROM docs ORDER BY seq")?;
+                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok::<_, DocError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .expect("docs");
+        assert_eq!(docs.len(), 3);
+        for (kind, bytes) in &docs {
+            city.write(|tx| documents::merge_remote(tx, &wc, kind, bytes, Source::Parent(&wp.node_id))).expect("merge");
+        }
+        assert_eq!(city.read(collections).expect("list"), province.read(collections).expect("list"));
+        assert_eq!(city.read(announcements).expect("list"), province.read(announcements).expect("list"));
+        let comps = city.read(competitions).expect("list");
+        assert_eq!(comps[0].awards.get("l1").map(String::as_str), Some("一等奖"));
+        assert!(comps[0].requires_standard);
+        assert!(province.write(|tx| create_collection(tx, &wp, &Collection { title: " ".into(), ..col.clone() })).is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! The document store shared by every kind of CRDT document: lessons, collections (专辑),
+//! announcements and competitions (评选).
+//!
+//! Each document is one automerge document saved whole in `docs`, with what routing needs:
+//! its kind, origin node, share rank (how far up it may go), whether it is published to the
+//! whole tree (how far down it goes), which peer the latest version came from (so it is not
+//! echoed back), and the local change sequence number. `doc_routes` remembers which child a
+//! document came from, so that updates made here (reviews, awards, comments) go back down to
+//! that child's subtree. Each kind's module materializes its own query rows in the same
+//! transaction ([`commit`]).
+
+use crate::store::{StoreError, next_seq, now_ms};
+use automerge::{AutoCommit, ObjId, ROOT, ReadDoc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use youke_federation::Tier;
+
+/// Schema version written into every document this binary creates.
+pub const DOC_SCHEMA: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("document is damaged or not of the expected kind: {0}")]
+    BadDocument(String),
+    #[error("document uses schema {0}, newer than this youke understands; upgrade youke")]
+    NewerSchema(i64),
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<rusqlite::Error> for DocError {
+    fn from(e: rusqlite::Error) -> Self {
+        DocError::Store(StoreError::Sql(e))
+    }
+}
+
+/// The kinds of document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Lesson,
+    Collection,
+    Announcement,
+    Competition,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Lesson => "lesson",
+            Kind::Collection => "collection",
+            Kind::Announcement => "announcement",
+            Kind::Competition => "competition",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Lesson, Kind::Collection, Kind::Announcement, Kind::Competition].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What decides where a document travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    pub origin_node: String,
+    /// How far up the document may go.
+    pub share: Tier,
+    /// Published to the whole tree below the node that holds it.
+    pub published: bool,
+}
+
+/// Where a version being saved came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// Made here, or a merge that holds changes the sending peer lacks.
+    Local,
+    /// Exactly the version this child holds.
+    Child(&'a str),
+    /// Exactly the version this parent holds.
+    Parent(&'a str),
+}
+
+pub fn share_rank(t: Tier) -> i64 {
+    match t {
+        Tier::School => 0,
+        Tier::City => 1,
+        Tier::Province => 2,
+    }
+}
+
+/// Who is writing: this node's identity and place, needed to stamp and route documents.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub node_id: String,
+    pub node_name: String,
+    pub tier: Tier,
+    /// Whether this node has a parent link configured (then shared media is queued for it).
+    pub has_parent: bool,
+}
+
+impl Writer {
+    pub fn actor(&self) -> automerge::ActorId {
+        match uuid::Uuid::parse_str(&self.node_id) {
+            Ok(u) => automerge::ActorId::from(u.as_bytes().as_slice()),
+            Err(_) => automerge::ActorId::from(self.node_id.as_bytes()),
+        }
+    }
+
+    /// A new, empty document written by this node.
+    pub fn new_doc(&self) -> AutoCommit {
+        AutoCommit::new().with_actor(self.actor())
+    }
+}
+
+/// Saves a document version: takes a sequence number, lets the kind's module write its rows,
+/// and stores the document with its routing. Returns the sequence number.
+///
+/// `source` names the peer that already holds exactly this version (it is not sent back to
+/// it); `route_child` records that the document came from that child, so later updates go down
+/// to it.
+pub fn commit(tx: &Transaction<'_>, w: &Writer, kind: Kind, doc: &mut AutoCommit, source: Source<'_>) -> Result<u64, DocError> {
+    commit_routed(tx, w, kind, doc, source, None)
+}
+
+fn commit_routed(
+    tx: &Transaction<'_>,
+    w: &Writer,
+    kind: Kind,
+    doc: &mut AutoCommit,
+    source: Source<'_>,
+    route_child: Option<&str>,
+) -> Result<u64, DocError> {
+    check_header(doc, kind)?;
+    let id = text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("missing id".into()))?;
+    let seq = next_seq(tx)?;
+    let routing = match kind {
+        Kind::Lesson => crate::lessons::materialize(tx, w, doc, seq)?,
+        Kind::Collection | Kind::Announcement | Kind::Competition => crate::catalog::materialize(tx, kind, doc)?,
+    };
+    let bytes = doc.save();
+    let heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    let last_from = match source {
+        Source::Local => None,
+        Source::Child(p) | Source::Parent(p) => Some(p),
+    };
+    tx.execute(
+        "INSERT INTO docs (id, kind, schema_version, bytes, heads, seq, origin_node, share_rank, published, last_from, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, schema_version = excluded.schema_version,
+           bytes = excluded.bytes, heads = excluded.heads, seq = excluded.seq, origin_node = excluded.origin_node,
+           share_rank = excluded.share_rank, published = excluded.published, last_from = excluded.last_from,
+           updated_at = excluded.updated_at",
+        params![
+            id, kind.as_str(), DOC_SCHEMA, bytes, heads.join(","), seq as i64, routing.origin_node,
+            share_rank(routing.share), routing.published, last_from, now_ms()
+        ],
+    )?;
+    if let Some(child) = route_child {
+        tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![id, child])?;
+    }
+    Ok(seq)
+}
+
+fn sorted_heads(doc: &mut AutoCommit) -> Vec<automerge::ChangeHash> {
+    let mut h = doc.get_heads();
+    h.sort();
+    h
+}
+
+/// Loads a document of the given kind, if this node has it.
+pub fn load(conn: &Connection, w: &Writer, kind: Kind, id: &str) -> Result<Option<AutoCommit>, DocError> {
+    let bytes: Option<Vec<u8>> = conn
+        .query_row("SELECT bytes FROM docs WHERE id = ?1 AND kind = ?2", params![id, kind.as_str()], |r| r.get(0))
+        .optional()?;
+    match bytes {
+        Some(b) => Ok(Some(AutoCommit::load(&b)?.with_actor(w.actor()))),
+        None => Ok(None),
+    }
+}
+
+/// Merges a document version received from a peer (`source` is `Child` or `Parent`) into the
+/// local copy, or stores it if new. A version that adds nothing changes nothing (no new
+/// sequence number, so nothing echoes). If the local copy held changes the peer lacks, the
+/// merged version is marked as local so it goes to that peer too. Returns whether anything
+/// changed.
+pub fn merge_remote(tx: &Transaction<'_>, w: &Writer, kind: &str, bytes: &[u8], source: Source<'_>) -> Result<bool, DocError> {
+    let kind = Kind::parse(kind).ok_or_else(|| DocError::BadDocument(format!("unknown document kind {kind:?}")))?;
+    let mut incoming = AutoCommit::load(bytes).map_err(|e| DocError::BadDocument(e.to_string()))?;
+    check_header(&incoming, kind)?;
+    let id = text(&incoming, &ROOT, "id").ok_or_else(|| DocError::BadDocument("missing id".into()))?;
+    let existing_kind: Option<String> = tx.query_row("SELECT kind FROM docs WHERE id = ?1", [&id], |r| r.get(0)).optional()?;
+    if existing_kind.as_deref().is_some_and(|k| k != kind.as_str()) {
+        return Err(DocError::BadDocument(format!("document {id} is a {} here, not a {}", existing_kind.unwrap_or_default(), kind.as_str())));
+    }
+    let route_child = match source {
+        Source::Child(c) => Some(c),
+        _ => None,
+    };
+    let incoming_heads = sorted_heads(&mut incoming);
+    let mut doc = match load(tx, w, kind, &id)? {
+        Some(mut existing) => {
+            let before = sorted_heads(&mut existing);
+            existing.merge(&mut incoming)?;
+            if sorted_heads(&mut existing) == before {
+                if let Some(child) = route_child {
+                    tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![id, child])?;
+                }
+                return Ok(false);
+            }
+            existing
+        }
+        None => incoming.with_actor(w.actor()),
+    };
+    let source = if sorted_heads(&mut doc) == incoming_heads { source } else { Source::Local };
+    commit_routed(tx, w, kind, &mut doc, source, route_child)?;
+    Ok(true)
+}
+
+/// Writes the fields every document starts with.
+pub fn put_header(doc: &mut AutoCommit, kind: Kind, id: &str, w: &Writer) -> Result<(), DocError> {
+    use automerge::transaction::Transactable;
+    doc.put(ROOT, "schema_version", DOC_SCHEMA)?;
+    doc.put(ROOT, "kind", kind.as_str())?;
+    doc.put(ROOT, "id", id)?;
+    doc.put(ROOT, "origin_node", w.node_id.as_str())?;
+    doc.put(ROOT, "origin_name", w.node_name.as_str())?;
+    doc.put(ROOT, "created_at", now_ms())?;
+    Ok(())
+}
+
+fn check_header(doc: &AutoCommit, kind: Kind) -> Result<(), DocError> {
+    match text(doc, &ROOT, "kind") {
+        Some(k) if k == kind.as_str() => {}
+        Some(k) => return Err(DocError::BadDocument(format!("expected a {} document, got {k:?}", kind.as_str()))),
+        None => return Err(DocError::BadDocument("missing kind".into())),
+    }
+    let schema = int(doc, &ROOT, "schema_version").ok_or_else(|| DocError::BadDocument("missing schema_version".into()))?;
+    if schema > DOC_SCHEMA {
+        return Err(DocError::NewerSchema(schema));
+    }
+    Ok(())
+}
+
+pub fn text(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
+    doc.get(obj, key).ok().flatten().and_then(|(v, _)| v.as_str().map(str::to_string))
+}
+
+pub fn int(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<i64> {
+    doc.get(obj, key).ok().flatten().and_then(|(v, _)| v.as_i64().or_else(|| v.as_u64().map(|u| u as i64)))
+}
+
+pub fn boolean(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<bool> {
+    doc.get(obj, key).ok().flatten().and_then(|(v, _)| match v {
+        automerge::Value::Scalar(s) => match s.as_ref() {
+            automerge::ScalarValue::Boolean(b) => Some(*b),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+pub fn child(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<ObjId> {
+    doc.get(obj, key).ok().flatten().and_then(|(v, id)| v.is_object().then_some(id))
+}
+
+/// A list of text values under `key` (empty if absent).
+pub fn text_list(doc: &AutoCommit, obj: &ObjId, key: &str) -> Vec<String> {
+    match child(doc, obj, key) {
+        Some(list) => (0..doc.length(&list))
+            .filter_map(|i| doc.get(&list, i).ok().flatten().and_then(|(v, _)| v.as_str().map(str::to_string)))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Writes a new list of text values under `key`.
+pub fn put_text_list(doc: &mut AutoCommit, obj: &ObjId, key: &str, items: &[String]) -> Result<(), DocError> {
+    use automerge::transaction::Transactable;
+    let list = doc.put_object(obj, key, automerge::ObjType::List)?;
+    for (i, item) in items.iter().enumerate() {
+        doc.insert(&list, i, item.as_str())?;
+    }
+    Ok(())
+}
+
+/// Every document id of one kind with its heads, for comparing nodes.
+pub fn heads_of(conn: &Connection, kind: Kind) -> Result<Vec<(String, String)>, DocError> {
+    let mut stmt = conn.prepare("SELECT id, heads FROM docs WHERE kind = ?1 ORDER BY id")?;
+    let rows = stmt.query_map([kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
