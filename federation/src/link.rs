@@ -57,15 +57,18 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Child side: the link's state changed.
     fn set_link_state(&self, parent_addr: &str, state: &LinkState) -> Result<(), StoreError>;
     /// Child side: the next document versions for the parent, in sequence order, after the last
-    /// acknowledged one and within the parent's scope; at most `limit` of them.
-    fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<Vec<DocUpdate>, StoreError>;
-    /// Child side: the parent stored everything up to `upto_seq`.
-    fn docs_acked(&self, parent: &Peer, upto_seq: u64) -> Result<(), StoreError>;
+    /// acknowledged one and within the parent's scope, at most `limit`; and the sequence number
+    /// the acknowledgement may move to once they are stored (past documents the parent holds).
+    fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError>;
+    /// Child side: the parent stored everything up to `upto_seq` except `need_full` (ids and
+    /// sequence numbers of documents to send again, whole).
+    fn docs_acked(&self, parent: &Peer, upto_seq: u64, need_full: &[(String, u64)]) -> Result<(), StoreError>;
     /// Child side: the parent's sequence number up to which this node holds its scope down.
     fn pull_cursor(&self, parent: &Peer) -> Result<u64, StoreError>;
     /// Child side: stores documents from the parent and moves the cursor to `upto_seq`, all or
-    /// nothing.
-    fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<(), StoreError>;
+    /// nothing. Returns the ids of documents whose changes could not be applied (the cursor then
+    /// stays before them, and the parent is asked to send them whole).
+    fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<Vec<String>, StoreError>;
     /// Child side: the next blob to replicate up, if any is due.
     fn next_blob_upload(&self, parent: &Peer) -> Result<Option<BlobUpload>, StoreError>;
     /// Child side: the parent holds the blob, verified.
@@ -79,9 +82,11 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Parent side: the documents in a child's scope down changed after `after_seq`, in sequence
     /// order, at most `limit`; and the sequence number the child may move its cursor to when it
     /// has them all (past documents outside its scope).
-    fn docs_for_child(&self, child: &Peer, after_seq: u64, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError>;
-    /// Parent side: stores a batch of documents from a child, all or nothing.
-    fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<(), StoreError>;
+    /// `forget` names documents the child could not apply: send them whole.
+    fn docs_for_child(&self, child: &Peer, after_seq: u64, forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError>;
+    /// Parent side: stores a batch of documents from a child, all or nothing. Returns the ids
+    /// of documents whose changes could not be applied and are needed whole.
+    fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError>;
     /// Parent side: a blob from a child arrived and verified.
     fn blob_received(&self, child: &Peer, hash: &BlobHash, size: u64) -> Result<(), StoreError>;
 }
@@ -334,47 +339,58 @@ impl Uplink {
     async fn push_docs(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
         loop {
             let p = parent.clone();
-            let docs = blocking(&self.store, move |s| s.docs_to_send(&p, DOCS_PER_BATCH)).await?;
+            let (docs, upto) = blocking(&self.store, move |s| s.docs_to_send(&p, DOCS_PER_BATCH)).await?;
             if docs.is_empty() {
+                let p = parent.clone();
+                // Everything up to `upto` is held by the parent already (or out of its scope).
+                blocking(&self.store, move |s| s.docs_acked(&p, upto, &[])).await?;
                 if !self.idle(&cancel).await {
                     return Ok(());
                 }
                 continue;
             }
             let n = protocol::batch_prefix(&docs);
+            let cut = n < docs.len();
             let batch: Vec<DocUpdate> = docs.into_iter().take(n).collect();
-            let upto = batch.iter().map(|d| d.seq).max().unwrap_or(0);
+            let upto = if cut { batch.last().map(|d| d.seq).unwrap_or(0) } else { upto };
+            let seqs: Vec<(String, u64)> = batch.iter().map(|d| (d.id.clone(), d.seq)).collect();
             let count = batch.len();
-            let (_s, _r, answer) = request(&conn, &Message::PushDocs { docs: batch }).await?;
+            let (_s, _r, answer) = request(&conn, &Message::PushDocs { docs: batch, upto_seq: upto }).await?;
             match answer {
-                Message::DocsAck { upto_seq } if upto_seq == upto => {
+                Message::DocsAck { upto_seq, need_full } if upto_seq == upto && need_full.len() <= protocol::MAX_REPAIR_IDS => {
+                    let again: Vec<(String, u64)> = seqs.into_iter().filter(|(id, _)| need_full.contains(id)).collect();
+                    if !again.is_empty() {
+                        info!(count = again.len(), "parent lacks earlier changes of some documents; sending them whole");
+                    }
                     let p = parent.clone();
-                    blocking(&self.store, move |s| s.docs_acked(&p, upto_seq)).await?;
+                    blocking(&self.store, move |s| s.docs_acked(&p, upto_seq, &again)).await?;
                     debug!(count, upto_seq, "documents acknowledged by parent");
                 }
-                other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {other:?}"))),
+                other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {}", variant_name(&other)))),
             }
         }
     }
 
     async fn pull_docs(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        let mut forget: Vec<String> = Vec::new();
         loop {
             let p = parent.clone();
             let after_seq = blocking(&self.store, move |s| s.pull_cursor(&p)).await?;
-            let (_s, _r, answer) = request(&conn, &Message::PullDocs { after_seq }).await?;
+            let (_s, _r, answer) = request(&conn, &Message::PullDocs { after_seq, forget: std::mem::take(&mut forget) }).await?;
             let Message::Docs { docs, upto_seq } = answer else {
                 return Err(LinkError::Protocol(format!("expected documents, got {}", variant_name(&answer))));
             };
-            if docs.iter().any(|d| d.seq <= after_seq || d.seq > upto_seq) || upto_seq < after_seq {
+            if docs.iter().any(|d| d.seq > upto_seq) || upto_seq < after_seq {
                 return Err(LinkError::Protocol("parent sent documents outside the requested range".into()));
             }
             let count = docs.len();
-            if upto_seq > after_seq {
+            if upto_seq > after_seq || count > 0 {
                 let p = parent.clone();
-                blocking(&self.store, move |s| s.apply_from_parent(&p, docs, upto_seq)).await?;
-                debug!(count, upto_seq, "documents from parent applied");
+                forget = blocking(&self.store, move |s| s.apply_from_parent(&p, docs, upto_seq)).await?;
+                forget.truncate(protocol::MAX_REPAIR_IDS);
+                debug!(count, upto_seq, need_full = forget.len(), "documents from parent applied");
             }
-            if count == 0 && !self.idle(&cancel).await {
+            if count == 0 && forget.is_empty() && !self.idle(&cancel).await {
                 return Ok(());
             }
         }
@@ -559,20 +575,20 @@ impl ChildAcceptor {
 
     async fn serve_stream(&self, child: &Peer, mut send: SendStream, mut recv: RecvStream) -> Result<(), LinkError> {
         let answer = match read_msg(&mut recv).await? {
-            Message::PushDocs { docs } => {
-                let upto_seq = docs.iter().map(|d| d.seq).max().unwrap_or(0);
+            Message::PushDocs { docs, upto_seq } => {
                 let c = child.clone();
                 match blocking(&self.store, move |s| s.apply_docs(&c, docs)).await {
-                    Ok(()) => Message::DocsAck { upto_seq },
+                    Ok(need_full) => Message::DocsAck { upto_seq, need_full },
                     Err(e) => {
                         warn!(child = %child.info.name, error = %e, "cannot apply documents from child");
                         Message::Error { code: ErrorCode::Internal, message: "the parent could not store the documents".into() }
                     }
                 }
             }
-            Message::PullDocs { after_seq } => {
+            Message::PullDocs { after_seq, mut forget } => {
                 let c = child.clone();
-                match blocking(&self.store, move |s| s.docs_for_child(&c, after_seq, DOCS_PER_BATCH)).await {
+                forget.truncate(protocol::MAX_REPAIR_IDS);
+                match blocking(&self.store, move |s| s.docs_for_child(&c, after_seq, &forget, DOCS_PER_BATCH)).await {
                     Ok((mut docs, mut upto_seq)) => {
                         let n = protocol::batch_prefix(&docs);
                         if n < docs.len() {

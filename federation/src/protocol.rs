@@ -36,13 +36,18 @@ pub struct DocUpdate {
     pub kind: String,
     /// The sender's local change sequence number for this version.
     pub seq: u64,
+    /// The sender's name for this version (for automerge documents, its heads).
+    pub version: String,
+    /// `bytes` is the whole document; otherwise only the changes the receiver is believed to
+    /// lack, which it applies to its own copy or answers with `need_full`.
+    pub full: bool,
     pub bytes: Vec<u8>,
 }
 
 impl DocUpdate {
     /// Approximate encoded size, used to cut batches.
     pub fn wire_size(&self) -> usize {
-        self.id.len() + self.kind.len() + self.bytes.len() + 24
+        self.id.len() + self.kind.len() + self.version.len() + self.bytes.len() + 32
     }
 }
 
@@ -54,13 +59,16 @@ pub enum Message {
     Welcome(NodeInfo),
     /// The parent's answer to a hello it refuses, with the reason for the operator.
     Refused { reason: String },
-    /// A batch of document versions, child to parent.
-    PushDocs { docs: Vec<DocUpdate> },
-    /// The parent stored every document of the batch up to this sequence number.
-    DocsAck { upto_seq: u64 },
+    /// A batch of document versions, child to parent, covering the child's changes up to
+    /// `upto_seq` (documents in between that the parent holds already are left out).
+    PushDocs { docs: Vec<DocUpdate>, upto_seq: u64 },
+    /// The parent stored every document of the batch up to this sequence number, except those
+    /// in `need_full`: it could not apply their changes (it lacks earlier ones) and needs them whole.
+    DocsAck { upto_seq: u64, need_full: Vec<String> },
     /// Child to parent: send me the documents in my scope changed after your sequence number
-    /// `after_seq` (the cursor the child keeps for its parent).
-    PullDocs { after_seq: u64 },
+    /// `after_seq` (the cursor the child keeps for its parent). `forget` names documents whose
+    /// changes the child could not apply: the parent sends them whole.
+    PullDocs { after_seq: u64, forget: Vec<String> },
     /// Parent to child: the documents in the child's scope changed after the cursor, in order;
     /// the child's cursor moves to `upto_seq` once they are stored.
     Docs { docs: Vec<DocUpdate>, upto_seq: u64 },
@@ -156,6 +164,9 @@ pub fn check_hello(parent: &NodeInfo, child: &NodeInfo) -> Result<(), String> {
     Ok(())
 }
 
+/// Limit on the ids in `need_full` and `forget` lists.
+pub const MAX_REPAIR_IDS: usize = 4096;
+
 /// Cuts `docs` (in sequence order) into the longest prefix that fits one batch. Always takes at
 /// least one document so that progress is made; a single document over the limit is the caller's
 /// problem to report.
@@ -181,7 +192,8 @@ mod tests {
     #[test]
     fn frames_round_trip_and_stream_decode_waits_for_more() {
         let msg = Message::PushDocs {
-            docs: vec![DocUpdate { id: "a".into(), kind: "lesson".into(), seq: 7, bytes: vec![1, 2, 3] }],
+            upto_seq: 7,
+            docs: vec![DocUpdate { id: "a".into(), kind: "lesson".into(), seq: 7, version: "v".into(), full: true, bytes: vec![1, 2, 3] }],
         };
         let frame = encode(&msg).expect("encode");
         assert!(matches!(decode(&frame[..frame.len() - 1]), Ok(None)));
@@ -214,11 +226,11 @@ mod tests {
 
     #[test]
     fn batches_are_cut_below_the_limit() {
-        let doc = |seq| DocUpdate { id: format!("d{seq}"), kind: "lesson".into(), seq, bytes: vec![0; 3 * 1024 * 1024] };
+        let doc = |seq| DocUpdate { id: format!("d{seq}"), kind: "lesson".into(), seq, version: String::new(), full: true, bytes: vec![0; 3 * 1024 * 1024] };
         let docs: Vec<_> = (1..=5).map(doc).collect();
         let n = batch_prefix(&docs);
         assert_eq!(n, 2);
-        let frame = encode(&Message::PushDocs { docs: docs[..n].to_vec() }).expect("fits");
+        let frame = encode(&Message::PushDocs { docs: docs[..n].to_vec(), upto_seq: 2 }).expect("fits");
         assert!(frame.len() <= MAX_MESSAGE_SIZE + 4);
         assert_eq!(batch_prefix(&docs[..0]), 0);
     }

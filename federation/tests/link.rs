@@ -52,24 +52,29 @@ impl LinkStore for Mem {
         self.with(|s| s.states.push(state.clone()));
         Ok(())
     }
-    fn docs_to_send(&self, _p: &Peer, limit: usize) -> Result<Vec<DocUpdate>, StoreError> {
-        Ok(self.with(|s| s.outgoing.iter().filter(|d| d.seq > s.acked).take(limit).cloned().collect()))
+    fn docs_to_send(&self, _p: &Peer, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        Ok(self.with(|s| {
+            let docs: Vec<DocUpdate> = s.outgoing.iter().filter(|d| d.seq > s.acked).take(limit).cloned().collect();
+            let upto = docs.last().map(|d| d.seq).unwrap_or(s.acked);
+            (docs, upto)
+        }))
     }
-    fn docs_acked(&self, _p: &Peer, upto: u64) -> Result<(), StoreError> {
+    fn docs_acked(&self, _p: &Peer, upto: u64, need_full: &[(String, u64)]) -> Result<(), StoreError> {
+        let upto = need_full.iter().fold(upto, |u, (_, seq)| u.min(seq - 1));
         self.with(|s| s.acked = s.acked.max(upto));
         Ok(())
     }
     fn pull_cursor(&self, _p: &Peer) -> Result<u64, StoreError> {
         Ok(self.with(|s| s.cursor))
     }
-    fn apply_from_parent(&self, _p: &Peer, docs: Vec<DocUpdate>, upto: u64) -> Result<(), StoreError> {
+    fn apply_from_parent(&self, _p: &Peer, docs: Vec<DocUpdate>, upto: u64) -> Result<Vec<String>, StoreError> {
         self.with(|s| {
             s.from_parent.extend(docs);
             s.cursor = upto;
         });
-        Ok(())
+        Ok(Vec::new())
     }
-    fn docs_for_child(&self, _c: &Peer, after: u64, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+    fn docs_for_child(&self, _c: &Peer, after: u64, _forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
         Ok(self.with(|s| {
             let docs: Vec<DocUpdate> = s.down.iter().filter(|d| d.seq > after).take(limit).cloned().collect();
             let upto = docs.last().map(|d| d.seq).unwrap_or(after);
@@ -95,9 +100,9 @@ impl LinkStore for Mem {
         });
         Ok(())
     }
-    fn apply_docs(&self, _c: &Peer, docs: Vec<DocUpdate>) -> Result<(), StoreError> {
+    fn apply_docs(&self, _c: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError> {
         self.with(|s| s.applied.extend(docs));
-        Ok(())
+        Ok(Vec::new())
     }
     fn blob_received(&self, _c: &Peer, h: &BlobHash, size: u64) -> Result<(), StoreError> {
         self.with(|s| s.received.push((*h, size)));
@@ -174,7 +179,7 @@ async fn documents_and_blobs_reach_the_parent() {
     let store = Arc::new(Mem::default());
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     store.with(|s| {
-        s.outgoing = (1..=3).map(|seq| DocUpdate { id: format!("doc{seq}"), kind: "lesson".into(), seq, bytes: vec![seq as u8; 100] }).collect();
+        s.outgoing = (1..=3).map(|seq| DocUpdate { id: format!("doc{seq}"), kind: "lesson".into(), seq, version: String::new(), full: true, bytes: vec![seq as u8; 100] }).collect();
     });
     let child = start_child(parent.addr, info(Tier::School, "school-1"), &NodeIdentity::generate("s").expect("id"), store.clone());
     let (hash, size) = child.blobs.put_reader(&data[..], |_| {}).expect("put");
@@ -189,7 +194,7 @@ async fn documents_and_blobs_reach_the_parent() {
     assert!(store.with(|s| s.parent.clone()).is_some(), "the child pins its parent");
 
     // A later document goes up alone: nothing acknowledged is sent again.
-    store.with(|s| s.outgoing.push(DocUpdate { id: "doc4".into(), kind: "lesson".into(), seq: 4, bytes: vec![4] }));
+    store.with(|s| s.outgoing.push(DocUpdate { id: "doc4".into(), kind: "lesson".into(), seq: 4, version: String::new(), full: true, bytes: vec![4] }));
     eventually("the new document", || parent.store.with(|s| s.applied.len() == 4)).await;
     assert_eq!(parent.store.with(|s| s.applied.iter().filter(|d| d.id == "doc1").count()), 1);
     child.cancel.cancel();
@@ -199,7 +204,7 @@ async fn documents_and_blobs_reach_the_parent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_parents_documents_come_down_in_order_and_once() {
     let parent = start_parent(Tier::Province);
-    let doc = |seq: u64| DocUpdate { id: format!("collection{seq}"), kind: "collection".into(), seq, bytes: vec![seq as u8; 10] };
+    let doc = |seq: u64| DocUpdate { id: format!("collection{seq}"), kind: "collection".into(), seq, version: String::new(), full: true, bytes: vec![seq as u8; 10] };
     parent.store.with(|s| s.down = (1..=300).map(doc).collect());
     let store = Arc::new(Mem::default());
     let child = start_child(parent.addr, info(Tier::City, "city-7"), &NodeIdentity::generate("c").expect("id"), store.clone());
@@ -216,7 +221,7 @@ async fn the_parents_documents_come_down_in_order_and_once() {
 async fn a_node_of_the_wrong_tier_is_refused() {
     let parent = start_parent(Tier::City);
     let store = Arc::new(Mem::default());
-    store.with(|s| s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, bytes: vec![1] }));
+    store.with(|s| s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, version: String::new(), full: true, bytes: vec![1] }));
     let child = start_child(parent.addr, info(Tier::City, "other-city"), &NodeIdentity::generate("c").expect("id"), store.clone());
     eventually("the refusal", || {
         store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { error } if error.contains("cannot be a child"))))
@@ -234,7 +239,7 @@ async fn a_child_with_a_changed_certificate_is_refused() {
     let earlier = NodeIdentity::generate("city-1").expect("id").fingerprint();
     parent.store.with(|s| s.pins.insert("city-1".into(), earlier));
     let store = Arc::new(Mem::default());
-    store.with(|s| s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, bytes: vec![1] }));
+    store.with(|s| s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, version: String::new(), full: true, bytes: vec![1] }));
     let impostor = start_child(parent.addr, info(Tier::City, "city-1"), &NodeIdentity::generate("x").expect("id"), store.clone());
     eventually("the refusal", || {
         store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { error } if error.contains("different certificate"))))
@@ -253,7 +258,7 @@ async fn a_parent_with_a_changed_certificate_is_refused() {
     let earlier = NodeIdentity::generate("parent").expect("id").fingerprint();
     store.with(|s| {
         s.parent = Some(("parent".into(), earlier));
-        s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, bytes: vec![1] });
+        s.outgoing.push(DocUpdate { id: "d".into(), kind: "lesson".into(), seq: 1, version: String::new(), full: true, bytes: vec![1] });
     });
     let child = start_child(parent.addr, info(Tier::School, "school-9"), &NodeIdentity::generate("s").expect("id"), store.clone());
     eventually("the refusal", || {

@@ -10,7 +10,7 @@
 //! `entries` (list of lesson ids), `awards` (map lesson id → award name)}. Announcements and
 //! competitions are always published; a collection is published when `published` is true.
 
-use crate::documents::{self, DocError, Kind, Routing, Source, Writer, boolean, child, int, text, text_list};
+use crate::documents::{self, DocError, Kind, Routing, Writer, boolean, child, int, text, text_list};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT, ReadDoc};
 use rusqlite::{Connection, Transaction, params};
@@ -100,7 +100,7 @@ pub fn create_collection(tx: &Transaction<'_>, w: &Writer, c: &Collection) -> Re
     doc.put(ROOT, "featured", c.featured)?;
     doc.put(ROOT, "pinned", c.pinned)?;
     doc.put(ROOT, "published", c.published)?;
-    documents::commit(tx, w, Kind::Collection, &mut doc, Source::Local)?;
+    documents::commit(tx, w, Kind::Collection, &mut doc)?;
     read_collection(&doc)
 }
 
@@ -117,7 +117,7 @@ pub fn create_announcement(tx: &Transaction<'_>, w: &Writer, a: &Announcement) -
     doc.put(ROOT, "body", a.body.as_str())?;
     doc.put(ROOT, "audience", a.audience.as_str())?;
     doc.put(ROOT, "publish_at", if a.publish_at > 0 { a.publish_at } else { crate::store::now_ms() })?;
-    documents::commit(tx, w, Kind::Announcement, &mut doc, Source::Local)?;
+    documents::commit(tx, w, Kind::Announcement, &mut doc)?;
     read_announcement(&doc)
 }
 
@@ -140,7 +140,7 @@ pub fn create_competition(tx: &Transaction<'_>, w: &Writer, c: &Competition) -> 
     for (lesson, award) in &c.awards {
         doc.put(&awards, lesson.as_str(), award.as_str())?;
     }
-    documents::commit(tx, w, Kind::Competition, &mut doc, Source::Local)?;
+    documents::commit(tx, w, Kind::Competition, &mut doc)?;
     read_competition(&doc)
 }
 
@@ -155,7 +155,7 @@ pub fn award(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str, 
         None => doc.put_object(ROOT, "awards", automerge::ObjType::Map)?,
     };
     doc.put(&awards, lesson, award.trim())?;
-    documents::commit(tx, w, Kind::Competition, &mut doc, Source::Local)?;
+    documents::commit(tx, w, Kind::Competition, &mut doc)?;
     read_competition(&doc).map(Some)
 }
 
@@ -319,16 +319,18 @@ mod tests {
         province.write(|tx| award(tx, &wp, &comp.id, "l1", "一等奖")).expect("award").expect("exists");
         province.write(|tx| create_announcement(tx, &wp, &serde_json::from_str(r#"{"title":"暑期培训通知","body":"七月开始"}"#).expect("json"))).expect("announcement");
         // Ship every document to the city as bytes and compare rows.
-        let docs: Vec<(String, Vec<u8>)> = province
+        let docs: Vec<youke_federation::protocol::DocUpdate> = province
             .read(|c| {
-                let mut s = c.prepare("SELECT kind, bytes FROM docs ORDER BY seq")?;
-                let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let mut s = c.prepare("SELECT id, kind, seq, bytes, heads FROM docs ORDER BY seq")?;
+                let rows = s.query_map([], |r| {
+                    Ok(youke_federation::protocol::DocUpdate { id: r.get(0)?, kind: r.get(1)?, seq: r.get::<_, i64>(2)? as u64, bytes: r.get(3)?, version: r.get(4)?, full: true })
+                })?;
                 Ok::<_, DocError>(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .expect("docs");
         assert_eq!(docs.len(), 3);
-        for (kind, bytes) in &docs {
-            city.write(|tx| documents::merge_remote(tx, &wc, kind, bytes, Source::Parent(&wp.node_id))).expect("merge");
+        for d in &docs {
+            city.write(|tx| documents::merge_remote(tx, &wc, d, documents::Source::Parent(&wp.node_id))).expect("merge");
         }
         assert_eq!(city.read(collections).expect("list"), province.read(collections).expect("list"));
         assert_eq!(city.read(announcements).expect("list"), province.read(announcements).expect("list"));

@@ -74,12 +74,19 @@ pub struct Routing {
 /// Where a version being saved came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source<'a> {
-    /// Made here, or a merge that holds changes the sending peer lacks.
     Local,
-    /// Exactly the version this child holds.
     Child(&'a str),
-    /// Exactly the version this parent holds.
     Parent(&'a str),
+}
+
+/// What merging a received version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    Changed,
+    /// The version added nothing this node did not have.
+    Unchanged,
+    /// The changes build on earlier ones this node lacks: the sender must send the whole document.
+    NeedFull,
 }
 
 pub fn share_rank(t: Tier) -> i64 {
@@ -116,22 +123,7 @@ impl Writer {
 
 /// Saves a document version: takes a sequence number, lets the kind's module write its rows,
 /// and stores the document with its routing. Returns the sequence number.
-///
-/// `source` names the peer that already holds exactly this version (it is not sent back to
-/// it); `route_child` records that the document came from that child, so later updates go down
-/// to it.
-pub fn commit(tx: &Transaction<'_>, w: &Writer, kind: Kind, doc: &mut AutoCommit, source: Source<'_>) -> Result<u64, DocError> {
-    commit_routed(tx, w, kind, doc, source, None)
-}
-
-fn commit_routed(
-    tx: &Transaction<'_>,
-    w: &Writer,
-    kind: Kind,
-    doc: &mut AutoCommit,
-    source: Source<'_>,
-    route_child: Option<&str>,
-) -> Result<u64, DocError> {
+pub fn commit(tx: &Transaction<'_>, w: &Writer, kind: Kind, doc: &mut AutoCommit) -> Result<u64, DocError> {
     check_header(doc, kind)?;
     let id = text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("missing id".into()))?;
     let seq = next_seq(tx)?;
@@ -140,33 +132,95 @@ fn commit_routed(
         Kind::Collection | Kind::Announcement | Kind::Competition => crate::catalog::materialize(tx, kind, doc)?,
     };
     let bytes = doc.save();
-    let heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
-    let last_from = match source {
-        Source::Local => None,
-        Source::Child(p) | Source::Parent(p) => Some(p),
-    };
     tx.execute(
-        "INSERT INTO docs (id, kind, schema_version, bytes, heads, seq, origin_node, share_rank, published, last_from, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        "INSERT INTO docs (id, kind, schema_version, bytes, heads, seq, origin_node, share_rank, published, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, schema_version = excluded.schema_version,
            bytes = excluded.bytes, heads = excluded.heads, seq = excluded.seq, origin_node = excluded.origin_node,
-           share_rank = excluded.share_rank, published = excluded.published, last_from = excluded.last_from,
-           updated_at = excluded.updated_at",
+           share_rank = excluded.share_rank, published = excluded.published, updated_at = excluded.updated_at",
         params![
-            id, kind.as_str(), DOC_SCHEMA, bytes, heads.join(","), seq as i64, routing.origin_node,
-            share_rank(routing.share), routing.published, last_from, now_ms()
+            id, kind.as_str(), DOC_SCHEMA, bytes, heads_text(doc), seq as i64, routing.origin_node,
+            share_rank(routing.share), routing.published, now_ms()
         ],
     )?;
-    if let Some(child) = route_child {
-        tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![id, child])?;
-    }
     Ok(seq)
 }
 
-fn sorted_heads(doc: &mut AutoCommit) -> Vec<automerge::ChangeHash> {
-    let mut h = doc.get_heads();
+/// A document's heads as stored and sent: sorted hex hashes joined by commas.
+pub fn heads_text(doc: &mut AutoCommit) -> String {
+    let mut h: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
     h.sort();
-    h
+    h.join(",")
+}
+
+fn parse_heads(text: &str) -> Option<Vec<automerge::ChangeHash>> {
+    text.split(',').filter(|s| !s.is_empty()).map(|h| h.parse().ok()).collect()
+}
+
+/// The whole document as an update (for tests and for peers that know nothing of it).
+pub fn full_update(kind: Kind, doc: &mut AutoCommit, seq: u64) -> youke_federation::protocol::DocUpdate {
+    youke_federation::protocol::DocUpdate {
+        id: text(doc, &ROOT, "id").unwrap_or_default(),
+        kind: kind.as_str().to_string(),
+        seq,
+        version: heads_text(doc),
+        full: true,
+        bytes: doc.save(),
+    }
+}
+
+/// Records that `peer` holds at least the version `heads` of a document.
+pub fn set_peer_heads(tx: &Transaction<'_>, peer: &str, doc_id: &str, heads: &str) -> Result<(), DocError> {
+    tx.execute(
+        "INSERT INTO peer_heads (peer_id, doc_id, heads) VALUES (?1, ?2, ?3)
+         ON CONFLICT (peer_id, doc_id) DO UPDATE SET heads = excluded.heads",
+        params![peer, doc_id, heads],
+    )?;
+    Ok(())
+}
+
+/// A stored document version and what a peer is known to hold of it.
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    pub id: String,
+    pub kind: String,
+    pub seq: u64,
+    /// The whole saved document.
+    pub saved: Vec<u8>,
+    pub heads: String,
+    /// The heads the peer is known to hold, if any.
+    pub peer_heads: Option<String>,
+}
+
+impl StoredDoc {
+    /// Reads columns id, kind, seq, bytes, heads, peer heads.
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(StoredDoc { id: r.get(0)?, kind: r.get(1)?, seq: r.get::<_, i64>(2)? as u64, saved: r.get(3)?, heads: r.get(4)?, peer_heads: r.get(5)? })
+    }
+}
+
+/// Builds what to send a peer of a stored document: nothing if the peer holds this version,
+/// the changes after the peer's known heads, or the whole document if they are unknown. Records
+/// the version as the peer's.
+pub fn outgoing(tx: &Transaction<'_>, peer: &str, stored: StoredDoc) -> Result<Option<youke_federation::protocol::DocUpdate>, DocError> {
+    use youke_federation::protocol::DocUpdate;
+    let StoredDoc { id, kind, seq, saved, heads, peer_heads } = stored;
+    if peer_heads.as_deref() == Some(heads.as_str()) {
+        return Ok(None);
+    }
+    let incremental = match peer_heads.as_deref().and_then(parse_heads) {
+        Some(known) if !known.is_empty() => {
+            let mut doc = AutoCommit::load(&saved)?;
+            if known.iter().all(|h| doc.get_change_by_hash(h).is_some()) { Some(doc.save_after(&known)) } else { None }
+        }
+        _ => None,
+    };
+    set_peer_heads(tx, peer, &id, &heads)?;
+    let (full, bytes) = match incremental {
+        Some(changes) => (false, changes),
+        None => (true, saved),
+    };
+    Ok(Some(DocUpdate { id, kind, seq, version: heads, full, bytes }))
 }
 
 /// Loads a document of the given kind, if this node has it.
@@ -180,42 +234,66 @@ pub fn load(conn: &Connection, w: &Writer, kind: Kind, id: &str) -> Result<Optio
     }
 }
 
-/// Merges a document version received from a peer (`source` is `Child` or `Parent`) into the
-/// local copy, or stores it if new. A version that adds nothing changes nothing (no new
-/// sequence number, so nothing echoes). If the local copy held changes the peer lacks, the
-/// merged version is marked as local so it goes to that peer too. Returns whether anything
-/// changed.
-pub fn merge_remote(tx: &Transaction<'_>, w: &Writer, kind: &str, bytes: &[u8], source: Source<'_>) -> Result<bool, DocError> {
-    let kind = Kind::parse(kind).ok_or_else(|| DocError::BadDocument(format!("unknown document kind {kind:?}")))?;
-    let mut incoming = AutoCommit::load(bytes).map_err(|e| DocError::BadDocument(e.to_string()))?;
-    check_header(&incoming, kind)?;
-    let id = text(&incoming, &ROOT, "id").ok_or_else(|| DocError::BadDocument("missing id".into()))?;
-    let existing_kind: Option<String> = tx.query_row("SELECT kind FROM docs WHERE id = ?1", [&id], |r| r.get(0)).optional()?;
+/// Merges a document version received from a peer into the local copy (or stores it if new):
+/// a whole document is merged, changes are applied to the local copy. A version that adds
+/// nothing changes nothing (no new sequence number, so nothing travels on). Records that the
+/// peer holds `update.version`, and for a child, that the document came from it.
+pub fn merge_remote(
+    tx: &Transaction<'_>,
+    w: &Writer,
+    update: &youke_federation::protocol::DocUpdate,
+    source: Source<'_>,
+) -> Result<MergeOutcome, DocError> {
+    let kind = Kind::parse(&update.kind).ok_or_else(|| DocError::BadDocument(format!("unknown document kind {:?}", update.kind)))?;
+    let existing_kind: Option<String> = tx.query_row("SELECT kind FROM docs WHERE id = ?1", [&update.id], |r| r.get(0)).optional()?;
     if existing_kind.as_deref().is_some_and(|k| k != kind.as_str()) {
-        return Err(DocError::BadDocument(format!("document {id} is a {} here, not a {}", existing_kind.unwrap_or_default(), kind.as_str())));
+        return Err(DocError::BadDocument(format!("document {} is a {} here, not a {}", update.id, existing_kind.unwrap_or_default(), kind.as_str())));
     }
-    let route_child = match source {
-        Source::Child(c) => Some(c),
-        _ => None,
-    };
-    let incoming_heads = sorted_heads(&mut incoming);
-    let mut doc = match load(tx, w, kind, &id)? {
-        Some(mut existing) => {
-            let before = sorted_heads(&mut existing);
-            existing.merge(&mut incoming)?;
-            if sorted_heads(&mut existing) == before {
-                if let Some(child) = route_child {
-                    tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![id, child])?;
-                }
-                return Ok(false);
-            }
-            existing
+    let existing = load(tx, w, kind, &update.id)?;
+    let before = existing.as_ref().map(|d| {
+        let mut d = d.clone();
+        heads_text(&mut d)
+    });
+    let mut doc = if update.full {
+        let mut incoming = AutoCommit::load(&update.bytes).map_err(|e| DocError::BadDocument(e.to_string()))?;
+        check_header(&incoming, kind)?;
+        if text(&incoming, &ROOT, "id").as_deref() != Some(update.id.as_str()) {
+            return Err(DocError::BadDocument(format!("document sent as {} names another id", update.id)));
         }
-        None => incoming.with_actor(w.actor()),
+        match existing {
+            Some(mut d) => {
+                d.merge(&mut incoming)?;
+                d
+            }
+            None => incoming.with_actor(w.actor()),
+        }
+    } else {
+        let Some(mut d) = existing else { return Ok(MergeOutcome::NeedFull) };
+        d.load_incremental(&update.bytes).map_err(|e| DocError::BadDocument(e.to_string()))?;
+        if !d.get_missing_deps(&[]).is_empty() {
+            return Ok(MergeOutcome::NeedFull);
+        }
+        check_header(&d, kind)?;
+        d
     };
-    let source = if sorted_heads(&mut doc) == incoming_heads { source } else { Source::Local };
-    commit_routed(tx, w, kind, &mut doc, source, route_child)?;
-    Ok(true)
+    let (peer, route_child) = match source {
+        Source::Child(c) => (Some(c), Some(c)),
+        Source::Parent(p) => (Some(p), None),
+        Source::Local => (None, None),
+    };
+    let outcome = if before.as_deref() == Some(heads_text(&mut doc).as_str()) {
+        MergeOutcome::Unchanged
+    } else {
+        commit(tx, w, kind, &mut doc)?;
+        MergeOutcome::Changed
+    };
+    if let Some(peer) = peer {
+        set_peer_heads(tx, peer, &update.id, &update.version)?;
+    }
+    if let Some(child) = route_child {
+        tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![update.id, child])?;
+    }
+    Ok(outcome)
 }
 
 /// Writes the fields every document starts with.

@@ -11,7 +11,7 @@
 //! `comments` (list of {`id`, `author`, `text`, `at`}), `reviews` (map expert → {`score`,
 //! `comment`, `at`}) and `views` (an automerge counter, so views counted at every tier add up).
 
-use crate::documents::{self, DocError, Kind, Routing, Source, Writer, child, int, text, text_list};
+use crate::documents::{self, DocError, Kind, Routing, Writer, child, int, text, text_list};
 use crate::store::now_ms;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue};
@@ -211,7 +211,7 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
 
 /// Saves a locally changed lesson document and returns the lesson.
 pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Lesson, DocError> {
-    documents::commit(tx, w, Kind::Lesson, doc, Source::Local)?;
+    documents::commit(tx, w, Kind::Lesson, doc)?;
     read_document(doc)
 }
 
@@ -442,6 +442,7 @@ pub fn changed_since(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<(Les
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::documents::Source;
     use crate::store::Store;
 
     fn writer(tier: Tier, has_parent: bool) -> Writer {
@@ -540,10 +541,10 @@ mod tests {
             .write(|tx| {
                 let mut doc = new_document(&ws, &id, &new_lesson())?;
                 save(tx, &ws, &mut doc)?;
-                Ok::<_, DocError>(doc.save())
+                Ok::<_, DocError>(documents::full_update(Kind::Lesson, &mut doc, 1))
             })
             .expect("create");
-        city.write(|tx| documents::merge_remote(tx, &wc, "lesson", &bytes, Source::Child(&ws.node_id))).expect("first sync");
+        city.write(|tx| documents::merge_remote(tx, &wc, &bytes, Source::Child(&ws.node_id))).expect("first sync");
         // While offline: the school retitles and counts a view, the city reviews and counts a view.
         school.write(|tx| edit(tx, &ws, &id, &LessonEdit::View)).expect("view");
         let school_bytes = school
@@ -551,19 +552,19 @@ mod tests {
                 let mut doc = load_document(tx, &ws, &id)?.expect("doc");
                 doc.put(ROOT, "title", "勾股定理（第二课时）")?;
                 save(tx, &ws, &mut doc)?;
-                Ok::<_, DocError>(doc.save())
+                Ok::<_, DocError>(documents::full_update(Kind::Lesson, &mut doc, 3))
             })
             .expect("edit");
         city.write(|tx| edit(tx, &wc, &id, &LessonEdit::Review { expert: "市教研员".into(), score: 88, comment: "好".into() })).expect("review");
         city.write(|tx| edit(tx, &wc, &id, &LessonEdit::View)).expect("view");
-        let city_bytes = city.read(|c| Ok::<_, DocError>(load_document(c, &wc, &id)?.expect("doc").save())).expect("bytes");
+        let city_bytes = city.read(|c| Ok::<_, DocError>(documents::full_update(Kind::Lesson, &mut load_document(c, &wc, &id)?.expect("doc"), 9))).expect("bytes");
         // Both directions merge to the same lesson.
         let at_city = city.write(|tx| {
-            documents::merge_remote(tx, &wc, "lesson", &school_bytes, Source::Child(&ws.node_id))?;
+            documents::merge_remote(tx, &wc, &school_bytes, Source::Child(&ws.node_id))?;
             Ok::<_, DocError>(get(tx, &id)?.expect("row"))
         }).expect("merge at city");
         let at_school = school.write(|tx| {
-            documents::merge_remote(tx, &ws, "lesson", &city_bytes, Source::Parent(&wc.node_id))?;
+            documents::merge_remote(tx, &ws, &city_bytes, Source::Parent(&wc.node_id))?;
             Ok::<_, DocError>(get(tx, &id)?.expect("row"))
         }).expect("merge at school");
         assert_eq!(at_city, at_school);
@@ -578,13 +579,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("db")).expect("open");
         let w = writer(Tier::City, true);
-        assert!(store.write(|tx| documents::merge_remote(tx, &w, "lesson", b"not automerge", Source::Child("s"))).is_err());
+        let garbage = youke_federation::protocol::DocUpdate { id: "x".into(), kind: "lesson".into(), seq: 1, version: String::new(), full: true, bytes: b"not automerge".to_vec() };
+        assert!(store.write(|tx| documents::merge_remote(tx, &w, &garbage, Source::Child("s"))).is_err());
         let mut other = w.new_doc();
         documents::put_header(&mut other, Kind::Announcement, "a1", &w).expect("header");
-        let bytes = other.save();
-        let err = store.write(|tx| documents::merge_remote(tx, &w, "lesson", &bytes, Source::Child("s"))).expect_err("mislabelled");
+        let mut update = documents::full_update(Kind::Announcement, &mut other, 1);
+        update.kind = "lesson".into();
+        let err = store.write(|tx| documents::merge_remote(tx, &w, &update, Source::Child("s"))).expect_err("mislabelled");
         assert!(matches!(err, DocError::BadDocument(_)), "{err}");
-        assert!(store.write(|tx| documents::merge_remote(tx, &w, "virus", &bytes, Source::Child("s"))).is_err());
+        update.kind = "virus".into();
+        assert!(store.write(|tx| documents::merge_remote(tx, &w, &update, Source::Child("s"))).is_err());
+        // Changes that build on a version this node never had are refused, not half-applied.
+        let mut lesson = new_document(&w, "l9", &new_lesson()).expect("doc");
+        let mut partial = documents::full_update(Kind::Lesson, &mut lesson, 1);
+        partial.full = false;
+        let outcome = store.write(|tx| documents::merge_remote(tx, &w, &partial, Source::Child("s"))).expect("no error");
+        assert_eq!(outcome, documents::MergeOutcome::NeedFull);
         assert_eq!(count(&store, "SELECT COUNT(*) FROM docs"), 0);
     }
 }

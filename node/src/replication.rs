@@ -71,41 +71,35 @@ impl LinkStore for NodeLinkStore {
         Ok(())
     }
 
-    fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<Vec<DocUpdate>, StoreError> {
-        self.ctx
-            .store
-            .read(|c| -> Result<Vec<DocUpdate>, DbError> {
-                let acked: i64 = c
-                    .query_row("SELECT acked_seq FROM peers WHERE node_id = ?1", [&parent.info.node_id], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0);
-                // Scope up: shared at or above the parent's tier, and not exactly the version the
-                // parent sent us.
-                let mut stmt = c.prepare_cached(
-                    "SELECT id, kind, seq, bytes FROM docs
-                     WHERE seq > ?1 AND share_rank >= ?2 AND (last_from IS NULL OR last_from != ?3)
-                     ORDER BY seq LIMIT ?4",
-                )?;
-                let rows = stmt.query_map(params![acked, share_rank(parent.info.tier), parent.info.node_id, limit as i64], |r| {
-                    Ok(DocUpdate { id: r.get(0)?, kind: r.get(1)?, seq: r.get::<_, i64>(2)? as u64, bytes: r.get(3)? })
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .map_err(boxed)
+    fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        let pid = parent.info.node_id.clone();
+        let rank = share_rank(parent.info.tier);
+        self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
+            let acked: i64 = tx
+                .query_row("SELECT acked_seq FROM peers WHERE node_id = ?1", [&pid], |r| r.get(0))
+                .optional()
+                .map_err(boxed)?
+                .unwrap_or(0);
+            // Scope up: shared at or above the parent's tier.
+            collect_outgoing(tx, &pid, acked as u64, limit, "d.share_rank >= ?5", rank, &[]).map_err(boxed)
+        })
     }
 
-    fn docs_acked(&self, parent: &Peer, upto_seq: u64) -> Result<(), StoreError> {
-        self.ctx
-            .store
-            .write(|tx| {
-                tx.execute(
-                    "UPDATE peers SET acked_seq = MAX(acked_seq, ?1), last_seen = ?2 WHERE node_id = ?3",
-                    params![upto_seq as i64, now_ms(), parent.info.node_id],
-                )
-                .map_err(DbError::from)
-            })
+    fn docs_acked(&self, parent: &Peer, upto_seq: u64, need_full: &[(String, u64)]) -> Result<(), StoreError> {
+        let pid = parent.info.node_id.clone();
+        self.ctx.store.write(|tx| -> Result<(), StoreError> {
+            let mut upto = upto_seq;
+            for (id, seq) in need_full {
+                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![pid, id]).map_err(boxed)?;
+                upto = upto.min(seq.saturating_sub(1));
+            }
+            tx.execute(
+                "UPDATE peers SET acked_seq = MAX(acked_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
+                params![upto as i64, now_ms(), pid],
+            )
             .map_err(boxed)?;
-        Ok(())
+            Ok(())
+        })
     }
 
     fn pull_cursor(&self, parent: &Peer) -> Result<u64, StoreError> {
@@ -117,50 +111,43 @@ impl LinkStore for NodeLinkStore {
         Ok(seq.unwrap_or(0) as u64)
     }
 
-    fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<(), StoreError> {
-        let n = docs.len();
-        self.ctx.store.write(|tx| -> Result<(), StoreError> {
-            for d in &docs {
-                documents::merge_remote(tx, &self.ctx.writer, &d.kind, &d.bytes, Source::Parent(&parent.info.node_id)).map_err(boxed)?;
-            }
+    fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<Vec<String>, StoreError> {
+        let pid = parent.info.node_id.clone();
+        let (changed, need_full) = self.ctx.store.write(|tx| -> Result<(usize, Vec<(String, u64)>), StoreError> {
+            let (changed, need_full) = merge_batch(tx, &self.ctx.writer, &docs, Source::Parent(&pid))?;
+            let cursor = need_full.iter().fold(upto_seq, |c, (_, seq)| c.min(seq.saturating_sub(1)));
             tx.execute(
-                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_seen = ?2 WHERE node_id = ?3",
-                params![upto_seq as i64, now_ms(), parent.info.node_id],
+                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
+                params![cursor as i64, now_ms(), pid],
             )
             .map_err(boxed)?;
-            Ok(())
+            Ok((changed, need_full))
         })?;
-        if n > 0 {
-            tracing::debug!(parent = %parent.info.name, count = n, upto_seq, "documents from parent applied");
+        if changed > 0 {
+            tracing::debug!(parent = %parent.info.name, changed, upto_seq, "documents from parent applied");
             self.ctx.changed();
         }
-        Ok(())
+        Ok(need_full.into_iter().map(|(id, _)| id).collect())
     }
 
-    fn docs_for_child(&self, child: &Peer, after_seq: u64, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
-        self.ctx
-            .store
-            .read(|c| -> Result<(Vec<DocUpdate>, u64), DbError> {
-                // Everything with a sequence number up to this one is committed (the number and
-                // the document are written in one transaction).
-                let newest: i64 = c.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'doc_seq'", [], |r| r.get(0))?;
-                // Scope down: published to the whole tree, or came from this child's subtree;
-                // never exactly the version the child sent us.
-                let mut stmt = c.prepare_cached(
-                    "SELECT d.id, d.kind, d.seq, d.bytes FROM docs d
-                     WHERE d.seq > ?1 AND d.seq <= ?2
-                       AND (d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?3))
-                       AND (d.last_from IS NULL OR d.last_from != ?3)
-                     ORDER BY d.seq LIMIT ?4",
-                )?;
-                let rows = stmt.query_map(params![after_seq as i64, newest, child.info.node_id, limit as i64], |r| {
-                    Ok(DocUpdate { id: r.get(0)?, kind: r.get(1)?, seq: r.get::<_, i64>(2)? as u64, bytes: r.get(3)? })
-                })?;
-                let docs = rows.collect::<Result<Vec<_>, _>>()?;
-                let upto = if docs.len() < limit { (newest.max(0) as u64).max(after_seq) } else { docs.last().map(|d| d.seq).unwrap_or(after_seq) };
-                Ok((docs, upto))
-            })
+    fn docs_for_child(&self, child: &Peer, after_seq: u64, forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        let cid = child.info.node_id.clone();
+        self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
+            for id in forget {
+                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
+            }
+            // Scope down: published to the whole tree, or came from this child's subtree.
+            collect_outgoing(
+                tx,
+                &cid,
+                after_seq,
+                limit,
+                "(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?5))",
+                cid.as_str(),
+                forget,
+            )
             .map_err(boxed)
+        })
     }
 
     fn next_blob_upload(&self, _parent: &Peer) -> Result<Option<BlobUpload>, StoreError> {
@@ -225,25 +212,22 @@ impl LinkStore for NodeLinkStore {
         upsert_peer(&self.ctx, child, "child")
     }
 
-    fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<(), StoreError> {
-        let n = docs.len();
-        self.ctx
-            .store
-            .write(|tx| -> Result<(), StoreError> {
-                for d in &docs {
-                    // Children send up only what they share: lessons.
-                    if d.kind != documents::Kind::Lesson.as_str() {
-                        return Err(Box::new(Refusal(format!("a child may not send {:?} documents up", d.kind))));
-                    }
-                    documents::merge_remote(tx, &self.ctx.writer, &d.kind, &d.bytes, Source::Child(&child.info.node_id)).map_err(boxed)?;
-                }
-                tx.execute("UPDATE peers SET last_seen = ?1 WHERE node_id = ?2", params![now_ms(), child.info.node_id])
-                    .map_err(boxed)?;
-                Ok(())
-            })?;
-        tracing::debug!(child = %child.info.name, count = n, "documents from child applied");
-        self.ctx.changed();
-        Ok(())
+    fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError> {
+        // Children send up only what they share: lessons.
+        if let Some(d) = docs.iter().find(|d| d.kind != documents::Kind::Lesson.as_str()) {
+            return Err(Box::new(Refusal(format!("a child may not send {:?} documents up", d.kind))));
+        }
+        let cid = child.info.node_id.clone();
+        let (changed, need_full) = self.ctx.store.write(|tx| -> Result<(usize, Vec<(String, u64)>), StoreError> {
+            let out = merge_batch(tx, &self.ctx.writer, &docs, Source::Child(&cid))?;
+            tx.execute("UPDATE peers SET last_sync = ?1, last_seen = ?1 WHERE node_id = ?2", params![now_ms(), cid]).map_err(boxed)?;
+            Ok(out)
+        })?;
+        tracing::debug!(child = %child.info.name, count = docs.len(), changed, need_full = need_full.len(), "documents from child applied");
+        if changed > 0 {
+            self.ctx.changed();
+        }
+        Ok(need_full.into_iter().map(|(id, _)| id).collect())
     }
 
     fn blob_received(&self, child: &Peer, hash: &BlobHash, size: u64) -> Result<(), StoreError> {
@@ -280,14 +264,171 @@ fn upsert_peer(ctx: &NodeCtx, peer: &Peer, relation: &str) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Merges a batch from a peer; returns how many documents changed and which need sending whole.
+fn merge_batch(tx: &rusqlite::Transaction<'_>, w: &documents::Writer, docs: &[DocUpdate], source: Source<'_>) -> Result<(usize, Vec<(String, u64)>), StoreError> {
+    let mut changed = 0;
+    let mut need_full = Vec::new();
+    for d in docs {
+        match documents::merge_remote(tx, w, d, source).map_err(boxed)? {
+            documents::MergeOutcome::Changed => changed += 1,
+            documents::MergeOutcome::Unchanged => {}
+            documents::MergeOutcome::NeedFull => need_full.push((d.id.clone(), d.seq)),
+        }
+    }
+    Ok((changed, need_full))
+}
+
+/// Scans the documents changed after `after` (up to the newest committed change) that match
+/// `scope` (an SQL condition on `d` using `?5` for `scope_arg`), and builds what `peer` lacks of
+/// each. Documents in `first` are sent before the scan, whole. Returns the updates and the
+/// sequence number the scan covered.
+fn collect_outgoing(
+    tx: &rusqlite::Transaction<'_>,
+    peer: &str,
+    after: u64,
+    limit: usize,
+    scope: &str,
+    scope_arg: impl rusqlite::ToSql,
+    first: &[String],
+) -> Result<(Vec<DocUpdate>, u64), DbError> {
+    // Every document with a sequence number up to this one is committed: the number and the
+    // document are written in one transaction.
+    let newest: i64 = tx.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'doc_seq'", [], |r| r.get(0))?;
+    let mut updates = Vec::new();
+    let row = documents::StoredDoc::from_row;
+    let push = |updates: &mut Vec<DocUpdate>, stored: documents::StoredDoc| -> Result<(), DbError> {
+        match documents::outgoing(tx, peer, stored) {
+            Ok(Some(u)) => updates.push(u),
+            Ok(None) => {}
+            Err(documents::DocError::Store(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "a stored document cannot be prepared for sending; skipping it"),
+        }
+        Ok(())
+    };
+    for id in first {
+        let sql = format!(
+            "SELECT d.id, d.kind, d.seq, d.bytes, d.heads, NULL FROM docs d WHERE d.id = ?1 AND {scope}"
+        );
+        // Parameters 2 to 4 are unused here; the scope condition refers to ?5.
+        let found = tx.query_row(&sql, params![id, 0, 0, 0, &scope_arg], row).optional()?;
+        if let Some(r) = found {
+            push(&mut updates, r)?;
+        }
+    }
+    let sql = format!(
+        "SELECT d.id, d.kind, d.seq, d.bytes, d.heads, ph.heads FROM docs d
+         LEFT JOIN peer_heads ph ON ph.peer_id = ?3 AND ph.doc_id = d.id
+         WHERE d.seq > ?1 AND d.seq <= ?2 AND {scope}
+         ORDER BY d.seq LIMIT ?4"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after as i64, newest, peer, limit as i64, &scope_arg], row)?.collect::<Result<Vec<_>, _>>()?;
+    let scanned = rows.len();
+    let last = rows.last().map(|r| r.seq);
+    for r in rows {
+        if !first.contains(&r.id) {
+            push(&mut updates, r)?;
+        }
+    }
+    let upto = if scanned < limit { (newest.max(0) as u64).max(after) } else { last.unwrap_or(after) };
+    Ok((updates, upto))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::lessons::{self, LessonEdit, NewLesson};
+    use youke_federation::Tier;
+    use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
 
     #[test]
     fn backoff_grows_and_caps() {
         assert_eq!(upload_backoff_ms(0), 1000);
         assert_eq!(upload_backoff_ms(3), 8000);
         assert_eq!(upload_backoff_ms(30), 256_000);
+    }
+
+    fn node(dir: &std::path::Path, tier: Tier, parent: bool) -> (NodeLinkStore, Peer) {
+        let config = Config { role: tier, name: tier.to_string(), parent: parent.then(|| "127.0.0.1:9".to_string()), ..Config::default() };
+        let ctx = Arc::new(NodeCtx::open(&dir.join(tier.as_str()), config).expect("open"));
+        let peer = Peer {
+            info: NodeInfo { protocol_version: PROTOCOL_VERSION, node_id: ctx.writer.node_id.clone(), name: ctx.writer.node_name.clone(), tier },
+            fingerprint: Fingerprint([7; 32]),
+            addr: "127.0.0.1:9".parse().expect("addr"),
+        };
+        (NodeLinkStore::new(ctx), peer)
+    }
+
+    /// One round of the child's upward sync, as the link driver runs it.
+    fn push(child: &NodeLinkStore, parent_peer: &Peer, parent: &NodeLinkStore, child_peer: &Peer) -> Vec<DocUpdate> {
+        let (docs, upto) = child.docs_to_send(parent_peer, 256).expect("to send");
+        let need_full = if docs.is_empty() { Vec::new() } else { parent.apply_docs(child_peer, docs.clone()).expect("apply") };
+        let again: Vec<(String, u64)> = docs.iter().filter(|d| need_full.contains(&d.id)).map(|d| (d.id.clone(), d.seq)).collect();
+        child.docs_acked(parent_peer, upto, &again).expect("ack");
+        docs
+    }
+
+    /// One round of the child's downward pull.
+    fn pull(child: &NodeLinkStore, parent_peer: &Peer, parent: &NodeLinkStore, child_peer: &Peer) -> Vec<DocUpdate> {
+        let after = child.pull_cursor(parent_peer).expect("cursor");
+        let (docs, upto) = parent.docs_for_child(child_peer, after, &[], 256).expect("for child");
+        child.apply_from_parent(parent_peer, docs.clone(), upto).expect("apply");
+        docs
+    }
+
+    #[test]
+    fn sync_sends_changes_not_documents_and_never_echoes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (school, school_peer) = node(dir.path(), Tier::School, true);
+        let (city, city_peer) = node(dir.path(), Tier::City, true);
+        let w = school.ctx.writer.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        // Varied CJK text, which does not compress away.
+        let description: String = (0..60_000u32).filter_map(|i| char::from_u32(0x4E00 + (i.wrapping_mul(2_654_435_761) >> 20) % 0x5000)).collect();
+        let new = NewLesson { title: "长文档".into(), description, ..NewLesson::default() };
+        school.ctx.store.write(|tx| {
+            let mut doc = lessons::new_document(&w, &id, &new)?;
+            lessons::save(tx, &w, &mut doc)?;
+            lessons::set_share_level(tx, &w, &id, Tier::City)
+        }).expect("lesson");
+        city.remember_child(&school_peer).expect("child");
+        school.remember_parent(&city_peer).expect("parent");
+
+        let first = push(&school, &city_peer, &city, &school_peer);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].full && first[0].bytes.len() > 20_000, "first contact sends the whole document: full={} {} bytes", first[0].full, first[0].bytes.len());
+        assert!(push(&school, &city_peer, &city, &school_peer).is_empty(), "nothing twice");
+        assert!(pull(&school, &city_peer, &city, &school_peer).is_empty(), "the city does not echo the school's version");
+
+        // A rating at the school crosses as a few hundred bytes, not the document.
+        school.ctx.store.write(|tx| lessons::edit(tx, &w, &id, &LessonEdit::Rate { user: "王老师".into(), score: 5 })).expect("rate");
+        let change = push(&school, &city_peer, &city, &school_peer);
+        assert_eq!(change.len(), 1);
+        assert!(!change[0].full && change[0].bytes.len() < 1000, "incremental: {} bytes", change[0].bytes.len());
+        let at_city = city.ctx.store.read(|c| lessons::get(c, &id)).expect("get").expect("lesson");
+        assert_eq!(at_city.rating_count, 1);
+
+        // A review at the city comes down as a change, and does not bounce back up.
+        let wc = city.ctx.writer.clone();
+        city.ctx.store.write(|tx| lessons::edit(tx, &wc, &id, &LessonEdit::Review { expert: "教研员".into(), score: 90, comment: String::new() })).expect("review");
+        let down = pull(&school, &city_peer, &city, &school_peer);
+        assert_eq!(down.len(), 1);
+        assert!(!down[0].full && down[0].bytes.len() < 1000);
+        assert!(push(&school, &city_peer, &city, &school_peer).is_empty(), "no echo upward");
+        let heads = |n: &NodeLinkStore| n.ctx.store.read(|c| crate::documents::heads_of(c, crate::documents::Kind::Lesson)).expect("heads");
+        assert_eq!(heads(&school), heads(&city));
+
+        // The city loses its copy (restored from an old backup): changes no longer apply, the
+        // city asks for the whole document, and the next round sends it.
+        city.ctx.store.write(|tx| tx.execute("DELETE FROM docs WHERE id = ?1", [&id]).map_err(DbError::from)).expect("lose");
+        school.ctx.store.write(|tx| lessons::edit(tx, &w, &id, &LessonEdit::View)).expect("view");
+        let refused = push(&school, &city_peer, &city, &school_peer);
+        assert!(!refused[0].full);
+        let repaired = push(&school, &city_peer, &city, &school_peer);
+        assert_eq!(repaired.len(), 1);
+        assert!(repaired[0].full, "sent whole after need_full");
+        let at_city = city.ctx.store.read(|c| lessons::get(c, &id)).expect("get").expect("lesson");
+        assert_eq!((at_city.views, at_city.rating_count, at_city.review_count), (1, 1, 1));
     }
 }

@@ -37,7 +37,6 @@ const MIGRATIONS: &[&str] = &[
         origin_node    TEXT NOT NULL,
         share_rank     INTEGER NOT NULL,
         published      INTEGER NOT NULL DEFAULT 0,
-        last_from      TEXT,
         updated_at     INTEGER NOT NULL
     );
     CREATE INDEX docs_by_seq ON docs (seq);
@@ -49,6 +48,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (doc_id, child_id)
     ) WITHOUT ROWID;
     CREATE INDEX doc_routes_by_child ON doc_routes (child_id);
+
+    -- The heads each peer is known to hold of each document: what is sent to it is only the
+    -- changes after these (nothing when they equal the document's heads).
+    CREATE TABLE peer_heads (
+        peer_id TEXT NOT NULL,
+        doc_id  TEXT NOT NULL,
+        heads   TEXT NOT NULL,
+        PRIMARY KEY (peer_id, doc_id)
+    ) WITHOUT ROWID;
 
     CREATE TABLE lessons (
         id               TEXT PRIMARY KEY REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
@@ -132,6 +140,7 @@ const MIGRATIONS: &[&str] = &[
         addr        TEXT NOT NULL,
         acked_seq   INTEGER NOT NULL DEFAULT 0,
         down_seq    INTEGER NOT NULL DEFAULT 0,
+        last_sync   INTEGER,
         first_seen  INTEGER NOT NULL,
         last_seen   INTEGER NOT NULL
     );
