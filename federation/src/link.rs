@@ -14,6 +14,7 @@ use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeInfo}
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{Notify, Semaphore};
@@ -37,6 +38,41 @@ pub struct Peer {
 pub struct BlobUpload {
     pub hash: BlobHash,
     pub size: u64,
+}
+
+/// Counters of what crossed this node's links, for metrics. Shared by the uplink and the
+/// acceptor; monotonic since the process started.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    pub docs_sent: AtomicU64,
+    pub docs_received: AtomicU64,
+    pub doc_bytes_sent: AtomicU64,
+    pub doc_bytes_received: AtomicU64,
+    pub blob_bytes_sent: AtomicU64,
+    pub blob_bytes_received: AtomicU64,
+    pub blobs_sent: AtomicU64,
+    pub blobs_received: AtomicU64,
+}
+
+impl LinkCounters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn docs(&self, sent: bool, docs: &[DocUpdate]) {
+        let bytes: u64 = docs.iter().map(|d| d.bytes.len() as u64).sum();
+        if sent {
+            Self::add(&self.docs_sent, docs.len() as u64);
+            Self::add(&self.doc_bytes_sent, bytes);
+        } else {
+            Self::add(&self.docs_received, docs.len() as u64);
+            Self::add(&self.doc_bytes_received, bytes);
+        }
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
 
 /// State of a child's link to its parent, reported to the store for `youke status`.
@@ -79,6 +115,8 @@ pub trait LinkStore: Send + Sync + 'static {
     fn child_pin(&self, node_id: &str) -> Result<Option<Fingerprint>, StoreError>;
     /// Parent side: records a child that completed its hello (pins it the first time).
     fn remember_child(&self, child: &Peer) -> Result<(), StoreError>;
+    /// Parent side: a child's link came up or went down.
+    fn child_link_state(&self, child: &Peer, connected: bool) -> Result<(), StoreError>;
     /// Parent side: the documents in a child's scope down changed after `after_seq`, in sequence
     /// order, at most `limit`; and the sequence number the child may move its cursor to when it
     /// has them all (past documents outside its scope).
@@ -229,6 +267,7 @@ pub struct Uplink {
     pub wake: Arc<Notify>,
     /// Upload rate limit in bytes per second for blobs, if any.
     pub upload_rate: Option<u64>,
+    pub counters: Arc<LinkCounters>,
 }
 
 impl Uplink {
@@ -355,6 +394,7 @@ impl Uplink {
             let upto = if cut { batch.last().map(|d| d.seq).unwrap_or(0) } else { upto };
             let seqs: Vec<(String, u64)> = batch.iter().map(|d| (d.id.clone(), d.seq)).collect();
             let count = batch.len();
+            self.counters.docs(true, &batch);
             let (_s, _r, answer) = request(&conn, &Message::PushDocs { docs: batch, upto_seq: upto }).await?;
             match answer {
                 Message::DocsAck { upto_seq, need_full } if upto_seq == upto && need_full.len() <= protocol::MAX_REPAIR_IDS => {
@@ -384,6 +424,7 @@ impl Uplink {
                 return Err(LinkError::Protocol("parent sent documents outside the requested range".into()));
             }
             let count = docs.len();
+            self.counters.docs(false, &docs);
             if upto_seq > after_seq || count > 0 {
                 let p = parent.clone();
                 forget = blocking(&self.store, move |s| s.apply_from_parent(&p, docs, upto_seq)).await?;
@@ -454,6 +495,7 @@ impl Uplink {
                 )));
             }
             send.write_all(buf.get(..n).unwrap_or_default()).await?;
+            LinkCounters::add(&self.counters.blob_bytes_sent, n as u64);
             sent += n as u64;
             remaining -= n as u64;
             if let Some(rate) = self.upload_rate.filter(|r| *r > 0) {
@@ -465,7 +507,10 @@ impl Uplink {
         }
         send.finish()?;
         match read_msg(&mut recv).await? {
-            Message::BlobStored { hash } if hash == job.hash => Ok(()),
+            Message::BlobStored { hash } if hash == job.hash => {
+                LinkCounters::add(&self.counters.blobs_sent, 1);
+                Ok(())
+            }
             Message::Error { code, message } => Err(LinkError::Remote { code, message }),
             other => Err(LinkError::Protocol(format!("expected blob stored, got {other:?}"))),
         }
@@ -480,6 +525,7 @@ pub struct ChildAcceptor {
     pub blobs: BlobStore,
     /// Largest blob accepted from a child.
     pub max_blob_size: u64,
+    pub counters: Arc<LinkCounters>,
 }
 
 impl ChildAcceptor {
@@ -521,6 +567,17 @@ impl ChildAcceptor {
             .map_err(|_| LinkError::Timeout("the TLS handshake"))??;
         let child = self.handshake(&conn).await?;
         info!(child = %child.info.name, node_id = %child.info.node_id, addr = %child.addr, "child link up");
+        let c = child.clone();
+        blocking(&self.store, move |s| s.child_link_state(&c, true)).await?;
+        let result = self.serve_streams(&conn, &child).await;
+        let c = child.clone();
+        if let Err(e) = blocking(&self.store, move |s| s.child_link_state(&c, false)).await {
+            warn!(error = %e, "cannot record that a child link went down");
+        }
+        result
+    }
+
+    async fn serve_streams(self: &Arc<Self>, conn: &Connection, child: &Peer) -> Result<(), LinkError> {
         let mut streams = JoinSet::new();
         loop {
             let (send, recv) = tokio::select! {
@@ -576,6 +633,7 @@ impl ChildAcceptor {
     async fn serve_stream(&self, child: &Peer, mut send: SendStream, mut recv: RecvStream) -> Result<(), LinkError> {
         let answer = match read_msg(&mut recv).await? {
             Message::PushDocs { docs, upto_seq } => {
+                self.counters.docs(false, &docs);
                 let c = child.clone();
                 match blocking(&self.store, move |s| s.apply_docs(&c, docs)).await {
                     Ok(need_full) => Message::DocsAck { upto_seq, need_full },
@@ -595,6 +653,7 @@ impl ChildAcceptor {
                             docs.truncate(n);
                             upto_seq = docs.last().map(|d| d.seq).unwrap_or(after_seq);
                         }
+                        self.counters.docs(true, &docs);
                         Message::Docs { docs, upto_seq }
                     }
                     Err(e) => {
@@ -656,6 +715,7 @@ impl ChildAcceptor {
             let done = chunk.is_none();
             if let Some(c) = chunk {
                 received += c.bytes.len() as u64;
+                LinkCounters::add(&self.counters.blob_bytes_received, c.bytes.len() as u64);
                 if received > size {
                     return Err(LinkError::Protocol("child sent more bytes than the blob's size".into()));
                 }
@@ -688,6 +748,7 @@ impl ChildAcceptor {
         .map_err(join_err)??;
         let c = child.clone();
         blocking(&self.store, move |s| s.blob_received(&c, &hash, size)).await?;
+        LinkCounters::add(&self.counters.blobs_received, 1);
         Ok(())
     }
 }

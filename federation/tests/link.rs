@@ -100,6 +100,9 @@ impl LinkStore for Mem {
         });
         Ok(())
     }
+    fn child_link_state(&self, _c: &Peer, _connected: bool) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn apply_docs(&self, _c: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError> {
         self.with(|s| s.applied.extend(docs));
         Ok(Vec::new())
@@ -136,6 +139,7 @@ fn start_parent(tier: Tier) -> Parent {
         store: store.clone(),
         blobs: blobs.clone(),
         max_blob_size: 1 << 30,
+        counters: Default::default(),
     };
     tokio::spawn(acceptor.run(cancel.clone()));
     Parent { addr, store, blobs, cancel, _dir: dir }
@@ -160,6 +164,7 @@ fn start_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity, sto
         blobs: blobs.clone(),
         wake: Arc::new(Notify::new()),
         upload_rate: None,
+        counters: Default::default(),
     };
     tokio::spawn(uplink.run(cancel.clone()));
     Child { blobs, cancel, _dir: dir }

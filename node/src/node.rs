@@ -67,6 +67,8 @@ pub struct NodeCtx {
     pub wake_uplink: Arc<Notify>,
     /// Woken when lesson rows change.
     pub wake_indexer: Arc<Notify>,
+    /// What crossed this node's links since it started.
+    pub counters: Arc<youke_federation::link::LinkCounters>,
 }
 
 impl std::fmt::Debug for NodeCtx {
@@ -105,6 +107,7 @@ impl NodeCtx {
             writer,
             wake_uplink: Arc::new(Notify::new()),
             wake_indexer: Arc::new(Notify::new()),
+            counters: Arc::default(),
         })
     }
 
@@ -179,6 +182,8 @@ impl Node {
         }
 
         let ctx = Arc::new(NodeCtx::open(data_dir, config)?);
+        // No child is connected until it says hello again.
+        ctx.store.write(|tx| tx.execute("UPDATE peers SET connected = 0", []).map_err(StoreError::from))?;
         let cfg = &ctx.config;
         info!(role = %cfg.role, name = %cfg.name, node_id = %ctx.writer.node_id, data = %data_dir.display(), "starting node");
 
@@ -223,6 +228,7 @@ impl Node {
                 store: Arc::clone(&link_store),
                 blobs: ctx.blobs.clone(),
                 max_blob_size: cfg.limits.max_blob_bytes,
+                counters: Arc::clone(&ctx.counters),
             };
             tasks.spawn(acceptor.run(cancel.clone()));
             info!(%quic_addr, "accepting child nodes");
@@ -236,6 +242,7 @@ impl Node {
                 blobs: ctx.blobs.clone(),
                 wake: Arc::clone(&ctx.wake_uplink),
                 upload_rate: cfg.upload_rate_bytes(),
+                counters: Arc::clone(&ctx.counters),
             };
             tasks.spawn(uplink.run(cancel.clone()));
             info!(%parent, "linking to parent");

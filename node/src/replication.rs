@@ -136,6 +136,12 @@ impl LinkStore for NodeLinkStore {
             for id in forget {
                 tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
             }
+            // The child holds our scope for it up to its cursor: record it for status and lag.
+            tx.execute(
+                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
+                params![after_seq as i64, now_ms(), cid],
+            )
+            .map_err(boxed)?;
             // Scope down: published to the whole tree, or came from this child's subtree.
             collect_outgoing(
                 tx,
@@ -210,6 +216,17 @@ impl LinkStore for NodeLinkStore {
 
     fn remember_child(&self, child: &Peer) -> Result<(), StoreError> {
         upsert_peer(&self.ctx, child, "child")
+    }
+
+    fn child_link_state(&self, child: &Peer, connected: bool) -> Result<(), StoreError> {
+        self.ctx
+            .store
+            .write(|tx| {
+                tx.execute("UPDATE peers SET connected = ?1, last_seen = ?2 WHERE node_id = ?3", params![connected, now_ms(), child.info.node_id])
+                    .map_err(DbError::from)
+            })
+            .map_err(boxed)?;
+        Ok(())
     }
 
     fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError> {

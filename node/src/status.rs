@@ -20,8 +20,10 @@ pub struct Status {
     /// Media blobs queued for the parent and not yet confirmed.
     pub pending_uploads: u64,
     pub pending_upload_bytes: u64,
-    /// Documents changed since the parent's last acknowledgement (upper bound).
+    /// Documents the parent does not hold at their current version.
     pub pending_docs: u64,
+    /// This node's newest change sequence number.
+    pub doc_seq: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -32,6 +34,12 @@ pub struct ParentLink {
     pub error: Option<String>,
     /// Milliseconds since the state was recorded.
     pub age_ms: Option<i64>,
+    /// Milliseconds since documents last moved in either direction.
+    pub last_sync_ms_ago: Option<i64>,
+    /// Documents in the parent's scope it does not hold at their current version.
+    pub pending_docs_up: u64,
+    /// The parent's change sequence number up to which this node holds its scope down.
+    pub down_seq: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,7 +48,11 @@ pub struct ChildLink {
     pub name: String,
     pub tier: String,
     pub addr: String,
+    pub connected: bool,
     pub last_seen_ms_ago: i64,
+    pub last_sync_ms_ago: Option<i64>,
+    /// Documents in the child's scope it does not hold at their current version.
+    pub pending_docs_down: u64,
 }
 
 pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
@@ -51,7 +63,19 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             Some(addr) => {
                 let row: Option<(ParentLink, i64)> = c
                     .query_row("SELECT parent_addr, state, parent_name, error, updated_at FROM link_state WHERE id = 1", [], |r| {
-                        Ok((ParentLink { addr: r.get(0)?, state: r.get(1)?, name: r.get(2)?, error: r.get(3)?, age_ms: None }, r.get(4)?))
+                        Ok((
+                            ParentLink {
+                                addr: r.get(0)?,
+                                state: r.get(1)?,
+                                name: r.get(2)?,
+                                error: r.get(3)?,
+                                age_ms: None,
+                                last_sync_ms_ago: None,
+                                pending_docs_up: 0,
+                                down_seq: 0,
+                            },
+                            r.get(4)?,
+                        ))
                     })
                     .optional()?;
                 Some(match row {
@@ -60,31 +84,69 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
                         age_ms: Some(now_ms() - at),
                         ..link
                     },
-                    _ => ParentLink { addr: addr.clone(), state: if serving { "connecting".into() } else { "not running".into() }, name: None, error: None, age_ms: None },
+                    _ => ParentLink {
+                        addr: addr.clone(),
+                        state: if serving { "connecting".into() } else { "not running".into() },
+                        name: None,
+                        error: None,
+                        age_ms: None,
+                        last_sync_ms_ago: None,
+                        pending_docs_up: 0,
+                        down_seq: 0,
+                    },
                 })
             }
         };
-        let mut stmt = c.prepare("SELECT node_id, name, tier, addr, last_seen FROM peers WHERE relation = 'child' ORDER BY name")?;
         let now = now_ms();
+        let mut stmt = c.prepare(
+            "SELECT p.node_id, p.name, p.tier, p.addr, p.connected, p.last_seen, p.last_sync,
+                (SELECT COUNT(*) FROM docs d WHERE d.seq > p.down_seq
+                   AND (d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = p.node_id))
+                   AND NOT EXISTS (SELECT 1 FROM peer_heads ph WHERE ph.peer_id = p.node_id AND ph.doc_id = d.id AND ph.heads = d.heads))
+             FROM peers p WHERE p.relation = 'child' ORDER BY p.name",
+        )?;
         let children = stmt
             .query_map([], |r| {
-                Ok(ChildLink { node_id: r.get(0)?, name: r.get(1)?, tier: r.get(2)?, addr: r.get(3)?, last_seen_ms_ago: now - r.get::<_, i64>(4)? })
+                Ok(ChildLink {
+                    node_id: r.get(0)?,
+                    name: r.get(1)?,
+                    tier: r.get(2)?,
+                    addr: r.get(3)?,
+                    connected: r.get(4)?,
+                    last_seen_ms_ago: now - r.get::<_, i64>(5)?,
+                    last_sync_ms_ago: r.get::<_, Option<i64>>(6)?.map(|t| now - t),
+                    pending_docs_down: r.get::<_, i64>(7)? as u64,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let acked: i64 = c
-            .query_row("SELECT acked_seq FROM peers WHERE relation = 'parent'", [], |r| r.get(0))
+        let (acked, down_seq, last_sync): (i64, i64, Option<i64>) = c
+            .query_row("SELECT acked_seq, down_seq, last_sync FROM peers WHERE relation = 'parent'", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?
-            .unwrap_or(0);
+            .unwrap_or((0, 0, None));
         let pending_docs = if ctx.config.parent.is_some() {
             let rank = match ctx.writer.tier.parent() {
                 Some(youke_federation::Tier::City) => 1,
                 _ => 2,
             };
-            c.query_row("SELECT COUNT(*) FROM docs WHERE seq > ?1 AND share_rank >= ?2", [acked, rank], |r| r.get::<_, i64>(0))?
+            c.query_row(
+                "SELECT COUNT(*) FROM docs d WHERE d.seq > ?1 AND d.share_rank >= ?2
+                   AND NOT EXISTS (SELECT 1 FROM peer_heads ph JOIN peers p ON p.node_id = ph.peer_id AND p.relation = 'parent'
+                                   WHERE ph.doc_id = d.id AND ph.heads = d.heads)",
+                [acked, rank],
+                |r| r.get::<_, i64>(0),
+            )?
         } else {
             0
         };
+        let mut parent = parent;
+        if let Some(p) = parent.as_mut() {
+            p.pending_docs_up = pending_docs as u64;
+            p.down_seq = down_seq as u64;
+            p.last_sync_ms_ago = last_sync.map(|t| now - t);
+        }
+        let doc_seq = crate::store::meta_get(c, "doc_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(Status {
+            doc_seq,
             node_id: ctx.writer.node_id.clone(),
             name: ctx.writer.node_name.clone(),
             role: ctx.writer.tier.to_string(),
@@ -113,6 +175,51 @@ pub fn human_bytes(n: u64) -> String {
     if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B")) }
 }
 
+/// Prometheus text exposition of a node's status and link counters.
+pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> String {
+    use youke_federation::link::LinkCounters as C;
+    fn label(v: &str) -> String {
+        v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    }
+    let mut o = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "{name}{labels} {v}");
+        }
+    };
+    let one = |v: f64| vec![(String::new(), v)];
+    gauge("youke_node_info", "This node's role and name.", "gauge", vec![(format!("{{role=\"{}\",name=\"{}\",node_id=\"{}\"}}", label(&s.role), label(&s.name), label(&s.node_id)), 1.0)]);
+    gauge("youke_lessons", "Lessons this node holds.", "gauge", one(s.lessons as f64));
+    gauge("youke_blobs", "Media blobs this node holds.", "gauge", one(s.blobs as f64));
+    gauge("youke_blob_bytes", "Bytes of media this node holds.", "gauge", one(s.blob_bytes as f64));
+    gauge("youke_doc_seq", "This node's newest document change sequence number.", "counter", one(s.doc_seq as f64));
+    gauge("youke_uploads_pending", "Media blobs queued for the parent.", "gauge", one(s.pending_uploads as f64));
+    gauge("youke_upload_bytes_pending", "Bytes of media queued for the parent.", "gauge", one(s.pending_upload_bytes as f64));
+    if let Some(p) = &s.parent {
+        gauge("youke_parent_link_up", "1 when the link to the parent is up.", "gauge", one(if p.state == "up" { 1.0 } else { 0.0 }));
+        gauge("youke_docs_pending_up", "Documents the parent does not hold at their current version.", "gauge", one(p.pending_docs_up as f64));
+        if let Some(a) = p.last_sync_ms_ago {
+            gauge("youke_parent_sync_age_seconds", "Seconds since documents last moved on the parent link.", "gauge", one(a as f64 / 1000.0));
+        }
+    }
+    let child_labels = |c: &ChildLink| format!("{{child=\"{}\",node_id=\"{}\"}}", label(&c.name), label(&c.node_id));
+    gauge("youke_child_link_up", "1 when the child's link is up.", "gauge", s.children.iter().map(|c| (child_labels(c), if c.connected { 1.0 } else { 0.0 })).collect());
+    gauge("youke_child_docs_pending_down", "Documents in the child's scope it does not hold at their current version.", "gauge", s.children.iter().map(|c| (child_labels(c), c.pending_docs_down as f64)).collect());
+    gauge(
+        "youke_child_sync_age_seconds",
+        "Seconds since the child last synced.",
+        "gauge",
+        s.children.iter().filter_map(|c| c.last_sync_ms_ago.map(|a| (child_labels(c), a as f64 / 1000.0))).collect(),
+    );
+    let dir = |sent: u64, received: u64| vec![("{direction=\"sent\"}".to_string(), sent as f64), ("{direction=\"received\"}".to_string(), received as f64)];
+    gauge("youke_link_docs_total", "Document versions moved over links.", "counter", dir(C::get(&counters.docs_sent), C::get(&counters.docs_received)));
+    gauge("youke_link_doc_bytes_total", "Bytes of document changes moved over links.", "counter", dir(C::get(&counters.doc_bytes_sent), C::get(&counters.doc_bytes_received)));
+    gauge("youke_link_blob_bytes_total", "Bytes of media moved over links.", "counter", dir(C::get(&counters.blob_bytes_sent), C::get(&counters.blob_bytes_received)));
+    gauge("youke_link_blobs_total", "Media blobs moved over links, verified.", "counter", dir(C::get(&counters.blobs_sent), C::get(&counters.blobs_received)));
+    o
+}
+
 pub fn render(s: &Status) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "node      {} ({}), id {}", s.name, s.role, s.node_id);
@@ -126,10 +233,21 @@ pub fn render(s: &Status) -> String {
             let age = p.age_ms.map(|a| format!(", as of {:.0}s ago", a as f64 / 1000.0)).unwrap_or_default();
             let err = p.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             let _ = writeln!(o, "parent    {}{} {}{}{}", p.addr, name, p.state, err, age);
+            let sync = p.last_sync_ms_ago.map(|a| format!("{:.0}s ago", a as f64 / 1000.0)).unwrap_or_else(|| "never".into());
+            let _ = writeln!(o, "          last sync {sync}, {} document(s) waiting to go up", p.pending_docs_up);
         }
     }
     for c in &s.children {
-        let _ = writeln!(o, "child     {} ({}) at {}, last seen {:.0}s ago", c.name, c.tier, c.addr, c.last_seen_ms_ago as f64 / 1000.0);
+        let sync = c.last_sync_ms_ago.map(|a| format!("{:.0}s ago", a as f64 / 1000.0)).unwrap_or_else(|| "never".into());
+        let _ = writeln!(
+            o,
+            "child     {} ({}) at {}: {}, last sync {sync}, {} document(s) waiting to go down",
+            c.name,
+            c.tier,
+            c.addr,
+            if c.connected { "connected" } else { "offline" },
+            c.pending_docs_down
+        );
     }
     let _ = writeln!(o, "lessons   {}", s.lessons);
     let _ = writeln!(o, "media     {} blobs, {}", s.blobs, human_bytes(s.blob_bytes));

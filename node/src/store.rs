@@ -141,6 +141,7 @@ const MIGRATIONS: &[&str] = &[
         acked_seq   INTEGER NOT NULL DEFAULT 0,
         down_seq    INTEGER NOT NULL DEFAULT 0,
         last_sync   INTEGER,
+        connected   INTEGER NOT NULL DEFAULT 0,
         first_seen  INTEGER NOT NULL,
         last_seen   INTEGER NOT NULL
     );

@@ -149,6 +149,24 @@ async fn scopes_up_and_down_the_tree() {
     assert_eq!(titles(&b), want_b, "city B must not receive city A's lessons");
     assert_eq!(titles(&p), want_p);
 
+    // Operator view: the province sees both cities connected with nothing left to send down,
+    // a school sees its parent link up with nothing left to send up, and metrics say the same.
+    let get = |addr: SocketAddr, path: &'static str| {
+        tokio::task::spawn_blocking(move || ureq::get(format!("http://{addr}{path}")).call().expect("GET").body_mut().read_to_string().expect("body"))
+    };
+    let fed: serde_json::Value = serde_json::from_str(&get(p.http_addr, "/api/v1/federation").await.unwrap()).unwrap();
+    let children = fed["children"].as_array().expect("children");
+    assert_eq!(children.len(), 2, "{fed}");
+    assert!(children.iter().all(|c| c["connected"] == true && c["pending_docs_down"] == 0), "{fed}");
+    assert!(fed["docs_received"].as_u64().unwrap() >= 2, "{fed}");
+    let fed: serde_json::Value = serde_json::from_str(&get(a1.http_addr, "/api/v1/federation").await.unwrap()).unwrap();
+    assert_eq!(fed["parent"]["state"], "up", "{fed}");
+    assert_eq!(fed["parent"]["pending_docs_up"], 0, "{fed}");
+    let metrics = get(a.http_addr, "/metrics").await.unwrap();
+    assert!(metrics.contains("youke_parent_link_up 1"), "{metrics}");
+    assert!(metrics.contains("youke_child_link_up{child=\"school-a1\""), "{metrics}");
+    assert!(metrics.contains("# TYPE youke_link_doc_bytes_total counter"), "{metrics}");
+
     cancel.cancel();
     for n in [b1, a2, a1, b, a, p] {
         n.wait().await;

@@ -306,3 +306,52 @@ pub async fn award(State(state): State<AppState>, Path(id): Path<String>, Json(b
     .await?;
     Ok(Json(out))
 }
+
+/// The node's links: its parent, its children, and what crossed them.
+#[derive(Debug, Serialize)]
+pub struct Federation {
+    pub node_id: String,
+    pub role: String,
+    pub doc_seq: u64,
+    pub parent: Option<crate::status::ParentLink>,
+    pub children: Vec<crate::status::ChildLink>,
+    pub docs_sent: u64,
+    pub docs_received: u64,
+    pub doc_bytes_sent: u64,
+    pub doc_bytes_received: u64,
+    pub blob_bytes_sent: u64,
+    pub blob_bytes_received: u64,
+}
+
+pub async fn federation(State(state): State<AppState>) -> Result<Json<Federation>, ApiError> {
+    use youke_federation::link::LinkCounters as C;
+    let f = blocking(&state, |ctx| {
+        let s = crate::status::collect(ctx, true)?;
+        let k = &ctx.counters;
+        Ok(Federation {
+            node_id: s.node_id,
+            role: s.role,
+            doc_seq: s.doc_seq,
+            parent: s.parent,
+            children: s.children,
+            docs_sent: C::get(&k.docs_sent),
+            docs_received: C::get(&k.docs_received),
+            doc_bytes_sent: C::get(&k.doc_bytes_sent),
+            doc_bytes_received: C::get(&k.doc_bytes_received),
+            blob_bytes_sent: C::get(&k.blob_bytes_sent),
+            blob_bytes_received: C::get(&k.blob_bytes_received),
+        })
+    })
+    .await?;
+    Ok(Json(f))
+}
+
+/// Prometheus metrics.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = blocking(&state, |ctx| {
+        let s = crate::status::collect(ctx, true)?;
+        Ok(crate::status::metrics(&s, &ctx.counters))
+    })
+    .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}

@@ -42,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/competitions/{id}/awards", post(api::award))
         .route("/api/v1/search", get(api::search))
         .route("/api/v1/status", get(api::status))
+        .route("/api/v1/federation", get(api::federation))
+        .route("/metrics", get(api::metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .with_state(state)
 }
