@@ -103,6 +103,19 @@ impl Server {
         resp.body_mut().read_json().ok()
     }
 
+    /// POSTs JSON; `Some(status)` if the server answered.
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> Option<u16> {
+        match ureq::post(&self.url(path)).send_json(body) {
+            Ok(r) => Some(r.status().as_u16()),
+            Err(ureq::Error::StatusCode(code)) => Some(code),
+            Err(_) => None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn get_bytes(&self, path: &str) -> Option<Vec<u8>> {
         let mut resp = ureq::get(&self.url(path)).call().ok()?;
         resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()
