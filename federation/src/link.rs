@@ -149,6 +149,10 @@ pub enum LinkError {
     Frame(#[from] FrameError),
     #[error("the parent refused this node: {0}")]
     Refused(String),
+    #[error(
+        "the peer speaks another protocol version (this node speaks {ours}); upgrade the older of the two nodes"
+    )]
+    Version { ours: String },
     #[error("peer broke the protocol: {0}")]
     Protocol(String),
     #[error("peer identity check failed: {0}")]
@@ -204,6 +208,21 @@ pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity) -> Result<Endpoi
     client.transport_config(transport());
     endpoint.set_default_client_config(client);
     Ok(endpoint)
+}
+
+/// TLS alert 120, no_application_protocol: the peer offered no ALPN this node speaks, which is
+/// how a node of another protocol version shows up.
+fn is_version_mismatch(e: &quinn::ConnectionError) -> bool {
+    let code = quinn::TransportErrorCode::crypto(120);
+    match e {
+        quinn::ConnectionError::TransportError(t) => t.code == code,
+        quinn::ConnectionError::ConnectionClosed(c) => c.error_code == code,
+        _ => false,
+    }
+}
+
+fn version_error() -> LinkError {
+    LinkError::Version { ours: String::from_utf8_lossy(protocol::ALPN).into_owned() }
 }
 
 async fn read_msg(recv: &mut RecvStream) -> Result<Message, LinkError> {
@@ -316,7 +335,8 @@ impl Uplink {
             .ok_or_else(|| LinkError::Resolve(self.parent_addr.clone()))?;
         let conn = tokio::time::timeout(MESSAGE_TIMEOUT, self.endpoint.connect(addr, "youke-node")?)
             .await
-            .map_err(|_| LinkError::Timeout("the parent to answer"))??;
+            .map_err(|_| LinkError::Timeout("the parent to answer"))?
+            .map_err(|e| if is_version_mismatch(&e) { version_error() } else { LinkError::Connection(e) })?;
         let fingerprint = peer_fingerprint(&conn)?;
         let (_s, _r, answer) = request(&conn, &Message::Hello(self.local.clone())).await?;
         let info = match answer {
@@ -562,9 +582,15 @@ impl ChildAcceptor {
     }
 
     async fn serve_connection(self: &Arc<Self>, incoming: quinn::Incoming) -> Result<(), LinkError> {
-        let conn = tokio::time::timeout(MESSAGE_TIMEOUT, incoming)
-            .await
-            .map_err(|_| LinkError::Timeout("the TLS handshake"))??;
+        let remote = incoming.remote_address();
+        let conn = match tokio::time::timeout(MESSAGE_TIMEOUT, incoming).await {
+            Err(_) => return Err(LinkError::Timeout("the TLS handshake")),
+            Ok(Err(e)) if is_version_mismatch(&e) => {
+                warn!(%remote, "refused a node that speaks another protocol version; upgrade the older node");
+                return Err(version_error());
+            }
+            Ok(r) => r?,
+        };
         let child = self.handshake(&conn).await?;
         info!(child = %child.info.name, node_id = %child.info.node_id, addr = %child.addr, "child link up");
         let c = child.clone();

@@ -274,3 +274,55 @@ async fn a_parent_with_a_changed_certificate_is_refused() {
     child.cancel.cancel();
     parent.cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_error() {
+    let parent = start_parent(Tier::City);
+    // A child built with another version's ALPN, as a newer or older youke would be.
+    let identity = NodeIdentity::generate("future").expect("id");
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let tls = identity.quic_client_config(b"youke/2").expect("tls");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(tls)));
+    let store = Arc::new(Mem::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cancel = CancellationToken::new();
+    let uplink = Uplink {
+        endpoint,
+        parent_addr: parent.addr.to_string(),
+        local: info(Tier::School, "future-school"),
+        store: store.clone(),
+        blobs: BlobStore::open(dir.path()).expect("blobs"),
+        wake: Arc::new(Notify::new()),
+        upload_rate: None,
+        counters: Default::default(),
+    };
+    tokio::spawn(uplink.run(cancel.clone()));
+    eventually("the refusal", || {
+        store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { .. })))
+    })
+    .await;
+    let error = store.with(|s| match s.states.iter().find(|st| matches!(st, LinkState::Down { .. })) {
+        Some(LinkState::Down { error }) => error.clone(),
+        _ => String::new(),
+    });
+    assert!(error.contains("protocol version"), "unclear error: {error}");
+    assert!(parent.store.with(|s| s.pins.is_empty() && s.applied.is_empty()), "nothing written for a foreign version");
+    cancel.cancel();
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_with_another_protocol_version_is_refused_by_name() {
+    let parent = start_parent(Tier::City);
+    let store = Arc::new(Mem::default());
+    let mut old = info(Tier::School, "old-school");
+    old.protocol_version = 0;
+    let child = start_child(parent.addr, old, &NodeIdentity::generate("o").expect("id"), store.clone());
+    eventually("the refusal", || {
+        store.with(|s| s.states.iter().any(|st| matches!(st, LinkState::Down { error } if error.contains("protocol version 0 is not supported"))))
+    })
+    .await;
+    assert!(parent.store.with(|s| s.pins.is_empty() && s.applied.is_empty()));
+    child.cancel.cancel();
+    parent.cancel.cancel();
+}
