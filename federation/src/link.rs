@@ -302,6 +302,9 @@ impl Uplink {
                 _ = cancel.cancelled() => break,
                 r = Arc::clone(&this).session(cancel.child_token()) => r,
             };
+            if cancel.is_cancelled() {
+                break;
+            }
             let error = match result {
                 Ok(()) => "link closed".to_string(),
                 Err(e) => e.to_string(),

@@ -12,6 +12,7 @@
 //! - [`node`]: the composition root that starts and stops all of the above.
 //! - [`status`], [`demo`]: operator commands.
 
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -87,6 +87,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks (results for docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Start a province, a city and a school on this machine with sample lessons.
     Demo {
         /// Where the three nodes keep their data (recreated on each run).
@@ -95,6 +98,26 @@ enum Command {
         /// Province portal port; the city uses +1 and the school +2.
         #[arg(long, default_value_t = 8380)]
         base_port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Metadata federation at province scale: catch-up after offline changes, a new city
+    /// joining, peak memory. Prints a Markdown table.
+    Sync {
+        /// Where the benchmark nodes keep their data (recreated).
+        #[arg(long, default_value = "./youke-bench")]
+        dir: PathBuf,
+        /// Lesson documents the province holds.
+        #[arg(long, default_value_t = 1_000_000)]
+        catalog: u64,
+        /// Changes the city makes while offline.
+        #[arg(long, default_value_t = 1_000)]
+        changes: u64,
+        /// Documents published to a new city joining.
+        #[arg(long, default_value_t = 100_000)]
+        join: u64,
     },
 }
 
@@ -224,6 +247,13 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Bench(BenchCommand::Sync { dir, catalog, changes, join }) => runtime()?.block_on(async move {
+            let cancel = CancellationToken::new();
+            let report = youke_node::bench::sync(youke_node::bench::SyncBenchOptions { dir: dir.clone(), catalog, changes, join }, cancel).await?;
+            print!("{}", report.markdown());
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }),
         Command::Demo { dir, base_port } => runtime()?.block_on(async move {
             let cancel = CancellationToken::new();
             let c = cancel.clone();

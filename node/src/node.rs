@@ -140,6 +140,8 @@ pub struct Node;
 /// A node whose services are running.
 pub struct RunningNode {
     pub ctx: Arc<NodeCtx>,
+    /// The search index the node keeps up to date.
+    pub index: Arc<LessonIndex>,
     pub http_addr: SocketAddr,
     pub quic_addr: SocketAddr,
     tasks: JoinSet<()>,
@@ -254,7 +256,7 @@ impl Node {
             ep.close(0u32.into(), b"node stopping");
             ep.wait_idle().await;
         });
-        Ok(RunningNode { ctx, http_addr, quic_addr, tasks, cancel, _lock: lock })
+        Ok(RunningNode { ctx, index, http_addr, quic_addr, tasks, cancel, _lock: lock })
     }
 }
 

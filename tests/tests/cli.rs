@@ -50,3 +50,14 @@ fn init_refuses_to_overwrite_and_share_refuses_unknown_lessons() {
     assert!(status.contains("保定市 (city)"), "{status}");
     assert!(status.contains("not running"), "{status}");
 }
+
+#[test]
+fn the_sync_benchmark_runs_at_small_scale_and_reports_every_measure() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("bench");
+    let out = youke_ok(data.path(), &["bench", "sync", "--dir", dir.to_str().unwrap(), "--catalog", "300", "--changes", "30", "--join", "100"]);
+    for row in ["(a) catch-up of 30 offline changes", "(a) document bytes sent / raw change bytes", "(b) new city joining, 100 documents", "(c) peak resident memory"] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    assert!(!dir.exists(), "the benchmark removes its data");
+}

@@ -1,0 +1,269 @@
+//! `youke bench sync`: measures metadata federation at province scale, in one process on
+//! loopback QUIC, and prints a Markdown table for `docs/BENCHMARKS.md`.
+//!
+//! (a) A province holds `catalog` lesson documents; a city that shares `changes` of them made
+//!     one change to each while offline. Measured: catch-up time from the city's restart until
+//!     the province acknowledged everything, and document bytes sent against the raw size of
+//!     the changes (automerge's uncompressed change encoding).
+//! (b) A new city joins a province that publishes `join` collections (all in the new city's
+//!     scope). Measured: time until the city holds all of them.
+//! (c) Peak resident memory of the process (province and cities together).
+
+use crate::catalog::{self, Collection};
+use crate::config::Config;
+use crate::documents::{self, DocError, Kind};
+use crate::lessons::{self, NewLesson};
+use crate::node::{Node, NodeCtx, NodeError};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use youke_federation::Tier;
+
+#[derive(Debug, Clone)]
+pub struct SyncBenchOptions {
+    pub dir: PathBuf,
+    pub catalog: u64,
+    pub changes: u64,
+    pub join: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncBenchReport {
+    pub catalog: u64,
+    pub changes: u64,
+    pub catch_up: Duration,
+    pub change_raw_bytes: u64,
+    pub wire_doc_bytes: u64,
+    pub join: u64,
+    pub join_time: Duration,
+    pub peak_rss_bytes: u64,
+    pub build_time: Duration,
+}
+
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn config(tier: Tier, name: &str, parent: Option<SocketAddr>) -> Config {
+    Config { role: tier, name: name.into(), http: local(), quic: local(), parent: parent.map(|p| p.to_string()), ..Config::default() }
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b.set_message(msg.to_string());
+    b
+}
+
+/// Creates `n` lessons at `ctx`, shared at `share`, in large transactions. Returns their ids.
+fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> Result<Vec<String>, NodeError> {
+    let b = bar(n, label);
+    let mut ids = Vec::with_capacity(n as usize);
+    let subjects = ["数学", "语文", "英语", "物理", "化学", "生物", "历史", "地理"];
+    let mut made = 0u64;
+    while made < n {
+        let batch = (n - made).min(5000);
+        ctx.store.write(|tx| -> Result<(), NodeError> {
+            for i in made..made + batch {
+                let id = uuid::Uuid::new_v4().to_string();
+                let new = NewLesson {
+                    title: format!("{}第{}课", subjects[(i % 8) as usize], i),
+                    teacher: format!("教师{}", i % 997),
+                    subject: subjects[(i % 8) as usize].into(),
+                    grade: format!("{}年级", i % 9 + 1),
+                    ..NewLesson::default()
+                };
+                let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
+                doc.put_share(share)?;
+                documents::commit(tx, &ctx.writer, Kind::Lesson, &mut doc)?;
+                ids.push(id);
+            }
+            Ok(())
+        })?;
+        made += batch;
+        b.set_position(made);
+    }
+    b.finish_and_clear();
+    Ok(ids)
+}
+
+trait PutShare {
+    fn put_share(&mut self, share: Tier) -> Result<(), DocError>;
+}
+
+impl PutShare for automerge::AutoCommit {
+    fn put_share(&mut self, share: Tier) -> Result<(), DocError> {
+        use automerge::transaction::Transactable;
+        self.put(automerge::ROOT, "share_level", share.as_str())?;
+        Ok(())
+    }
+}
+
+fn acked_all(ctx: &NodeCtx) -> Result<bool, NodeError> {
+    ctx.store.read(|c| {
+        let newest: i64 = c.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'doc_seq'", [], |r| r.get(0))?;
+        let acked: Option<i64> = c.query_row("SELECT MAX(acked_seq) FROM peers WHERE relation = 'parent'", [], |r| r.get(0))?;
+        Ok(acked.unwrap_or(0) >= newest)
+    })
+}
+
+fn count(ctx: &NodeCtx, sql: &str) -> Result<u64, NodeError> {
+    ctx.store.read(|c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64))
+}
+
+async fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool, NodeError>) -> Result<(), NodeError> {
+    let deadline = Instant::now() + timeout;
+    while !f()? {
+        if Instant::now() > deadline {
+            return Err(NodeError::Invalid(format!("benchmark: timed out waiting for {what}")));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<SyncBenchReport, NodeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| NodeError::DataDir { path, source }
+    };
+    if opts.dir.exists() {
+        std::fs::remove_dir_all(&opts.dir).map_err(io(&opts.dir))?;
+    }
+    let (p_dir, c_dir, n_dir) = (opts.dir.join("province"), opts.dir.join("city"), opts.dir.join("new-city"));
+
+    // The province's catalog, written directly (this is set-up, not measured).
+    let build = Instant::now();
+    {
+        let p = NodeCtx::open(&p_dir, config(Tier::Province, "省中心", None))?;
+        make_lessons(&p, opts.catalog, Tier::Province, "province catalog")?;
+        let published = bar(opts.join, "published collections");
+        let mut made = 0;
+        while made < opts.join {
+            let batch = (opts.join - made).min(5000);
+            p.store.write(|tx| -> Result<(), NodeError> {
+                for i in made..made + batch {
+                    let c = Collection {
+                        id: String::new(),
+                        title: format!("专辑{i}"),
+                        description: String::new(),
+                        lessons: Vec::new(),
+                        featured: false,
+                        pinned: false,
+                        published: true,
+                        origin_name: String::new(),
+                    };
+                    catalog::create_collection(tx, &p.writer, &c)?;
+                }
+                Ok(())
+            })?;
+            made += batch;
+            published.set_position(made);
+        }
+        published.finish_and_clear();
+    }
+    let province = Node::spawn(&p_dir, config(Tier::Province, "省中心", None), cancel.child_token()).await?;
+    // Measure the province in its steady state: its search index caught up with its catalog.
+    let newest = count(&province.ctx, "SELECT COALESCE(MAX(seq), 0) FROM lessons")?;
+    eprintln!("province: indexing {} lessons for search…", opts.catalog);
+    wait("the province's search index", Duration::from_secs(3600), || Ok(province.index.indexed_seq() >= newest)).await?;
+    let build_time = build.elapsed();
+
+    // (a) A city shares `changes` lessons and syncs them, goes offline, changes each once.
+    let ids = {
+        let c = NodeCtx::open(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)))?;
+        make_lessons(&c, opts.changes, Tier::Province, "city lessons")?
+    };
+    let city = Node::spawn(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)), cancel.child_token()).await?;
+    eprintln!("city: first sync of {} lessons and {} published collections…", opts.changes, opts.join);
+    wait("the city's first sync", Duration::from_secs(3600), || {
+        Ok(acked_all(&city.ctx)? && count(&city.ctx, "SELECT COUNT(*) FROM collections")? >= opts.join)
+    })
+    .await?;
+    city.shutdown().await;
+    let mut change_raw_bytes = 0u64;
+    {
+        let c = NodeCtx::open(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)))?;
+        c.store.write(|tx| -> Result<(), NodeError> {
+            for id in &ids {
+                let Some(mut doc) = lessons::load_document(tx, &c.writer, id)? else { continue };
+                let before = doc.get_heads();
+                // One change: a teaching researcher's rating.
+                use automerge::transaction::Transactable;
+                let ratings = match documents::child(&doc, &automerge::ROOT, "ratings") {
+                    Some(r) => r,
+                    None => doc.put_object(automerge::ROOT, "ratings", automerge::ObjType::Map).map_err(DocError::from)?,
+                };
+                doc.put(&ratings, "市教研员", 5).map_err(DocError::from)?;
+                change_raw_bytes += doc.get_changes(&before).iter().map(|ch| ch.raw_bytes().len() as u64).sum::<u64>();
+                documents::commit(tx, &c.writer, Kind::Lesson, &mut doc)?;
+            }
+            Ok(())
+        })?;
+    }
+    let city = Node::spawn(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)), cancel.child_token()).await?;
+    let started = Instant::now();
+    wait("the city's catch-up", Duration::from_secs(600), || acked_all(&city.ctx)).await?;
+    let catch_up = started.elapsed();
+    let wire_doc_bytes = youke_federation::link::LinkCounters::get(&city.ctx.counters.doc_bytes_sent);
+    let rated = count(&province.ctx, "SELECT COUNT(*) FROM lessons WHERE rating_count > 0")?;
+    if rated < opts.changes {
+        return Err(NodeError::Invalid(format!("benchmark: the province holds {rated} of {} changes", opts.changes)));
+    }
+
+    // (b) A new city joins.
+    let new_city = Node::spawn(&n_dir, config(Tier::City, "新市局", Some(province.quic_addr)), cancel.child_token()).await?;
+    let started = Instant::now();
+    wait("the new city's full sync", Duration::from_secs(3600), || Ok(count(&new_city.ctx, "SELECT COUNT(*) FROM collections")? >= opts.join)).await?;
+    let join_time = started.elapsed();
+
+    let report = SyncBenchReport {
+        catalog: opts.catalog,
+        changes: opts.changes,
+        catch_up,
+        change_raw_bytes,
+        wire_doc_bytes,
+        join: opts.join,
+        join_time,
+        peak_rss_bytes: peak_rss(),
+        build_time,
+    };
+    for n in [new_city, city, province] {
+        n.shutdown().await;
+    }
+    Ok(report)
+}
+
+impl SyncBenchReport {
+    pub fn markdown(&self) -> String {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        format!(
+            "| measure | result | goal |\n|---|---|---|\n\
+             | (a) catch-up of {changes} offline changes, province holding {catalog} lessons | {a:.2} s | < 2 s |\n\
+             | (a) document bytes sent / raw change bytes | {wire} / {raw} B = {ratio:.2}x | < 2x |\n\
+             | (b) new city joining, {join} documents in its scope | {b:.1} s | < 60 s |\n\
+             | (c) peak resident memory (province and both cities in one process) | {rss:.0} MiB | < 1536 MiB |\n\
+             | set-up: writing the province's catalog, starting it, indexing it for search | {build:.0} s | |\n",
+            changes = self.changes,
+            catalog = self.catalog,
+            a = self.catch_up.as_secs_f64(),
+            wire = self.wire_doc_bytes,
+            raw = self.change_raw_bytes,
+            ratio = self.wire_doc_bytes as f64 / self.change_raw_bytes.max(1) as f64,
+            join = self.join,
+            b = self.join_time.as_secs_f64(),
+            rss = mib(self.peak_rss_bytes),
+            build = self.build_time.as_secs_f64(),
+        )
+    }
+}
