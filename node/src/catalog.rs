@@ -88,19 +88,29 @@ fn check_title(t: &str) -> Result<(), DocError> {
     Ok(())
 }
 
+/// Creates a document of `kind` at this node: header, then `fill` writes its fields, then it
+/// is committed with its row.
+fn create(tx: &Transaction<'_>, w: &Writer, kind: Kind, fill: impl FnOnce(&mut AutoCommit) -> Result<(), DocError>) -> Result<AutoCommit, DocError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut doc = w.new_doc();
+    documents::put_header(&mut doc, kind, &id, w)?;
+    fill(&mut doc)?;
+    documents::commit(tx, w, kind, &mut doc)?;
+    Ok(doc)
+}
+
 /// Creates a collection at this node.
 pub fn create_collection(tx: &Transaction<'_>, w: &Writer, c: &Collection) -> Result<Collection, DocError> {
     check_title(&c.title)?;
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut doc = w.new_doc();
-    documents::put_header(&mut doc, Kind::Collection, &id, w)?;
-    doc.put(ROOT, "title", c.title.trim())?;
-    doc.put(ROOT, "description", c.description.as_str())?;
-    documents::put_text_list(&mut doc, &ROOT, "lessons", &c.lessons)?;
-    doc.put(ROOT, "featured", c.featured)?;
-    doc.put(ROOT, "pinned", c.pinned)?;
-    doc.put(ROOT, "published", c.published)?;
-    documents::commit(tx, w, Kind::Collection, &mut doc)?;
+    let doc = create(tx, w, Kind::Collection, |doc| {
+        doc.put(ROOT, "title", c.title.trim())?;
+        doc.put(ROOT, "description", c.description.as_str())?;
+        documents::put_text_list(doc, &ROOT, "lessons", &c.lessons)?;
+        doc.put(ROOT, "featured", c.featured)?;
+        doc.put(ROOT, "pinned", c.pinned)?;
+        doc.put(ROOT, "published", c.published)?;
+        Ok(())
+    })?;
     read_collection(&doc)
 }
 
@@ -110,14 +120,13 @@ pub fn create_announcement(tx: &Transaction<'_>, w: &Writer, a: &Announcement) -
     if !["all", "school", "city"].contains(&a.audience.as_str()) {
         return Err(DocError::Invalid("audience is all, school or city".into()));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut doc = w.new_doc();
-    documents::put_header(&mut doc, Kind::Announcement, &id, w)?;
-    doc.put(ROOT, "title", a.title.trim())?;
-    doc.put(ROOT, "body", a.body.as_str())?;
-    doc.put(ROOT, "audience", a.audience.as_str())?;
-    doc.put(ROOT, "publish_at", if a.publish_at > 0 { a.publish_at } else { crate::store::now_ms() })?;
-    documents::commit(tx, w, Kind::Announcement, &mut doc)?;
+    let doc = create(tx, w, Kind::Announcement, |doc| {
+        doc.put(ROOT, "title", a.title.trim())?;
+        doc.put(ROOT, "body", a.body.as_str())?;
+        doc.put(ROOT, "audience", a.audience.as_str())?;
+        doc.put(ROOT, "publish_at", if a.publish_at > 0 { a.publish_at } else { crate::store::now_ms() })?;
+        Ok(())
+    })?;
     read_announcement(&doc)
 }
 
@@ -127,20 +136,19 @@ pub fn create_competition(tx: &Transaction<'_>, w: &Writer, c: &Competition) -> 
     if c.closes_at != 0 && c.closes_at < c.opens_at {
         return Err(DocError::Invalid("a competition cannot close before it opens".into()));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut doc = w.new_doc();
-    documents::put_header(&mut doc, Kind::Competition, &id, w)?;
-    doc.put(ROOT, "title", c.title.trim())?;
-    doc.put(ROOT, "description", c.description.as_str())?;
-    doc.put(ROOT, "opens_at", c.opens_at)?;
-    doc.put(ROOT, "closes_at", c.closes_at)?;
-    doc.put(ROOT, "requires_standard", c.requires_standard)?;
-    documents::put_text_list(&mut doc, &ROOT, "entries", &c.entries)?;
-    let awards = doc.put_object(ROOT, "awards", automerge::ObjType::Map)?;
-    for (lesson, award) in &c.awards {
-        doc.put(&awards, lesson.as_str(), award.as_str())?;
-    }
-    documents::commit(tx, w, Kind::Competition, &mut doc)?;
+    let doc = create(tx, w, Kind::Competition, |doc| {
+        doc.put(ROOT, "title", c.title.trim())?;
+        doc.put(ROOT, "description", c.description.as_str())?;
+        doc.put(ROOT, "opens_at", c.opens_at)?;
+        doc.put(ROOT, "closes_at", c.closes_at)?;
+        doc.put(ROOT, "requires_standard", c.requires_standard)?;
+        documents::put_text_list(doc, &ROOT, "entries", &c.entries)?;
+        let awards = doc.put_object(ROOT, "awards", automerge::ObjType::Map)?;
+        for (lesson, award) in &c.awards {
+            doc.put(&awards, lesson.as_str(), award.as_str())?;
+        }
+        Ok(())
+    })?;
     read_competition(&doc)
 }
 

@@ -196,18 +196,27 @@ pub struct ReviewBody {
     pub comment: String,
 }
 
-async fn edit_lesson(state: &AppState, id: String, change: lessons::LessonEdit) -> Result<Json<LessonView>, ApiError> {
-    check_id(&id)?;
-    let view = blocking(state, move |ctx| {
-        let lesson = ctx
-            .store
-            .write(|tx| lessons::edit(tx, &ctx.writer, &id, &change))?
-            .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+/// Runs a local change in one transaction and tells the node's services about it.
+async fn change<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, &crate::documents::Writer) -> Result<T, crate::documents::DocError> + Send + 'static,
+) -> Result<T, ApiError> {
+    blocking(state, move |ctx| {
+        let out = ctx.store.write(|tx| f(tx, &ctx.writer))?;
         ctx.changed();
-        Ok(LessonView::new(ctx, lesson))
+        Ok(out)
     })
-    .await?;
-    Ok(Json(view))
+    .await
+}
+
+async fn edit_lesson(state: &AppState, id: String, edit: lessons::LessonEdit) -> Result<Json<LessonView>, ApiError> {
+    check_id(&id)?;
+    let lid = id.clone();
+    let lesson = change(state, move |tx, w| lessons::edit(tx, w, &lid, &edit))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+    let ctx = std::sync::Arc::clone(&state.ctx);
+    Ok(Json(LessonView::new(&ctx, lesson)))
 }
 
 pub async fn rate_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<RatingBody>) -> Result<Json<LessonView>, ApiError> {
@@ -258,33 +267,15 @@ pub async fn list_competitions(State(state): State<AppState>) -> Result<Json<Ite
 }
 
 pub async fn create_collection(State(state): State<AppState>, Json(c): Json<catalog::Collection>) -> Result<Json<catalog::Collection>, ApiError> {
-    let out = blocking(&state, move |ctx| {
-        let c = ctx.store.write(|tx| catalog::create_collection(tx, &ctx.writer, &c))?;
-        ctx.changed();
-        Ok(c)
-    })
-    .await?;
-    Ok(Json(out))
+    Ok(Json(change(&state, move |tx, w| catalog::create_collection(tx, w, &c)).await?))
 }
 
 pub async fn create_announcement(State(state): State<AppState>, Json(a): Json<catalog::Announcement>) -> Result<Json<catalog::Announcement>, ApiError> {
-    let out = blocking(&state, move |ctx| {
-        let a = ctx.store.write(|tx| catalog::create_announcement(tx, &ctx.writer, &a))?;
-        ctx.changed();
-        Ok(a)
-    })
-    .await?;
-    Ok(Json(out))
+    Ok(Json(change(&state, move |tx, w| catalog::create_announcement(tx, w, &a)).await?))
 }
 
 pub async fn create_competition(State(state): State<AppState>, Json(c): Json<catalog::Competition>) -> Result<Json<catalog::Competition>, ApiError> {
-    let out = blocking(&state, move |ctx| {
-        let c = ctx.store.write(|tx| catalog::create_competition(tx, &ctx.writer, &c))?;
-        ctx.changed();
-        Ok(c)
-    })
-    .await?;
-    Ok(Json(out))
+    Ok(Json(change(&state, move |tx, w| catalog::create_competition(tx, w, &c)).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,16 +286,11 @@ pub struct AwardBody {
 
 pub async fn award(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<AwardBody>) -> Result<Json<catalog::Competition>, ApiError> {
     check_id(&id)?;
-    let out = blocking(&state, move |ctx| {
-        let c = ctx
-            .store
-            .write(|tx| catalog::award(tx, &ctx.writer, &id, &b.lesson, &b.award))?
-            .ok_or_else(|| ApiError::NotFound(format!("no competition with id {id}")))?;
-        ctx.changed();
-        Ok(c)
-    })
-    .await?;
-    Ok(Json(out))
+    let cid = id.clone();
+    let competition = change(&state, move |tx, w| catalog::award(tx, w, &cid, &b.lesson, &b.award))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no competition with id {id}")))?;
+    Ok(Json(competition))
 }
 
 /// The node's links: its parent, its children, and what crossed them.
