@@ -105,6 +105,14 @@ pub trait LinkStore: Send + Sync + 'static {
     /// nothing. Returns the ids of documents whose changes could not be applied (the cursor then
     /// stays before them, and the parent is asked to send them whole).
     fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<Vec<String>, StoreError>;
+    /// Child side, anti-entropy: digests of (id, heads) over the documents this node shares up
+    /// (see [`protocol::reconcile_digests`]).
+    fn reconcile_digests(&self, parent: &Peer) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Child side: the (id, heads) entries of these buckets.
+    fn reconcile_entries(&self, parent: &Peer, buckets: &[u16]) -> Result<Vec<(String, String)>, StoreError>;
+    /// Child side: stores the parent's whole documents, and arranges for `send_up` to be sent
+    /// up whole.
+    fn reconcile_apply(&self, parent: &Peer, send_up: &[String], docs: Vec<DocUpdate>) -> Result<(), StoreError>;
     /// Child side: the next blob to replicate up, if any is due.
     fn next_blob_upload(&self, parent: &Peer) -> Result<Option<BlobUpload>, StoreError>;
     /// Child side: the parent holds the blob, verified.
@@ -122,6 +130,12 @@ pub trait LinkStore: Send + Sync + 'static {
     /// has them all (past documents outside its scope).
     /// `forget` names documents the child could not apply: send them whole.
     fn docs_for_child(&self, child: &Peer, after_seq: u64, forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError>;
+    /// Parent side, anti-entropy: digests over the documents that came from this child.
+    fn reconcile_digests_of_child(&self, child: &Peer) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Parent side: compares the child's entries of these buckets with its own; returns the
+    /// ids the child must send whole and this node's whole documents the child lacks or holds
+    /// at other heads.
+    fn reconcile_resolve(&self, child: &Peer, buckets: &[u16], entries: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError>;
     /// Parent side: stores a batch of documents from a child, all or nothing. Returns the ids
     /// of documents whose changes could not be applied and are needed whole.
     fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError>;
@@ -181,6 +195,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_CONNECTIONS: usize = 512;
 /// Documents asked from the store per batch (the batch is also cut by bytes).
 const DOCS_PER_BATCH: usize = 256;
+/// How often anti-entropy runs on a link after the pass at link-up.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
+/// Buckets compared per anti-entropy request, so entry lists stay well below the frame limit.
+const RECONCILE_BUCKETS_PER_REQUEST: usize = 4;
 /// Bytes sent per write when streaming a blob.
 const BLOB_CHUNK: usize = 256 * 1024;
 
@@ -379,7 +397,8 @@ impl Uplink {
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&self).push_docs(conn.clone(), parent.clone(), cancel.clone()));
         tasks.spawn(Arc::clone(&self).push_blobs(conn.clone(), parent.clone(), cancel.clone()));
-        tasks.spawn(Arc::clone(&self).pull_docs(conn.clone(), parent, cancel.clone()));
+        tasks.spawn(Arc::clone(&self).pull_docs(conn.clone(), parent.clone(), cancel.clone()));
+        tasks.spawn(Arc::clone(&self).reconcile_loop(conn.clone(), parent, cancel.clone()));
         let result = tokio::select! {
             e = conn.closed() => Err(LinkError::Connection(e)),
             Some(r) = tasks.join_next() => r.unwrap_or_else(|e| Err(LinkError::Protocol(e.to_string()))),
@@ -432,6 +451,50 @@ impl Uplink {
                 other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {}", variant_name(&other)))),
             }
         }
+    }
+
+    /// Anti-entropy: at link-up and then periodically, compare digests of what this node shares
+    /// up with the parent's view and repair the buckets that differ.
+    async fn reconcile_loop(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        loop {
+            match self.reconcile(&conn, &parent).await {
+                Ok(0) => debug!("anti-entropy: in step with the parent"),
+                Ok(n) => info!(documents = n, "anti-entropy repaired drift with the parent"),
+                Err(e @ (LinkError::Connection(_) | LinkError::Write(_) | LinkError::Read(_) | LinkError::ReadChunk(_) | LinkError::Closed(_))) => return Err(e),
+                Err(e) => warn!(error = %e, "anti-entropy pass failed; will try again later"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// One anti-entropy pass; returns how many documents were repaired either way.
+    async fn reconcile(&self, conn: &Connection, parent: &Peer) -> Result<usize, LinkError> {
+        let p = parent.clone();
+        let digests = blocking(&self.store, move |s| s.reconcile_digests(&p)).await?;
+        let (_s, _r, answer) = request(conn, &Message::Reconcile { digests }).await?;
+        let Message::ReconcileBuckets { buckets } = answer else {
+            return Err(LinkError::Protocol(format!("expected reconcile buckets, got {}", variant_name(&answer))));
+        };
+        let mut repaired = 0;
+        for chunk in buckets.chunks(RECONCILE_BUCKETS_PER_REQUEST) {
+            let (p, b) = (parent.clone(), chunk.to_vec());
+            let entries = blocking(&self.store, move |s| s.reconcile_entries(&p, &b)).await?;
+            let (_s, _r, answer) = request(conn, &Message::ReconcileEntries { buckets: chunk.to_vec(), entries }).await?;
+            let Message::ReconcileRepair { send_up, docs } = answer else {
+                return Err(LinkError::Protocol(format!("expected a repair, got {}", variant_name(&answer))));
+            };
+            repaired += send_up.len() + docs.len();
+            self.counters.docs(false, &docs);
+            let p = parent.clone();
+            blocking(&self.store, move |s| s.reconcile_apply(&p, &send_up, docs)).await?;
+        }
+        if repaired > 0 {
+            self.wake.notify_one();
+        }
+        Ok(repaired)
     }
 
     async fn pull_docs(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
@@ -691,6 +754,30 @@ impl ChildAcceptor {
                     }
                 }
             }
+            Message::Reconcile { digests } => {
+                let c = child.clone();
+                match blocking(&self.store, move |s| s.reconcile_digests_of_child(&c)).await {
+                    Ok(ours) => Message::ReconcileBuckets { buckets: protocol::differing_buckets(&ours, &digests) },
+                    Err(e) => {
+                        warn!(child = %child.info.name, error = %e, "anti-entropy: cannot read documents");
+                        Message::Error { code: ErrorCode::Internal, message: "the parent could not read its documents".into() }
+                    }
+                }
+            }
+            Message::ReconcileEntries { buckets, entries } => {
+                let c = child.clone();
+                match blocking(&self.store, move |s| s.reconcile_resolve(&c, &buckets, entries)).await {
+                    Ok((send_up, mut docs)) => {
+                        docs.truncate(protocol::batch_prefix(&docs));
+                        self.counters.docs(true, &docs);
+                        Message::ReconcileRepair { send_up, docs }
+                    }
+                    Err(e) => {
+                        warn!(child = %child.info.name, error = %e, "anti-entropy: cannot compare documents");
+                        Message::Error { code: ErrorCode::Internal, message: "the parent could not compare documents".into() }
+                    }
+                }
+            }
             Message::BlobQuery { hash, size } => {
                 if self.blobs.contains(&hash) {
                     Message::BlobState { have: size, complete: true }
@@ -795,6 +882,10 @@ fn variant_name(m: &Message) -> &'static str {
         Message::DocsAck { .. } => "docs-ack",
         Message::PullDocs { .. } => "pull-docs",
         Message::Docs { .. } => "docs",
+        Message::Reconcile { .. } => "reconcile",
+        Message::ReconcileBuckets { .. } => "reconcile-buckets",
+        Message::ReconcileEntries { .. } => "reconcile-entries",
+        Message::ReconcileRepair { .. } => "reconcile-repair",
         Message::BlobQuery { .. } => "blob-query",
         Message::BlobState { .. } => "blob-state",
         Message::BlobData { .. } => "blob-data",

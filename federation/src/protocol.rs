@@ -72,6 +72,15 @@ pub enum Message {
     /// Parent to child: the documents in the child's scope changed after the cursor, in order;
     /// the child's cursor moves to `upto_seq` once they are stored.
     Docs { docs: Vec<DocUpdate>, upto_seq: u64 },
+    /// Anti-entropy, child to parent: digests of (document id, heads) over the documents the
+    /// child shares up, in [`RECONCILE_BUCKETS`] buckets by the first byte of BLAKE3(id).
+    Reconcile { digests: Vec<[u8; 32]> },
+    /// The buckets whose digests differ from the parent's view of this child's documents.
+    ReconcileBuckets { buckets: Vec<u16> },
+    /// Child to parent: the (id, heads) entries of those buckets.
+    ReconcileEntries { buckets: Vec<u16>, entries: Vec<(String, String)> },
+    /// Parent to child: send these documents up whole; here are these whole.
+    ReconcileRepair { send_up: Vec<String>, docs: Vec<DocUpdate> },
     /// Does the parent have this blob, or part of it?
     BlobQuery { hash: BlobHash, size: u64 },
     /// How much of the blob the parent holds; `complete` when it has all of it, verified.
@@ -164,6 +173,46 @@ pub fn check_hello(parent: &NodeInfo, child: &NodeInfo) -> Result<(), String> {
     Ok(())
 }
 
+/// Number of buckets anti-entropy digests are computed over.
+pub const RECONCILE_BUCKETS: usize = 256;
+
+/// The bucket of a document id for anti-entropy.
+pub fn reconcile_bucket(id: &str) -> u16 {
+    u16::from(blake3::hash(id.as_bytes()).as_bytes()[0])
+}
+
+/// Digests of (id, heads) entries per bucket, independent of their order.
+pub fn reconcile_digests<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<[u8; 32]> {
+    let mut per_bucket: Vec<Vec<(&str, &str)>> = vec![Vec::new(); RECONCILE_BUCKETS];
+    for (id, heads) in entries {
+        if let Some(b) = per_bucket.get_mut(usize::from(reconcile_bucket(id))) {
+            b.push((id, heads));
+        }
+    }
+    per_bucket
+        .into_iter()
+        .map(|mut b| {
+            b.sort_unstable();
+            let mut h = blake3::Hasher::new();
+            for (id, heads) in b {
+                h.update(id.as_bytes());
+                h.update(&[0]);
+                h.update(heads.as_bytes());
+                h.update(b"\n");
+            }
+            *h.finalize().as_bytes()
+        })
+        .collect()
+}
+
+/// The buckets in which two digest lists differ (all of them if the lists are malformed).
+pub fn differing_buckets(ours: &[[u8; 32]], theirs: &[[u8; 32]]) -> Vec<u16> {
+    if ours.len() != RECONCILE_BUCKETS || theirs.len() != RECONCILE_BUCKETS {
+        return (0..RECONCILE_BUCKETS as u16).collect();
+    }
+    ours.iter().zip(theirs).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i as u16).collect()
+}
+
 /// Limit on the ids in `need_full` and `forget` lists.
 pub const MAX_REPAIR_IDS: usize = 4096;
 
@@ -222,6 +271,23 @@ mod tests {
         let province = info(Tier::Province, "p");
         assert!(check_hello(&province, &info(Tier::City, "c1")).is_ok());
         assert!(check_hello(&province, &info(Tier::School, "s1")).is_err());
+    }
+
+    #[test]
+    fn reconcile_digests_find_exactly_the_differing_buckets() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("doc-{i}")).collect();
+        let ours: Vec<(&str, &str)> = ids.iter().map(|i| (i.as_str(), "h1")).collect();
+        let mut theirs = ours.clone();
+        theirs.reverse();
+        assert!(differing_buckets(&reconcile_digests(ours.clone()), &reconcile_digests(theirs.clone())).is_empty(), "order does not matter");
+        theirs[10].1 = "h2";
+        theirs.pop();
+        let diff = differing_buckets(&reconcile_digests(ours), &reconcile_digests(theirs));
+        let mut want = vec![reconcile_bucket("doc-989"), reconcile_bucket("doc-0")];
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(diff, want);
+        assert_eq!(differing_buckets(&[], &[[0; 32]; 3]).len(), RECONCILE_BUCKETS);
     }
 
     #[test]

@@ -81,6 +81,21 @@ impl LinkStore for Mem {
             (docs, upto)
         }))
     }
+    fn reconcile_digests(&self, _p: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(youke_federation::protocol::reconcile_digests(std::iter::empty()))
+    }
+    fn reconcile_entries(&self, _p: &Peer, _b: &[u16]) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn reconcile_apply(&self, _p: &Peer, _up: &[String], _docs: Vec<DocUpdate>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn reconcile_digests_of_child(&self, _c: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(youke_federation::protocol::reconcile_digests(std::iter::empty()))
+    }
+    fn reconcile_resolve(&self, _c: &Peer, _b: &[u16], _e: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError> {
+        Ok((Vec::new(), Vec::new()))
+    }
     fn next_blob_upload(&self, _p: &Peer) -> Result<Option<BlobUpload>, StoreError> {
         Ok(self.with(|s| s.uploads.iter().find(|u| !s.uploaded.contains(&u.hash)).copied()))
     }

@@ -9,7 +9,7 @@ use crate::store::now_ms;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
 use youke_federation::link::{BlobUpload, LinkState, LinkStore, Peer, StoreError};
-use youke_federation::protocol::DocUpdate;
+use youke_federation::protocol::{DocUpdate, reconcile_bucket, reconcile_digests};
 use youke_federation::{BlobHash, Fingerprint};
 
 /// Retry delay after a failed upload: 2^attempts seconds, at most 5 minutes.
@@ -156,6 +156,86 @@ impl LinkStore for NodeLinkStore {
         })
     }
 
+    fn reconcile_digests(&self, parent: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
+        let entries = self.shared_up(parent)?;
+        Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
+    }
+
+    fn reconcile_entries(&self, parent: &Peer, buckets: &[u16]) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.shared_up(parent)?.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect())
+    }
+
+    fn reconcile_apply(&self, parent: &Peer, send_up: &[String], docs: Vec<DocUpdate>) -> Result<(), StoreError> {
+        let pid = parent.info.node_id.clone();
+        let changed = self.ctx.store.write(|tx| -> Result<usize, StoreError> {
+            let (changed, _) = merge_batch(tx, &self.ctx.writer, &docs, Source::Parent(&pid))?;
+            for id in send_up {
+                // Forget what the parent was believed to hold, and move the acknowledgement back
+                // before the document so the next push sends it whole.
+                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![pid, id]).map_err(boxed)?;
+                tx.execute(
+                    "UPDATE peers SET acked_seq = MIN(acked_seq, (SELECT seq - 1 FROM docs WHERE id = ?1)) WHERE node_id = ?2
+                       AND EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
+                    params![id, pid],
+                )
+                .map_err(boxed)?;
+            }
+            Ok(changed)
+        })?;
+        if changed > 0 || !send_up.is_empty() {
+            tracing::info!(parent = %parent.info.name, from_parent = changed, to_parent = send_up.len(), "anti-entropy repair");
+            self.ctx.changed();
+        }
+        Ok(())
+    }
+
+    fn reconcile_digests_of_child(&self, child: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
+        let entries = self.routed_from(child)?;
+        Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
+    }
+
+    fn reconcile_resolve(&self, child: &Peer, buckets: &[u16], entries: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError> {
+        let ours: std::collections::HashMap<String, String> =
+            self.routed_from(child)?.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect();
+        let theirs: std::collections::HashMap<String, String> = entries.into_iter().collect();
+        let mut send_up = Vec::new();
+        let mut down = Vec::new();
+        for (id, heads) in &theirs {
+            match ours.get(id) {
+                None => send_up.push(id.clone()),
+                Some(h) if h != heads => {
+                    send_up.push(id.clone());
+                    down.push(id.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        down.extend(ours.keys().filter(|id| !theirs.contains_key(*id)).cloned());
+        let cid = child.info.node_id.clone();
+        let docs = self.ctx.store.write(|tx| -> Result<Vec<DocUpdate>, StoreError> {
+            let mut docs = Vec::new();
+            for id in send_up.iter().chain(down.iter()) {
+                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
+            }
+            for id in &down {
+                let stored = tx
+                    .query_row("SELECT id, kind, seq, bytes, heads, NULL FROM docs WHERE id = ?1", [id], documents::StoredDoc::from_row)
+                    .optional()
+                    .map_err(boxed)?;
+                if let Some(stored) = stored
+                    && let Some(update) = documents::outgoing(tx, &cid, stored).map_err(boxed)?
+                {
+                    docs.push(update);
+                }
+            }
+            Ok(docs)
+        })?;
+        if !send_up.is_empty() || !docs.is_empty() {
+            tracing::info!(child = %child.info.name, from_child = send_up.len(), to_child = docs.len(), "anti-entropy found drift");
+        }
+        Ok((send_up, docs))
+    }
+
     fn next_blob_upload(&self, _parent: &Peer) -> Result<Option<BlobUpload>, StoreError> {
         let row: Option<(String, i64)> = self
             .ctx
@@ -261,6 +341,37 @@ impl LinkStore for NodeLinkStore {
         tracing::info!(child = %child.info.name, %hash, size, "blob received from child");
         self.ctx.changed();
         Ok(())
+    }
+}
+
+impl NodeLinkStore {
+    /// (id, heads) of the documents this node shares up to `parent`.
+    fn shared_up(&self, parent: &Peer) -> Result<Vec<(String, String)>, StoreError> {
+        let rank = share_rank(parent.info.tier);
+        self.ctx
+            .store
+            .read(|c| -> Result<Vec<(String, String)>, DbError> {
+                let mut stmt = c.prepare_cached("SELECT id, heads FROM docs WHERE share_rank >= ?1 AND kind = 'lesson'")?;
+                let rows = stmt.query_map([rank], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .map_err(boxed)
+    }
+
+    /// (id, heads) of the documents that came from `child` and are shared at this node's tier.
+    fn routed_from(&self, child: &Peer) -> Result<Vec<(String, String)>, StoreError> {
+        let rank = share_rank(self.ctx.writer.tier);
+        self.ctx
+            .store
+            .read(|c| -> Result<Vec<(String, String)>, DbError> {
+                let mut stmt = c.prepare_cached(
+                    "SELECT d.id, d.heads FROM docs d JOIN doc_routes r ON r.doc_id = d.id
+                     WHERE r.child_id = ?1 AND d.share_rank >= ?2 AND d.kind = 'lesson'",
+                )?;
+                let rows = stmt.query_map(params![child.info.node_id, rank], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .map_err(boxed)
     }
 }
 
@@ -447,5 +558,73 @@ mod tests {
         assert!(repaired[0].full, "sent whole after need_full");
         let at_city = city.ctx.store.read(|c| lessons::get(c, &id)).expect("get").expect("lesson");
         assert_eq!((at_city.views, at_city.rating_count, at_city.review_count), (1, 1, 1));
+    }
+
+    /// One anti-entropy pass, as the link driver runs it.
+    fn reconcile(child: &NodeLinkStore, parent_peer: &Peer, parent: &NodeLinkStore, child_peer: &Peer) -> usize {
+        let digests = child.reconcile_digests(parent_peer).expect("digests");
+        let theirs = parent.reconcile_digests_of_child(child_peer).expect("digests");
+        let buckets = youke_federation::protocol::differing_buckets(&theirs, &digests);
+        let entries = child.reconcile_entries(parent_peer, &buckets).expect("entries");
+        let (send_up, docs) = parent.reconcile_resolve(child_peer, &buckets, entries).expect("resolve");
+        let n = send_up.len() + docs.len();
+        child.reconcile_apply(parent_peer, &send_up, docs).expect("apply");
+        n
+    }
+
+    #[test]
+    fn anti_entropy_repairs_drift_that_no_new_change_would() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (school, school_peer) = node(dir.path(), Tier::School, true);
+        let (city, city_peer) = node(dir.path(), Tier::City, true);
+        city.remember_child(&school_peer).expect("child");
+        school.remember_parent(&city_peer).expect("parent");
+        let w = school.ctx.writer.clone();
+        let ids: Vec<String> = (0..40)
+            .map(|i| {
+                let id = uuid::Uuid::new_v4().to_string();
+                let new = NewLesson { title: format!("课{i}"), ..NewLesson::default() };
+                school.ctx.store.write(|tx| {
+                    let mut doc = lessons::new_document(&w, &id, &new)?;
+                    lessons::save(tx, &w, &mut doc)?;
+                    lessons::set_share_level(tx, &w, &id, Tier::City)
+                }).expect("lesson");
+                id
+            })
+            .collect();
+        push(&school, &city_peer, &city, &school_peer);
+        assert_eq!(reconcile(&school, &city_peer, &city, &school_peer), 0, "in step: nothing to repair");
+
+        // Drift: the school restores an old copy of one lesson from before the city's review
+        // of it, and the city loses another lesson (an old backup). Neither side changes these
+        // documents again, so normal sync alone never repairs them.
+        let old: (Vec<u8>, String, i64) = school
+            .ctx
+            .store
+            .read(|c| Ok::<_, DbError>(c.query_row("SELECT bytes, heads, seq FROM docs WHERE id = ?1", [&ids[7]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?))
+            .expect("old copy");
+        let wc = city.ctx.writer.clone();
+        city.ctx.store.write(|tx| lessons::edit(tx, &wc, &ids[7], &LessonEdit::Review { expert: "教研员".into(), score: 80, comment: String::new() })).expect("review");
+        pull(&school, &city_peer, &city, &school_peer);
+        school
+            .ctx
+            .store
+            .write(|tx| tx.execute("UPDATE docs SET bytes = ?1, heads = ?2, seq = ?3 WHERE id = ?4", params![old.0, old.1, old.2, ids[7]]).map_err(DbError::from))
+            .expect("restore");
+        city.ctx.store.write(|tx| tx.execute("DELETE FROM docs WHERE id = ?1", [&ids[3]]).map_err(DbError::from)).expect("lose");
+        assert!(push(&school, &city_peer, &city, &school_peer).is_empty(), "normal sync sees nothing to do");
+        assert!(pull(&school, &city_peer, &city, &school_peer).is_empty());
+
+        let repaired = reconcile(&school, &city_peer, &city, &school_peer);
+        assert!(repaired >= 2, "repaired {repaired}");
+        push(&school, &city_peer, &city, &school_peer);
+        pull(&school, &city_peer, &city, &school_peer);
+        assert_eq!(reconcile(&school, &city_peer, &city, &school_peer), 0, "a second pass finds nothing");
+        let at = |n: &NodeLinkStore, id: &str| n.ctx.store.read(|c| lessons::get(c, id)).expect("get");
+        assert!(at(&city, &ids[3]).is_some(), "the lost lesson is back at the city");
+        let school_copy = school.ctx.store.read(|c| lessons::load_document(c, &w, &ids[7])).expect("load").expect("doc");
+        assert_eq!(lessons::read_document(&school_copy).expect("read").review_count, 1, "the school has the review again");
+        let heads = |n: &NodeLinkStore| n.ctx.store.read(|c| crate::documents::heads_of(c, crate::documents::Kind::Lesson)).expect("heads");
+        assert_eq!(heads(&school), heads(&city));
     }
 }
