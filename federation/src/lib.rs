@@ -10,12 +10,14 @@
 //! - [`protocol`]: the wire messages, their framing and limits (pure, no I/O).
 //! - [`identity`]: a node's key pair and certificate, and pinned-certificate TLS configs.
 //! - [`blobs`]: the content-addressed blob store on disk, including resumable partial files.
+//! - [`schedule`]: link timing (reconnect backoff with jitter), sans-IO.
 //! - [`link`]: the tokio/quinn driver: the parent's accept loop and the child's uplink.
 
 pub mod blobs;
 pub mod identity;
 pub mod link;
 pub mod protocol;
+pub mod schedule;
 pub mod tier;
 
 pub use blobs::{BlobHash, BlobStore};

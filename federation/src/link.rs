@@ -312,13 +312,13 @@ impl Uplink {
     /// waits (1 s doubling to 15 s) and tries again.
     pub async fn run(self, cancel: CancellationToken) {
         let this = Arc::new(self);
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = crate::schedule::Backoff::for_link(crate::schedule::seed_of(&this.local.node_id));
         loop {
             this.report(LinkState::Connecting).await;
-            let started = Instant::now();
+            let up_since = Arc::new(std::sync::Mutex::new(None));
             let result = tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = Arc::clone(&this).session(cancel.child_token()) => r,
+                r = Arc::clone(&this).session(cancel.child_token(), Arc::clone(&up_since)) => r,
             };
             if cancel.is_cancelled() {
                 break;
@@ -329,14 +329,12 @@ impl Uplink {
             };
             warn!(parent = %this.parent_addr, %error, "parent link down; will retry");
             this.report(LinkState::Down { error }).await;
-            if started.elapsed() > Duration::from_secs(30) {
-                backoff = Duration::from_secs(1);
-            }
+            let since = up_since.lock().ok().and_then(|g| *g);
+            let delay = backoff.next_delay(since, Instant::now());
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(delay) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(15));
         }
         this.endpoint.close(0u32.into(), b"shutting down");
     }
@@ -389,8 +387,11 @@ impl Uplink {
         Ok((conn, parent))
     }
 
-    async fn session(self: Arc<Self>, cancel: CancellationToken) -> Result<(), LinkError> {
+    async fn session(self: Arc<Self>, cancel: CancellationToken, up_since: Arc<std::sync::Mutex<Option<Instant>>>) -> Result<(), LinkError> {
         let (conn, parent) = self.connect().await?;
+        if let Ok(mut g) = up_since.lock() {
+            *g = Some(Instant::now());
+        }
         info!(parent = %parent.info.name, addr = %parent.addr, "parent link up");
         self.report(LinkState::Up { parent: parent.info.clone() }).await;
         let _guard = cancel.clone().drop_guard();
