@@ -195,7 +195,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_CONNECTIONS: usize = 512;
 /// Documents asked from the store per batch (the batch is also cut by bytes).
 const DOCS_PER_BATCH: usize = 256;
-/// How often anti-entropy runs on a link after the pass at link-up.
+/// When the first anti-entropy pass runs after link-up: once the changes made while the link
+/// was down have gone both ways, so they are not mistaken for drift.
+const RECONCILE_FIRST: Duration = Duration::from_secs(20);
+/// How often anti-entropy runs on a link after the first pass.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
 /// Buckets compared per anti-entropy request, so entry lists stay well below the frame limit.
 const RECONCILE_BUCKETS_PER_REQUEST: usize = 4;
@@ -454,9 +457,13 @@ impl Uplink {
         }
     }
 
-    /// Anti-entropy: at link-up and then periodically, compare digests of what this node shares
-    /// up with the parent's view and repair the buckets that differ.
+    /// Anti-entropy: soon after link-up and then periodically, compare digests of what this
+    /// node shares up with the parent's view and repair the buckets that differ.
     async fn reconcile_loop(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(RECONCILE_FIRST) => {}
+        }
         loop {
             match self.reconcile(&conn, &parent).await {
                 Ok(0) => debug!("anti-entropy: in step with the parent"),

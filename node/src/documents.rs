@@ -169,12 +169,39 @@ pub fn full_update(kind: Kind, doc: &mut AutoCommit, seq: u64) -> youke_federati
     }
 }
 
-/// Records that `peer` holds at least the version `heads` of a document.
+/// Records that `peer` holds the version `heads` of a document (it sent it to us).
 pub fn set_peer_heads(tx: &Transaction<'_>, peer: &str, doc_id: &str, heads: &str) -> Result<(), DocError> {
     tx.execute(
-        "INSERT INTO peer_heads (peer_id, doc_id, heads) VALUES (?1, ?2, ?3)
-         ON CONFLICT (peer_id, doc_id) DO UPDATE SET heads = excluded.heads",
+        "INSERT INTO peer_heads (peer_id, doc_id, heads, sent) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (peer_id, doc_id) DO UPDATE SET heads = excluded.heads, sent = excluded.sent",
         params![peer, doc_id, heads],
+    )?;
+    Ok(())
+}
+
+/// Records that the version `heads` was sent to `peer` (not yet confirmed).
+fn mark_sent(tx: &Transaction<'_>, peer: &str, doc_id: &str, heads: &str) -> Result<(), DocError> {
+    tx.execute(
+        "INSERT INTO peer_heads (peer_id, doc_id, heads, sent) VALUES (?1, ?2, NULL, ?3)
+         ON CONFLICT (peer_id, doc_id) DO UPDATE SET sent = excluded.sent",
+        params![peer, doc_id, heads],
+    )?;
+    Ok(())
+}
+
+/// The peer confirmed it holds every document version this node sent it with a sequence
+/// number in `after_seq..=upto_seq` (an acknowledgement going up, a pull cursor coming down).
+pub fn confirm_sent(tx: &Transaction<'_>, peer: &str, after_seq: u64, upto_seq: u64) -> Result<(), DocError> {
+    if upto_seq <= after_seq {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE peer_heads SET heads = sent
+         WHERE peer_id = ?1
+           AND doc_id IN (SELECT id FROM docs WHERE seq > ?2 AND seq <= ?3)
+           AND sent IS NOT NULL AND heads IS NOT sent
+           AND sent = (SELECT heads FROM docs WHERE id = peer_heads.doc_id)",
+        params![peer, after_seq as i64, upto_seq as i64],
     )?;
     Ok(())
 }
@@ -199,9 +226,10 @@ impl StoredDoc {
     }
 }
 
-/// Builds what to send a peer of a stored document: nothing if the peer holds this version,
-/// the changes after the peer's known heads, or the whole document if they are unknown. Records
-/// the version as the peer's.
+/// Builds what to send a peer of a stored document: nothing if the peer confirmed this
+/// version, the changes after the heads it confirmed, or the whole document if there are none.
+/// Records the version as sent; it counts as the peer's only once confirmed, so a batch lost
+/// with a crashed receiver is sent again.
 pub fn outgoing(tx: &Transaction<'_>, peer: &str, stored: StoredDoc) -> Result<Option<youke_federation::protocol::DocUpdate>, DocError> {
     use youke_federation::protocol::DocUpdate;
     let StoredDoc { id, kind, seq, saved, heads, peer_heads } = stored;
@@ -215,7 +243,7 @@ pub fn outgoing(tx: &Transaction<'_>, peer: &str, stored: StoredDoc) -> Result<O
         }
         _ => None,
     };
-    set_peer_heads(tx, peer, &id, &heads)?;
+    mark_sent(tx, peer, &id, &heads)?;
     let (full, bytes) = match incremental {
         Some(changes) => (false, changes),
         None => (true, saved),

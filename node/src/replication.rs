@@ -93,6 +93,12 @@ impl LinkStore for NodeLinkStore {
                 tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![pid, id]).map_err(boxed)?;
                 upto = upto.min(seq.saturating_sub(1));
             }
+            let before: i64 = tx
+                .query_row("SELECT acked_seq FROM peers WHERE node_id = ?1", [&pid], |r| r.get(0))
+                .optional()
+                .map_err(boxed)?
+                .unwrap_or(0);
+            documents::confirm_sent(tx, &pid, before.max(0) as u64, upto).map_err(boxed)?;
             tx.execute(
                 "UPDATE peers SET acked_seq = MAX(acked_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
                 params![upto as i64, now_ms(), pid],
@@ -136,7 +142,14 @@ impl LinkStore for NodeLinkStore {
             for id in forget {
                 tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
             }
-            // The child holds our scope for it up to its cursor: record it for status and lag.
+            // The child holds our scope for it up to its cursor: what we sent it up to there is
+            // confirmed; record the cursor for status and lag.
+            let before: i64 = tx
+                .query_row("SELECT down_seq FROM peers WHERE node_id = ?1", [&cid], |r| r.get(0))
+                .optional()
+                .map_err(boxed)?
+                .unwrap_or(0);
+            documents::confirm_sent(tx, &cid, before.max(0) as u64, after_seq).map_err(boxed)?;
             tx.execute(
                 "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
                 params![after_seq as i64, now_ms(), cid],
@@ -558,6 +571,44 @@ mod tests {
         assert!(repaired[0].full, "sent whole after need_full");
         let at_city = city.ctx.store.read(|c| lessons::get(c, &id)).expect("get").expect("lesson");
         assert_eq!((at_city.views, at_city.rating_count, at_city.review_count), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_batch_lost_with_its_receiver_is_sent_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (school, school_peer) = node(dir.path(), Tier::School, true);
+        let (city, city_peer) = node(dir.path(), Tier::City, true);
+        city.remember_child(&school_peer).expect("child");
+        school.remember_parent(&city_peer).expect("parent");
+        let w = school.ctx.writer.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        school.ctx.store.write(|tx| {
+            let mut doc = lessons::new_document(&w, &id, &NewLesson { title: "课".into(), ..NewLesson::default() })?;
+            lessons::save(tx, &w, &mut doc)?;
+            lessons::set_share_level(tx, &w, &id, Tier::City)
+        }).expect("lesson");
+        // Up: the school sends, the city dies before storing or acknowledging.
+        let (lost, _) = school.docs_to_send(&city_peer, 256).expect("send");
+        assert_eq!(lost.len(), 1);
+        let again = push(&school, &city_peer, &city, &school_peer);
+        assert_eq!(again.len(), 1, "resent after the lost batch");
+        assert!(city.ctx.store.read(|c| lessons::get(c, &id)).expect("get").is_some());
+
+        // Down: the city publishes a collection; the school dies before storing the answer.
+        let wc = city.ctx.writer.clone();
+        city.ctx.store.write(|tx| crate::catalog::create_collection(tx, &wc, &crate::catalog::Collection {
+            id: String::new(), title: "专辑".into(), description: String::new(), lessons: vec![], featured: false,
+            pinned: false, published: true, origin_name: String::new(),
+        })).expect("collection");
+        let cursor = school.pull_cursor(&city_peer).expect("cursor");
+        let (lost, _) = city.docs_for_child(&school_peer, cursor, &[], 256).expect("for child");
+        assert!(lost.iter().any(|d| d.kind == "collection"));
+        let again = pull(&school, &city_peer, &city, &school_peer);
+        assert!(again.iter().any(|d| d.kind == "collection"), "resent after the lost answer");
+        assert_eq!(school.ctx.store.read(crate::catalog::collections).expect("list").len(), 1);
+        // And once stored and confirmed, nothing is sent twice.
+        assert!(pull(&school, &city_peer, &city, &school_peer).is_empty());
+        assert!(push(&school, &city_peer, &city, &school_peer).is_empty());
     }
 
     /// One anti-entropy pass, as the link driver runs it.

@@ -49,12 +49,15 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX doc_routes_by_child ON doc_routes (child_id);
 
-    -- The heads each peer is known to hold of each document: what is sent to it is only the
-    -- changes after these (nothing when they equal the document's heads).
+    -- What each peer holds of each document. `heads`: confirmed (the peer sent this version,
+    -- or acknowledged it); a document is skipped for a peer only when these equal its heads, and
+    -- changes are computed after them. `sent`: the version last sent, confirmed when the peer's
+    -- acknowledgement (up) or pull cursor (down) covers it.
     CREATE TABLE peer_heads (
         peer_id TEXT NOT NULL,
         doc_id  TEXT NOT NULL,
-        heads   TEXT NOT NULL,
+        heads   TEXT,
+        sent    TEXT,
         PRIMARY KEY (peer_id, doc_id)
     ) WITHOUT ROWID;
 
