@@ -7,7 +7,8 @@
 //! `grade`, `subject`, `textbook_chapter`, `description` (text), `knowledge_points` and `tags`
 //! (lists of text), `share_level` (school | city | province), `original_name`, `media` →
 //! `original` → {`hash`, `size`, `mime`}, `probe_json` (the probe as JSON text, written once by
-//! the origin), `ratings` (map user → score 1..5, so two users rating at once both count),
+//! the origin), `compliance_json` (the course-video-standard report as JSON text, empty until
+//! the lesson is checked), `ratings` (map user → score 1..5, so two users rating at once both count),
 //! `comments` (list of {`id`, `author`, `text`, `at`}), `reviews` (map expert → {`score`,
 //! `comment`, `at`}) and `views` (an automerge counter, so views counted at every tier add up).
 
@@ -46,6 +47,8 @@ pub struct Lesson {
     pub original_name: String,
     pub media: Option<MediaRef>,
     pub probe: Option<serde_json::Value>,
+    /// The course video standard report, once checked.
+    pub compliance: Option<serde_json::Value>,
     pub duration_secs: Option<f64>,
     pub rating_avg: Option<f64>,
     pub rating_count: u64,
@@ -70,6 +73,8 @@ pub struct NewLesson {
     pub original_name: String,
     pub media: Option<MediaRef>,
     pub probe_json: String,
+    /// The compliance report as JSON text, or empty.
+    pub compliance_json: String,
 }
 
 /// Builds the document of a new lesson originating at this node.
@@ -94,6 +99,7 @@ pub fn new_document(w: &Writer, id: &str, l: &NewLesson) -> Result<AutoCommit, D
         doc.put(&original, "mime", m.mime.as_str())?;
     }
     doc.put(ROOT, "probe_json", l.probe_json.as_str())?;
+    doc.put(ROOT, "compliance_json", l.compliance_json.as_str())?;
     doc.put_object(ROOT, "ratings", ObjType::Map)?;
     doc.put_object(ROOT, "comments", ObjType::List)?;
     doc.put_object(ROOT, "reviews", ObjType::Map)?;
@@ -115,6 +121,7 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
     });
     let probe: Option<serde_json::Value> = text(doc, &ROOT, "probe_json").and_then(|s| serde_json::from_str(&s).ok());
     let duration_secs = probe.as_ref().and_then(|p| p.get("duration_secs")).and_then(|d| d.as_f64());
+    let compliance: Option<serde_json::Value> = text(doc, &ROOT, "compliance_json").and_then(|s| serde_json::from_str(&s).ok());
     let scores = |key: &str, inner: Option<&str>| -> Vec<i64> {
         let Some(map) = child(doc, &ROOT, key) else { return Vec::new() };
         doc.keys(&map)
@@ -157,6 +164,7 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         original_name: text(doc, &ROOT, "original_name").unwrap_or_default(),
         media,
         probe,
+        compliance,
         duration_secs,
         rating_avg: avg(&ratings),
         rating_count: ratings.len() as u64,
@@ -173,6 +181,7 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
 pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError> {
     let l = read_document(doc)?;
     let probe = l.probe.as_ref().map(|p| p.to_string());
+    let compliance = l.compliance.as_ref().map(|c| c.to_string());
     let kp = serde_json::Value::from(l.knowledge_points.clone()).to_string();
     let tags = serde_json::Value::from(l.tags.clone()).to_string();
     let (mh, ms, mm) = match &l.media {
@@ -182,8 +191,8 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
     tx.execute(
         "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
             origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
-            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
            subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
            tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
@@ -191,11 +200,13 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
            media_size = excluded.media_size, media_mime = excluded.media_mime, original_name = excluded.original_name,
            probe = excluded.probe, duration_secs = excluded.duration_secs, rating_avg = excluded.rating_avg,
            rating_count = excluded.rating_count, comment_count = excluded.comment_count, review_avg = excluded.review_avg,
-           review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq",
+           review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq,
+           compliance = excluded.compliance",
         params![
             l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
             l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
-            l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64
+            l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64,
+            compliance
         ],
     )?;
     if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &l.media)
@@ -361,7 +372,7 @@ pub fn discussion(conn: &Connection, w: &Writer, id: &str) -> Result<Option<Disc
 
 const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, origin_node, origin_name, share_level,
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
-    textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views";
+    textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -399,6 +410,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         review_avg: r.get(23)?,
         review_count: r.get::<_, i64>(24)? as u64,
         views: r.get(25)?,
+        compliance: r.get::<_, Option<String>>(26)?.and_then(|c| serde_json::from_str(&c).ok()),
     };
     Ok((lesson, r.get(16)?))
 }
@@ -461,6 +473,7 @@ mod tests {
             original_name: "勾股定理.mp4".into(),
             media: Some(MediaRef { hash: "ab".repeat(32), size: 1234, mime: "video/mp4".into() }),
             probe_json: r#"{"duration_secs": 12.5}"#.into(),
+            compliance_json: r#"{"V1": "pass"}"#.into(),
             ..NewLesson::default()
         }
     }
@@ -484,6 +497,7 @@ mod tests {
         assert_eq!(lesson.knowledge_points, vec!["直角三角形", "勾股数"]);
         assert_eq!(lesson.textbook_chapter, "第十七章 勾股定理");
         assert_eq!(lesson.duration_secs, Some(12.5));
+        assert_eq!(lesson.compliance, Some(serde_json::json!({"V1": "pass"})));
         let row = store.read(|c| get(c, &id)).expect("get").expect("row");
         assert_eq!(row, lesson);
         assert_eq!(count(&store, "SELECT COUNT(*) FROM uploads"), 0, "a school-level lesson does not go up");

@@ -79,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
         media_mime       TEXT,
         original_name    TEXT NOT NULL,
         probe            TEXT,
+        compliance       TEXT,
         duration_secs    REAL,
         rating_avg       REAL,
         rating_count     INTEGER NOT NULL DEFAULT 0,
