@@ -75,13 +75,9 @@ impl LinkStore for NodeLinkStore {
         let pid = parent.info.node_id.clone();
         let rank = share_rank(parent.info.tier);
         self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
-            let acked: i64 = tx
-                .query_row("SELECT acked_seq FROM peers WHERE node_id = ?1", [&pid], |r| r.get(0))
-                .optional()
-                .map_err(boxed)?
-                .unwrap_or(0);
+            let acked = cursor(tx, &pid, Cursor::Acked).map_err(boxed)?;
             // Scope up: shared at or above the parent's tier.
-            collect_outgoing(tx, &pid, acked as u64, limit, "d.share_rank >= ?5", rank, &[]).map_err(boxed)
+            collect_outgoing(tx, &pid, acked, limit, "d.share_rank >= ?5", rank, &[]).map_err(boxed)
         })
     }
 
@@ -93,12 +89,8 @@ impl LinkStore for NodeLinkStore {
                 tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![pid, id]).map_err(boxed)?;
                 upto = upto.min(seq.saturating_sub(1));
             }
-            let before: i64 = tx
-                .query_row("SELECT acked_seq FROM peers WHERE node_id = ?1", [&pid], |r| r.get(0))
-                .optional()
-                .map_err(boxed)?
-                .unwrap_or(0);
-            documents::confirm_sent(tx, &pid, before.max(0) as u64, upto).map_err(boxed)?;
+            let before = cursor(tx, &pid, Cursor::Acked).map_err(boxed)?;
+            documents::confirm_sent(tx, &pid, before, upto).map_err(boxed)?;
             tx.execute(
                 "UPDATE peers SET acked_seq = MAX(acked_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
                 params![upto as i64, now_ms(), pid],
@@ -109,12 +101,7 @@ impl LinkStore for NodeLinkStore {
     }
 
     fn pull_cursor(&self, parent: &Peer) -> Result<u64, StoreError> {
-        let seq: Option<i64> = self
-            .ctx
-            .store
-            .read(|c| Ok::<_, DbError>(c.query_row("SELECT down_seq FROM peers WHERE node_id = ?1", [&parent.info.node_id], |r| r.get(0)).optional()?))
-            .map_err(boxed)?;
-        Ok(seq.unwrap_or(0) as u64)
+        self.ctx.store.read(|c| cursor(c, &parent.info.node_id, Cursor::Down)).map_err(boxed)
     }
 
     fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<Vec<String>, StoreError> {
@@ -144,12 +131,8 @@ impl LinkStore for NodeLinkStore {
             }
             // The child holds our scope for it up to its cursor: what we sent it up to there is
             // confirmed; record the cursor for status and lag.
-            let before: i64 = tx
-                .query_row("SELECT down_seq FROM peers WHERE node_id = ?1", [&cid], |r| r.get(0))
-                .optional()
-                .map_err(boxed)?
-                .unwrap_or(0);
-            documents::confirm_sent(tx, &cid, before.max(0) as u64, after_seq).map_err(boxed)?;
+            let before = cursor(tx, &cid, Cursor::Down).map_err(boxed)?;
+            documents::confirm_sent(tx, &cid, before, after_seq).map_err(boxed)?;
             tx.execute(
                 "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
                 params![after_seq as i64, now_ms(), cid],
@@ -403,6 +386,25 @@ fn upsert_peer(ctx: &NodeCtx, peer: &Peer, relation: &str) -> Result<(), StoreEr
         })
         .map_err(boxed)?;
     Ok(())
+}
+
+/// The two cursors kept per peer.
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    /// Our sequence number up to which the parent acknowledged what we sent up.
+    Acked,
+    /// The parent's sequence number up to which the child holds its scope down (kept on both
+    /// sides of the link).
+    Down,
+}
+
+fn cursor(conn: &rusqlite::Connection, peer: &str, which: Cursor) -> Result<u64, DbError> {
+    let sql = match which {
+        Cursor::Acked => "SELECT acked_seq FROM peers WHERE node_id = ?1",
+        Cursor::Down => "SELECT down_seq FROM peers WHERE node_id = ?1",
+    };
+    let seq: Option<i64> = conn.query_row(sql, [peer], |r| r.get(0)).optional()?;
+    Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
 /// Merges a batch from a peer; returns how many documents changed and which need sending whole.
