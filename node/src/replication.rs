@@ -76,8 +76,18 @@ impl LinkStore for NodeLinkStore {
         let rank = share_rank(parent.info.tier);
         self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
             let acked = cursor(tx, &pid, Cursor::Acked).map_err(boxed)?;
-            // Scope up: shared at or above the parent's tier.
-            collect_outgoing(tx, &pid, acked, limit, "d.share_rank >= ?5", rank, &[]).map_err(boxed)
+            // Scope up: shared at or above the parent's tier, and every later update to what the
+            // parent holds (so lowering a share level reaches it too).
+            collect_outgoing(
+                tx,
+                &pid,
+                acked,
+                limit,
+                "(d.share_rank >= ?5 OR EXISTS (SELECT 1 FROM peer_heads k WHERE k.peer_id = ?3 AND k.doc_id = d.id AND k.heads IS NOT NULL))",
+                rank,
+                &[],
+            )
+            .map_err(boxed)
         })
     }
 

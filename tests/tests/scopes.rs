@@ -167,6 +167,14 @@ async fn scopes_up_and_down_the_tree() {
     assert!(metrics.contains("youke_child_link_up{child=\"school-a1\""), "{metrics}");
     assert!(metrics.contains("# TYPE youke_link_doc_bytes_total counter"), "{metrics}");
 
+    // Lowering a share level is an update too: it reaches the city and the province.
+    a1.ctx.store.write(|tx| lessons::set_share_level(tx, &a1.ctx.writer, &a1_prov, Tier::School)).unwrap();
+    a1.ctx.changed();
+    eventually("the unshare at the city and the province", || {
+        [&a, &p].iter().all(|n| lesson(n, &a1_prov).is_some_and(|l| l.share_level == Tier::School))
+    })
+    .await;
+
     cancel.cancel();
     for n in [b1, a2, a1, b, a, p] {
         n.wait().await;
