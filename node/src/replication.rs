@@ -513,6 +513,30 @@ mod tests {
         (NodeLinkStore::new(ctx), peer)
     }
 
+    /// A school linked to a city (each pinned as the other's peer).
+    fn linked_pair(dir: &std::path::Path) -> (NodeLinkStore, Peer, NodeLinkStore, Peer) {
+        let (school, school_peer) = node(dir, Tier::School, true);
+        let (city, city_peer) = node(dir, Tier::City, true);
+        city.remember_child(&school_peer).expect("child");
+        school.remember_parent(&city_peer).expect("parent");
+        (school, school_peer, city, city_peer)
+    }
+
+    /// Creates a lesson at `at`, shared at `share`; returns its id.
+    fn shared_lesson(at: &NodeLinkStore, new: &NewLesson, share: Tier) -> String {
+        let w = at.ctx.writer.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        at.ctx
+            .store
+            .write(|tx| {
+                let mut doc = lessons::new_document(&w, &id, new)?;
+                lessons::save(tx, &w, &mut doc)?;
+                lessons::set_share_level(tx, &w, &id, share)
+            })
+            .expect("lesson");
+        id
+    }
+
     /// One round of the child's upward sync, as the link driver runs it.
     fn push(child: &NodeLinkStore, parent_peer: &Peer, parent: &NodeLinkStore, child_peer: &Peer) -> Vec<DocUpdate> {
         let (docs, upto) = child.docs_to_send(parent_peer, 256).expect("to send");
@@ -533,20 +557,11 @@ mod tests {
     #[test]
     fn sync_sends_changes_not_documents_and_never_echoes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (school, school_peer) = node(dir.path(), Tier::School, true);
-        let (city, city_peer) = node(dir.path(), Tier::City, true);
+        let (school, school_peer, city, city_peer) = linked_pair(dir.path());
         let w = school.ctx.writer.clone();
-        let id = uuid::Uuid::new_v4().to_string();
         // Varied CJK text, which does not compress away.
         let description: String = (0..60_000u32).filter_map(|i| char::from_u32(0x4E00 + (i.wrapping_mul(2_654_435_761) >> 20) % 0x5000)).collect();
-        let new = NewLesson { title: "长文档".into(), description, ..NewLesson::default() };
-        school.ctx.store.write(|tx| {
-            let mut doc = lessons::new_document(&w, &id, &new)?;
-            lessons::save(tx, &w, &mut doc)?;
-            lessons::set_share_level(tx, &w, &id, Tier::City)
-        }).expect("lesson");
-        city.remember_child(&school_peer).expect("child");
-        school.remember_parent(&city_peer).expect("parent");
+        let id = shared_lesson(&school, &NewLesson { title: "长文档".into(), description, ..NewLesson::default() }, Tier::City);
 
         let first = push(&school, &city_peer, &city, &school_peer);
         assert_eq!(first.len(), 1);
@@ -588,17 +603,8 @@ mod tests {
     #[test]
     fn a_batch_lost_with_its_receiver_is_sent_again() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (school, school_peer) = node(dir.path(), Tier::School, true);
-        let (city, city_peer) = node(dir.path(), Tier::City, true);
-        city.remember_child(&school_peer).expect("child");
-        school.remember_parent(&city_peer).expect("parent");
-        let w = school.ctx.writer.clone();
-        let id = uuid::Uuid::new_v4().to_string();
-        school.ctx.store.write(|tx| {
-            let mut doc = lessons::new_document(&w, &id, &NewLesson { title: "课".into(), ..NewLesson::default() })?;
-            lessons::save(tx, &w, &mut doc)?;
-            lessons::set_share_level(tx, &w, &id, Tier::City)
-        }).expect("lesson");
+        let (school, school_peer, city, city_peer) = linked_pair(dir.path());
+        let id = shared_lesson(&school, &NewLesson { title: "课".into(), ..NewLesson::default() }, Tier::City);
         // Up: the school sends, the city dies before storing or acknowledging.
         let (lost, _) = school.docs_to_send(&city_peer, 256).expect("send");
         assert_eq!(lost.len(), 1);
@@ -638,23 +644,9 @@ mod tests {
     #[test]
     fn anti_entropy_repairs_drift_that_no_new_change_would() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (school, school_peer) = node(dir.path(), Tier::School, true);
-        let (city, city_peer) = node(dir.path(), Tier::City, true);
-        city.remember_child(&school_peer).expect("child");
-        school.remember_parent(&city_peer).expect("parent");
+        let (school, school_peer, city, city_peer) = linked_pair(dir.path());
         let w = school.ctx.writer.clone();
-        let ids: Vec<String> = (0..40)
-            .map(|i| {
-                let id = uuid::Uuid::new_v4().to_string();
-                let new = NewLesson { title: format!("课{i}"), ..NewLesson::default() };
-                school.ctx.store.write(|tx| {
-                    let mut doc = lessons::new_document(&w, &id, &new)?;
-                    lessons::save(tx, &w, &mut doc)?;
-                    lessons::set_share_level(tx, &w, &id, Tier::City)
-                }).expect("lesson");
-                id
-            })
-            .collect();
+        let ids: Vec<String> = (0..40).map(|i| shared_lesson(&school, &NewLesson { title: format!("课{i}"), ..NewLesson::default() }, Tier::City)).collect();
         push(&school, &city_peer, &city, &school_peer);
         assert_eq!(reconcile(&school, &city_peer, &city, &school_peer), 0, "in step: nothing to repair");
 
