@@ -3,15 +3,22 @@
 //! A blob is named by the BLAKE3 hash of its bytes and stored at `blobs/ab/cdef…`. A blob is
 //! never visible before its hash checks: new content is written to `tmp/`, fsynced, hashed
 //! again, then renamed into place and the directory fsynced. Blobs received from a peer grow in
-//! `partial/<hash>` so that an interrupted transfer resumes where it stopped; only a complete,
-//! verified partial file is renamed into the store.
+//! `partial/<hash>`, one verified 1 MiB chunk at a time (see [`crate::manifest`]), so that an
+//! interrupted transfer resumes at the last whole chunk; only a complete partial file is renamed
+//! into the store. Each stored blob of more than one chunk keeps its manifest in
+//! `manifests/ab/cdef…` so that it can be sent on without hashing it again.
 
+use crate::manifest::{self, CHUNK, Manifest, ManifestBuilder, ManifestError};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// BLAKE3 hash of a blob's bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,13 +65,19 @@ impl From<blake3::Hash> for BlobHash {
 pub enum BlobError {
     #[error("cannot {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: io::Error },
-    #[error("blob {expected} failed verification: its bytes hash to {actual}; the partial copy was discarded")]
+    #[error("blob {expected} failed verification: its bytes hash to {actual}; the copy was discarded")]
     HashMismatch { expected: BlobHash, actual: BlobHash },
     #[error("blob {hash}: expected {expected} bytes, got {actual}")]
     SizeMismatch { hash: BlobHash, expected: u64, actual: u64 },
-    #[error("blob {hash}: write at offset {offset} but {have} bytes are held")]
-    OffsetMismatch { hash: BlobHash, offset: u64, have: u64 },
-    #[error("disk full while storing blob {hash} under {path}; free space and the transfer resumes")]
+    #[error("blob {hash}: the chunk at byte {offset} does not match the blob's hash; it was discarded and will be fetched again")]
+    ChunkMismatch { hash: BlobHash, offset: u64 },
+    #[error("blob {hash}: {source}")]
+    Manifest { hash: BlobHash, source: ManifestError },
+    #[error("blob {hash}: the transfer stopped after {have} of {size} bytes; it resumes from there")]
+    Incomplete { hash: BlobHash, have: u64, size: u64 },
+    #[error("blob {hash} is being received on another stream already")]
+    Busy { hash: BlobHash },
+    #[error("disk full while storing blob {hash} under {path}; free space and the transfer resumes where it stopped")]
     DiskFull { hash: BlobHash, path: PathBuf },
 }
 
@@ -72,25 +85,44 @@ impl BlobError {
     fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BlobError + 'a {
         move |source| BlobError::Io { action, path: path.to_path_buf(), source }
     }
+
+    fn write(hash: BlobHash, path: &Path, e: io::Error) -> BlobError {
+        if e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded {
+            BlobError::DiskFull { hash, path: path.to_path_buf() }
+        } else {
+            BlobError::Io { action: "write", path: path.to_path_buf(), source: e }
+        }
+    }
 }
 
 /// The store rooted at one directory.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Verified prefix length of partial blobs, once known; saves re-reading them.
+    verified: Mutex<HashMap<BlobHash, u64>>,
+    /// Blobs being received right now (one stream each).
+    receiving: Mutex<HashSet<BlobHash>>,
 }
 
 const COPY_BUF: usize = 1 << 20;
+/// Received bytes are fsynced at least this often.
+const SYNC_EVERY: u64 = 8 << 20;
 
 impl BlobStore {
     /// Opens (creating if needed) a store under `root`. Leftover temp files from a crash are removed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        for sub in ["blobs", "tmp", "partial"] {
+        for sub in ["blobs", "tmp", "partial", "manifests"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(BlobError::io("create", &p))?;
         }
-        let store = BlobStore { root };
+        let store = BlobStore { root, shared: Arc::default() };
         let tmp = store.root.join("tmp");
         if let Ok(entries) = fs::read_dir(&tmp) {
             for e in entries.flatten() {
@@ -110,8 +142,17 @@ impl BlobStore {
         self.root.join("blobs").join(&hex[..2]).join(&hex[2..])
     }
 
+    fn manifest_path(&self, hash: &BlobHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root.join("manifests").join(&hex[..2]).join(&hex[2..])
+    }
+
     fn partial_path(&self, hash: &BlobHash) -> PathBuf {
         self.root.join("partial").join(hash.to_hex())
+    }
+
+    fn tmp_path(&self, what: &str) -> PathBuf {
+        self.root.join("tmp").join(format!("{what}-{}-{}", std::process::id(), unique()))
     }
 
     /// The stored blob's path, if the store holds it.
@@ -131,10 +172,10 @@ impl BlobStore {
         mut reader: impl Read,
         mut progress: impl FnMut(u64),
     ) -> Result<(BlobHash, u64), BlobError> {
-        let tmp = self.root.join("tmp").join(format!("put-{}-{}", std::process::id(), unique()));
+        let tmp = self.tmp_path("put");
         let result = (|| {
             let mut file = File::create(&tmp).map_err(BlobError::io("create", &tmp))?;
-            let mut hasher = blake3::Hasher::new();
+            let mut builder = ManifestBuilder::new();
             let mut buf = vec![0u8; COPY_BUF];
             let mut size = 0u64;
             loop {
@@ -145,15 +186,24 @@ impl BlobStore {
                     Err(e) => return Err(BlobError::Io { action: "read", path: tmp.clone(), source: e }),
                 };
                 let chunk = buf.get(..n).unwrap_or_default();
-                hasher.update(chunk);
+                builder.update(chunk);
                 file.write_all(chunk).map_err(BlobError::io("write", &tmp))?;
                 size += n as u64;
                 progress(size);
             }
             file.sync_all().map_err(BlobError::io("fsync", &tmp))?;
             drop(file);
-            let hash = BlobHash::from(hasher.finalize());
-            self.verify_and_install(&tmp, hash, size)?;
+            let (hash, manifest) = builder.finish();
+            // Read back what reached the disk before it becomes visible.
+            let (actual, actual_size) = hash_file(&tmp)?;
+            if actual_size != size {
+                return Err(BlobError::SizeMismatch { hash, expected: size, actual: actual_size });
+            }
+            if actual != hash {
+                return Err(BlobError::HashMismatch { expected: hash, actual });
+            }
+            self.save_manifest(&hash, &manifest)?;
+            self.install(&tmp, &hash)?;
             Ok((hash, size))
         })();
         if result.is_err() {
@@ -168,98 +218,268 @@ impl BlobStore {
         self.put_reader(f, progress)
     }
 
-    /// Re-reads `tmp`, checks its hash and size, and renames it into place.
-    fn verify_and_install(&self, tmp: &Path, expected: BlobHash, size: u64) -> Result<(), BlobError> {
-        let (actual, actual_size) = hash_file(tmp)?;
-        if actual_size != size {
-            return Err(BlobError::SizeMismatch { hash: expected, expected: size, actual: actual_size });
-        }
-        if actual != expected {
-            return Err(BlobError::HashMismatch { expected, actual });
-        }
-        let dest = self.path_of(&expected);
-        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&dir).map_err(BlobError::io("create", &dir))?;
-        fs::rename(tmp, &dest).map_err(BlobError::io("rename into", &dest))?;
-        sync_dir(&dir)?;
-        Ok(())
+    /// Renames a complete, verified, fsynced file into place and fsyncs the directory.
+    fn install(&self, from: &Path, hash: &BlobHash) -> Result<PathBuf, BlobError> {
+        let dest = self.path_of(hash);
+        rename_durably(from, &dest)?;
+        Ok(dest)
     }
 
-    /// How many bytes of a blob being received are already held (0 if none).
+    /// The manifest of a stored blob, computed (and kept) if it was never saved.
+    pub fn manifest(&self, hash: &BlobHash) -> Result<Manifest, BlobError> {
+        let path = self.manifest_path(hash);
+        if let Ok(bytes) = fs::read(&path)
+            && let Ok(m) = Manifest::from_bytes(&bytes)
+        {
+            return Ok(m);
+        }
+        let blob = self.path_of(hash);
+        let mut f = File::open(&blob).map_err(BlobError::io("open", &blob))?;
+        let mut builder = ManifestBuilder::new();
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => builder.update(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BlobError::Io { action: "read", path: blob, source: e }),
+            }
+        }
+        let (actual, manifest) = builder.finish();
+        if actual != *hash {
+            return Err(BlobError::HashMismatch { expected: *hash, actual });
+        }
+        self.save_manifest(hash, &manifest)?;
+        Ok(manifest)
+    }
+
+    fn save_manifest(&self, hash: &BlobHash, manifest: &Manifest) -> Result<(), BlobError> {
+        if manifest.cvs.is_empty() {
+            return Ok(()); // One chunk: the hash is the whole manifest.
+        }
+        let tmp = self.tmp_path("manifest");
+        let write = || -> Result<(), BlobError> {
+            let mut f = File::create(&tmp).map_err(BlobError::io("create", &tmp))?;
+            f.write_all(&manifest.to_bytes()).map_err(|e| BlobError::write(*hash, &tmp, e))?;
+            f.sync_all().map_err(BlobError::io("fsync", &tmp))?;
+            rename_durably(&tmp, &self.manifest_path(hash))
+        };
+        let r = write();
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    /// How many bytes of a blob being received are held and verified (0 if none).
     pub fn partial_len(&self, hash: &BlobHash) -> u64 {
-        fs::metadata(self.partial_path(hash)).map(|m| m.len()).unwrap_or(0)
+        lock(&self.shared.verified).get(hash).copied().unwrap_or(0)
     }
 
-    /// Opens the partial file of `hash` to append at `offset`, which must equal what is held.
-    pub fn partial_writer(&self, hash: BlobHash, offset: u64) -> Result<PartialWriter, BlobError> {
-        let path = self.partial_path(&hash);
-        let have = self.partial_len(&hash);
-        if have != offset {
-            return Err(BlobError::OffsetMismatch { hash, offset, have });
+    /// Starts (or resumes) receiving blob `hash`, described by a manifest from the sender. The
+    /// manifest is checked against the hash, and the partial file against the manifest: only
+    /// its verified prefix is kept, so [`Incoming::have`] is where the sender continues.
+    pub fn begin_incoming(&self, hash: BlobHash, manifest: Manifest) -> Result<Incoming, BlobError> {
+        manifest.verify(&hash).map_err(|source| BlobError::Manifest { hash, source })?;
+        if !lock(&self.shared.receiving).insert(hash) {
+            return Err(BlobError::Busy { hash });
         }
+        let guard = ReceivingGuard { shared: Arc::clone(&self.shared), hash };
+        let path = self.partial_path(&hash);
         let file = OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
             .open(&path)
             .map_err(BlobError::io("open", &path))?;
-        Ok(PartialWriter { file, path, hash, written: offset, unsynced: 0 })
+        let on_disk = file.metadata().map_err(BlobError::io("stat", &path))?.len();
+        let known = lock(&self.shared.verified).get(&hash).copied();
+        let have = match known {
+            Some(v) if v <= on_disk => v,
+            _ => verified_prefix(&file, &path, &hash, &manifest, on_disk)?,
+        };
+        if on_disk != have {
+            file.set_len(have).map_err(|e| BlobError::write(hash, &path, e))?;
+        }
+        lock(&self.shared.verified).insert(hash, have);
+        Ok(Incoming {
+            store: self.clone(),
+            hash,
+            manifest,
+            file,
+            path,
+            verified: have,
+            unsynced: 0,
+            buf: Vec::new(),
+            _guard: guard,
+        })
     }
 
-    /// Verifies a complete partial file against its hash and moves it into the store. On a
-    /// mismatch the partial file is deleted so the next attempt starts clean.
-    pub fn finish_partial(&self, hash: BlobHash, size: u64) -> Result<PathBuf, BlobError> {
-        let path = self.partial_path(&hash);
-        let result = self.verify_and_install(&path, hash, size);
-        if let Err(BlobError::HashMismatch { .. } | BlobError::SizeMismatch { .. }) = &result {
-            let _ = fs::remove_file(&path);
+    /// Deletes partial files untouched for longer than `max_age` (transfers nobody resumed).
+    /// Returns how many were removed.
+    pub fn gc_partials(&self, max_age: Duration) -> usize {
+        let dir = self.root.join("partial");
+        let Ok(entries) = fs::read_dir(&dir) else { return 0 };
+        let busy = lock(&self.shared.receiving).clone();
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            let hash = e.file_name().to_str().and_then(|n| n.parse::<BlobHash>().ok());
+            if old && hash.is_none_or(|h| !busy.contains(&h)) && fs::remove_file(e.path()).is_ok() {
+                if let Some(h) = hash {
+                    lock(&self.shared.verified).remove(&h);
+                }
+                removed += 1;
+            }
         }
-        result.map(|()| self.path_of(&hash))
+        removed
     }
 
     /// Deletes a partial file (for example when the transfer was abandoned).
     pub fn discard_partial(&self, hash: &BlobHash) {
         let _ = fs::remove_file(self.partial_path(hash));
+        lock(&self.shared.verified).remove(hash);
     }
 }
 
-/// Appends received bytes to a partial blob; fsyncs every few MiB so that what a restart sees is
-/// what was durably written.
-#[derive(Debug)]
-pub struct PartialWriter {
-    file: File,
-    path: PathBuf,
-    hash: BlobHash,
-    written: u64,
-    unsynced: u64,
+/// Reads a partial file chunk by chunk and returns the length of its verified prefix.
+fn verified_prefix(file: &File, path: &Path, hash: &BlobHash, manifest: &Manifest, on_disk: u64) -> Result<u64, BlobError> {
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut have = 0u64;
+    let mut index = 0u64;
+    while have < on_disk.min(manifest.size) {
+        let len = manifest::chunk_len(manifest.size, index);
+        if have + len > on_disk {
+            break;
+        }
+        let chunk = buf.get_mut(..len as usize).unwrap_or_default();
+        file.read_exact_at(chunk, have).map_err(BlobError::io("read", path))?;
+        if !manifest.check_chunk(hash, index, chunk) {
+            break;
+        }
+        have += len;
+        index += 1;
+    }
+    Ok(have)
 }
 
-const SYNC_EVERY: u64 = 8 << 20;
+struct ReceivingGuard {
+    shared: Arc<Shared>,
+    hash: BlobHash,
+}
 
-impl PartialWriter {
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
-        if let Err(e) = self.file.write_all(bytes) {
-            return Err(if e.kind() == io::ErrorKind::StorageFull {
-                BlobError::DiskFull { hash: self.hash, path: self.path.clone() }
-            } else {
-                BlobError::Io { action: "write", path: self.path.clone(), source: e }
-            });
-        }
-        self.written += bytes.len() as u64;
-        self.unsynced += bytes.len() as u64;
-        if self.unsynced >= SYNC_EVERY {
-            self.sync()?;
+impl fmt::Debug for ReceivingGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReceivingGuard({:?})", self.hash)
+    }
+}
+
+impl Drop for ReceivingGuard {
+    fn drop(&mut self) {
+        lock(&self.shared.receiving).remove(&self.hash);
+    }
+}
+
+/// A blob being received: bytes are buffered to whole chunks, each chunk is checked against the
+/// manifest before it is written, and the file only ever holds a verified prefix. A chunk that
+/// fails its check is dropped and the stream refused; everything before it is kept.
+#[derive(Debug)]
+pub struct Incoming {
+    store: BlobStore,
+    hash: BlobHash,
+    manifest: Manifest,
+    file: File,
+    path: PathBuf,
+    verified: u64,
+    unsynced: u64,
+    buf: Vec<u8>,
+    _guard: ReceivingGuard,
+}
+
+impl Incoming {
+    /// Verified bytes held; the sender continues from here.
+    pub fn have(&self) -> u64 {
+        self.verified
+    }
+
+    pub fn size(&self) -> u64 {
+        self.manifest.size
+    }
+
+    pub fn hash(&self) -> BlobHash {
+        self.hash
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.verified == self.manifest.size
+    }
+
+    /// Takes the next bytes of the blob (they follow [`Incoming::have`] plus what is buffered).
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), BlobError> {
+        while !bytes.is_empty() {
+            let index = self.verified / CHUNK;
+            let want = manifest::chunk_len(self.manifest.size, index) as usize;
+            if want == 0 {
+                return Err(BlobError::SizeMismatch { hash: self.hash, expected: self.manifest.size, actual: self.manifest.size + bytes.len() as u64 });
+            }
+            if self.buf.capacity() < want {
+                self.buf.reserve_exact(want - self.buf.len());
+            }
+            let take = (want - self.buf.len()).min(bytes.len());
+            let (now, rest) = bytes.split_at(take);
+            self.buf.extend_from_slice(now);
+            bytes = rest;
+            if self.buf.len() == want {
+                self.commit_chunk(index)?;
+            }
         }
         Ok(())
     }
 
+    fn commit_chunk(&mut self, index: u64) -> Result<(), BlobError> {
+        let offset = self.verified;
+        if !self.manifest.check_chunk(&self.hash, index, &self.buf) {
+            self.buf.clear();
+            return Err(BlobError::ChunkMismatch { hash: self.hash, offset });
+        }
+        self.file.write_all_at(&self.buf, offset).map_err(|e| BlobError::write(self.hash, &self.path, e))?;
+        self.verified += self.buf.len() as u64;
+        self.unsynced += self.buf.len() as u64;
+        self.buf.clear();
+        if self.unsynced >= SYNC_EVERY {
+            self.sync()?;
+        }
+        lock(&self.store.shared.verified).insert(self.hash, self.verified);
+        Ok(())
+    }
+
+    /// Makes what was verified so far durable.
     pub fn sync(&mut self) -> Result<(), BlobError> {
-        self.file.sync_data().map_err(BlobError::io("fsync", &self.path))?;
+        self.file.sync_data().map_err(|e| BlobError::write(self.hash, &self.path, e))?;
         self.unsynced = 0;
         Ok(())
     }
 
-    pub fn written(&self) -> u64 {
-        self.written
+    /// Completes the blob: every chunk verified, fsynced, manifest kept, renamed into the store.
+    pub fn finish(mut self) -> Result<PathBuf, BlobError> {
+        if !self.buf.is_empty() || self.verified != self.manifest.size {
+            return Err(BlobError::SizeMismatch {
+                hash: self.hash,
+                expected: self.manifest.size,
+                actual: self.verified + self.buf.len() as u64,
+            });
+        }
+        self.sync()?;
+        self.store.save_manifest(&self.hash, &self.manifest)?;
+        let dest = self.store.install(&self.path, &self.hash)?;
+        lock(&self.store.shared.verified).remove(&self.hash);
+        Ok(dest)
     }
 }
 
@@ -271,8 +491,20 @@ pub fn hash_file(path: &Path) -> Result<(BlobHash, u64), BlobError> {
     Ok((BlobHash::from(hasher.finalize()), size))
 }
 
+/// Renames `from` to `to` (creating `to`'s directory) and fsyncs that directory.
+fn rename_durably(from: &Path, to: &Path) -> Result<(), BlobError> {
+    let dir = to.parent().map(Path::to_path_buf).unwrap_or_default();
+    fs::create_dir_all(&dir).map_err(BlobError::io("create", &dir))?;
+    fs::rename(from, to).map_err(BlobError::io("rename into", to))?;
+    sync_dir(&dir)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), BlobError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(BlobError::io("fsync", dir))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn unique() -> u64 {
@@ -299,37 +531,118 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
     }
 
-    #[test]
-    fn partial_resumes_and_only_verified_blobs_become_visible() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = BlobStore::open(dir.path()).expect("open");
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        let hash = BlobHash::from(blake3::hash(&data));
-        let mut w = store.partial_writer(hash, 0).expect("writer");
-        w.write(&data[..1000]).expect("write");
-        drop(w);
-        assert!(!store.contains(&hash));
-        assert_eq!(store.partial_len(&hash), 1000);
-        assert!(matches!(store.partial_writer(hash, 0), Err(BlobError::OffsetMismatch { .. })));
-        let mut w = store.partial_writer(hash, 1000).expect("resume");
-        w.write(&data[1000..]).expect("write rest");
-        w.sync().expect("sync");
-        store.finish_partial(hash, data.len() as u64).expect("finish");
-        assert_eq!(fs::read(store.get(&hash).expect("stored")).expect("read"), data);
-        assert_eq!(store.partial_len(&hash), 0);
+    fn data(len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        blake3::Hasher::new().update(b"blob test").finalize_xof().fill(&mut out);
+        out
+    }
+
+    /// A sender's view of `data`: its hash and manifest.
+    fn describe(data: &[u8]) -> (BlobHash, Manifest) {
+        let mut b = ManifestBuilder::new();
+        b.update(data);
+        b.finish()
     }
 
     #[test]
-    fn corrupted_partial_is_rejected_and_discarded() {
+    fn received_chunks_resume_at_the_last_whole_chunk_and_only_complete_blobs_become_visible() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = BlobStore::open(dir.path()).expect("open");
-        let hash = BlobHash::from(blake3::hash(b"the real bytes"));
-        let mut w = store.partial_writer(hash, 0).expect("writer");
-        w.write(b"the fake bytes").expect("write");
-        drop(w);
-        let err = store.finish_partial(hash, 14).expect_err("must fail");
-        assert!(matches!(err, BlobError::HashMismatch { .. }), "{err}");
+        let data = data(3 * CHUNK as usize + 12_345);
+        let (hash, manifest) = describe(&data);
+        let mut inc = store.begin_incoming(hash, manifest.clone()).expect("begin");
+        assert_eq!(inc.have(), 0);
+        // A second stream for the same blob is refused while the first is alive.
+        assert!(matches!(store.begin_incoming(hash, manifest.clone()), Err(BlobError::Busy { .. })));
+        // 1.5 chunks arrive, then the link is cut: the half chunk is not kept.
+        inc.write(&data[..CHUNK as usize + CHUNK as usize / 2]).expect("write");
+        assert_eq!(inc.have(), CHUNK);
+        drop(inc);
         assert!(!store.contains(&hash));
+        // A fresh store (as after a restart) finds the verified prefix on disk.
+        let store = BlobStore::open(dir.path()).expect("reopen");
+        let mut inc = store.begin_incoming(hash, manifest.clone()).expect("resume");
+        assert_eq!(inc.have(), CHUNK);
+        inc.write(&data[CHUNK as usize..]).expect("rest");
+        assert!(inc.is_complete());
+        let path = inc.finish().expect("finish");
+        assert_eq!(fs::read(path).expect("read"), data);
+        assert_eq!(store.manifest(&hash).expect("manifest kept"), manifest);
+        assert_eq!(fs::read_dir(dir.path().join("partial")).expect("partial").count(), 0);
+    }
+
+    #[test]
+    fn a_corrupted_chunk_is_refused_and_the_verified_prefix_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let data = data(4 * CHUNK as usize);
+        let (hash, manifest) = describe(&data);
+        let mut inc = store.begin_incoming(hash, manifest.clone()).expect("begin");
+        let mut bad = data.clone();
+        bad[2 * CHUNK as usize + 99] ^= 0x40;
+        let err = inc.write(&bad).expect_err("corrupted chunk refused");
+        assert!(matches!(err, BlobError::ChunkMismatch { offset, .. } if offset == 2 * CHUNK), "{err}");
+        assert_eq!(inc.have(), 2 * CHUNK);
+        drop(inc);
+        let mut inc = store.begin_incoming(hash, manifest).expect("again");
+        assert_eq!(inc.have(), 2 * CHUNK);
+        inc.write(&data[2 * CHUNK as usize..]).expect("good bytes");
+        inc.finish().expect("finish");
+        assert_eq!(fs::read(store.get(&hash).expect("stored")).expect("read"), data);
+    }
+
+    #[test]
+    fn garbage_on_disk_after_a_crash_is_cut_off_at_resume() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let data = data(3 * CHUNK as usize);
+        let (hash, manifest) = describe(&data);
+        // As after a power cut: a good first chunk, then zeros where the second should be.
+        let mut junk = data[..CHUNK as usize].to_vec();
+        junk.extend(std::iter::repeat_n(0u8, CHUNK as usize + 10));
+        fs::write(dir.path().join("partial").join(hash.to_hex()), &junk).expect("plant");
+        let inc = store.begin_incoming(hash, manifest).expect("begin");
+        assert_eq!(inc.have(), CHUNK);
+        assert_eq!(fs::metadata(dir.path().join("partial").join(hash.to_hex())).expect("stat").len(), CHUNK);
+    }
+
+    #[test]
+    fn a_forged_manifest_is_refused_before_any_byte_is_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let (hash, mut manifest) = describe(&data(2 * CHUNK as usize + 1));
+        manifest.cvs[1][3] ^= 1;
+        assert!(matches!(store.begin_incoming(hash, manifest), Err(BlobError::Manifest { .. })));
+    }
+
+    #[test]
+    fn small_blobs_are_checked_against_their_hash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let (hash, manifest) = describe(b"the real bytes");
+        let mut inc = store.begin_incoming(hash, manifest.clone()).expect("begin");
+        assert!(matches!(inc.write(b"the fake bytes"), Err(BlobError::ChunkMismatch { offset: 0, .. })));
+        drop(inc);
+        let mut inc = store.begin_incoming(hash, manifest).expect("begin");
+        inc.write(b"the real bytes").expect("write");
+        inc.finish().expect("finish");
+        assert!(store.contains(&hash));
+    }
+
+    #[test]
+    fn abandoned_partials_are_collected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let data = data(2 * CHUNK as usize);
+        let (hash, manifest) = describe(&data);
+        let mut inc = store.begin_incoming(hash, manifest).expect("begin");
+        inc.write(&data[..CHUNK as usize]).expect("write");
+        // Alive: never collected.
+        assert_eq!(store.gc_partials(Duration::ZERO), 0);
+        drop(inc);
+        assert_eq!(store.gc_partials(Duration::from_secs(3600)), 0, "young partial kept");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(store.gc_partials(Duration::from_millis(10)), 1);
         assert_eq!(store.partial_len(&hash), 0);
     }
 

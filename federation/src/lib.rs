@@ -16,9 +16,12 @@
 pub mod blobs;
 pub mod identity;
 pub mod link;
+pub mod manifest;
 pub mod protocol;
+pub mod rate;
 pub mod schedule;
 pub mod tier;
+pub mod transfers;
 
 pub use blobs::{BlobHash, BlobStore};
 pub use identity::{Fingerprint, NodeIdentity};

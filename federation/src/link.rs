@@ -8,7 +8,10 @@
 //! node's business, reached through [`LinkStore`]; the rules themselves live in
 //! [`crate::protocol`] and [`crate::tier`].
 
-use crate::blobs::{BlobError, BlobHash, BlobStore};
+use crate::blobs::{BlobError, BlobHash, BlobStore, Incoming};
+use crate::manifest::{CHUNK, Manifest};
+use crate::rate::{Rate, RateLimiter};
+use crate::transfers::{Direction, Transfer, Transfers};
 use crate::identity::{Fingerprint, IdentityError, NodeIdentity};
 use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeInfo};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
@@ -202,8 +205,10 @@ const RECONCILE_FIRST: Duration = Duration::from_secs(20);
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
 /// Buckets compared per anti-entropy request, so entry lists stay well below the frame limit.
 const RECONCILE_BUCKETS_PER_REQUEST: usize = 4;
-/// Bytes sent per write when streaming a blob.
-const BLOB_CHUNK: usize = 256 * 1024;
+/// Bytes read and written per step when streaming a blob.
+const BLOB_PIECE: usize = 1 << 20;
+/// Smaller steps when the link is rate limited, so pacing stays smooth.
+const RATED_PIECE: usize = 64 * 1024;
 
 /// The QUIC transport settings shared by both ends of a link.
 fn transport() -> Arc<quinn::TransportConfig> {
@@ -305,9 +310,10 @@ pub struct Uplink {
     pub blobs: BlobStore,
     /// Notified when local documents or the upload queue change.
     pub wake: Arc<Notify>,
-    /// Upload rate limit in bytes per second for blobs, if any.
-    pub upload_rate: Option<u64>,
+    /// Paces media uploads by the link's rate schedule.
+    pub limiter: Arc<RateLimiter>,
     pub counters: Arc<LinkCounters>,
+    pub transfers: Arc<Transfers>,
 }
 
 impl Uplink {
@@ -540,7 +546,7 @@ impl Uplink {
                 }
                 continue;
             };
-            match self.send_blob(&conn, job).await {
+            match self.send_blob(&conn, &parent, job).await {
                 Ok(()) => {
                     let p = parent.clone();
                     blocking(&self.store, move |s| s.blob_upload_done(&p, &job.hash)).await?;
@@ -557,47 +563,33 @@ impl Uplink {
         }
     }
 
-    async fn send_blob(&self, conn: &Connection, job: BlobUpload) -> Result<(), LinkError> {
+    async fn send_blob(&self, conn: &Connection, parent: &Peer, job: BlobUpload) -> Result<(), LinkError> {
         let path = self.blobs.get(&job.hash).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, format!("blob {} is not in the local store", job.hash))
         })?;
-        let (_s, _r, answer) = request(conn, &Message::BlobQuery { hash: job.hash, size: job.size }).await?;
+        let blobs = self.blobs.clone();
+        let manifest = tokio::task::spawn_blocking(move || blobs.manifest(&job.hash)).await.map_err(join_err)??;
+        if manifest.size != job.size {
+            return Err(LinkError::Blob(BlobError::SizeMismatch { hash: job.hash, expected: job.size, actual: manifest.size }));
+        }
+        let offer = Message::BlobOffer { hash: job.hash, size: job.size, manifest: manifest.cvs };
+        let (mut send, mut recv, answer) = request(conn, &offer).await?;
         let have = match answer {
             Message::BlobState { complete: true, .. } => return Ok(()),
-            Message::BlobState { have, complete: false } if have <= job.size => have,
-            other => return Err(LinkError::Protocol(format!("expected blob state, got {other:?}"))),
+            Message::BlobState { have, complete: false } if have <= job.size && have.is_multiple_of(CHUNK) => have,
+            other => return Err(LinkError::Protocol(format!("expected blob state, got {}", variant_name(&other)))),
         };
         if have > 0 {
             info!(hash = %job.hash, offset = have, size = job.size, "resuming blob upload");
         }
-        let (mut send, mut recv) = conn.open_bi().await?;
-        write_msg(&mut send, &Message::BlobData { hash: job.hash, offset: have, size: job.size }).await?;
-        let mut file = tokio::fs::File::open(&path).await?;
-        file.seek(std::io::SeekFrom::Start(have)).await?;
-        let chunk = if self.upload_rate.is_some() { 64 * 1024 } else { BLOB_CHUNK };
-        let mut buf = vec![0u8; chunk];
-        let started = Instant::now();
-        let mut sent = 0u64;
-        let mut remaining = job.size - have;
-        while remaining > 0 {
-            let want = (remaining as usize).min(buf.len());
-            let n = file.read(buf.get_mut(..want).unwrap_or_default()).await?;
-            if n == 0 {
-                return Err(LinkError::Io(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("blob {} is shorter than its recorded size", job.hash),
-                )));
-            }
-            send.write_all(buf.get(..n).unwrap_or_default()).await?;
-            LinkCounters::add(&self.counters.blob_bytes_sent, n as u64);
-            sent += n as u64;
-            remaining -= n as u64;
-            if let Some(rate) = self.upload_rate.filter(|r| *r > 0) {
-                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
+        let progress = self.transfers.start(job.hash, Direction::Upload, &parent.info.name, job.size, have);
+        let sent = send_file_range(&mut send, &path, have, job.size - have, Some(&self.limiter), &progress, &self.counters).await;
+        if let Err(e) = sent {
+            // The parent may have refused the bytes (a bad chunk, a full disk): its answer says why.
+            return Err(match tokio::time::timeout(Duration::from_secs(2), read_msg(&mut recv)).await {
+                Ok(Ok(Message::Error { code, message })) => LinkError::Remote { code, message },
+                _ => e,
+            });
         }
         send.finish()?;
         match read_msg(&mut recv).await? {
@@ -606,9 +598,45 @@ impl Uplink {
                 Ok(())
             }
             Message::Error { code, message } => Err(LinkError::Remote { code, message }),
-            other => Err(LinkError::Protocol(format!("expected blob stored, got {other:?}"))),
+            other => Err(LinkError::Protocol(format!("expected blob stored, got {}", variant_name(&other)))),
         }
     }
+}
+
+/// Streams `len` bytes of the file at `path` from `offset`, paced by `limiter` if given.
+async fn send_file_range(
+    send: &mut SendStream,
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+    limiter: Option<&RateLimiter>,
+    progress: &Transfer,
+    counters: &LinkCounters,
+) -> Result<(), LinkError> {
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let piece = if limiter.is_some_and(|l| l.current() != Rate::Unlimited) { RATED_PIECE } else { BLOB_PIECE };
+    let mut buf = vec![0u8; BLOB_PIECE];
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = (remaining as usize).min(piece);
+        let slice = buf.get_mut(..want).unwrap_or_default();
+        let n = file.read(slice).await?;
+        if n == 0 {
+            return Err(LinkError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} is shorter than its recorded size", path.display()),
+            )));
+        }
+        if let Some(l) = limiter {
+            l.acquire(n as u64).await;
+        }
+        send.write_all(buf.get(..n).unwrap_or_default()).await?;
+        LinkCounters::add(&counters.blob_bytes_sent, n as u64);
+        progress.advance(n as u64);
+        remaining -= n as u64;
+    }
+    Ok(())
 }
 
 /// The parent's side: accepts children's links and serves their requests.
@@ -620,6 +648,7 @@ pub struct ChildAcceptor {
     /// Largest blob accepted from a child.
     pub max_blob_size: u64,
     pub counters: Arc<LinkCounters>,
+    pub transfers: Arc<Transfers>,
 }
 
 impl ChildAcceptor {
@@ -786,14 +815,12 @@ impl ChildAcceptor {
                     }
                 }
             }
-            Message::BlobQuery { hash, size } => {
-                if self.blobs.contains(&hash) {
-                    Message::BlobState { have: size, complete: true }
-                } else {
-                    Message::BlobState { have: self.blobs.partial_len(&hash).min(size), complete: false }
-                }
+            Message::BlobOffer { hash, size, manifest } => {
+                return self.receive_blob(child, send, recv, hash, Manifest { size, cvs: manifest }).await;
             }
-            Message::BlobData { hash, offset, size } => self.receive_blob(child, &mut recv, hash, offset, size).await,
+            Message::BlobFetch { hash, offset, len, manifest } => {
+                return self.serve_range(child, send, hash, offset, len, manifest).await;
+            }
             other => Message::Error { code: ErrorCode::BadRequest, message: format!("unexpected request {}", variant_name(&other)) },
         };
         write_msg(&mut send, &answer).await?;
@@ -801,79 +828,143 @@ impl ChildAcceptor {
         Ok(())
     }
 
-    async fn receive_blob(&self, child: &Peer, recv: &mut RecvStream, hash: BlobHash, offset: u64, size: u64) -> Message {
-        match self.receive_blob_inner(child, recv, hash, offset, size).await {
+    /// Receives a blob a child offers: answers how much is held, then takes the rest, checking
+    /// every chunk before it is written (on a blocking thread, while the next bytes arrive).
+    async fn receive_blob(&self, child: &Peer, mut send: SendStream, mut recv: RecvStream, hash: BlobHash, manifest: Manifest) -> Result<(), LinkError> {
+        let size = manifest.size;
+        let answer = match self.receive_blob_inner(child, &mut send, &mut recv, hash, manifest).await {
             Ok(()) => Message::BlobStored { hash },
             Err(e) => {
                 warn!(child = %child.info.name, %hash, error = %e, "blob receive failed");
-                let code = match &e {
-                    LinkError::Blob(BlobError::HashMismatch { .. } | BlobError::SizeMismatch { .. }) => ErrorCode::HashMismatch,
-                    LinkError::Blob(BlobError::OffsetMismatch { .. }) => ErrorCode::OffsetMismatch,
-                    LinkError::Blob(BlobError::DiskFull { .. }) => ErrorCode::StorageFull,
-                    LinkError::Protocol(_) => ErrorCode::BadRequest,
-                    _ => ErrorCode::Internal,
-                };
-                Message::Error { code, message: e.to_string() }
+                let _ = recv.stop(0u32.into());
+                Message::Error { code: error_code(&e), message: e.to_string() }
             }
+        };
+        if matches!(answer, Message::BlobStored { .. }) {
+            let c = child.clone();
+            if let Err(e) = blocking(&self.store, move |s| s.blob_received(&c, &hash, size)).await {
+                warn!(%hash, error = %e, "cannot record a received blob");
+                write_msg(&mut send, &Message::Error { code: ErrorCode::Internal, message: "the parent could not record the blob".into() }).await?;
+                send.finish()?;
+                return Ok(());
+            }
+            LinkCounters::add(&self.counters.blobs_received, 1);
         }
+        write_msg(&mut send, &answer).await?;
+        send.finish()?;
+        Ok(())
     }
 
-    async fn receive_blob_inner(&self, child: &Peer, recv: &mut RecvStream, hash: BlobHash, offset: u64, size: u64) -> Result<(), LinkError> {
+    async fn receive_blob_inner(&self, child: &Peer, send: &mut SendStream, recv: &mut RecvStream, hash: BlobHash, manifest: Manifest) -> Result<(), LinkError> {
+        let size = manifest.size;
         if size > self.max_blob_size {
             return Err(LinkError::Protocol(format!("blob of {size} bytes exceeds this node's limit of {}", self.max_blob_size)));
         }
-        if offset > size {
-            return Err(LinkError::Protocol("offset beyond the blob's size".into()));
-        }
-        if offset > 0 {
-            info!(child = %child.info.name, %hash, offset, size, "resuming blob receive");
+        if self.blobs.contains(&hash) {
+            write_msg(send, &Message::BlobState { have: size, complete: true }).await?;
+            return Ok(());
         }
         let blobs = self.blobs.clone();
-        let mut writer = Some(tokio::task::spawn_blocking(move || blobs.partial_writer(hash, offset)).await.map_err(join_err)??);
-        let mut pending: Vec<u8> = Vec::with_capacity(1 << 20);
-        let mut received = offset;
-        loop {
-            let chunk = tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read_chunk(1 << 20, true))
-                .await
-                .map_err(|_| LinkError::Timeout("blob bytes"))??;
-            let done = chunk.is_none();
-            if let Some(c) = chunk {
-                received += c.bytes.len() as u64;
-                LinkCounters::add(&self.counters.blob_bytes_received, c.bytes.len() as u64);
-                if received > size {
-                    return Err(LinkError::Protocol("child sent more bytes than the blob's size".into()));
-                }
-                pending.extend_from_slice(&c.bytes);
+        let incoming = tokio::task::spawn_blocking(move || blobs.begin_incoming(hash, manifest)).await.map_err(join_err)??;
+        let have = incoming.have();
+        if have > 0 {
+            info!(child = %child.info.name, %hash, offset = have, size, "resuming blob receive");
+        }
+        write_msg(send, &Message::BlobState { have, complete: false }).await?;
+        let progress = self.transfers.start(hash, Direction::Receive, &child.info.name, size, have);
+        receive_into(incoming, recv, &progress, &self.counters).await.map(|_| ())
+    }
+
+    /// Serves a range of a stored blob to a child that fetches it.
+    async fn serve_range(&self, child: &Peer, mut send: SendStream, hash: BlobHash, offset: u64, len: u64, want_manifest: bool) -> Result<(), LinkError> {
+        let Some(path) = self.blobs.get(&hash) else {
+            let msg = Message::Error { code: ErrorCode::NotFound, message: format!("this node does not hold blob {hash}") };
+            write_msg(&mut send, &msg).await?;
+            send.finish()?;
+            return Ok(());
+        };
+        let blobs = self.blobs.clone();
+        let manifest = tokio::task::spawn_blocking(move || blobs.manifest(&hash)).await.map_err(join_err)??;
+        if !offset.is_multiple_of(CHUNK) || offset > manifest.size {
+            let msg = Message::Error { code: ErrorCode::BadRequest, message: format!("range start {offset} is not a chunk boundary inside the blob") };
+            write_msg(&mut send, &msg).await?;
+            send.finish()?;
+            return Ok(());
+        }
+        let len = len.min(manifest.size - offset);
+        let size = manifest.size;
+        let cvs = if want_manifest { manifest.cvs } else { Vec::new() };
+        write_msg(&mut send, &Message::BlobRange { size, manifest: cvs, offset, len }).await?;
+        let progress = self.transfers.start(hash, Direction::Serve, &child.info.name, offset + len, offset);
+        send_file_range(&mut send, &path, offset, len, None, &progress, &self.counters).await?;
+        send.finish()?;
+        Ok(())
+    }
+}
+
+/// Stable error code for a failed blob transfer.
+fn error_code(e: &LinkError) -> ErrorCode {
+    match e {
+        LinkError::Blob(BlobError::HashMismatch { .. } | BlobError::SizeMismatch { .. } | BlobError::ChunkMismatch { .. } | BlobError::Manifest { .. }) => {
+            ErrorCode::HashMismatch
+        }
+        LinkError::Blob(BlobError::DiskFull { .. }) => ErrorCode::StorageFull,
+        LinkError::Blob(BlobError::Busy { .. }) => ErrorCode::Busy,
+        LinkError::Protocol(_) => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// Bytes queued between the network and the thread that checks and writes them.
+const RECEIVE_QUEUE: usize = 8;
+
+/// Reads raw blob bytes from `recv` to its end into `incoming`, which checks and writes each
+/// chunk on a blocking thread while the next bytes arrive. Completes the blob if all of it came;
+/// otherwise keeps the verified prefix and fails. Returns where the blob lives.
+pub async fn receive_into(mut incoming: Incoming, recv: &mut RecvStream, progress: &Transfer, counters: &LinkCounters) -> Result<std::path::PathBuf, LinkError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(RECEIVE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf, BlobError> {
+        while let Some(bytes) = rx.blocking_recv() {
+            if let Err(e) = incoming.write(&bytes) {
+                let _ = incoming.sync();
+                return Err(e);
             }
-            if pending.len() >= (1 << 20) || (done && !pending.is_empty()) {
-                let data = std::mem::take(&mut pending);
-                let mut w = writer.take().ok_or_else(|| LinkError::Protocol("writer lost".into()))?;
-                let w = tokio::task::spawn_blocking(move || w.write(&data).map(|()| w)).await.map_err(join_err)??;
-                writer = Some(w);
-            }
-            if done {
+        }
+        if incoming.is_complete() {
+            incoming.finish()
+        } else {
+            let (hash, have, size) = (incoming.hash(), incoming.have(), incoming.size());
+            incoming.sync()?;
+            Err(BlobError::Incomplete { hash, have, size })
+        }
+    });
+    let mut network: Result<(), LinkError> = Ok(());
+    loop {
+        let chunk = match tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read_chunk(CHUNK as usize, true)).await {
+            Err(_) => {
+                network = Err(LinkError::Timeout("blob bytes"));
                 break;
             }
-        }
-        if received != size {
-            if let Some(mut w) = writer.take() {
-                let _ = tokio::task::spawn_blocking(move || w.sync()).await;
+            Ok(Err(e)) => {
+                network = Err(e.into());
+                break;
             }
-            return Err(LinkError::Protocol(format!("stream ended after {received} of {size} bytes")));
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(c))) => c,
+        };
+        let n = chunk.bytes.len() as u64;
+        if tx.send(chunk.bytes).await.is_err() {
+            break; // The writer stopped on an error; it tells which below.
         }
-        let mut w = writer.take().ok_or_else(|| LinkError::Protocol("writer lost".into()))?;
-        let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || {
-            w.sync()?;
-            drop(w);
-            blobs.finish_partial(hash, size)
-        })
-        .await
-        .map_err(join_err)??;
-        let c = child.clone();
-        blocking(&self.store, move |s| s.blob_received(&c, &hash, size)).await?;
-        LinkCounters::add(&self.counters.blobs_received, 1);
-        Ok(())
+        LinkCounters::add(&counters.blob_bytes_received, n);
+        progress.advance(n);
+    }
+    drop(tx);
+    let written = writer.await.map_err(join_err)?;
+    match (network, written) {
+        (_, Ok(path)) => Ok(path),
+        (Err(e), Err(BlobError::Incomplete { .. })) => Err(e),
+        (_, Err(e)) => Err(e.into()),
     }
 }
 
@@ -894,10 +985,11 @@ fn variant_name(m: &Message) -> &'static str {
         Message::ReconcileBuckets { .. } => "reconcile-buckets",
         Message::ReconcileEntries { .. } => "reconcile-entries",
         Message::ReconcileRepair { .. } => "reconcile-repair",
-        Message::BlobQuery { .. } => "blob-query",
+        Message::BlobOffer { .. } => "blob-offer",
         Message::BlobState { .. } => "blob-state",
-        Message::BlobData { .. } => "blob-data",
         Message::BlobStored { .. } => "blob-stored",
+        Message::BlobFetch { .. } => "blob-fetch",
+        Message::BlobRange { .. } => "blob-range",
         Message::Error { .. } => "error",
     }
 }

@@ -2,17 +2,19 @@
 //!
 //! Every message is one frame: a 4-byte big-endian length followed by that many bytes of
 //! postcard-encoded [`Message`]. A stream carries one request and its answer. The protocol version
-//! is part of the ALPN (`youke/1`) and repeated in the hello, so an old peer is refused by name.
-//! Blob bytes follow a [`Message::BlobData`] frame raw, up to the stream's end.
+//! is part of the ALPN (`youke/2`) and repeated in the hello, so an old peer is refused by name.
+//! Blob bytes travel raw after a [`Message::BlobState`] (upload) or [`Message::BlobRange`]
+//! (fetch) frame, up to the stream's end, and are checked chunk by chunk against the blob's
+//! manifest (see [`crate::manifest`]).
 
 use crate::blobs::BlobHash;
 use crate::tier::Tier;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; peers with another version are refused in the hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// ALPN for QUIC: carries the version so TLS itself refuses foreign protocols.
-pub const ALPN: &[u8] = b"youke/1";
+pub const ALPN: &[u8] = b"youke/2";
 /// Largest frame accepted from a peer. Document batches are cut to stay below it.
 pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// Budget for the documents of one batch, leaving room for framing.
@@ -81,14 +83,20 @@ pub enum Message {
     ReconcileEntries { buckets: Vec<u16>, entries: Vec<(String, String)> },
     /// Parent to child: send these documents up whole; here are these whole.
     ReconcileRepair { send_up: Vec<String>, docs: Vec<DocUpdate> },
-    /// Does the parent have this blob, or part of it?
-    BlobQuery { hash: BlobHash, size: u64 },
-    /// How much of the blob the parent holds; `complete` when it has all of it, verified.
+    /// Child to parent: I have this blob for you; here are its size and manifest (the chaining
+    /// values of its 1 MiB chunks, empty for a blob of one chunk).
+    BlobOffer { hash: BlobHash, size: u64, manifest: Vec<[u8; 32]> },
+    /// How much of the blob the parent holds, verified; `complete` when it has all of it. When
+    /// not complete, the child sends the raw bytes `have..size` on the same stream and finishes it.
     BlobState { have: u64, complete: bool },
-    /// Raw bytes `offset..size` of the blob follow this frame up to the end of the stream.
-    BlobData { hash: BlobHash, offset: u64, size: u64 },
-    /// The blob arrived and its hash checked.
+    /// The blob arrived and every chunk checked.
     BlobStored { hash: BlobHash },
+    /// Child to parent: send bytes `offset..offset+len` of this blob (pull-through viewing and
+    /// prefetch); `offset` is a multiple of the chunk size. With `manifest`, include it.
+    BlobFetch { hash: BlobHash, offset: u64, len: u64, manifest: bool },
+    /// Parent to child: the blob's size, its manifest if asked for, and the range that follows
+    /// raw up to the end of the stream.
+    BlobRange { size: u64, manifest: Vec<[u8; 32]>, offset: u64, len: u64 },
     /// A request failed; the stream ends after this.
     Error { code: ErrorCode, message: String },
 }
@@ -98,8 +106,10 @@ pub enum Message {
 pub enum ErrorCode {
     BadRequest,
     HashMismatch,
-    OffsetMismatch,
     StorageFull,
+    /// Another stream is moving this blob already; try again later.
+    Busy,
+    NotFound,
     Internal,
 }
 

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use youke_federation::link::{BlobUpload, ChildAcceptor, LinkState, LinkStore, Peer, StoreError, Uplink, bind_endpoint};
-use youke_federation::protocol::{DocUpdate, NodeInfo, PROTOCOL_VERSION};
+use youke_federation::manifest::{CHUNK, ManifestBuilder};
+use youke_federation::protocol::{self, DocUpdate, ErrorCode, Message, NodeInfo, PROTOCOL_VERSION};
+use youke_federation::rate::{RateLimiter, RateSchedule};
+use youke_federation::transfers::Transfers;
 use youke_federation::{BlobHash, BlobStore, Fingerprint, NodeIdentity, Tier};
 
 #[derive(Default)]
@@ -155,6 +158,7 @@ fn start_parent(tier: Tier) -> Parent {
         blobs: blobs.clone(),
         max_blob_size: 1 << 30,
         counters: Default::default(),
+        transfers: Transfers::new(),
     };
     tokio::spawn(acceptor.run(cancel.clone()));
     Parent { addr, store, blobs, cancel, _dir: dir }
@@ -178,8 +182,9 @@ fn start_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity, sto
         store,
         blobs: blobs.clone(),
         wake: Arc::new(Notify::new()),
-        upload_rate: None,
+        limiter: Arc::new(RateLimiter::new(RateSchedule::default(), 0)),
         counters: Default::default(),
+        transfers: Transfers::new(),
     };
     tokio::spawn(uplink.run(cancel.clone()));
     Child { blobs, cancel, _dir: dir }
@@ -296,7 +301,7 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_error(
     // A child built with another version's ALPN, as a newer or older youke would be.
     let identity = NodeIdentity::generate("future").expect("id");
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-    let tls = identity.quic_client_config(b"youke/2").expect("tls");
+    let tls = identity.quic_client_config(b"youke/999").expect("tls");
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(tls)));
     let store = Arc::new(Mem::default());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -308,8 +313,9 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_error(
         store: store.clone(),
         blobs: BlobStore::open(dir.path()).expect("blobs"),
         wake: Arc::new(Notify::new()),
-        upload_rate: None,
+        limiter: Arc::new(RateLimiter::new(RateSchedule::default(), 0)),
         counters: Default::default(),
+        transfers: Transfers::new(),
     };
     tokio::spawn(uplink.run(cancel.clone()));
     eventually("the refusal", || {
@@ -341,3 +347,106 @@ async fn a_hello_with_another_protocol_version_is_refused_by_name() {
     child.cancel.cancel();
     parent.cancel.cancel();
 }
+
+/// A hand-driven child: connects and says hello, then lets the test write raw protocol.
+async fn raw_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity) -> quinn::Connection {
+    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), identity).expect("bind");
+    let conn = endpoint.connect(parent, "youke-node").expect("connect").await.expect("handshake");
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    send.write_all(&protocol::encode(&Message::Hello(local)).expect("encode")).await.expect("hello");
+    assert!(matches!(read(&mut recv).await, Message::Welcome(_)));
+    conn
+}
+
+async fn read(recv: &mut quinn::RecvStream) -> Message {
+    let mut prefix = [0u8; 4];
+    recv.read_exact(&mut prefix).await.expect("prefix");
+    let mut body = vec![0u8; protocol::frame_len(prefix).expect("len")];
+    recv.read_exact(&mut body).await.expect("body");
+    protocol::decode_body(&body).expect("decode")
+}
+
+/// Offers a blob and returns the stream and how much the parent holds.
+async fn offer(conn: &quinn::Connection, hash: BlobHash, data: &[u8]) -> (quinn::SendStream, quinn::RecvStream, u64) {
+    let mut b = ManifestBuilder::new();
+    b.update(data);
+    let (_, manifest) = b.finish();
+    let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+    let msg = Message::BlobOffer { hash, size: data.len() as u64, manifest: manifest.cvs };
+    send.write_all(&protocol::encode(&msg).expect("encode")).await.expect("offer");
+    match read(&mut recv).await {
+        Message::BlobState { have, complete: false } => (send, recv, have),
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+fn test_data(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().update(b"link test").finalize_xof().fill(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_chunk_is_refused_and_sent_again_while_good_chunks_are_kept() {
+    let parent = start_parent(Tier::City);
+    let data = test_data(4 * CHUNK as usize + 777);
+    let hash = BlobHash::from(blake3::hash(&data));
+    let conn = raw_child(parent.addr, info(Tier::School, "evil-school"), &NodeIdentity::generate("e").expect("id")).await;
+
+    // First attempt: chunk 2 arrives with one bit flipped.
+    let (mut send, mut recv, have) = offer(&conn, hash, &data).await;
+    assert_eq!(have, 0);
+    let mut bad = data.clone();
+    bad[2 * CHUNK as usize + 5] ^= 0x10;
+    let _ = send.write_all(&bad).await; // The parent may stop reading at the bad chunk.
+    let _ = send.finish();
+    match read(&mut recv).await {
+        Message::Error { code: ErrorCode::HashMismatch, message } => assert!(message.contains("fetched again"), "{message}"),
+        other => panic!("corruption not refused: {other:?}"),
+    }
+    assert!(!parent.blobs.contains(&hash), "nothing corrupt becomes visible");
+
+    // Second attempt: the parent asks only for the chunk that failed and what follows.
+    let (mut send, mut recv, have) = offer(&conn, hash, &data).await;
+    assert_eq!(have, 2 * CHUNK, "the two good chunks were kept");
+    send.write_all(&data[have as usize..]).await.expect("rest");
+    send.finish().expect("finish");
+    assert!(matches!(read(&mut recv).await, Message::BlobStored { hash: h } if h == hash));
+    assert_eq!(std::fs::read(parent.blobs.get(&hash).expect("stored")).expect("read"), data);
+    assert_eq!(parent.store.with(|s| s.received.clone()), vec![(hash, data.len() as u64)]);
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_transfer_resumes_at_the_last_whole_chunk() {
+    let parent = start_parent(Tier::City);
+    let data = test_data(5 * CHUNK as usize);
+    let hash = BlobHash::from(blake3::hash(&data));
+    let identity = NodeIdentity::generate("c").expect("id");
+    let conn = raw_child(parent.addr, info(Tier::School, "cut-school"), &identity).await;
+    let (mut send, _recv, _) = offer(&conn, hash, &data).await;
+    send.write_all(&data[..(2 * CHUNK + CHUNK / 2) as usize]).await.expect("part");
+    eventually("two chunks verified at the parent", || parent.blobs.partial_len(&hash) == 2 * CHUNK).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The link dies mid-chunk.
+    conn.close(0u32.into(), b"cut");
+    drop(send);
+    let conn = raw_child(parent.addr, info(Tier::School, "cut-school"), &identity).await;
+    // Until the parent notices the dead stream, the blob is busy; then the offer resumes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let have = loop {
+        let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+        let mut b = ManifestBuilder::new();
+        b.update(&data);
+        let msg = Message::BlobOffer { hash, size: data.len() as u64, manifest: b.finish().1.cvs };
+        send.write_all(&protocol::encode(&msg).expect("encode")).await.expect("offer");
+        match read(&mut recv).await {
+            Message::BlobState { have, complete: false } => break have,
+            Message::Error { code: ErrorCode::Busy, .. } if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    };
+    assert_eq!(have, 2 * CHUNK, "at most the half chunk in flight is sent again");
+    parent.cancel.cancel();
+}
+

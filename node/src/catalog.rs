@@ -255,6 +255,11 @@ pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result
                    closes_at = excluded.closes_at, requires_standard = excluded.requires_standard, entries = excluded.entries, awards = excluded.awards",
                 params![c.id, c.title, c.description, c.opens_at, c.closes_at, c.requires_standard, json(&c.entries), json(&c.awards), origin_node, origin_name],
             )?;
+            // Competition entries go up first.
+            tx.execute(
+                "UPDATE uploads SET priority = 1 WHERE done_at IS NULL AND lesson_id IN (SELECT value FROM json_each(?1))",
+                [json(&c.entries)],
+            )?;
             true
         }
         Kind::Lesson => return Err(DocError::BadDocument("a lesson is not a catalog document".into())),

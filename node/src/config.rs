@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use youke_federation::Tier;
+use youke_federation::rate::{RateSchedule, parse_utc_offset};
 
 pub const CONFIG_FILE: &str = "youke.toml";
 
@@ -40,10 +41,19 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-#[derive(Default)]
 pub struct LinkConfig {
-    /// Upload rate limit for media going to the parent, e.g. "2Mbit/s"; unlimited when unset.
+    /// Rate schedule for media going to the parent, e.g. "2Mbit/s" or
+    /// "08:00-17:30 2Mbit/s, otherwise unlimited"; unlimited when unset. Changeable at runtime
+    /// with `youke link rate` or `PUT /api/v1/link`.
     pub upload_rate: Option<String>,
+    /// The local time zone of the schedule's windows, as a UTC offset.
+    pub utc_offset: String,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig { upload_rate: None, utc_offset: "+08:00".into() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,8 +112,9 @@ impl Config {
             return Err("a province node has no parent; remove `parent`".into());
         }
         if let Some(rate) = &self.link.upload_rate {
-            parse_rate(rate)?;
+            rate.parse::<RateSchedule>().map_err(|e| format!("link.upload_rate: {e}"))?;
         }
+        parse_utc_offset(&self.link.utc_offset).map_err(|e| format!("link.utc_offset: {e}"))?;
         Ok(())
     }
 
@@ -128,15 +139,20 @@ impl Config {
             self.parent = (!v.is_empty()).then_some(v);
         }
         if let Some(v) = get("YOUKE_UPLOAD_RATE") {
-            parse_rate(&v).map_err(|message| ConfigError::Env { name: "YOUKE_UPLOAD_RATE", value: v.clone(), message })?;
+            v.parse::<RateSchedule>().map_err(|message| ConfigError::Env { name: "YOUKE_UPLOAD_RATE", value: v.clone(), message })?;
             self.link.upload_rate = (!v.is_empty()).then_some(v);
         }
         Ok(())
     }
 
-    /// The upload limit in bytes per second, if set.
-    pub fn upload_rate_bytes(&self) -> Option<u64> {
-        self.link.upload_rate.as_deref().and_then(|r| parse_rate(r).ok())
+    /// The configured media rate schedule (unlimited when unset).
+    pub fn upload_schedule(&self) -> RateSchedule {
+        self.link.upload_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or_default()
+    }
+
+    /// The schedule's UTC offset in seconds.
+    pub fn utc_offset_secs(&self) -> i32 {
+        parse_utc_offset(&self.link.utc_offset).unwrap_or(8 * 3600)
     }
 
     /// Writes the config as `youke.toml` in `data_dir` (temp file, fsync, rename).
@@ -155,34 +171,6 @@ impl Config {
     }
 }
 
-/// Parses a rate such as `2Mbit/s`, `500kbit/s`, `1.5MB/s` or `250000` (bytes/s) into bytes per
-/// second. Zero or empty means unlimited and is refused here; leave the key out instead.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let t = s.trim().replace(' ', "");
-    let lower = t.to_ascii_lowercase();
-    let body = lower.strip_suffix("/s").or_else(|| lower.strip_suffix("ps")).unwrap_or(&lower);
-    let units: [(&str, f64); 8] = [
-        ("gbit", 1e9 / 8.0),
-        ("mbit", 1e6 / 8.0),
-        ("kbit", 1e3 / 8.0),
-        ("bit", 1.0 / 8.0),
-        ("gb", 1e9),
-        ("mb", 1e6),
-        ("kb", 1e3),
-        ("b", 1.0),
-    ];
-    let (num, factor) = units
-        .iter()
-        .find_map(|(u, f)| body.strip_suffix(u).map(|n| (n, *f)))
-        .unwrap_or((body, 1.0));
-    let value: f64 = num.parse().map_err(|_| format!("{s:?} is not a rate; write it like 2Mbit/s, 500kbit/s or 1MB/s"))?;
-    let bytes = (value * factor).round();
-    if !(bytes >= 1.0 && bytes.is_finite()) {
-        return Err(format!("{s:?} is not a positive rate"));
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,14 +182,13 @@ mod tests {
     }
 
     #[test]
-    fn rates_parse_in_operator_units() {
-        assert_eq!(parse_rate("2Mbit/s"), Ok(250_000));
-        assert_eq!(parse_rate("500 kbit/s"), Ok(62_500));
-        assert_eq!(parse_rate("1MB/s"), Ok(1_000_000));
-        assert_eq!(parse_rate("4096"), Ok(4096));
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("-3Mbit/s").is_err());
+    fn upload_rate_takes_a_schedule() {
+        let c = Config::parse("[link]\nupload_rate = \"08:00-17:30 2Mbit/s, otherwise unlimited\"").expect("parses");
+        assert_eq!(c.upload_schedule().to_string(), "08:00-17:30 2Mbit/s, otherwise unlimited");
+        assert_eq!(c.utc_offset_secs(), 8 * 3600);
+        let err = Config::parse("[link]\nupload_rate = \"08:00-17:30 fast\"").unwrap_err();
+        assert!(err.contains("link.upload_rate"), "{err}");
+        assert!(Config::parse("[link]\nutc_offset = \"Beijing\"").unwrap_err().contains("utc_offset"));
     }
 
     #[test]

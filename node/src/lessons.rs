@@ -209,15 +209,34 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
             compliance
         ],
     )?;
-    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &l.media)
-        && goes_up(l.share_level, parent)
-    {
-        tx.execute(
-            "INSERT INTO uploads (hash, size, enqueued_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
-            params![m.hash, m.size as i64, now_ms()],
-        )?;
+    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &l.media) {
+        queue_upload(tx, &l.id, m, l.share_level, parent)?;
     }
     Ok(Routing { origin_node: l.origin_node, share: l.share_level, published: false })
+}
+
+/// Keeps the upload queue in step with a lesson's share level: its media is queued for the parent
+/// when the level reaches the parent's tier (competition entries first, then by share time), and
+/// dropped from the queue, if not sent yet, when the level falls below it and no other lesson
+/// going up uses the same file.
+fn queue_upload(tx: &Transaction<'_>, lesson: &str, m: &MediaRef, share: Tier, parent: Tier) -> Result<(), DocError> {
+    if goes_up(share, parent) {
+        tx.execute(
+            "INSERT INTO uploads (hash, size, enqueued_at, lesson_id, priority)
+             VALUES (?1, ?2, ?3, ?4, EXISTS (SELECT 1 FROM competitions c, json_each(c.entries) e WHERE e.value = ?4))
+             ON CONFLICT (hash) DO UPDATE SET priority = MAX(priority, excluded.priority)",
+            params![m.hash, m.size as i64, now_ms(), lesson],
+        )?;
+    } else {
+        let levels: Vec<&str> = Tier::ALL.iter().filter(|t| goes_up(**t, parent)).map(|t| t.as_str()).collect();
+        tx.execute(
+            "DELETE FROM uploads WHERE hash = ?1 AND done_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM lessons l WHERE l.media_hash = ?1 AND l.id <> ?2
+                               AND l.share_level IN (SELECT value FROM json_each(?3)))",
+            params![m.hash, lesson, serde_json::to_string(&levels).unwrap_or_default()],
+        )?;
+    }
+    Ok(())
 }
 
 /// Saves a locally changed lesson document and returns the lesson.
@@ -507,6 +526,47 @@ mod tests {
         let changed = store.read(|c| changed_since(c, 1, 10)).expect("changed");
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].1, 2);
+    }
+
+    #[test]
+    fn the_upload_queue_follows_share_levels_with_competition_entries_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db")).expect("open");
+        let w = writer(Tier::School, true);
+        let lesson_with = |hash: &str| NewLesson { media: Some(MediaRef { hash: hash.repeat(32), size: 10, mime: "video/mp4".into() }), ..new_lesson() };
+        let mut ids = Vec::new();
+        for h in ["a1", "b2", "c3"] {
+            let id = uuid::Uuid::new_v4().to_string();
+            store.write(|tx| save(tx, &w, &mut new_document(&w, &id, &lesson_with(h))?)).expect("save");
+            store.write(|tx| set_share_level(tx, &w, &id, Tier::City)).expect("share");
+            ids.push(id);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let order = |store: &Store| -> Vec<String> {
+            store
+                .read(|c| {
+                    let mut st = c.prepare("SELECT lesson_id FROM uploads WHERE done_at IS NULL ORDER BY priority DESC, enqueued_at")?;
+                    let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                    Ok::<_, DocError>(rows)
+                })
+                .expect("order")
+        };
+        assert_eq!(order(&store), ids, "by share time");
+        // The third lesson enters a competition: it goes first.
+        let comp = crate::catalog::Competition { title: "优质课评选".into(), entries: vec![ids[2].clone()], ..serde_json::from_str(r#"{"title":"x"}"#).expect("defaults") };
+        store.write(|tx| crate::catalog::create_competition(tx, &w, &comp)).expect("competition");
+        assert_eq!(order(&store), vec![ids[2].clone(), ids[0].clone(), ids[1].clone()]);
+        // Unsharing the first removes its pending upload; sharing again queues it anew.
+        store.write(|tx| set_share_level(tx, &w, &ids[0], Tier::School)).expect("unshare");
+        assert_eq!(order(&store), vec![ids[2].clone(), ids[1].clone()]);
+        store.write(|tx| set_share_level(tx, &w, &ids[0], Tier::Province)).expect("reshare");
+        assert_eq!(order(&store), vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+        // A file used by another lesson that still goes up stays queued.
+        let twin = uuid::Uuid::new_v4().to_string();
+        store.write(|tx| save(tx, &w, &mut new_document(&w, &twin, &lesson_with("b2"))?)).expect("twin");
+        store.write(|tx| set_share_level(tx, &w, &twin, Tier::City)).expect("share twin");
+        store.write(|tx| set_share_level(tx, &w, &ids[1], Tier::School)).expect("unshare one");
+        assert_eq!(count(&store, &format!("SELECT COUNT(*) FROM uploads WHERE hash = '{}'", "b2".repeat(32))), 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   competitions.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
 //! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
+//! - [`link_settings`]: the uplink's media rate schedule (config, API, CLI) and blob housekeeping.
 //! - [`indexer`]: keeps the search index up to date with the database.
 //! - [`http`]: the portal pages and the JSON API.
 //! - [`node`]: the composition root that starts and stops all of the above.
@@ -21,6 +22,7 @@ pub mod http;
 pub mod import;
 pub mod indexer;
 pub mod lessons;
+pub mod link_settings;
 pub mod node;
 pub mod replication;
 pub mod status;

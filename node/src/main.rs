@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use youke_federation::{NodeIdentity, Tier};
-use youke_node::config::{CONFIG_FILE, Config, parse_rate};
+use youke_federation::rate::RateSchedule;
+use youke_node::config::{CONFIG_FILE, Config};
 use youke_node::import::{ImportMeta, import_file, share};
 use youke_node::{Node, NodeCtx, status};
 
@@ -43,7 +44,8 @@ enum Command {
         /// Federation (QUIC/UDP) listen address.
         #[arg(long)]
         quic: Option<SocketAddr>,
-        /// Rate limit for media going to the parent, e.g. 2Mbit/s.
+        /// Rate schedule for media going to the parent, e.g. 2Mbit/s or
+        /// "08:00-17:30 2Mbit/s, otherwise unlimited".
         #[arg(long)]
         upload_rate: Option<String>,
         /// Overwrite an existing config file (the database and identity are kept).
@@ -81,12 +83,18 @@ enum Command {
         #[arg(long, value_parser = parse_tier)]
         to: Tier,
     },
-    /// Show role, parent link, lesson and media counts, pending replication.
+    /// Show role, parent link, lesson and media counts, pending replication and transfers.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Follow the running node: refresh every second with progress bars for transfers.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
     },
+    /// The link to the parent: show or change its media rate schedule.
+    #[command(subcommand)]
+    Link(LinkCommand),
     /// Benchmarks (results for docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -98,6 +106,21 @@ enum Command {
         /// Province portal port; the city uses +1 and the school +2.
         #[arg(long, default_value_t = 8380)]
         base_port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LinkCommand {
+    /// Show the schedule in force and the rate right now.
+    Show,
+    /// Set the media rate schedule, e.g. "08:00-17:30 2Mbit/s, otherwise unlimited", "off" or
+    /// "unlimited". Applies within a second if the node runs, and is kept across restarts.
+    Rate {
+        #[arg(required_unless_present = "reset")]
+        schedule: Option<String>,
+        /// Go back to the schedule in youke.toml.
+        #[arg(long, conflicts_with = "schedule")]
+        reset: bool,
     },
 }
 
@@ -155,7 +178,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{} already exists; this node is initialized (use --force to rewrite its config)", path.display());
             }
             if let Some(r) = &upload_rate {
-                parse_rate(r).map_err(anyhow::Error::msg)?;
+                r.parse::<RateSchedule>().map_err(anyhow::Error::msg)?;
             }
             if role == Tier::Province && parent.is_some() {
                 bail!("a province node has no parent; drop --parent");
@@ -237,14 +260,31 @@ fn run(cli: Cli) -> Result<()> {
             println!("{} «{}» is now shared at {} level", lesson.id, lesson.title, lesson.share_level);
             Ok(())
         }
-        Command::Status { json } => {
+        Command::Status { json, watch } => {
             let ctx = NodeCtx::open_dir(&cli.data)?;
-            let s = status::collect(&ctx, youke_node::node::is_serving(&cli.data))?;
+            if watch {
+                return watch_status(&ctx);
+            }
+            let s = current_status(&ctx)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 print!("{}", status::render(&s));
             }
+            Ok(())
+        }
+        Command::Link(cmd) => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let shown = match cmd {
+                LinkCommand::Show => youke_node::link_settings::show(&ctx)?,
+                LinkCommand::Rate { reset: true, .. } => youke_node::link_settings::set(&ctx, None)?,
+                LinkCommand::Rate { schedule, .. } => {
+                    let text = schedule.unwrap_or_default();
+                    let parsed: RateSchedule = text.parse().map_err(anyhow::Error::msg)?;
+                    youke_node::link_settings::set(&ctx, Some(&parsed))?
+                }
+            };
+            println!("media rate schedule: {} (from {}; now {}; times in UTC{})", shown.upload_schedule, shown.source, shown.current_rate, shown.utc_offset);
             Ok(())
         }
         Command::Bench(BenchCommand::Sync { dir, catalog, changes, join }) => runtime()?.block_on(async move {
@@ -264,6 +304,85 @@ fn run(cli: Cli) -> Result<()> {
             youke_node::demo::run(youke_node::demo::DemoOptions { dir, base_port }, cancel).await?;
             Ok(())
         }),
+    }
+}
+
+/// The node's status: from the running node (with its live transfers) when it serves, else
+/// read from the database.
+fn current_status(ctx: &NodeCtx) -> Result<status::Status> {
+    if youke_node::node::is_serving(&ctx.data_dir) {
+        match fetch_status(ctx) {
+            Ok(s) => return Ok(s),
+            Err(e) => tracing::warn!(error = %e, "cannot ask the running node; showing what the database says"),
+        }
+    }
+    Ok(status::collect(ctx, youke_node::node::is_serving(&ctx.data_dir))?)
+}
+
+fn fetch_status(ctx: &NodeCtx) -> Result<status::Status> {
+    let mut addr = ctx.config.http;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(5))).build().into();
+    let mut resp = agent.get(&format!("http://{addr}/api/v1/status")).call().with_context(|| format!("cannot reach the node's API at {addr}"))?;
+    resp.body_mut().read_json().context("the node's API answered something unexpected")
+}
+
+/// `youke status --watch`: the status text above one progress bar per running transfer,
+/// refreshed every second until Ctrl-C.
+fn watch_status(ctx: &NodeCtx) -> Result<()> {
+    use indicatif::MultiProgress;
+    use std::collections::HashMap;
+    if !youke_node::node::is_serving(&ctx.data_dir) {
+        bail!("this node is not running; start it with `youke serve` (--watch follows a running node)");
+    }
+    let multi = MultiProgress::new();
+    let header = multi.add(ProgressBar::new_spinner());
+    header.set_style(ProgressStyle::with_template("{wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let style = ProgressStyle::with_template("{prefix:>24} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut bars: HashMap<u64, ProgressBar> = HashMap::new();
+    loop {
+        match fetch_status(ctx) {
+            Ok(s) => {
+                let mut plain = s.clone();
+                plain.transfers.clear();
+                let mut text = status::render(&plain);
+                if text.ends_with('\n') {
+                    text.pop();
+                }
+                header.set_message(text);
+                let live: Vec<u64> = s.transfers.iter().map(|t| t.id).collect();
+                bars.retain(|id, bar| {
+                    let keep = live.contains(id);
+                    if !keep {
+                        bar.finish_and_clear();
+                        multi.remove(bar);
+                    }
+                    keep
+                });
+                for t in &s.transfers {
+                    let bar = bars.entry(t.id).or_insert_with(|| {
+                        let b = multi.add(ProgressBar::new(t.size));
+                        b.set_style(style.clone());
+                        let what = match t.direction {
+                            youke_federation::transfers::Direction::Upload => "↑",
+                            youke_federation::transfers::Direction::Receive => "↓",
+                            youke_federation::transfers::Direction::Fetch => "⇣",
+                            youke_federation::transfers::Direction::Serve => "⇡",
+                        };
+                        b.set_prefix(format!("{what} {} {}", &t.hash[..8.min(t.hash.len())], t.peer));
+                        b
+                    });
+                    bar.set_length(t.size);
+                    bar.set_position(t.done);
+                }
+            }
+            Err(e) => header.set_message(format!("{e:#}")),
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 

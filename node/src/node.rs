@@ -17,6 +17,8 @@ use tracing::info;
 use youke_federation::blobs::BlobError;
 use youke_federation::link::{ChildAcceptor, LinkError, Uplink, bind_endpoint};
 use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
+use youke_federation::rate::RateLimiter;
+use youke_federation::transfers::Transfers;
 use youke_federation::{BlobStore, NodeIdentity};
 use youke_search::{LessonIndex, SearchError};
 
@@ -69,6 +71,10 @@ pub struct NodeCtx {
     pub wake_indexer: Arc<Notify>,
     /// What crossed this node's links since it started.
     pub counters: Arc<youke_federation::link::LinkCounters>,
+    /// Paces media going to the parent by the link's rate schedule.
+    pub limiter: Arc<RateLimiter>,
+    /// Blob transfers running now, with their progress.
+    pub transfers: Arc<Transfers>,
 }
 
 impl std::fmt::Debug for NodeCtx {
@@ -93,6 +99,8 @@ impl NodeCtx {
             Ok(id)
         })?;
         let blobs = BlobStore::open(data_dir.join("media"))?;
+        let schedule = crate::link_settings::override_of(&store)?.unwrap_or_else(|| config.upload_schedule());
+        let limiter = Arc::new(RateLimiter::new(schedule, config.utc_offset_secs()));
         let writer = Writer {
             node_id,
             node_name: config.name.clone(),
@@ -108,6 +116,8 @@ impl NodeCtx {
             wake_uplink: Arc::new(Notify::new()),
             wake_indexer: Arc::new(Notify::new()),
             counters: Arc::default(),
+            limiter,
+            transfers: Transfers::new(),
         })
     }
 
@@ -210,6 +220,8 @@ impl Node {
         let mut tasks = JoinSet::new();
         let link_store: Arc<dyn youke_federation::link::LinkStore> = Arc::new(NodeLinkStore::new(Arc::clone(&ctx)));
 
+        // 0. Link settings and blob housekeeping.
+        tasks.spawn(crate::link_settings::run(Arc::clone(&ctx), cancel.clone()));
         // 1. Search indexer, so the portal answers with current data.
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.
@@ -231,6 +243,7 @@ impl Node {
                 blobs: ctx.blobs.clone(),
                 max_blob_size: cfg.limits.max_blob_bytes,
                 counters: Arc::clone(&ctx.counters),
+                transfers: Arc::clone(&ctx.transfers),
             };
             tasks.spawn(acceptor.run(cancel.clone()));
             info!(%quic_addr, "accepting child nodes");
@@ -243,8 +256,9 @@ impl Node {
                 store: Arc::clone(&link_store),
                 blobs: ctx.blobs.clone(),
                 wake: Arc::clone(&ctx.wake_uplink),
-                upload_rate: cfg.upload_rate_bytes(),
+                limiter: Arc::clone(&ctx.limiter),
                 counters: Arc::clone(&ctx.counters),
+                transfers: Arc::clone(&ctx.transfers),
             };
             tasks.spawn(uplink.run(cancel.clone()));
             info!(%parent, "linking to parent");

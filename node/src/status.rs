@@ -3,10 +3,11 @@
 use crate::node::{NodeCtx, NodeError};
 use crate::store::now_ms;
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
+use youke_federation::transfers::TransferInfo;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub node_id: String,
     pub name: String,
@@ -24,9 +25,31 @@ pub struct Status {
     pub pending_docs: u64,
     /// This node's newest change sequence number.
     pub doc_seq: u64,
+    /// The first media uploads in queue order (competition entries first, then by share time).
+    pub upload_queue: Vec<QueuedUpload>,
+    /// Blob transfers running now (only known to the serving process).
+    pub transfers: Vec<TransferInfo>,
+    /// The media rate schedule of the link to the parent.
+    pub link: crate::link_settings::LinkSettings,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedUpload {
+    pub hash: String,
+    pub lesson_id: Option<String>,
+    pub title: Option<String>,
+    pub size: u64,
+    pub priority: i64,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// Milliseconds until the next attempt (0 when due).
+    pub next_attempt_in_ms: i64,
+}
+
+/// How many queued uploads the status lists.
+const QUEUE_SHOWN: usize = 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParentLink {
     pub addr: String,
     pub state: String,
@@ -42,7 +65,7 @@ pub struct ParentLink {
     pub down_seq: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildLink {
     pub node_id: String,
     pub name: String,
@@ -145,7 +168,29 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             p.last_sync_ms_ago = last_sync.map(|t| now - t);
         }
         let doc_seq = crate::store::meta_get(c, "doc_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut stmt = c.prepare(
+            "SELECT u.hash, u.lesson_id, (SELECT title FROM lessons l WHERE l.id = u.lesson_id), u.size, u.priority, u.attempts,
+                    u.last_error, MAX(0, u.next_attempt_at - ?1)
+             FROM uploads u WHERE u.done_at IS NULL ORDER BY u.priority DESC, u.enqueued_at LIMIT ?2",
+        )?;
+        let upload_queue = stmt
+            .query_map(rusqlite::params![now, QUEUE_SHOWN as i64], |r| {
+                Ok(QueuedUpload {
+                    hash: r.get(0)?,
+                    lesson_id: r.get(1)?,
+                    title: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    priority: r.get(4)?,
+                    attempts: r.get(5)?,
+                    last_error: r.get(6)?,
+                    next_attempt_in_ms: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Status {
+            upload_queue,
+            transfers: ctx.transfers.snapshot(),
+            link: crate::link_settings::show(ctx)?,
             doc_seq,
             node_id: ctx.writer.node_id.clone(),
             name: ctx.writer.node_name.clone(),
@@ -217,6 +262,20 @@ pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> S
     gauge("youke_link_doc_bytes_total", "Bytes of document changes moved over links.", "counter", dir(C::get(&counters.doc_bytes_sent), C::get(&counters.doc_bytes_received)));
     gauge("youke_link_blob_bytes_total", "Bytes of media moved over links.", "counter", dir(C::get(&counters.blob_bytes_sent), C::get(&counters.blob_bytes_received)));
     gauge("youke_link_blobs_total", "Media blobs moved over links, verified.", "counter", dir(C::get(&counters.blobs_sent), C::get(&counters.blobs_received)));
+    let t_labels = |t: &TransferInfo| {
+        let dir = serde_json::to_value(t.direction).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        format!("{{hash=\"{}\",direction=\"{dir}\",peer=\"{}\"}}", label(&t.hash), label(&t.peer))
+    };
+    gauge("youke_transfers_active", "Blob transfers running now.", "gauge", one(s.transfers.len() as f64));
+    gauge("youke_transfer_done_bytes", "Bytes of the blob held so far, per running transfer.", "gauge", s.transfers.iter().map(|t| (t_labels(t), t.done as f64)).collect());
+    gauge("youke_transfer_size_bytes", "Size of the blob, per running transfer.", "gauge", s.transfers.iter().map(|t| (t_labels(t), t.size as f64)).collect());
+    gauge("youke_transfer_rate_bytes_per_second", "Rate of the running transfer over this attempt.", "gauge", s.transfers.iter().map(|t| (t_labels(t), t.rate)).collect());
+    gauge(
+        "youke_transfer_eta_seconds",
+        "Seconds to completion at the current rate.",
+        "gauge",
+        s.transfers.iter().filter_map(|t| t.eta_secs.map(|e| (t_labels(t), e))).collect(),
+    );
     o
 }
 
@@ -258,7 +317,42 @@ pub fn render(s: &Status) -> String {
         human_bytes(s.pending_upload_bytes),
         s.pending_docs
     );
+    if s.parent.is_some() {
+        let _ = writeln!(o, "rate      {} (now {}, from {}, times in UTC{})", s.link.upload_schedule, s.link.current_rate, s.link.source, s.link.utc_offset);
+    }
+    for u in &s.upload_queue {
+        let title = u.title.as_deref().unwrap_or("(unknown lesson)");
+        let first = if u.priority > 0 { " [competition]" } else { "" };
+        let retry = match (&u.last_error, u.attempts) {
+            (Some(e), n) if n > 0 => format!(", failed {n}x, retry in {:.0}s: {e}", u.next_attempt_in_ms as f64 / 1000.0),
+            _ => String::new(),
+        };
+        let _ = writeln!(o, "queued    {title} ({}){first}{retry}", human_bytes(u.size));
+    }
+    for t in &s.transfers {
+        let _ = writeln!(o, "transfer  {}", transfer_line(t));
+    }
     o
+}
+
+/// One line about a running transfer: what, how far, how fast, how long to go.
+pub fn transfer_line(t: &TransferInfo) -> String {
+    let pct = if t.size > 0 { t.done as f64 * 100.0 / t.size as f64 } else { 100.0 };
+    let eta = t.eta_secs.map(|e| format!(", {:.0}s left", e)).unwrap_or_default();
+    let verb = match t.direction {
+        youke_federation::transfers::Direction::Upload => "to",
+        youke_federation::transfers::Direction::Receive => "from",
+        youke_federation::transfers::Direction::Fetch => "fetching from",
+        youke_federation::transfers::Direction::Serve => "serving",
+    };
+    format!(
+        "{} {verb} {}: {} of {} ({pct:.0}%) at {}/s{eta}",
+        &t.hash[..12.min(t.hash.len())],
+        t.peer,
+        human_bytes(t.done),
+        human_bytes(t.size),
+        human_bytes(t.rate as u64)
+    )
 }
 
 #[cfg(test)]

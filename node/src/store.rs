@@ -171,6 +171,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX uploads_pending ON uploads (done_at, priority DESC, enqueued_at);
     "#,
+    // 2: the lesson an upload is for (shown in progress, dropped when the lesson is unshared).
+    r#"
+    ALTER TABLE uploads ADD COLUMN lesson_id TEXT;
+    "#,
 ];
 
 /// Schema version this binary writes.

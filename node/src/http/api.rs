@@ -176,6 +176,31 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<crate::status:
     Ok(Json(s))
 }
 
+/// Running blob transfers with bytes done, rate and ETA.
+pub async fn transfers(State(state): State<AppState>) -> Json<Vec<youke_federation::transfers::TransferInfo>> {
+    Json(state.ctx.transfers.snapshot())
+}
+
+pub async fn get_link(State(state): State<AppState>) -> Result<Json<crate::link_settings::LinkSettings>, ApiError> {
+    Ok(Json(blocking(&state, |ctx| Ok(crate::link_settings::show(ctx)?)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LinkBody {
+    /// The new media rate schedule, e.g. "08:00-17:30 2Mbit/s, otherwise unlimited"; `null` goes
+    /// back to the config file's.
+    pub upload_schedule: Option<String>,
+}
+
+/// Changes the media rate schedule of the link to the parent, at once and across restarts.
+pub async fn put_link(State(state): State<AppState>, Json(body): Json<LinkBody>) -> Result<Json<crate::link_settings::LinkSettings>, ApiError> {
+    let schedule = match body.upload_schedule.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<youke_federation::rate::RateSchedule>().map_err(ApiError::BadRequest)?),
+    };
+    Ok(Json(blocking(&state, move |ctx| Ok(crate::link_settings::set(ctx, schedule.as_ref())?)).await?))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct RatingBody {
     pub user: String,

@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/search", get(api::search))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/federation", get(api::federation))
+        .route("/api/v1/link", get(api::get_link).put(api::put_link))
+        .route("/api/v1/transfers", get(api::transfers))
         .route("/metrics", get(api::metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .with_state(state)
@@ -76,6 +78,12 @@ impl From<NodeError> for ApiError {
                 ApiError::Internal(other.to_string())
             }
         }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(NodeError::from(e))
     }
 }
 
