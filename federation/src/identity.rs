@@ -104,6 +104,14 @@ impl NodeIdentity {
         vec![CertificateDer::from(self.cert_der.clone())]
     }
 
+    /// The key of QUIC stateless resets, derived from the node's private key so that it stays
+    /// the same across restarts: after a crash, the restarted node can tell its peers at once
+    /// that their old connection is gone, instead of leaving them to wait for the idle timeout.
+    pub fn stateless_reset_key(&self) -> ring::hmac::Key {
+        let secret = blake3::derive_key("youke 2026-11 QUIC stateless reset key", &self.key_der);
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
+    }
+
     fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
     }

@@ -205,6 +205,8 @@ const RECONCILE_FIRST: Duration = Duration::from_secs(20);
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
 /// Buckets compared per anti-entropy request, so entry lists stay well below the frame limit.
 const RECONCILE_BUCKETS_PER_REQUEST: usize = 4;
+/// How soon to offer a blob again that the parent is still receiving on a dead link.
+const BUSY_RETRY: Duration = Duration::from_millis(300);
 /// Bytes read and written per step when streaming a blob.
 const BLOB_PIECE: usize = 1 << 20;
 /// Smaller steps when the link is rate limited, so pacing stays smooth.
@@ -222,6 +224,10 @@ fn transport() -> Arc<quinn::TransportConfig> {
     t.stream_receive_window((8u32 << 20).into());
     t.receive_window((16u32 << 20).into());
     t.send_window(16 << 20);
+    // School uplinks lose packets for reasons other than congestion (Wi-Fi, shared DSL): BBR
+    // paces by measured bandwidth and RTT instead of halving on every loss as CUBIC does, which
+    // keeps a lossy 10 Mbit/s link full (tests/tests/media_link.rs).
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     Arc::new(t)
 }
 
@@ -229,11 +235,42 @@ fn transport() -> Arc<quinn::TransportConfig> {
 pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity) -> Result<Endpoint, LinkError> {
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(identity.quic_server_config(protocol::ALPN)?));
     server.transport_config(transport());
-    let mut endpoint = Endpoint::server(server, addr)?;
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
+    let mut config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+    // Random connection ids that a restarted node does not reject as foreign (quinn's default
+    // generator signs its ids with a per-process key, so packets for the previous life of the
+    // node would be dropped silently instead of answered with a stateless reset).
+    config.cid_generator(|| Box::new(RandomCids(ring::rand::SystemRandom::new())));
+    let mut endpoint = Endpoint::new(config, Some(server), socket, runtime)?;
     let mut client = quinn::ClientConfig::new(Arc::new(identity.quic_client_config(protocol::ALPN)?));
     client.transport_config(transport());
     endpoint.set_default_client_config(client);
     Ok(endpoint)
+}
+
+/// Connection ids of 8 random bytes.
+struct RandomCids(ring::rand::SystemRandom);
+
+impl quinn::ConnectionIdGenerator for RandomCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        let mut id = [0u8; 8];
+        if ring::rand::SecureRandom::fill(&self.0, &mut id).is_err() {
+            // The OS random source failing is not recoverable in any useful way; fall back to
+            // a clock-derived id rather than a constant one.
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            id = blake3::hash(&t.to_le_bytes()).as_bytes()[..8].try_into().unwrap_or([1; 8]);
+        }
+        quinn::ConnectionId::new(&id)
+    }
+
+    fn cid_len(&self) -> usize {
+        8
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// TLS alert 120, no_application_protocol: the peer offered no ALPN this node speaks, which is
@@ -552,6 +589,15 @@ impl Uplink {
                     blocking(&self.store, move |s| s.blob_upload_done(&p, &job.hash)).await?;
                     info!(hash = %job.hash, size = job.size, "blob replicated to parent");
                 }
+                Err(LinkError::Remote { code: ErrorCode::Busy, .. }) => {
+                    // The parent still holds this blob's stream from a link that just died; it
+                    // frees it within moments. Not a failure: try again shortly.
+                    debug!(hash = %job.hash, "parent busy with this blob; retrying shortly");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(BUSY_RETRY) => {}
+                    }
+                }
                 Err(e @ (LinkError::Remote { .. } | LinkError::Io(_) | LinkError::Blob(_))) => {
                     let reason = e.to_string();
                     warn!(hash = %job.hash, %reason, "blob upload failed; will retry");
@@ -639,6 +685,13 @@ async fn send_file_range(
     Ok(())
 }
 
+/// The current connection of each child, by node id.
+type LiveChildren = Arc<std::sync::Mutex<std::collections::HashMap<String, Connection>>>;
+
+fn lock_live(live: &LiveChildren) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Connection>> {
+    live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The parent's side: accepts children's links and serves their requests.
 pub struct ChildAcceptor {
     pub endpoint: Endpoint,
@@ -654,6 +707,7 @@ pub struct ChildAcceptor {
 impl ChildAcceptor {
     pub async fn run(self, cancel: CancellationToken) {
         let this = Arc::new(self);
+        let live: LiveChildren = Arc::default();
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut conns = JoinSet::new();
         loop {
@@ -669,11 +723,12 @@ impl ChildAcceptor {
             };
             let this = Arc::clone(&this);
             let cancel = cancel.child_token();
+            let live = Arc::clone(&live);
             conns.spawn(async move {
                 let remote = incoming.remote_address();
                 let result = tokio::select! {
                     _ = cancel.cancelled() => Ok(()),
-                    r = this.serve_connection(incoming) => r,
+                    r = this.serve_connection(incoming, live) => r,
                 };
                 if let Err(e) = result {
                     info!(%remote, error = %e, "child link ended");
@@ -684,7 +739,7 @@ impl ChildAcceptor {
         conns.shutdown().await;
     }
 
-    async fn serve_connection(self: &Arc<Self>, incoming: quinn::Incoming) -> Result<(), LinkError> {
+    async fn serve_connection(self: &Arc<Self>, incoming: quinn::Incoming, live: LiveChildren) -> Result<(), LinkError> {
         let remote = incoming.remote_address();
         let conn = match tokio::time::timeout(MESSAGE_TIMEOUT, incoming).await {
             Err(_) => return Err(LinkError::Timeout("the TLS handshake")),
@@ -696,11 +751,27 @@ impl ChildAcceptor {
         };
         let child = self.handshake(&conn).await?;
         info!(child = %child.info.name, node_id = %child.info.node_id, addr = %child.addr, "child link up");
+        // A child that reconnects (it restarted, or its address changed) replaces its old link at
+        // once, rather than when that link's idle timeout finally notices: streams of the old link
+        // end, and the blobs they were receiving are free to resume on the new one.
+        let previous = lock_live(&live).insert(child.info.node_id.clone(), conn.clone());
+        if let Some(old) = previous {
+            info!(child = %child.info.name, "closing the child's previous link");
+            old.close(2u32.into(), b"replaced by a newer link");
+        }
         let c = child.clone();
         blocking(&self.store, move |s| s.child_link_state(&c, true)).await?;
         let result = self.serve_streams(&conn, &child).await;
+        let was_current = {
+            let mut map = lock_live(&live);
+            let current = map.get(&child.info.node_id).is_some_and(|c| c.stable_id() == conn.stable_id());
+            if current {
+                map.remove(&child.info.node_id);
+            }
+            current
+        };
         let c = child.clone();
-        if let Err(e) = blocking(&self.store, move |s| s.child_link_state(&c, false)).await {
+        if was_current && let Err(e) = blocking(&self.store, move |s| s.child_link_state(&c, false)).await {
             warn!(error = %e, "cannot record that a child link went down");
         }
         result
@@ -915,32 +986,20 @@ fn error_code(e: &LinkError) -> ErrorCode {
     }
 }
 
-/// Bytes queued between the network and the thread that checks and writes them.
-const RECEIVE_QUEUE: usize = 8;
-
-/// Reads raw blob bytes from `recv` to its end into `incoming`, which checks and writes each
-/// chunk on a blocking thread while the next bytes arrive. Completes the blob if all of it came;
+/// Reads raw blob bytes from `recv` to its end into `incoming`. Bytes are gathered into whole
+/// chunks; each chunk is checked and written (on the blocking pool) before the next is read, so
+/// what this node has taken off the stream but not yet kept is always less than one chunk (QUIC's
+/// flow-control window keeps the sender busy meanwhile). Completes the blob if all of it came;
 /// otherwise keeps the verified prefix and fails. Returns where the blob lives.
-pub async fn receive_into(mut incoming: Incoming, recv: &mut RecvStream, progress: &Transfer, counters: &LinkCounters) -> Result<std::path::PathBuf, LinkError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(RECEIVE_QUEUE);
-    let writer = tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf, BlobError> {
-        while let Some(bytes) = rx.blocking_recv() {
-            if let Err(e) = incoming.write(&bytes) {
-                let _ = incoming.sync();
-                return Err(e);
-            }
-        }
-        if incoming.is_complete() {
-            incoming.finish()
-        } else {
-            let (hash, have, size) = (incoming.hash(), incoming.have(), incoming.size());
-            incoming.sync()?;
-            Err(BlobError::Incomplete { hash, have, size })
-        }
-    });
+pub async fn receive_into(incoming: Incoming, recv: &mut RecvStream, progress: &Transfer, counters: &LinkCounters) -> Result<std::path::PathBuf, LinkError> {
+    let mut incoming = Some(incoming);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK as usize);
     let mut network: Result<(), LinkError> = Ok(());
     loop {
-        let chunk = match tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read_chunk(CHUNK as usize, true)).await {
+        let inc = incoming.as_ref().ok_or_else(|| LinkError::Protocol("receiver lost".into()))?;
+        let chunk_left = (CHUNK - (inc.have() + buf.len() as u64) % CHUNK) as usize;
+        let read = tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read_chunk(chunk_left, true)).await;
+        let bytes = match read {
             Err(_) => {
                 network = Err(LinkError::Timeout("blob bytes"));
                 break;
@@ -950,17 +1009,39 @@ pub async fn receive_into(mut incoming: Incoming, recv: &mut RecvStream, progres
                 break;
             }
             Ok(Ok(None)) => break,
-            Ok(Ok(Some(c))) => c,
+            Ok(Ok(Some(c))) => c.bytes,
         };
-        let n = chunk.bytes.len() as u64;
-        if tx.send(chunk.bytes).await.is_err() {
-            break; // The writer stopped on an error; it tells which below.
+        LinkCounters::add(&counters.blob_bytes_received, bytes.len() as u64);
+        buf.extend_from_slice(&bytes);
+        let chunk_end = inc.have() + buf.len() as u64;
+        if chunk_end.is_multiple_of(CHUNK) || chunk_end >= inc.size() {
+            let mut inc = incoming.take().ok_or_else(|| LinkError::Protocol("receiver lost".into()))?;
+            let data = std::mem::take(&mut buf);
+            let n = data.len() as u64;
+            let (inc, data, result) = tokio::task::spawn_blocking(move || {
+                let r = inc.write(&data);
+                (inc, data, r)
+            })
+            .await
+            .map_err(join_err)?;
+            result?;
+            progress.advance(n);
+            buf = data;
+            buf.clear();
+            incoming = Some(inc);
         }
-        LinkCounters::add(&counters.blob_bytes_received, n);
-        progress.advance(n);
     }
-    drop(tx);
-    let written = writer.await.map_err(join_err)?;
+    let mut inc = incoming.take().ok_or_else(|| LinkError::Protocol("receiver lost".into()))?;
+    let written = tokio::task::spawn_blocking(move || {
+        if inc.is_complete() {
+            return inc.finish();
+        }
+        let (hash, have, size) = (inc.hash(), inc.have(), inc.size());
+        inc.sync()?;
+        Err(BlobError::Incomplete { hash, have, size })
+    })
+    .await
+    .map_err(join_err)?;
     match (network, written) {
         (_, Ok(path)) => Ok(path),
         (Err(e), Err(BlobError::Incomplete { .. })) => Err(e),

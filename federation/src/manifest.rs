@@ -106,6 +106,10 @@ impl Manifest {
         if self.cvs.len() != want {
             return Err(ManifestError::Count { size: self.size, got: self.cvs.len(), want });
         }
+        if self.size == 0 {
+            // No chunk will arrive to be checked: the hash must be that of nothing.
+            return if BlobHash::from(blake3::hash(b"")) == *hash { Ok(()) } else { Err(ManifestError::Root) };
+        }
         if want == 0 {
             return Ok(()); // One chunk: checked against the hash itself.
         }
@@ -262,6 +266,10 @@ mod tests {
         assert!(matches!(short.verify(&hash), Err(ManifestError::Count { .. })));
         let other = BlobHash::from(blake3::hash(b"another blob"));
         assert_eq!(manifest.verify(&other), Err(ManifestError::Root));
+        // An empty blob cannot stand in for another hash.
+        let empty = Manifest { size: 0, cvs: Vec::new() };
+        assert_eq!(empty.verify(&other), Err(ManifestError::Root));
+        assert_eq!(empty.verify(&BlobHash::from(blake3::hash(b""))), Ok(()));
         // A one-chunk blob is checked against the hash itself.
         let small = data(500);
         let (h, m) = build(&small, 100);

@@ -155,7 +155,8 @@ fn init_logging(verbose: u8, default: &str) {
         1 => EnvFilter::new("youke=debug,youke_node=debug,youke_federation=debug,info"),
         _ => EnvFilter::new("trace"),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).init();
 }
 
 fn main() -> std::process::ExitCode {

@@ -64,8 +64,12 @@ impl LinkStore for NodeLinkStore {
                        parent_name = COALESCE(excluded.parent_name, link_state.parent_name), error = excluded.error,
                        updated_at = excluded.updated_at",
                     params![parent_addr, label, name, error, now_ms()],
-                )
-                .map_err(DbError::from)
+                )?;
+                if matches!(state, LinkState::Up { .. }) {
+                    // A new link is a new chance: uploads waiting out a backoff go now.
+                    tx.execute("UPDATE uploads SET next_attempt_at = 0 WHERE done_at IS NULL AND next_attempt_at > 0", [])?;
+                }
+                Ok::<_, DbError>(())
             })
             .map_err(boxed)?;
         Ok(())

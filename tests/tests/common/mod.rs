@@ -90,6 +90,14 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Freezes the process (SIGSTOP), so what it wrote can be read before it is killed.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill").args(["-STOP", &c.id().to_string()]).status().map(|s| s.success()).unwrap_or(false);
+            assert!(ok, "cannot SIGSTOP the server");
+        }
+    }
+
     /// SIGKILL, as a power cut or OOM kill would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
