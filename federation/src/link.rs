@@ -180,7 +180,7 @@ pub enum LinkError {
     Store(StoreError),
     #[error(transparent)]
     Blob(#[from] BlobError),
-    #[error("peer reported {code:?}: {message}")]
+    #[error("the other node reports: {message} ({code:?})")]
     Remote { code: ErrorCode, message: String },
     #[error("reading a local blob: {0}")]
     Io(#[from] std::io::Error),

@@ -112,3 +112,83 @@ async fn a_rate_schedule_changed_at_runtime_paces_a_running_transfer() {
     wait("the blob at the city", Duration::from_secs(30), || city.ctx.blobs.contains(&hash)).await;
     cancel.cancel();
 }
+
+/// Mounts a tmpfs of `size` at `path` in this test process's own mount namespace (nextest runs
+/// each test in a process of its own, so nothing leaks to the machine). Needs root, as on the
+/// appliance's CI and development machines.
+fn mount_tmpfs(path: &Path, size: &str, remount: bool) {
+    use nix::mount::{MsFlags, mount};
+    if !remount {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("a mount namespace of the test's own (needs root)");
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).expect("make mounts private");
+    }
+    let flags = if remount { MsFlags::MS_REMOUNT } else { MsFlags::empty() };
+    let data = format!("size={size}");
+    mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some(data.as_str())).unwrap_or_else(|e| panic!("cannot mount a tmpfs at {}: {e}", path.display()));
+}
+
+#[test]
+fn a_full_disk_stops_the_transfer_with_a_clear_error_and_it_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    // The city's media directory is a small disk of its own: 6 MiB for a 16 MB recording. The
+    // mount namespace is per thread, so it is made before the runtime starts its threads.
+    let media = dir.path().join("city").join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    mount_tmpfs(&media, "6m", false);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    rt.block_on(full_disk(dir.path(), &media));
+}
+
+async fn full_disk(dir: &Path, media: &Path) {
+    let file = dir.join("满盘.mp4");
+    let f = file.clone();
+    tokio::task::spawn_blocking(move || common::make_recording(&f, 8, 16_000)).await.unwrap();
+    let cancel = CancellationToken::new();
+    let city = start(dir, Tier::City, None, &cancel).await;
+    let school = start(dir, Tier::School, Some(city.quic_addr), &cancel).await;
+    let (hash, size) = import_and_share(&school, file).await;
+    assert!(size > 12_000_000, "{size}");
+
+    // The transfer stops with an error that says what to do.
+    let last_error = |school: &RunningNode| -> Option<String> {
+        school
+            .ctx
+            .store
+            .read(|c| Ok::<_, youke_node::store::StoreError>(c.query_row("SELECT last_error FROM uploads", [], |r| r.get::<_, Option<String>>(0))?))
+            .ok()
+            .flatten()
+    };
+    let mut seen = None;
+    wait("the disk-full error", Duration::from_secs(60), || {
+        let e = last_error(&school);
+        if e != seen {
+            println!("upload error: {e:?}");
+            seen = e.clone();
+        }
+        e.is_some_and(|e| e.contains("disk full"))
+    })
+    .await;
+    let error = last_error(&school).unwrap();
+    assert!(error.contains("free space"), "the error should say what to do: {error}");
+    let partial = media.join("partial").join(hash.to_hex());
+    let held = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(held >= 1 << 20, "the chunks that fitted are kept ({held} bytes)");
+    assert!(!city.ctx.blobs.contains(&hash));
+    let status = youke_node::status::collect(&school.ctx, true).unwrap();
+    assert!(status.upload_queue[0].last_error.as_deref().is_some_and(|e| e.contains("disk full")), "status shows it: {:?}", status.upload_queue);
+
+    // Space returns: the transfer resumes from the kept chunks and completes.
+    mount_tmpfs(media, "64m", true);
+    wait("the blob at the city", Duration::from_secs(60), || {
+        let e = last_error(&school);
+        if e != seen {
+            println!("upload error: {e:?}");
+            seen = e.clone();
+        }
+        city.ctx.blobs.contains(&hash)
+    })
+    .await;
+    let stored = std::fs::read(city.ctx.blobs.get(&hash).unwrap()).unwrap();
+    assert_eq!(BlobHash::from(blake3::hash(&stored)), hash);
+    cancel.cancel();
+}
