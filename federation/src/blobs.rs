@@ -118,7 +118,7 @@ impl BlobStore {
     /// Opens (creating if needed) a store under `root`. Leftover temp files from a crash are removed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        for sub in ["blobs", "tmp", "partial", "manifests"] {
+        for sub in ["blobs", "tmp", "partial", "manifests", "cache"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(BlobError::io("create", &p))?;
         }
@@ -269,6 +269,72 @@ impl BlobStore {
             let _ = fs::remove_file(&tmp);
         }
         r
+    }
+
+    /// The manifest kept for a blob (stored, cached or being received), without computing one.
+    pub fn saved_manifest(&self, hash: &BlobHash) -> Option<Manifest> {
+        fs::read(self.manifest_path(hash)).ok().and_then(|b| Manifest::from_bytes(&b).ok())
+    }
+
+    /// Keeps a verified manifest for a blob not (yet) in the store, such as a cached one.
+    pub fn keep_manifest(&self, hash: &BlobHash, manifest: &Manifest) -> Result<(), BlobError> {
+        self.save_manifest(hash, manifest)
+    }
+
+    fn cache_path(&self, hash: &BlobHash) -> PathBuf {
+        self.root.join("cache").join(hash.to_hex())
+    }
+
+    /// Writes verified bytes of a blob fetched for viewing into its (sparse) cache file.
+    pub fn cache_write(&self, hash: &BlobHash, offset: u64, bytes: &[u8]) -> Result<(), BlobError> {
+        let path = self.cache_path(hash);
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(BlobError::io("open", &path))?;
+        file.write_all_at(bytes, offset).map_err(|e| BlobError::write(*hash, &path, e))
+    }
+
+    /// Reads `len` bytes at `offset` of a cache file; holes and the part past its end read as
+    /// zeros (callers verify what they read against the manifest).
+    pub fn cache_read(&self, hash: &BlobHash, offset: u64, len: usize) -> Result<Vec<u8>, BlobError> {
+        let path = self.cache_path(hash);
+        let mut out = vec![0u8; len];
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(BlobError::Io { action: "open", path, source: e }),
+        };
+        let mut done = 0;
+        while done < len {
+            let n = file.read_at(out.get_mut(done..).unwrap_or_default(), offset + done as u64).map_err(BlobError::io("read", &path))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(out)
+    }
+
+    /// Moves a cache file whose every chunk verified into the store.
+    pub fn cache_promote(&self, hash: &BlobHash) -> Result<PathBuf, BlobError> {
+        let path = self.cache_path(hash);
+        File::open(&path).and_then(|f| f.sync_all()).map_err(BlobError::io("fsync", &path))?;
+        self.install(&path, hash)
+    }
+
+    /// Deletes a cached blob: its cache file, or its stored copy once promoted, and its manifest.
+    /// Only for blobs held as a cache, never for this node's own or replicated media.
+    pub fn evict_cached(&self, hash: &BlobHash, promoted: bool) {
+        let _ = fs::remove_file(self.cache_path(hash));
+        if promoted {
+            let _ = fs::remove_file(self.path_of(hash));
+        }
+        let _ = fs::remove_file(self.manifest_path(hash));
+    }
+
+    /// Hashes of the blobs with a cache file.
+    pub fn cache_files(&self) -> Vec<BlobHash> {
+        fs::read_dir(self.root.join("cache"))
+            .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     /// How many bytes of a blob being received are held and verified (0 if none).

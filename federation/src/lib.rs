@@ -18,6 +18,7 @@ pub mod identity;
 pub mod link;
 pub mod manifest;
 pub mod protocol;
+pub mod pull;
 pub mod rate;
 pub mod schedule;
 pub mod tier;

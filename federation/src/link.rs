@@ -14,6 +14,7 @@ use crate::rate::{Rate, RateLimiter};
 use crate::transfers::{Direction, Transfer, Transfers};
 use crate::identity::{Fingerprint, IdentityError, NodeIdentity};
 use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeInfo};
+use crate::pull::{MAX_RANGE, Range, RangeSource, Upstream};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,6 +175,8 @@ pub enum LinkError {
     Protocol(String),
     #[error("peer identity check failed: {0}")]
     Pin(String),
+    #[error("the link to the parent is down; media held only upstream can be fetched when it is back")]
+    NoParent,
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("local store: {0}")]
@@ -351,6 +354,8 @@ pub struct Uplink {
     pub limiter: Arc<RateLimiter>,
     pub counters: Arc<LinkCounters>,
     pub transfers: Arc<Transfers>,
+    /// Set to the parent connection while the link is up, for pull-through fetches.
+    pub upstream: Arc<Upstream>,
 }
 
 impl Uplink {
@@ -439,6 +444,14 @@ impl Uplink {
             *g = Some(Instant::now());
         }
         info!(parent = %parent.info.name, addr = %parent.addr, "parent link up");
+        self.upstream.set(Some((conn.clone(), parent.info.name.clone())));
+        struct ClearUpstream<'a>(&'a Upstream);
+        impl Drop for ClearUpstream<'_> {
+            fn drop(&mut self) {
+                self.0.set(None);
+            }
+        }
+        let _clear = ClearUpstream(&self.upstream);
         self.report(LinkState::Up { parent: parent.info.clone() }).await;
         let _guard = cancel.clone().drop_guard();
         let mut tasks = JoinSet::new();
@@ -702,6 +715,8 @@ pub struct ChildAcceptor {
     pub max_blob_size: u64,
     pub counters: Arc<LinkCounters>,
     pub transfers: Arc<Transfers>,
+    /// Where ranges of blobs this node does not hold come from (its pull-through cache).
+    pub ranges: Option<Arc<dyn RangeSource>>,
 }
 
 impl ChildAcceptor {
@@ -946,28 +961,56 @@ impl ChildAcceptor {
         receive_into(incoming, recv, &progress, &self.counters).await.map(|_| ())
     }
 
-    /// Serves a range of a stored blob to a child that fetches it.
+    /// Serves a range of a blob to a child that fetches it: from the store, or through this
+    /// node's own pull-through cache when it does not hold the blob.
     async fn serve_range(&self, child: &Peer, mut send: SendStream, hash: BlobHash, offset: u64, len: u64, want_manifest: bool) -> Result<(), LinkError> {
-        let Some(path) = self.blobs.get(&hash) else {
-            let msg = Message::Error { code: ErrorCode::NotFound, message: format!("this node does not hold blob {hash}") };
-            write_msg(&mut send, &msg).await?;
-            send.finish()?;
-            return Ok(());
-        };
-        let blobs = self.blobs.clone();
-        let manifest = tokio::task::spawn_blocking(move || blobs.manifest(&hash)).await.map_err(join_err)??;
-        if !offset.is_multiple_of(CHUNK) || offset > manifest.size {
-            let msg = Message::Error { code: ErrorCode::BadRequest, message: format!("range start {offset} is not a chunk boundary inside the blob") };
+        let len = len.min(MAX_RANGE);
+        if !offset.is_multiple_of(CHUNK) {
+            let msg = Message::Error { code: ErrorCode::BadRequest, message: format!("range start {offset} is not a chunk boundary") };
             write_msg(&mut send, &msg).await?;
             send.finish()?;
             return Ok(());
         }
-        let len = len.min(manifest.size - offset);
-        let size = manifest.size;
-        let cvs = if want_manifest { manifest.cvs } else { Vec::new() };
+        let local = self.blobs.get(&hash);
+        let range = match (&local, &self.ranges) {
+            (Some(_), _) => {
+                let blobs = self.blobs.clone();
+                let manifest = tokio::task::spawn_blocking(move || blobs.manifest(&hash)).await.map_err(join_err)?;
+                manifest.map(|m| Range { manifest: m, offset, bytes: bytes::Bytes::new() }).map_err(LinkError::from)
+            }
+            (None, Some(source)) => source.read_range(hash, offset, len).await,
+            (None, None) => Err(LinkError::Remote { code: ErrorCode::NotFound, message: format!("this node does not hold blob {hash}") }),
+        };
+        let range = range.and_then(|r| {
+            if offset <= r.manifest.size { Ok(r) } else { Err(LinkError::Protocol(format!("range start {offset} is past the blob's end"))) }
+        });
+        let range = match range {
+            Ok(r) => r,
+            Err(e) => {
+                let code = match &e {
+                    LinkError::Remote { code, .. } => *code,
+                    LinkError::NoParent => ErrorCode::NotFound,
+                    other => error_code(other),
+                };
+                write_msg(&mut send, &Message::Error { code, message: e.to_string() }).await?;
+                send.finish()?;
+                return Ok(());
+            }
+        };
+        let size = range.manifest.size;
+        let len = len.min(size.saturating_sub(offset));
+        let cvs = if want_manifest { range.manifest.cvs } else { Vec::new() };
         write_msg(&mut send, &Message::BlobRange { size, manifest: cvs, offset, len }).await?;
         let progress = self.transfers.start(hash, Direction::Serve, &child.info.name, offset + len, offset);
-        send_file_range(&mut send, &path, offset, len, None, &progress, &self.counters).await?;
+        match local {
+            Some(path) => send_file_range(&mut send, &path, offset, len, None, &progress, &self.counters).await?,
+            None => {
+                let bytes = range.bytes.slice(..(len as usize).min(range.bytes.len()));
+                send.write_all(&bytes).await?;
+                LinkCounters::add(&self.counters.blob_bytes_sent, bytes.len() as u64);
+                progress.advance(bytes.len() as u64);
+            }
+        }
         send.finish()?;
         Ok(())
     }

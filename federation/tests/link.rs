@@ -159,6 +159,7 @@ fn start_parent(tier: Tier) -> Parent {
         max_blob_size: 1 << 30,
         counters: Default::default(),
         transfers: Transfers::new(),
+        ranges: None,
     };
     tokio::spawn(acceptor.run(cancel.clone()));
     Parent { addr, store, blobs, cancel, _dir: dir }
@@ -185,6 +186,7 @@ fn start_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity, sto
         limiter: Arc::new(RateLimiter::new(RateSchedule::default(), 0)),
         counters: Default::default(),
         transfers: Transfers::new(),
+        upstream: youke_federation::pull::Upstream::new(),
     };
     tokio::spawn(uplink.run(cancel.clone()));
     Child { blobs, cancel, _dir: dir }
@@ -316,6 +318,7 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_error(
         limiter: Arc::new(RateLimiter::new(RateSchedule::default(), 0)),
         counters: Default::default(),
         transfers: Transfers::new(),
+        upstream: youke_federation::pull::Upstream::new(),
     };
     tokio::spawn(uplink.run(cancel.clone()));
     eventually("the refusal", || {

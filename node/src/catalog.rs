@@ -235,6 +235,20 @@ pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result
                    featured = excluded.featured, pinned = excluded.pinned, published = excluded.published",
                 params![c.id, c.title, c.description, json(&c.lessons), c.featured, c.pinned, c.published, origin_node, origin_name, int(doc, &ROOT, "created_at").unwrap_or(0)],
             )?;
+            if c.published {
+                // Its lessons go down the tree too: each gets a new sequence number so that
+                // children whose cursors are past it still receive it.
+                let ids: Vec<String> = {
+                    let mut st = tx.prepare(
+                        "SELECT d.id FROM docs d WHERE d.kind = 'lesson' AND d.published = 0 AND d.id IN (SELECT value FROM json_each(?1))",
+                    )?;
+                    st.query_map([json(&c.lessons)], |r| r.get(0))?.collect::<Result<_, _>>()?
+                };
+                for id in ids {
+                    let seq = crate::store::next_seq(tx)?;
+                    tx.execute("UPDATE docs SET published = 1, seq = ?1 WHERE id = ?2", params![seq as i64, id])?;
+                }
+            }
             c.published
         }
         Kind::Announcement => {

@@ -61,6 +61,8 @@ impl Default for LinkConfig {
 pub struct Limits {
     /// Largest media file accepted from a child or an import, in bytes.
     pub max_blob_bytes: u64,
+    /// Disk space for lessons watched through the parent (pull-through cache), in bytes.
+    pub cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -80,7 +82,7 @@ impl Default for Config {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_blob_bytes: 8 << 30 }
+        Limits { max_blob_bytes: 8 << 30, cache_bytes: 100 << 30 }
     }
 }
 

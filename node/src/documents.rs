@@ -309,6 +309,10 @@ pub fn merge_remote(
         Source::Parent(p) => (Some(p), None),
         Source::Local => (None, None),
     };
+    if let Some(child) = route_child {
+        // Before the commit, so that materializing knows the document comes from this subtree.
+        tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![update.id, child])?;
+    }
     let outcome = if before.as_deref() == Some(heads_text(&mut doc).as_str()) {
         MergeOutcome::Unchanged
     } else {
@@ -317,9 +321,6 @@ pub fn merge_remote(
     };
     if let Some(peer) = peer {
         set_peer_heads(tx, peer, &update.id, &update.version)?;
-    }
-    if let Some(child) = route_child {
-        tx.execute("INSERT INTO doc_routes (doc_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![update.id, child])?;
     }
     Ok(outcome)
 }

@@ -209,10 +209,20 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
             compliance
         ],
     )?;
-    if let (Some(parent), Some(m)) = (w.tier.parent().filter(|_| w.has_parent), &l.media) {
+    // Only media from this node's subtree goes up (not lessons published down from above).
+    let from_subtree = l.origin_node == w.node_id
+        || tx.query_row("SELECT EXISTS (SELECT 1 FROM doc_routes WHERE doc_id = ?1)", [&l.id], |r| r.get::<_, bool>(0))?;
+    if let (Some(parent), Some(m), true) = (w.tier.parent().filter(|_| w.has_parent), &l.media, from_subtree) {
         queue_upload(tx, &l.id, m, l.share_level, parent)?;
     }
-    Ok(Routing { origin_node: l.origin_node, share: l.share_level, published: false })
+    // A lesson in a published collection goes down the tree with it, so schools can list it and
+    // watch it through their parent.
+    let published: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM collections c, json_each(c.lessons) e WHERE c.published = 1 AND e.value = ?1)",
+        [&l.id],
+        |r| r.get(0),
+    )?;
+    Ok(Routing { origin_node: l.origin_node, share: l.share_level, published })
 }
 
 /// Keeps the upload queue in step with a lesson's share level: its media is queued for the parent

@@ -94,6 +94,11 @@ pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
                 if n > 0 {
                     tracing::info!(removed = n, "removed abandoned partial transfers");
                 }
+                match crate::pull::sweep_orphans(&c) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "removed cache files left by an interrupted eviction"),
+                    Err(e) => tracing::warn!(error = %e, "cannot check the media cache"),
+                }
             }
         });
         let _ = work.await;

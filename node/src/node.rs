@@ -17,6 +17,7 @@ use tracing::info;
 use youke_federation::blobs::BlobError;
 use youke_federation::link::{ChildAcceptor, LinkError, Uplink, bind_endpoint};
 use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
+use youke_federation::pull::Upstream;
 use youke_federation::rate::RateLimiter;
 use youke_federation::transfers::Transfers;
 use youke_federation::{BlobStore, NodeIdentity};
@@ -69,12 +70,18 @@ pub struct NodeCtx {
     pub wake_uplink: Arc<Notify>,
     /// Woken when lesson rows change.
     pub wake_indexer: Arc<Notify>,
+    /// Woken when documents arrive from the parent (new pinned collections to prefetch).
+    pub wake_prefetch: Arc<Notify>,
     /// What crossed this node's links since it started.
     pub counters: Arc<youke_federation::link::LinkCounters>,
     /// Paces media going to the parent by the link's rate schedule.
     pub limiter: Arc<RateLimiter>,
     /// Blob transfers running now, with their progress.
     pub transfers: Arc<Transfers>,
+    /// The parent connection while the link is up, for pull-through fetches.
+    pub upstream: Arc<Upstream>,
+    /// The pull-through cache's in-memory state.
+    pub pull: crate::pull::PullState,
 }
 
 impl std::fmt::Debug for NodeCtx {
@@ -115,9 +122,12 @@ impl NodeCtx {
             writer,
             wake_uplink: Arc::new(Notify::new()),
             wake_indexer: Arc::new(Notify::new()),
+            wake_prefetch: Arc::new(Notify::new()),
             counters: Arc::default(),
             limiter,
             transfers: Transfers::new(),
+            upstream: Upstream::new(),
+            pull: Default::default(),
         })
     }
 
@@ -244,6 +254,7 @@ impl Node {
                 max_blob_size: cfg.limits.max_blob_bytes,
                 counters: Arc::clone(&ctx.counters),
                 transfers: Arc::clone(&ctx.transfers),
+                ranges: cfg.parent.as_ref().map(|_| Arc::new(crate::pull::CacheSource(Arc::clone(&ctx))) as Arc<dyn youke_federation::pull::RangeSource>),
             };
             tasks.spawn(acceptor.run(cancel.clone()));
             info!(%quic_addr, "accepting child nodes");
@@ -259,8 +270,10 @@ impl Node {
                 limiter: Arc::clone(&ctx.limiter),
                 counters: Arc::clone(&ctx.counters),
                 transfers: Arc::clone(&ctx.transfers),
+                upstream: Arc::clone(&ctx.upstream),
             };
             tasks.spawn(uplink.run(cancel.clone()));
+            tasks.spawn(crate::pull::prefetch(Arc::clone(&ctx), cancel.clone()));
             info!(%parent, "linking to parent");
         }
         let ep = endpoint.clone();

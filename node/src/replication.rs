@@ -133,6 +133,7 @@ impl LinkStore for NodeLinkStore {
         if changed > 0 {
             tracing::debug!(parent = %parent.info.name, changed, upto_seq, "documents from parent applied");
             self.ctx.changed();
+            self.ctx.wake_prefetch.notify_one();
         }
         Ok(need_full.into_iter().map(|(id, _)| id).collect())
     }

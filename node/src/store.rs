@@ -175,6 +175,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE uploads ADD COLUMN lesson_id TEXT;
     "#,
+    // 3: media watched through the parent (pull-through cache), for the quota and LRU eviction.
+    r#"
+    CREATE TABLE cache (
+        hash        TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        last_access INTEGER NOT NULL,
+        complete    INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cache_lru ON cache (last_access);
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -141,13 +141,22 @@ async fn scopes_up_and_down_the_tree() {
         }
     }
 
-    // Nothing leaked: schools hold only their own lessons; cities nothing of the other city.
-    assert_eq!(titles(&a2), set(&["A2 市级"]), "school A2 must not receive A1's lessons");
-    assert_eq!(titles(&b1), set(&["B1 市级", "B1 省级"]));
+    // Nothing leaked: schools hold their own lessons and those the province published in its
+    // collection (A1 省级, so every school can watch it through its city); nothing else of
+    // another school or city.
+    assert_eq!(titles(&a2), set(&["A2 市级", "A1 省级"]), "school A2 must not receive A1's other lessons");
+    assert_eq!(titles(&b1), set(&["B1 市级", "B1 省级", "A1 省级"]));
     assert_eq!(titles(&a1), set(&["A1 校内", "A1 市级", "A1 省级"]));
     assert_eq!(titles(&a), want_a);
-    assert_eq!(titles(&b), want_b, "city B must not receive city A's lessons");
+    let mut want_b_now = want_b.clone();
+    want_b_now.insert("A1 省级".to_string());
+    assert_eq!(titles(&b), want_b_now, "city B must not receive city A's unpublished lessons");
     assert_eq!(titles(&p), want_p);
+
+    eventually("the published lesson, reviewed and rated, everywhere", || {
+        [&b, &a2, &b1].iter().all(|n| lesson(n, &a1_prov).is_some_and(|l| l.review_count == 1 && l.rating_count == 1))
+    })
+    .await;
 
     // Operator view: the province sees both cities connected with nothing left to send down,
     // a school sees its parent link up with nothing left to send up, and metrics say the same.

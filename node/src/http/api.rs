@@ -87,23 +87,98 @@ pub async fn get_lesson(State(state): State<AppState>, Path(id): Path<String>) -
 /// The lesson's original recording, with HTTP range support (seeking in the player).
 pub async fn lesson_media(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
     check_id(&id)?;
-    let (path, mime) = blocking(&state, move |ctx| {
+    let (path, media, hash) = blocking(&state, move |ctx| {
         let lesson = ctx.store.read(|c| lessons::get(c, &id))?.ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
         let media = lesson.media.ok_or_else(|| ApiError::NotFound("this lesson has no media".into()))?;
         let hash: BlobHash = media.hash.parse().map_err(|_| ApiError::Internal("bad media hash".into()))?;
-        let path = ctx
-            .blobs
-            .get(&hash)
-            .ok_or_else(|| ApiError::NotFound("the media of this lesson has not arrived at this node yet".into()))?;
-        Ok((path, media.mime))
+        Ok((ctx.blobs.get(&hash), media, hash))
     })
     .await?;
-    let mime: mime::Mime = mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    let resp = tower_http::services::ServeFile::new_with_mime(path, &mime)
-        .oneshot(req)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(resp.into_response())
+    let mime: mime::Mime = media.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
+    if let Some(path) = path {
+        let resp = tower_http::services::ServeFile::new_with_mime(path, &mime)
+            .oneshot(req)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok(resp.into_response());
+    }
+    if state.ctx.config.parent.is_none() {
+        return Err(ApiError::NotFound("the media of this lesson has not arrived at this node yet".into()));
+    }
+    pull_media(&state, hash, media.size, &mime, req.headers().get(axum::http::header::RANGE)).await
+}
+
+/// Most bytes answered to one range request for media fetched through the parent; players ask
+/// again for the rest.
+const PULL_RESPONSE_MAX: u64 = youke_federation::pull::MAX_RANGE;
+
+/// Serves media this node does not hold by fetching it through the parent (and caching it):
+/// ranges as asked (up to a few MiB each), or the whole file as a stream.
+async fn pull_media(state: &AppState, hash: BlobHash, size: u64, mime: &mime::Mime, range: Option<&axum::http::HeaderValue>) -> Result<Response, ApiError> {
+    use axum::http::{StatusCode, header};
+    let ctx = std::sync::Arc::clone(&state.ctx);
+    let Some((start, end)) = range.and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size)) else {
+        if range.is_some_and(|v| v.to_str().is_ok_and(|v| v.trim().starts_with("bytes=") && !v.contains(','))) {
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response());
+        }
+        // The whole file, fetched piece by piece as the client reads.
+        let first = crate::pull::read(&ctx, hash, 0, PULL_RESPONSE_MAX).await?;
+        let first_end = first.bytes_end();
+        let stream = futures_util::stream::unfold((Some(first.bytes), first_end, ctx), move |(ready, next, ctx)| async move {
+            if let Some(b) = ready {
+                return Some((Ok::<_, std::io::Error>(b), (None, next, ctx)));
+            }
+            if next >= size {
+                return None;
+            }
+            match crate::pull::read(&ctx, hash, next, PULL_RESPONSE_MAX).await {
+                Ok(r) => {
+                    let end = r.bytes_end();
+                    Some((Ok(r.bytes), (None, end.max(next + 1), ctx)))
+                }
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, size, ctx))),
+            }
+        });
+        let body = axum::body::Body::from_stream(stream);
+        return Ok((
+            [(header::CONTENT_TYPE, mime.to_string()), (header::CONTENT_LENGTH, size.to_string()), (header::ACCEPT_RANGES, "bytes".into())],
+            body,
+        )
+            .into_response());
+    };
+    let end = end.min(start + PULL_RESPONSE_MAX);
+    let r = crate::pull::read(&ctx, hash, start, end - start).await?;
+    let got_end = r.bytes_end();
+    Ok((
+        StatusCode::PARTIAL_CONTENT,
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", got_end.saturating_sub(1))),
+            (header::ACCEPT_RANGES, "bytes".into()),
+        ],
+        r.bytes,
+    )
+        .into_response())
+}
+
+/// A single `bytes=` range as `[start, end)` within `size`; `None` if absent, several, or
+/// unsatisfiable.
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        (size.saturating_sub(n), size)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() { size } else { b.parse::<u64>().ok()?.saturating_add(1).min(size) };
+        (start, end)
+    };
+    (start < end && start < size).then_some((start, end))
 }
 
 #[derive(Debug, Deserialize)]

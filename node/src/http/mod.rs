@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
 pub enum ApiError {
     NotFound(String),
     BadRequest(String),
+    /// A service this request needs is out of reach for now (the parent link is down).
+    Unavailable(String),
+    /// Out of disk space for this (cache quota).
+    InsufficientStorage(String),
     Internal(String),
 }
 
@@ -63,6 +67,8 @@ impl ApiError {
         match self {
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request", d),
+            ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d),
+            ApiError::InsufficientStorage(d) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", d),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node hit an internal error; see its log"),
         }
     }
@@ -75,6 +81,25 @@ impl From<NodeError> for ApiError {
             NodeError::Invalid(m) | NodeError::Doc(crate::documents::DocError::Invalid(m)) => ApiError::BadRequest(m),
             other => {
                 tracing::error!(error = %other, "request failed");
+                ApiError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+impl From<crate::pull::PullError> for ApiError {
+    fn from(e: crate::pull::PullError) -> Self {
+        use crate::pull::PullError;
+        use youke_federation::link::LinkError;
+        match e {
+            PullError::Link(LinkError::NoParent) => ApiError::Unavailable(
+                "this lesson's media is held by the parent node and the link to it is down; try again when it is back".into(),
+            ),
+            PullError::Link(LinkError::Remote { message, .. }) => ApiError::Unavailable(format!("the parent node cannot serve this media: {message}")),
+            PullError::Link(e) => ApiError::Unavailable(format!("fetching the media from the parent node failed: {e}")),
+            e @ PullError::CacheFull { .. } => ApiError::InsufficientStorage(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "pull-through failed");
                 ApiError::Internal(other.to_string())
             }
         }
