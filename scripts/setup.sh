@@ -8,6 +8,7 @@ APT_PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libswresample-dev libavfilter-dev libavdevice-dev
   ffmpeg
+  rsync
 )
 
 missing=()

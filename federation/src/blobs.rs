@@ -112,7 +112,7 @@ struct Shared {
 
 const COPY_BUF: usize = 1 << 20;
 /// Received bytes are fsynced at least this often.
-const SYNC_EVERY: u64 = 8 << 20;
+const SYNC_EVERY: u64 = 64 << 20;
 
 impl BlobStore {
     /// Opens (creating if needed) a store under `root`. Leftover temp files from a crash are removed.

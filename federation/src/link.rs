@@ -216,7 +216,7 @@ const BLOB_PIECE: usize = 1 << 20;
 const RATED_PIECE: usize = 64 * 1024;
 
 /// The QUIC transport settings shared by both ends of a link.
-fn transport() -> Arc<quinn::TransportConfig> {
+pub fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_secs(2)));
     if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(10)) {
@@ -234,11 +234,31 @@ fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
+/// UDP socket buffer size asked for; the kernel caps it at net.core.rmem_max / wmem_max.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// A UDP socket bound to `addr` with large buffers: at gigabit rates the default 208 KiB
+/// receive buffer overflows between two reads and QUIC sees losses that are not congestion.
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    for (set, what) in [(Socket::set_recv_buffer_size as fn(&Socket, usize) -> std::io::Result<()>, "receive"), (Socket::set_send_buffer_size, "send")] {
+        if let Err(e) = set(&socket, SOCKET_BUFFER) {
+            debug!(error = %e, "cannot enlarge the UDP {what} buffer");
+        }
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// Binds this node's QUIC endpoint: it accepts children (if its tier has any) and dials its parent.
 pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity) -> Result<Endpoint, LinkError> {
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(identity.quic_server_config(protocol::ALPN)?));
     server.transport_config(transport());
-    let socket = std::net::UdpSocket::bind(addr)?;
+    let socket = udp_socket(addr)?;
     let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
     let mut config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
     // Random connection ids that a restarted node does not reject as foreign (quinn's default
@@ -1036,13 +1056,17 @@ fn error_code(e: &LinkError) -> ErrorCode {
 /// otherwise keeps the verified prefix and fails. Returns where the blob lives.
 pub async fn receive_into(incoming: Incoming, recv: &mut RecvStream, progress: &Transfer, counters: &LinkCounters) -> Result<std::path::PathBuf, LinkError> {
     let mut incoming = Some(incoming);
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK as usize);
+    // Bytes of the chunk being gathered; read straight into it (several QUIC frames per read).
+    let mut buf: Vec<u8> = vec![0u8; CHUNK as usize];
+    let mut filled = 0usize;
     let mut network: Result<(), LinkError> = Ok(());
     loop {
         let inc = incoming.as_ref().ok_or_else(|| LinkError::Protocol("receiver lost".into()))?;
-        let chunk_left = (CHUNK - (inc.have() + buf.len() as u64) % CHUNK) as usize;
-        let read = tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read_chunk(chunk_left, true)).await;
-        let bytes = match read {
+        let chunk_start = inc.have();
+        // The whole current chunk (shorter at the blob's end); past the end, room to notice excess.
+        let want = (inc.size().saturating_sub(chunk_start).min(CHUNK) as usize).max(1);
+        let read = tokio::time::timeout(BLOB_IDLE_TIMEOUT, recv.read(buf.get_mut(filled..want).unwrap_or_default())).await;
+        let n = match read {
             Err(_) => {
                 network = Err(LinkError::Timeout("blob bytes"));
                 break;
@@ -1052,25 +1076,24 @@ pub async fn receive_into(incoming: Incoming, recv: &mut RecvStream, progress: &
                 break;
             }
             Ok(Ok(None)) => break,
-            Ok(Ok(Some(c))) => c.bytes,
+            Ok(Ok(Some(n))) => n,
         };
-        LinkCounters::add(&counters.blob_bytes_received, bytes.len() as u64);
-        buf.extend_from_slice(&bytes);
-        let chunk_end = inc.have() + buf.len() as u64;
-        if chunk_end.is_multiple_of(CHUNK) || chunk_end >= inc.size() {
+        LinkCounters::add(&counters.blob_bytes_received, n as u64);
+        filled += n;
+        if filled == want || chunk_start + filled as u64 >= inc.size() {
             let mut inc = incoming.take().ok_or_else(|| LinkError::Protocol("receiver lost".into()))?;
             let data = std::mem::take(&mut buf);
-            let n = data.len() as u64;
+            let len = filled;
             let (inc, data, result) = tokio::task::spawn_blocking(move || {
-                let r = inc.write(&data);
+                let r = inc.write(data.get(..len).unwrap_or_default());
                 (inc, data, r)
             })
             .await
             .map_err(join_err)?;
             result?;
-            progress.advance(n);
+            progress.advance(len as u64);
             buf = data;
-            buf.clear();
+            filled = 0;
             incoming = Some(inc);
         }
     }

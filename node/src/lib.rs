@@ -15,6 +15,7 @@
 //! - [`status`], [`demo`]: operator commands.
 
 pub mod bench;
+pub mod bench_media;
 pub mod catalog;
 pub mod config;
 pub mod demo;

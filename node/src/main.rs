@@ -126,6 +126,28 @@ enum LinkCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Media replication: one large lesson school → city against a bare quinn stream and rsync
+    /// to an rsync daemon, side by side. Prints a Markdown table.
+    Media {
+        #[arg(long, default_value = "./youke-bench-media")]
+        dir: PathBuf,
+        /// Size of the test lesson in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Rounds of each variant (alternating).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// One variant of `bench media`, in a process of its own (used by `bench media`).
+    #[command(hide = true)]
+    MediaVariant {
+        #[arg(long)]
+        variant: youke_node::bench_media::Variant,
+        #[arg(long)]
+        source: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Metadata federation at province scale: catch-up after offline changes, a new city
     /// joining, peak memory. Prints a Markdown table.
     Sync {
@@ -286,6 +308,17 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             println!("media rate schedule: {} (from {}; now {}; times in UTC{})", shown.upload_schedule, shown.source, shown.current_rate, shown.utc_offset);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Media { dir, size_mib, rounds }) => {
+            let results = youke_node::bench_media::media(&youke_node::bench_media::MediaBenchOptions { dir: dir.clone(), size_mib, rounds })?;
+            print!("{}", youke_node::bench_media::markdown(&results));
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::MediaVariant { variant, source, dir }) => {
+            let r = youke_node::bench_media::run_variant(variant, &source, &dir)?;
+            println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Sync { dir, catalog, changes, join }) => runtime()?.block_on(async move {

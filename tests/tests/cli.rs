@@ -8,7 +8,7 @@ use common::*;
 #[test]
 fn every_command_has_help() {
     let data = tempfile::tempdir().expect("tempdir");
-    for cmd in ["init", "serve", "import", "share", "status", "demo"] {
+    for cmd in ["init", "serve", "import", "share", "status", "link", "demo"] {
         let out = youke(data.path(), &[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help failed");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd} --help prints no usage");
@@ -60,4 +60,52 @@ fn the_sync_benchmark_runs_at_small_scale_and_reports_every_measure() {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
     assert!(!dir.exists(), "the benchmark removes its data");
+}
+
+#[test]
+fn the_media_benchmark_runs_at_small_scale_and_compares_all_three() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("bench");
+    let out = youke_ok(data.path(), &["bench", "media", "--dir", dir.to_str().unwrap(), "--size-mib", "8", "--rounds", "1"]);
+    for row in ["| youke school → city |", "| bare quinn stream |", "| rsync → rsync daemon |", "youke / bare quinn =", "8388608 bytes"] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    assert!(!dir.exists(), "the benchmark removes its data");
+}
+
+#[test]
+fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let http = free_tcp_port();
+    youke_ok(data.path(), &[
+        "init", "--role", "school", "--name", "限速学校", "--parent", "127.0.0.1:9", "--http", &format!("127.0.0.1:{http}"),
+        "--quic", &format!("127.0.0.1:{}", free_udp_port()), "--upload-rate", "08:00-17:30 2Mbit/s, otherwise unlimited",
+    ]);
+    let shown = youke_ok(data.path(), &["link", "show"]);
+    assert!(shown.contains("08:00-17:30 2Mbit/s, otherwise unlimited (from config"), "{shown}");
+    // Bad schedules are refused with a message saying how to write one; nothing changes.
+    let out = youke(data.path(), &["link", "rate", "8点到9点 很快"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write it like"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Set from the CLI while the node is not running; the running node picks it up.
+    youke_ok(data.path(), &["link", "rate", "22:00-06:00 unlimited, otherwise 1Mbit/s"]);
+    let server = Server::start(data.path(), http);
+    let link = server.get_json("/api/v1/link").expect("link");
+    assert_eq!(link["upload_schedule"], "22:00-06:00 unlimited, otherwise 1Mbit/s");
+    assert_eq!(link["source"], "runtime");
+    // Set through the API; the CLI sees it; --watch needs nothing more than a running node.
+    let put = ureq::put(&server.url("/api/v1/link")).send_json(serde_json::json!({"upload_schedule": "off"})).expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+    assert!(youke_ok(data.path(), &["link", "show"]).contains("media rate schedule: off (from runtime"));
+    let bad = ureq::put(&server.url("/api/v1/link")).send_json(serde_json::json!({"upload_schedule": "fast"}));
+    assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
+    let status: serde_json::Value = serde_json::from_str(&youke_ok(data.path(), &["status", "--json"])).expect("json");
+    assert_eq!(status["link"]["upload_schedule"], "off");
+    assert!(status["transfers"].is_array() && status["upload_queue"].is_array(), "{status}");
+    drop(server);
+    youke_ok(data.path(), &["link", "rate", "--reset"]);
+    assert!(youke_ok(data.path(), &["link", "show"]).contains("(from config"));
+    let out = youke(data.path(), &["status", "--watch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"), "{}", String::from_utf8_lossy(&out.stderr));
 }
