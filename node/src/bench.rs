@@ -130,7 +130,8 @@ async fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool,
     Ok(())
 }
 
-fn peak_rss() -> u64 {
+/// Peak resident memory of this process (VmHWM).
+pub(crate) fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))

@@ -5,6 +5,7 @@
 //! media-variant`), so its CPU time and peak memory are its own; rounds alternate the variants so
 //! that machine noise hits all of them alike. Prints a Markdown table.
 
+use crate::bench::peak_rss;
 use crate::config::Config;
 use crate::node::{Node, NodeError};
 use crate::store::now_ms;
@@ -46,14 +47,6 @@ fn cpu_now(who: nix::sys::resource::UsageWho) -> Result<f64, NodeError> {
     let u = nix::sys::resource::getrusage(who).map_err(err)?;
     let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     Ok(secs(u.user_time()) + secs(u.system_time()))
-}
-
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 /// Writes `bytes` of incompressible test data to `path` (unless it is there already).
