@@ -494,6 +494,13 @@ impl Incoming {
             if want == 0 {
                 return Err(BlobError::SizeMismatch { hash: self.hash, expected: self.manifest.size, actual: self.manifest.size + bytes.len() as u64 });
             }
+            if self.buf.is_empty() && bytes.len() >= want {
+                // A whole chunk in the caller's buffer: check and write it from there.
+                let (chunk, rest) = bytes.split_at(want);
+                self.commit_chunk(index, chunk)?;
+                bytes = rest;
+                continue;
+            }
             if self.buf.capacity() < want {
                 self.buf.reserve_exact(want - self.buf.len());
             }
@@ -502,22 +509,24 @@ impl Incoming {
             self.buf.extend_from_slice(now);
             bytes = rest;
             if self.buf.len() == want {
-                self.commit_chunk(index)?;
+                let chunk = std::mem::take(&mut self.buf);
+                let r = self.commit_chunk(index, &chunk);
+                self.buf = chunk;
+                self.buf.clear();
+                r?;
             }
         }
         Ok(())
     }
 
-    fn commit_chunk(&mut self, index: u64) -> Result<(), BlobError> {
+    fn commit_chunk(&mut self, index: u64, chunk: &[u8]) -> Result<(), BlobError> {
         let offset = self.verified;
-        if !self.manifest.check_chunk(&self.hash, index, &self.buf) {
-            self.buf.clear();
+        if !self.manifest.check_chunk(&self.hash, index, chunk) {
             return Err(BlobError::ChunkMismatch { hash: self.hash, offset });
         }
-        self.file.write_all_at(&self.buf, offset).map_err(|e| BlobError::write(self.hash, &self.path, e))?;
-        self.verified += self.buf.len() as u64;
-        self.unsynced += self.buf.len() as u64;
-        self.buf.clear();
+        self.file.write_all_at(chunk, offset).map_err(|e| BlobError::write(self.hash, &self.path, e))?;
+        self.verified += chunk.len() as u64;
+        self.unsynced += chunk.len() as u64;
         if self.unsynced >= SYNC_EVERY {
             self.sync()?;
         }
