@@ -371,9 +371,19 @@ fn watch_status(ctx: &NodeCtx) -> Result<()> {
     if !youke_node::node::is_serving(&ctx.data_dir) {
         bail!("this node is not running; start it with `youke serve` (--watch follows a running node)");
     }
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // Not a terminal (a log, a pipe): plain text, one snapshot a second.
+        loop {
+            match fetch_status(ctx) {
+                Ok(s) => println!("{}", status::render(&s)),
+                Err(e) => println!("{e:#}"),
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
     let multi = MultiProgress::new();
     let header = multi.add(ProgressBar::new_spinner());
-    header.set_style(ProgressStyle::with_template("{wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    header.set_style(ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     let style = ProgressStyle::with_template("{prefix:>24} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
