@@ -38,6 +38,8 @@ pub enum PullError {
     CacheFull { quota: u64 },
     #[error("the parent sent chunk {index} of blob {hash} twice with bytes that do not match its hash")]
     Corrupt { hash: BlobHash, index: u64 },
+    #[error("blob {hash} was evicted from the media cache while it was being read; ask again")]
+    Evicted { hash: BlobHash },
     #[error("{0}")]
     Task(String),
 }
@@ -97,6 +99,11 @@ pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> 
     let blobs = ctx.blobs.clone();
     let end = (offset + len).min(manifest.size);
     let bytes = blocking(move || Ok(blobs.cache_read(&hash, offset, end.saturating_sub(offset) as usize)?)).await?;
+    // An eviction for another blob forgets this one before deleting its file, so if it is still
+    // known here, what was read is what was verified (a deleted file would read as zeros).
+    if !lock(&ctx.pull.blobs).contains_key(&hash) {
+        return Err(PullError::Evicted { hash });
+    }
     if complete {
         promote(ctx, hash).await?;
     }
@@ -176,7 +183,7 @@ async fn fetch_chunks(ctx: &Arc<NodeCtx>, hash: BlobHash, manifest: &Manifest, m
     let mut runs: Vec<Vec<u64>> = Vec::new();
     for &i in missing {
         match runs.last_mut() {
-            Some(run) if run.last() == Some(&(i - 1)) && run.len() < per_run => run.push(i),
+            Some(run) if i.checked_sub(1).is_some_and(|p| run.last() == Some(&p)) && run.len() < per_run => run.push(i),
             _ => runs.push(vec![i]),
         }
     }

@@ -98,6 +98,7 @@ impl From<crate::pull::PullError> for ApiError {
             PullError::Link(LinkError::Remote { message, .. }) => ApiError::Unavailable(format!("the parent node cannot serve this media: {message}")),
             PullError::Link(e) => ApiError::Unavailable(format!("fetching the media from the parent node failed: {e}")),
             e @ PullError::CacheFull { .. } => ApiError::InsufficientStorage(e.to_string()),
+            e @ PullError::Evicted { .. } => ApiError::Unavailable(e.to_string()),
             other => {
                 tracing::error!(error = %other, "pull-through failed");
                 ApiError::Internal(other.to_string())
