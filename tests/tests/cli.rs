@@ -63,11 +63,11 @@ fn the_sync_benchmark_runs_at_small_scale_and_reports_every_measure() {
 }
 
 #[test]
-fn the_media_benchmark_runs_at_small_scale_and_compares_all_three() {
+fn the_media_benchmark_runs_at_small_scale_and_compares_every_variant() {
     let data = tempfile::tempdir().expect("tempdir");
     let dir = data.path().join("bench");
     let out = youke_ok(data.path(), &["bench", "media", "--dir", dir.to_str().unwrap(), "--size-mib", "8", "--rounds", "1"]);
-    for row in ["| youke school → city |", "| bare quinn stream |", "| rsync → rsync daemon |", "youke / bare quinn =", "8388608 bytes"] {
+    for row in ["| youke school → city |", "| bare quinn stream |", "| rsync → rsync daemon |", "| rsync --fsync → rsync daemon |", "youke / bare quinn =", "8388608 bytes"] {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
     assert!(!dir.exists(), "the benchmark removes its data");
