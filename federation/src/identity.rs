@@ -1,9 +1,13 @@
 //! A node's identity: its key pair and certificate, and the TLS configurations of its links.
 //!
-//! In this first version certificates are self-signed and *pinned*: TLS proves that the peer
-//! holds the key of the certificate it shows, and the link layer compares the certificate's
-//! fingerprint with the one remembered for that peer (trust on first use). The federation PKI
-//! chained to a province root replaces this later.
+//! Two trust modes ([`Trust`]):
+//! - **Federation** (the default): the node's certificate was issued at enrollment and chains
+//!   to the province's root (see [`crate::pki`]). TLS verifies every peer up to that root in
+//!   both directions; the link layer then checks that the certificate names the peer's place.
+//! - **Development, pinned** (an explicit switch, for tests and trials): certificates are
+//!   self-signed; TLS proves only that the peer holds the key of the certificate it shows, and
+//!   the link layer compares its fingerprint with the one remembered for that peer (trust on
+//!   first use).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -15,6 +19,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use crate::pki::{Enrollment, Place};
 
 /// BLAKE3 fingerprint of a certificate's DER bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,13 +61,46 @@ pub enum IdentityError {
     Tls(#[from] rustls::Error),
     #[error("QUIC does not accept this TLS configuration: {0}")]
     Quic(String),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
 }
 
-/// A node's certificate and private key (both DER).
+/// How a node decides whom to trust.
+#[derive(Clone)]
+pub enum Trust {
+    /// Self-signed certificates pinned on first use: development only.
+    DevPinned,
+    /// Certificates chained to the federation's root, naming each node's place.
+    Federation(Arc<Enrollment>),
+}
+
+impl fmt::Debug for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trust::DevPinned => f.write_str("DevPinned"),
+            Trust::Federation(e) => write!(f, "Federation({})", e.place),
+        }
+    }
+}
+
+impl Trust {
+    /// This node's place in the federation, when it is enrolled.
+    pub fn place(&self) -> Option<&Place> {
+        match self {
+            Trust::DevPinned => None,
+            Trust::Federation(e) => Some(&e.place),
+        }
+    }
+}
+
+/// A node's certificate and private key (both DER), and how it trusts others.
 #[derive(Clone)]
 pub struct NodeIdentity {
     pub cert_der: Vec<u8>,
     key_der: Vec<u8>,
+    /// What the node presents in TLS: its certificate, then its issuers.
+    chain: Vec<CertificateDer<'static>>,
+    pub trust: Trust,
 }
 
 impl fmt::Debug for NodeIdentity {
@@ -75,20 +113,55 @@ const CERT_FILE: &str = "node.crt.der";
 const KEY_FILE: &str = "node.key.der";
 
 impl NodeIdentity {
-    /// Makes a new self-signed identity whose certificate names the node id.
+    /// Makes a new self-signed identity whose certificate names the node id (development,
+    /// pinned trust).
     pub fn generate(node_id: &str) -> Result<Self, IdentityError> {
         let ck = rcgen::generate_simple_self_signed(vec!["youke-node".to_string(), format!("{node_id}.youke")])?;
-        Ok(NodeIdentity { cert_der: ck.cert.der().to_vec(), key_der: ck.signing_key.serialize_der() })
+        Ok(Self::pinned(ck.cert.der().to_vec(), ck.signing_key.serialize_der()))
     }
 
-    /// Loads the identity kept in `dir`, or generates and saves one (key file mode 0600).
+    fn pinned(cert_der: Vec<u8>, key_der: Vec<u8>) -> Self {
+        let chain = vec![CertificateDer::from(cert_der.clone())];
+        NodeIdentity { cert_der, key_der, chain, trust: Trust::DevPinned }
+    }
+
+    /// The identity of an enrolled node.
+    pub fn from_enrollment(e: Enrollment) -> Self {
+        NodeIdentity {
+            cert_der: e.node_cert_der.clone(),
+            key_der: e.node_key_der().to_vec(),
+            chain: e.tls_chain(),
+            trust: Trust::Federation(Arc::new(e)),
+        }
+    }
+
+    /// An identity from raw parts: a certificate, its key (PKCS#8), the certificates presented
+    /// after it, and a trust mode. For tests that play tampered or foreign nodes.
+    #[doc(hidden)]
+    pub fn from_parts(cert_der: Vec<u8>, key_der: Vec<u8>, rest_of_chain: Vec<Vec<u8>>, trust: Trust) -> Self {
+        let mut chain = vec![CertificateDer::from(cert_der.clone())];
+        chain.extend(rest_of_chain.into_iter().map(CertificateDer::from));
+        NodeIdentity { cert_der, key_der, chain, trust }
+    }
+
+    /// The certificates presented after the node's own (issuers, root).
+    pub fn rest_of_chain(&self) -> Vec<Vec<u8>> {
+        self.chain.iter().skip(1).map(|c| c.to_vec()).collect()
+    }
+
+    pub fn key_der(&self) -> &[u8] {
+        &self.key_der
+    }
+
+    /// Loads the self-signed identity kept in `dir`, or generates and saves one (key file mode
+    /// 0600). Development mode only.
     pub fn load_or_create(dir: &Path, node_id: &str) -> Result<Self, IdentityError> {
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
         if cert_path.is_file() && key_path.is_file() {
             let cert_der = fs::read(&cert_path).map_err(|source| IdentityError::Io { action: "read", path: cert_path, source })?;
             let key_der = fs::read(&key_path).map_err(|source| IdentityError::Io { action: "read", path: key_path, source })?;
-            return Ok(NodeIdentity { cert_der, key_der });
+            return Ok(Self::pinned(cert_der, key_der));
         }
         let id = Self::generate(node_id)?;
         write_private(&key_path, &id.key_der)?;
@@ -101,7 +174,7 @@ impl NodeIdentity {
     }
 
     fn cert_chain(&self) -> Vec<CertificateDer<'static>> {
-        vec![CertificateDer::from(self.cert_der.clone())]
+        self.chain.clone()
     }
 
     /// The key of QUIC stateless resets, derived from the node's private key so that it stays
@@ -116,23 +189,32 @@ impl NodeIdentity {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
     }
 
-    /// TLS for the parent side of links: a client certificate is required; which one is
-    /// acceptable is decided by the link layer from its fingerprint.
-    pub fn quic_server_config(&self, alpn: &[u8]) -> Result<quinn::crypto::rustls::QuicServerConfig, IdentityError> {
+    /// TLS for the parent side of links. Federation: client certificates are verified up to
+    /// the root (one is optional in TLS so that enrolling nodes get through on `enroll_alpn`;
+    /// the link layer refuses a link without one). Pinned: any certificate is accepted by TLS
+    /// and the link layer decides from its fingerprint.
+    pub fn quic_server_config(&self, alpn: &[u8], enroll_alpn: &[u8]) -> Result<quinn::crypto::rustls::QuicServerConfig, IdentityError> {
         let provider = provider();
-        let verifier = Arc::new(PinnedPeer { algs: provider.signature_verification_algorithms });
+        let (verifier, alpns): (Arc<dyn ClientCertVerifier>, _) = match &self.trust {
+            Trust::DevPinned => (Arc::new(PinnedPeer { algs: provider.signature_verification_algorithms }), vec![alpn.to_vec()]),
+            Trust::Federation(e) => (e.client_verifier()?, vec![alpn.to_vec(), enroll_alpn.to_vec()]),
+        };
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.cert_chain(), self.key())?;
-        tls.alpn_protocols = vec![alpn.to_vec()];
+        tls.alpn_protocols = alpns;
         quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| IdentityError::Quic(e.to_string()))
     }
 
-    /// TLS for the child side of links, presenting this node's certificate.
+    /// TLS for the child side of links, presenting this node's certificate. Federation: the
+    /// parent is verified up to the root and for the name the child dials it by.
     pub fn quic_client_config(&self, alpn: &[u8]) -> Result<quinn::crypto::rustls::QuicClientConfig, IdentityError> {
         let provider = provider();
-        let verifier = Arc::new(PinnedPeer { algs: provider.signature_verification_algorithms });
+        let verifier: Arc<dyn ServerCertVerifier> = match &self.trust {
+            Trust::DevPinned => Arc::new(PinnedPeer { algs: provider.signature_verification_algorithms }),
+            Trust::Federation(e) => e.server_verifier()?,
+        };
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
@@ -143,11 +225,79 @@ impl NodeIdentity {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// TLS for a node that enrolls: it has no certificate yet, and accepts the parent's chain only
+/// if it ends at the root whose hash the join token carries.
+pub fn enroll_client_config(root_hash: [u8; 32], alpn: &[u8]) -> Result<quinn::crypto::rustls::QuicClientConfig, IdentityError> {
+    let provider = provider();
+    let verifier = Arc::new(TokenRoot { root_hash, algs: provider.signature_verification_algorithms });
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| IdentityError::Quic(e.to_string()))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+fn provider() -> Arc<CryptoProvider> {
+    crate::pki::provider()
+}
+
+/// The handshake-signature checks every verifier here shares: the peer's key must sign the
+/// handshake, with the algorithms of the crypto provider (`self.algs`).
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.algs)
+        }
+        fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.algs)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    };
+}
+
+/// Checks the parent's chain against the root named by a join token (by hash): the last
+/// certificate it sends must be that root, and the rest must chain to it. Its name is checked
+/// after the enrollment answer says which place the parent has.
+struct TokenRoot {
+    root_hash: [u8; 32],
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl fmt::Debug for TokenRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenRoot")
+    }
+}
+
+impl ServerCertVerifier for TokenRoot {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some((root, mids)) = intermediates.split_last() else {
+            return Err(rustls::Error::General("the parent sent no root certificate; is it enrolled in a federation?".into()));
+        };
+        if blake3::hash(root).as_bytes() != &self.root_hash {
+            return Err(rustls::Error::General("the parent belongs to another federation than the join token's".into()));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(root.clone().into_owned())?;
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(&parsed, &roots, mids, now, self.algs.all)?;
+        Ok(ServerCertVerified::assertion())
+    }
+    handshake_signatures!();
+}
+
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
     use std::io::Write;
     let io_err = |action| move |source| IdentityError::Io { action, path: path.to_path_buf(), source };
     let tmp = path.with_extension("tmp");
@@ -188,15 +338,7 @@ impl ServerCertVerifier for PinnedPeer {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.algs)
-    }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    handshake_signatures!();
 }
 
 impl ClientCertVerifier for PinnedPeer {
@@ -206,15 +348,7 @@ impl ClientCertVerifier for PinnedPeer {
     fn verify_client_cert(&self, _e: &CertificateDer<'_>, _i: &[CertificateDer<'_>], _now: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
         Ok(ClientCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.algs)
-    }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    handshake_signatures!();
 }
 
 #[cfg(test)]
@@ -233,7 +367,7 @@ mod tests {
             let mode = fs::metadata(dir.path().join(KEY_FILE)).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(a.quic_server_config(b"youke/1").is_ok());
+        assert!(a.quic_server_config(b"youke/1", b"e").is_ok());
         assert!(a.quic_client_config(b"youke/1").is_ok());
     }
 }

@@ -12,7 +12,9 @@ use crate::blobs::{BlobError, BlobHash, BlobStore, Incoming};
 use crate::manifest::{CHUNK, Manifest};
 use crate::rate::{Rate, RateLimiter};
 use crate::transfers::{Direction, Transfer, Transfers};
-use crate::identity::{Fingerprint, IdentityError, NodeIdentity};
+use crate::identity::{Fingerprint, IdentityError, NodeIdentity, Trust};
+use crate::pki::{self, JoinToken, Place, Revocations};
+use crate::tier::Tier;
 use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeInfo};
 use crate::pull::{MAX_RANGE, Range, RangeSource, Upstream};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
@@ -145,6 +147,10 @@ pub trait LinkStore: Send + Sync + 'static {
     fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError>;
     /// Parent side: a blob from a child arrived and verified.
     fn blob_received(&self, child: &Peer, hash: &BlobHash, size: u64) -> Result<(), StoreError>;
+    /// Parent side, enrollment: uses up the join token whose id is `token_id` for node
+    /// `child_id` at `place` (a certificate name), all or nothing. Returns the name the token
+    /// was made for, or why it cannot be used (unknown, expired, used already).
+    fn redeem_token(&self, token_id: &str, child_id: &str, place: &str) -> Result<Result<String, String>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +195,10 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error("{0} was revoked; its links are closed")]
+    Revoked(String),
 }
 
 /// How long to wait for one message from a peer.
@@ -256,7 +266,7 @@ pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 /// Binds this node's QUIC endpoint: it accepts children (if its tier has any) and dials its parent.
 pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity) -> Result<Endpoint, LinkError> {
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(identity.quic_server_config(protocol::ALPN)?));
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(identity.quic_server_config(protocol::ALPN, protocol::ENROLL_ALPN)?));
     server.transport_config(transport());
     let socket = udp_socket(addr)?;
     let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
@@ -311,6 +321,41 @@ fn version_error() -> LinkError {
     LinkError::Version { ours: String::from_utf8_lossy(protocol::ALPN).into_owned() }
 }
 
+/// What a failed TLS handshake means for an operator, when a certificate was refused (by this
+/// node or by the peer).
+pub fn certificate_refusal(e: &quinn::ConnectionError) -> Option<String> {
+    let text = e.to_string();
+    if !text.contains("certificate") {
+        return None;
+    }
+    let why = if text.contains("UnknownIssuer") {
+        "it is not issued in this federation (self-signed, or from an unknown CA)"
+    } else if text.contains("BadSignature") {
+        "it is not signed by this federation's CA (a certificate of another federation?)"
+    } else if text.contains("NameConstraintViolation") {
+        "it was signed by a CA for another part of the tree"
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        "it names another node or place than the one expected here"
+    } else if text.contains("Expired") || text.contains("NotValidYet") {
+        "it is expired or not yet valid (check both nodes' clocks)"
+    } else if text.contains("Revoked") {
+        "it is revoked"
+    } else {
+        "it does not check"
+    };
+    Some(format!("certificate refused: {why} [{text}]"))
+}
+
+fn connection_error(e: quinn::ConnectionError) -> LinkError {
+    if is_version_mismatch(&e) {
+        return version_error();
+    }
+    match certificate_refusal(&e) {
+        Some(why) => LinkError::Pin(why),
+        None => LinkError::Connection(e),
+    }
+}
+
 async fn read_msg(recv: &mut RecvStream) -> Result<Message, LinkError> {
     let fut = async {
         let mut prefix = [0u8; 4];
@@ -340,13 +385,38 @@ async fn request(conn: &Connection, msg: &Message) -> Result<(SendStream, RecvSt
     Ok((send, recv, answer))
 }
 
-fn peer_fingerprint(conn: &Connection) -> Result<Fingerprint, LinkError> {
-    let certs = conn
-        .peer_identity()
+/// The certificate chain the peer presented in TLS, if any.
+fn peer_chain(conn: &Connection) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    conn.peer_identity()
         .and_then(|any| any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
-        .ok_or_else(|| LinkError::Pin("peer presented no certificate".into()))?;
-    let first = certs.first().ok_or_else(|| LinkError::Pin("peer presented no certificate".into()))?;
+        .map(|b| *b)
+        .unwrap_or_default()
+}
+
+fn peer_fingerprint(conn: &Connection) -> Result<Fingerprint, LinkError> {
+    let chain = peer_chain(conn);
+    let first = chain.first().ok_or_else(|| LinkError::Pin("peer presented no certificate".into()))?;
     Ok(Fingerprint::of(first))
+}
+
+/// The ALPN the connection agreed on.
+fn negotiated_alpn(conn: &Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+}
+
+/// Resolves when `node_id` is found revoked (checked whenever the revocation list changes).
+async fn until_revoked(revocations: &Revocations, node_id: &str) {
+    let mut rx = revocations.subscribe();
+    loop {
+        if revocations.contains(node_id) {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -376,6 +446,10 @@ pub struct Uplink {
     pub transfers: Arc<Transfers>,
     /// Set to the parent connection while the link is up, for pull-through fetches.
     pub upstream: Arc<Upstream>,
+    /// How the parent is verified (the endpoint's TLS configuration follows the same mode).
+    pub trust: Trust,
+    /// Revoked nodes: a revoked parent is refused, and its live link closed.
+    pub revocations: Arc<Revocations>,
 }
 
 impl Uplink {
@@ -423,21 +497,44 @@ impl Uplink {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| LinkError::Resolve(self.parent_addr.clone()))?;
-        let conn = tokio::time::timeout(MESSAGE_TIMEOUT, self.endpoint.connect(addr, "youke-node")?)
+        // Federation: TLS checks that the parent's certificate names the place above this node.
+        let expected_parent = match &self.trust {
+            Trust::DevPinned => None,
+            Trust::Federation(e) => Some(e.place.parent().ok_or_else(|| LinkError::Pin("a province has no parent; remove `parent` from its config".into()))?),
+        };
+        let server_name = expected_parent.as_ref().map(Place::dns_name).unwrap_or_else(|| "youke-node".into());
+        let conn = tokio::time::timeout(MESSAGE_TIMEOUT, self.endpoint.connect(addr, &server_name)?)
             .await
             .map_err(|_| LinkError::Timeout("the parent to answer"))?
-            .map_err(|e| if is_version_mismatch(&e) { version_error() } else { LinkError::Connection(e) })?;
+            .map_err(connection_error)?;
         let fingerprint = peer_fingerprint(&conn)?;
-        let (_s, _r, answer) = request(&conn, &Message::Hello(self.local.clone())).await?;
+        // In TLS 1.3 the parent checks this node's certificate after the handshake completed
+        // here: a refusal shows as the connection closing under the hello.
+        let (_s, _r, answer) = match request(&conn, &Message::Hello(self.local.clone())).await {
+            Ok(a) => a,
+            Err(e) => return Err(conn.close_reason().map(connection_error).unwrap_or(e)),
+        };
         let info = match answer {
             Message::Welcome(info) => info,
             Message::Refused { reason } => return Err(LinkError::Refused(reason)),
-            other => return Err(LinkError::Protocol(format!("expected a welcome, got {other:?}"))),
+            other => return Err(LinkError::Protocol(format!("expected a welcome, got {}", protocol::describe(&other)))),
         };
         if Some(info.tier) != self.local.tier.parent() {
             return Err(LinkError::Pin(format!("the node at {} is a {} node, not this node's parent tier", self.parent_addr, info.tier)));
         }
         let parent = Peer { info, fingerprint, addr };
+        if let Some(expected) = &expected_parent {
+            if parent.info.node_id != expected.node_id() {
+                return Err(LinkError::Pin(format!("the parent says it is node {}, but its certificate names {expected}", parent.info.node_id)));
+            }
+            if self.revocations.contains(&parent.info.node_id) {
+                conn.close(3u32.into(), b"revoked");
+                return Err(LinkError::Revoked(format!("the parent {} ({})", parent.info.name, parent.info.node_id)));
+            }
+            let p = parent.clone();
+            blocking(&self.store, move |s| s.remember_parent(&p)).await?;
+            return Ok((conn, parent));
+        }
         match blocking(&self.store, |s| s.known_parent()).await? {
             Some((id, fp)) if id == parent.info.node_id && fp != fingerprint => {
                 return Err(LinkError::Pin(format!(
@@ -478,10 +575,15 @@ impl Uplink {
         tasks.spawn(Arc::clone(&self).push_docs(conn.clone(), parent.clone(), cancel.clone()));
         tasks.spawn(Arc::clone(&self).push_blobs(conn.clone(), parent.clone(), cancel.clone()));
         tasks.spawn(Arc::clone(&self).pull_docs(conn.clone(), parent.clone(), cancel.clone()));
-        tasks.spawn(Arc::clone(&self).reconcile_loop(conn.clone(), parent, cancel.clone()));
+        tasks.spawn(Arc::clone(&self).reconcile_loop(conn.clone(), parent.clone(), cancel.clone()));
         let result = tokio::select! {
             e = conn.closed() => Err(LinkError::Connection(e)),
             Some(r) = tasks.join_next() => r.unwrap_or_else(|e| Err(LinkError::Protocol(e.to_string()))),
+            _ = until_revoked(&self.revocations, &parent.info.node_id) => {
+                warn!(parent = %parent.info.name, "the parent was revoked; closing its link");
+                conn.close(3u32.into(), b"revoked");
+                Err(LinkError::Revoked(format!("the parent {} ({})", parent.info.name, parent.info.node_id)))
+            }
         };
         cancel.cancel();
         tasks.shutdown().await;
@@ -528,7 +630,7 @@ impl Uplink {
                     blocking(&self.store, move |s| s.docs_acked(&p, upto_seq, &again)).await?;
                     debug!(count, upto_seq, "documents acknowledged by parent");
                 }
-                other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {}", variant_name(&other)))),
+                other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {}", protocol::describe(&other)))),
             }
         }
     }
@@ -560,7 +662,7 @@ impl Uplink {
         let digests = blocking(&self.store, move |s| s.reconcile_digests(&p)).await?;
         let (_s, _r, answer) = request(conn, &Message::Reconcile { digests }).await?;
         let Message::ReconcileBuckets { buckets } = answer else {
-            return Err(LinkError::Protocol(format!("expected reconcile buckets, got {}", variant_name(&answer))));
+            return Err(LinkError::Protocol(format!("expected reconcile buckets, got {}", protocol::describe(&answer))));
         };
         let mut repaired = 0;
         for chunk in buckets.chunks(RECONCILE_BUCKETS_PER_REQUEST) {
@@ -568,7 +670,7 @@ impl Uplink {
             let entries = blocking(&self.store, move |s| s.reconcile_entries(&p, &b)).await?;
             let (_s, _r, answer) = request(conn, &Message::ReconcileEntries { buckets: chunk.to_vec(), entries }).await?;
             let Message::ReconcileRepair { send_up, docs } = answer else {
-                return Err(LinkError::Protocol(format!("expected a repair, got {}", variant_name(&answer))));
+                return Err(LinkError::Protocol(format!("expected a repair, got {}", protocol::describe(&answer))));
             };
             repaired += send_up.len() + docs.len();
             self.counters.docs(false, &docs);
@@ -588,7 +690,7 @@ impl Uplink {
             let after_seq = blocking(&self.store, move |s| s.pull_cursor(&p)).await?;
             let (_s, _r, answer) = request(&conn, &Message::PullDocs { after_seq, forget: std::mem::take(&mut forget) }).await?;
             let Message::Docs { docs, upto_seq } = answer else {
-                return Err(LinkError::Protocol(format!("expected documents, got {}", variant_name(&answer))));
+                return Err(LinkError::Protocol(format!("expected documents, got {}", protocol::describe(&answer))));
             };
             if docs.iter().any(|d| d.seq > upto_seq) || upto_seq < after_seq {
                 return Err(LinkError::Protocol("parent sent documents outside the requested range".into()));
@@ -656,7 +758,7 @@ impl Uplink {
         let have = match answer {
             Message::BlobState { complete: true, .. } => return Ok(()),
             Message::BlobState { have, complete: false } if have <= job.size && have.is_multiple_of(CHUNK) => have,
-            other => return Err(LinkError::Protocol(format!("expected blob state, got {}", variant_name(&other)))),
+            other => return Err(LinkError::Protocol(format!("expected blob state, got {}", protocol::describe(&other)))),
         };
         if have > 0 {
             info!(hash = %job.hash, offset = have, size = job.size, "resuming blob upload");
@@ -677,7 +779,7 @@ impl Uplink {
                 Ok(())
             }
             Message::Error { code, message } => Err(LinkError::Remote { code, message }),
-            other => Err(LinkError::Protocol(format!("expected blob stored, got {}", variant_name(&other)))),
+            other => Err(LinkError::Protocol(format!("expected blob stored, got {}", protocol::describe(&other)))),
         }
     }
 }
@@ -737,6 +839,11 @@ pub struct ChildAcceptor {
     pub transfers: Arc<Transfers>,
     /// Where ranges of blobs this node does not hold come from (its pull-through cache).
     pub ranges: Option<Arc<dyn RangeSource>>,
+    /// How children are verified (the endpoint's TLS configuration follows the same mode).
+    pub trust: Trust,
+    /// Revoked nodes: refused at the handshake and at enrollment; a live link whose child
+    /// becomes revoked is closed.
+    pub revocations: Arc<Revocations>,
 }
 
 impl ChildAcceptor {
@@ -782,8 +889,16 @@ impl ChildAcceptor {
                 warn!(%remote, "refused a node that speaks another protocol version; upgrade the older node");
                 return Err(version_error());
             }
+            Ok(Err(e)) if certificate_refusal(&e).is_some() => {
+                let reason = certificate_refusal(&e).unwrap_or_default();
+                warn!(%remote, %reason, "refused a node");
+                return Err(LinkError::Pin(reason));
+            }
             Ok(r) => r?,
         };
+        if negotiated_alpn(&conn).as_deref() == Some(protocol::ENROLL_ALPN) {
+            return self.serve_enrollment(&conn).await;
+        }
         let child = self.handshake(&conn).await?;
         info!(child = %child.info.name, node_id = %child.info.node_id, addr = %child.addr, "child link up");
         // A child that reconnects (it restarted, or its address changed) replaces its old link at
@@ -796,7 +911,14 @@ impl ChildAcceptor {
         }
         let c = child.clone();
         blocking(&self.store, move |s| s.child_link_state(&c, true)).await?;
-        let result = self.serve_streams(&conn, &child).await;
+        let result = tokio::select! {
+            r = self.serve_streams(&conn, &child) => r,
+            _ = until_revoked(&self.revocations, &child.info.node_id) => {
+                warn!(child = %child.info.name, node_id = %child.info.node_id, "the child was revoked; closing its link");
+                conn.close(3u32.into(), b"revoked");
+                Err(LinkError::Revoked(format!("child {} ({})", child.info.name, child.info.node_id)))
+            }
+        };
         let was_current = {
             let mut map = lock_live(&live);
             let current = map.get(&child.info.node_id).is_some_and(|c| c.stable_id() == conn.stable_id());
@@ -830,25 +952,43 @@ impl ChildAcceptor {
     }
 
     async fn handshake(&self, conn: &Connection) -> Result<Peer, LinkError> {
-        let fingerprint = peer_fingerprint(conn)?;
+        let chain = peer_chain(conn);
+        let cert = chain.first().map(|c| c.to_vec());
+        let fingerprint = cert.as_deref().map(Fingerprint::of).unwrap_or(Fingerprint([0; 32]));
         let (mut send, mut recv) = tokio::time::timeout(MESSAGE_TIMEOUT, conn.accept_bi())
             .await
             .map_err(|_| LinkError::Timeout("the hello"))??;
         let hello = match read_msg(&mut recv).await? {
             Message::Hello(h) => h,
-            other => return Err(LinkError::Protocol(format!("expected hello, got {other:?}"))),
+            other => {
+                conn.close(1u32.into(), b"expected a hello");
+                return Err(LinkError::Protocol(format!("expected hello, got {}", protocol::describe(&other))));
+            }
         };
         let child = Peer { info: hello, fingerprint, addr: conn.remote_address() };
         let mut verdict = protocol::check_hello(&self.local, &child.info);
         if verdict.is_ok() {
-            let id = child.info.node_id.clone();
-            if let Some(pin) = blocking(&self.store, move |s| s.child_pin(&id)).await?
-                && pin != fingerprint {
-                    verdict = Err(format!(
-                        "node {} shows a different certificate than when it first linked; refusing it",
-                        child.info.node_id
-                    ));
+            match &self.trust {
+                Trust::Federation(e) => {
+                    verdict = pki::check_child(&e.place, &child.info.node_id, child.info.tier, cert.as_deref()).map(|_| ());
+                    if verdict.is_ok() && self.revocations.contains(&child.info.node_id) {
+                        verdict = Err("this node was revoked by its parent's admin".into());
+                    }
                 }
+                Trust::DevPinned => {
+                    let id = child.info.node_id.clone();
+                    if cert.is_none() {
+                        verdict = Err("it presented no certificate".into());
+                    } else if let Some(pin) = blocking(&self.store, move |s| s.child_pin(&id)).await?
+                        && pin != fingerprint
+                    {
+                        verdict = Err(format!(
+                            "node {} shows a different certificate than when it first linked; refusing it",
+                            child.info.node_id
+                        ));
+                    }
+                }
+            }
         }
         if let Err(reason) = verdict {
             warn!(node_id = %child.info.node_id, remote = %child.addr, %reason, "refused a child");
@@ -863,6 +1003,74 @@ impl ChildAcceptor {
         write_msg(&mut send, &Message::Welcome(self.local.clone())).await?;
         send.finish()?;
         Ok(child)
+    }
+
+    /// An enrolling node: one request, one answer, then the connection closes. Every refusal
+    /// is logged with its reason and nothing is written.
+    async fn serve_enrollment(&self, conn: &Connection) -> Result<(), LinkError> {
+        let remote = conn.remote_address();
+        let (mut send, mut recv) = tokio::time::timeout(MESSAGE_TIMEOUT, conn.accept_bi())
+            .await
+            .map_err(|_| LinkError::Timeout("the enrollment request"))??;
+        let verdict = match read_msg(&mut recv).await {
+            Ok(Message::Enroll { token, node_id, public_key, proof, ca_public_key, ca_proof }) => {
+                self.enroll_child(token, node_id, public_key, proof, ca_public_key, ca_proof).await
+            }
+            Ok(other) => Err(format!("expected an enrollment request, got {}", protocol::describe(&other))),
+            Err(e) => Err(format!("unreadable enrollment request: {e}")),
+        };
+        let answer = match verdict {
+            Ok(m) => m,
+            Err(reason) => {
+                warn!(%remote, %reason, "refused an enrollment");
+                Message::Refused { reason }
+            }
+        };
+        write_msg(&mut send, &answer).await?;
+        send.finish()?;
+        let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+        conn.close(0u32.into(), b"enrollment done");
+        Ok(())
+    }
+
+    async fn enroll_child(
+        &self,
+        token: Vec<u8>,
+        node_id: String,
+        public_key: Vec<u8>,
+        proof: Vec<u8>,
+        ca_public_key: Vec<u8>,
+        ca_proof: Vec<u8>,
+    ) -> Result<Message, String> {
+        let Trust::Federation(e) = &self.trust else {
+            return Err("this node runs in development trust mode and does not enroll nodes".into());
+        };
+        let authority = e.authority().map_err(|e| e.to_string())?.ok_or("this node has no CA to sign certificates with")?;
+        pki::check_node_id(&node_id).map_err(|e| e.to_string())?;
+        if token.len() != 16 {
+            return Err("the join token is malformed".into());
+        }
+        let transcript = protocol::enroll_transcript(&token, &node_id);
+        pki::verify_proof(&public_key, &transcript, &proof).map_err(|e| format!("node key: {e}"))?;
+        let place = e.place.child(&node_id).map_err(|e| e.to_string())?;
+        let city = place.tier() == Tier::City;
+        if city {
+            pki::verify_proof(&ca_public_key, &transcript, &ca_proof).map_err(|e| format!("CA key: {e}"))?;
+        }
+        if self.revocations.contains(&node_id) {
+            return Err(format!("node id {node_id} was revoked; a reinstalled node gets a new id"));
+        }
+        let token_id = pki::secret_id(&token);
+        let (id, name) = (node_id.clone(), place.dns_name());
+        let name = blocking(&self.store, move |s| s.redeem_token(&token_id, &id, &name))
+            .await
+            .map_err(|e| format!("the parent could not record the enrollment: {e}"))??;
+        let node_cert = authority.issue_node(&place, &name, &public_key).map_err(|e| e.to_string())?;
+        let ca_cert = if city { Some(authority.issue_city_ca(&place, &ca_public_key).map_err(|e| e.to_string())?) } else { None };
+        // A school's certificate is signed by its city's CA, which the school must present.
+        let intermediates = if e.place.tier() == Tier::City { vec![authority.cert_der().to_vec()] } else { vec![] };
+        info!(node_id = %node_id, %place, %name, "enrolled a child node");
+        Ok(Message::Enrolled { place: place.dns_name(), name, node_cert, intermediates, ca_cert })
     }
 
     async fn serve_stream(&self, child: &Peer, mut send: SendStream, mut recv: RecvStream) -> Result<(), LinkError> {
@@ -927,7 +1135,7 @@ impl ChildAcceptor {
             Message::BlobFetch { hash, offset, len, manifest } => {
                 return self.serve_range(child, send, hash, offset, len, manifest).await;
             }
-            other => Message::Error { code: ErrorCode::BadRequest, message: format!("unexpected request {}", variant_name(&other)) },
+            other => Message::Error { code: ErrorCode::BadRequest, message: format!("unexpected request {}", protocol::describe(&other)) },
         };
         write_msg(&mut send, &answer).await?;
         send.finish()?;
@@ -1119,24 +1327,62 @@ fn join_err(e: tokio::task::JoinError) -> LinkError {
     LinkError::Store(Box::new(e))
 }
 
-fn variant_name(m: &Message) -> &'static str {
-    match m {
-        Message::Hello(_) => "hello",
-        Message::Welcome(_) => "welcome",
-        Message::Refused { .. } => "refused",
-        Message::PushDocs { .. } => "push-docs",
-        Message::DocsAck { .. } => "docs-ack",
-        Message::PullDocs { .. } => "pull-docs",
-        Message::Docs { .. } => "docs",
-        Message::Reconcile { .. } => "reconcile",
-        Message::ReconcileBuckets { .. } => "reconcile-buckets",
-        Message::ReconcileEntries { .. } => "reconcile-entries",
-        Message::ReconcileRepair { .. } => "reconcile-repair",
-        Message::BlobOffer { .. } => "blob-offer",
-        Message::BlobState { .. } => "blob-state",
-        Message::BlobStored { .. } => "blob-stored",
-        Message::BlobFetch { .. } => "blob-fetch",
-        Message::BlobRange { .. } => "blob-range",
-        Message::Error { .. } => "error",
+
+/// Enrolls this node under the parent at `parent_addr` with a join token: makes its key pairs,
+/// checks that the parent belongs to the token's federation, and returns the certificates it
+/// issued, checked up to the root. Nothing is written; the caller saves the enrollment.
+pub async fn enroll(parent_addr: &str, token: &JoinToken, node_id: &str) -> Result<pki::Enrollment, LinkError> {
+    pki::check_node_id(node_id)?;
+    let addr = tokio::net::lookup_host(parent_addr)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| LinkError::Resolve(parent_addr.to_string()))?;
+    let bind: SocketAddr = if addr.is_ipv6() { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() } else { (std::net::Ipv4Addr::UNSPECIFIED, 0).into() };
+    let mut endpoint = Endpoint::client(bind)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crate::identity::enroll_client_config(token.root_hash, protocol::ENROLL_ALPN)?));
+    client.transport_config(transport());
+    endpoint.set_default_client_config(client);
+    let result = enroll_on(&endpoint, addr, parent_addr, token, node_id).await;
+    endpoint.close(0u32.into(), b"done");
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    result
+}
+
+async fn enroll_on(endpoint: &Endpoint, addr: SocketAddr, parent_addr: &str, token: &JoinToken, node_id: &str) -> Result<pki::Enrollment, LinkError> {
+    let conn = tokio::time::timeout(MESSAGE_TIMEOUT, endpoint.connect(addr, "youke-enroll")?)
+        .await
+        .map_err(|_| LinkError::Timeout("the parent to answer"))?
+        .map_err(connection_error)?;
+    let chain = peer_chain(&conn);
+    let (Some(parent_cert), Some(root)) = (chain.first(), chain.last()) else {
+        return Err(LinkError::Pin("the parent presented no certificate".into()));
+    };
+    let node_key = pki::new_key()?;
+    let ca_key = pki::new_key()?;
+    let transcript = protocol::enroll_transcript(&token.secret, node_id);
+    let ask = Message::Enroll {
+        token: token.secret.to_vec(),
+        node_id: node_id.to_string(),
+        public_key: node_key.public_key_raw().to_vec(),
+        proof: pki::prove(&node_key, &transcript)?,
+        ca_public_key: ca_key.public_key_raw().to_vec(),
+        ca_proof: pki::prove(&ca_key, &transcript)?,
+    };
+    let (_s, _r, answer) = request(&conn, &ask).await?;
+    conn.close(0u32.into(), b"enrolled");
+    let (place, name, node_cert, intermediates, ca_cert) = match answer {
+        Message::Enrolled { place, name, node_cert, intermediates, ca_cert } => (place, name, node_cert, intermediates, ca_cert),
+        Message::Refused { reason } => return Err(LinkError::Refused(reason)),
+        other => return Err(LinkError::Protocol(format!("expected an enrollment answer, got {}", protocol::describe(&other)))),
+    };
+    let place = Place::parse(&place)?;
+    if place.node_id() != node_id || intermediates.len() > 2 || name.len() > protocol::MAX_TEXT {
+        return Err(LinkError::Protocol(format!("the parent issued a certificate for {place} instead of this node ({node_id})")));
     }
+    let parent_place = place.parent().ok_or_else(|| LinkError::Protocol("the parent issued a province certificate".into()))?;
+    pki::check_peer_place(parent_cert, &parent_place)
+        .map_err(|_| LinkError::Pin(format!("the node at {parent_addr} is not {parent_place}, the parent named in the answer")))?;
+    let ca = ca_cert.map(|c| (c, &ca_key));
+    Ok(pki::accept_enrollment(place, name, root.to_vec(), node_cert, &node_key, intermediates, ca)?)
 }

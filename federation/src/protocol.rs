@@ -12,9 +12,11 @@ use crate::tier::Tier;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; peers with another version are refused in the hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// ALPN for QUIC: carries the version so TLS itself refuses foreign protocols.
-pub const ALPN: &[u8] = b"youke/2";
+pub const ALPN: &[u8] = b"youke/3";
+/// ALPN of enrollment connections: a node without a certificate yet, holding a join token.
+pub const ENROLL_ALPN: &[u8] = b"youke-enroll/3";
 /// Largest frame accepted from a peer. Document batches are cut to stay below it.
 pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// Budget for the documents of one batch, leaving room for framing.
@@ -99,6 +101,47 @@ pub enum Message {
     BlobRange { size: u64, manifest: Vec<[u8; 32]>, offset: u64, len: u64 },
     /// A request failed; the stream ends after this.
     Error { code: ErrorCode, message: String },
+    /// Enrollment, new node to parent: the join token's secret, the node id it chose, its new
+    /// public keys (raw P-256) and proofs that it holds them (see [`crate::pki::prove`]). The
+    /// CA key is used only when the node becomes a city.
+    Enroll { token: Vec<u8>, node_id: String, public_key: Vec<u8>, proof: Vec<u8>, ca_public_key: Vec<u8>, ca_proof: Vec<u8> },
+    /// The parent's answer: the node's place and name, its certificate, the certificates
+    /// between it and the root, and (for a city) its CA certificate.
+    Enrolled { place: String, name: String, node_cert: Vec<u8>, intermediates: Vec<Vec<u8>>, ca_cert: Option<Vec<u8>> },
+}
+
+/// The name of a message's kind, for logs and errors (never its payload, which a peer controls).
+pub fn describe(m: &Message) -> &'static str {
+    match m {
+        Message::Hello(_) => "hello",
+        Message::Welcome(_) => "welcome",
+        Message::Refused { .. } => "refused",
+        Message::PushDocs { .. } => "push-docs",
+        Message::DocsAck { .. } => "docs-ack",
+        Message::PullDocs { .. } => "pull-docs",
+        Message::Docs { .. } => "docs",
+        Message::Reconcile { .. } => "reconcile",
+        Message::ReconcileBuckets { .. } => "reconcile-buckets",
+        Message::ReconcileEntries { .. } => "reconcile-entries",
+        Message::ReconcileRepair { .. } => "reconcile-repair",
+        Message::BlobOffer { .. } => "blob-offer",
+        Message::BlobState { .. } => "blob-state",
+        Message::BlobStored { .. } => "blob-stored",
+        Message::BlobFetch { .. } => "blob-fetch",
+        Message::BlobRange { .. } => "blob-range",
+        Message::Error { .. } => "error",
+        Message::Enroll { .. } => "enroll",
+        Message::Enrolled { .. } => "enrolled",
+    }
+}
+
+/// What an enrolling node signs with each of its new keys: the token secret and its node id.
+pub fn enroll_transcript(token: &[u8], node_id: &str) -> Vec<u8> {
+    let mut t = Vec::with_capacity(token.len() + node_id.len() + 1);
+    t.extend_from_slice(token);
+    t.push(0);
+    t.extend_from_slice(node_id.as_bytes());
+    t
 }
 
 /// Stable codes for failures reported to a peer.

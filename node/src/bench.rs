@@ -179,6 +179,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
         }
         published.finish_and_clear();
     }
+    crate::trust::join_locally(&p_dir, &config(Tier::Province, "省中心", None), None).await?;
     let province = Node::spawn(&p_dir, config(Tier::Province, "省中心", None), cancel.child_token()).await?;
     // Measure the province in its steady state: its search index caught up with its catalog.
     let newest = count(&province.ctx, "SELECT COALESCE(MAX(seq), 0) FROM lessons")?;
@@ -191,6 +192,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
         let c = NodeCtx::open(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)))?;
         make_lessons(&c, opts.changes, Tier::Province, "city lessons")?
     };
+    crate::trust::join_locally(&c_dir, &config(Tier::City, "市局", Some(province.quic_addr)), Some(&province)).await?;
     let city = Node::spawn(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)), cancel.child_token()).await?;
     eprintln!("city: first sync of {} lessons and {} published collections…", opts.changes, opts.join);
     wait("the city's first sync", Duration::from_secs(3600), || {
@@ -237,6 +239,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
     let mut joins = Vec::new();
     for round in 0..ROUNDS_B {
         let dir = n_dir.join(round.to_string());
+        crate::trust::join_locally(&dir, &config(Tier::City, "新市局", Some(province.quic_addr)), Some(&province)).await?;
         let new_city = Node::spawn(&dir, config(Tier::City, "新市局", Some(province.quic_addr)), cancel.child_token()).await?;
         let started = Instant::now();
         wait("the new city's full sync", Duration::from_secs(3600), || Ok(count(&new_city.ctx, "SELECT COUNT(*) FROM collections")? >= opts.join)).await?;

@@ -116,6 +116,9 @@ async fn youke(source: &Path, dir: &Path) -> Result<(f64, f64, u64), NodeError> 
         http: local(),
         quic: local(),
         parent: parent.map(|p| p.to_string()),
+        // A city at the top of its own tree has no federation root; the link's TLS and data
+        // path are the same in either trust mode, only certificate checking differs.
+        trust: crate::config::TrustMode::DevPinned,
         ..Config::default()
     };
     let city = Node::spawn(&dir.join("city"), cfg(Tier::City, None), cancel.child_token()).await?;
@@ -160,7 +163,7 @@ async fn bare_quinn(source: &Path, dir: &Path) -> Result<(f64, f64, u64), NodeEr
     const ALPN: &[u8] = b"youke-bench";
     let server_id = NodeIdentity::generate("bench-server").map_err(err)?;
     let client_id = NodeIdentity::generate("bench-client").map_err(err)?;
-    let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(server_id.quic_server_config(ALPN).map_err(err)?));
+    let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(server_id.quic_server_config(ALPN, ALPN).map_err(err)?));
     server_cfg.transport_config(transport());
     let runtime = quinn::default_runtime().ok_or_else(|| err("no runtime"))?;
     let server = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server_cfg), udp_socket(local()).map_err(err)?, Arc::clone(&runtime)).map_err(err)?;

@@ -276,7 +276,7 @@ pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result
             )?;
             true
         }
-        Kind::Lesson => return Err(DocError::BadDocument("a lesson is not a catalog document".into())),
+        Kind::Lesson | Kind::Revocations => return Err(DocError::BadDocument(format!("a {} is not a catalog document", kind.as_str()))),
     };
     Ok(Routing { origin_node, share: Tier::School, published })
 }

@@ -35,8 +35,20 @@ pub struct Config {
     pub quic: SocketAddr,
     /// The parent's federation address, HOST:PORT. Not set for a province.
     pub parent: Option<String>,
+    /// How links are secured: `federation` (certificates from the province's root, issued at
+    /// `youke enroll`) or `dev-pinned` (self-signed certificates pinned on first use; for
+    /// development and trials only, never in production).
+    pub trust: TrustMode,
     pub link: LinkConfig,
     pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustMode {
+    #[default]
+    Federation,
+    DevPinned,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +87,7 @@ impl Default for Config {
             parent: None,
             link: LinkConfig::default(),
             limits: Limits::default(),
+            trust: TrustMode::Federation,
         }
     }
 }
@@ -139,6 +152,13 @@ impl Config {
         }
         if let Some(v) = get("YOUKE_PARENT") {
             self.parent = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = get("YOUKE_TRUST") {
+            self.trust = match v.as_str() {
+                "federation" => TrustMode::Federation,
+                "dev-pinned" => TrustMode::DevPinned,
+                _ => return Err(ConfigError::Env { name: "YOUKE_TRUST", value: v, message: "expected federation or dev-pinned".into() }),
+            };
         }
         if let Some(v) = get("YOUKE_UPLOAD_RATE") {
             v.parse::<RateSchedule>().map_err(|message| ConfigError::Env { name: "YOUKE_UPLOAD_RATE", value: v.clone(), message })?;

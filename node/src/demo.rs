@@ -70,9 +70,11 @@ fn local(port: u16) -> SocketAddr {
 
 /// Saves the node's config in its data directory (so `youke status --data ...` works on it)
 /// and starts it.
-async fn start(dir: &Path, config: Config, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
+/// The node enrolls under `parent` with a join token first, as an operator would.
+async fn start(dir: &Path, config: Config, parent: Option<&RunningNode>, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
     std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir { path: dir.to_path_buf(), source })?;
     config.save(dir)?;
+    crate::trust::join_locally(dir, &config, parent).await?;
     Node::spawn(dir, config, cancel.child_token()).await
 }
 
@@ -81,7 +83,7 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
     prepare_dir(&opts.dir)?;
     let base = opts.base_port;
     let province_cfg = Config { role: Tier::Province, name: "河北省优课中心".into(), http: local(base), quic: local(0), ..Config::default() };
-    let province = start(&opts.dir.join("province"), province_cfg, &cancel).await?;
+    let province = start(&opts.dir.join("province"), province_cfg, None, &cancel).await?;
     let city_cfg = Config {
         role: Tier::City,
         name: "石家庄市教育局".into(),
@@ -90,7 +92,7 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
         parent: Some(province.quic_addr.to_string()),
         ..Config::default()
     };
-    let city = start(&opts.dir.join("city"), city_cfg, &cancel).await?;
+    let city = start(&opts.dir.join("city"), city_cfg, Some(&province), &cancel).await?;
     let school_cfg = Config {
         role: Tier::School,
         name: "石家庄市第一中学".into(),
@@ -99,7 +101,7 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
         parent: Some(city.quic_addr.to_string()),
         ..Config::default()
     };
-    let school = start(&opts.dir.join("school"), school_cfg, &cancel).await?;
+    let school = start(&opts.dir.join("school"), school_cfg, Some(&city), &cancel).await?;
 
     let started = Instant::now();
     let shared = make_lessons(&opts.dir, &school).await?;

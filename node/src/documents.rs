@@ -44,6 +44,8 @@ pub enum Kind {
     Collection,
     Announcement,
     Competition,
+    /// The nodes a node revoked (see [`crate::trust`]).
+    Revocations,
 }
 
 impl Kind {
@@ -53,11 +55,12 @@ impl Kind {
             Kind::Collection => "collection",
             Kind::Announcement => "announcement",
             Kind::Competition => "competition",
+            Kind::Revocations => "revocations",
         }
     }
 
     pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Lesson, Kind::Collection, Kind::Announcement, Kind::Competition].into_iter().find(|k| k.as_str() == s)
+        [Kind::Lesson, Kind::Collection, Kind::Announcement, Kind::Competition, Kind::Revocations].into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -130,6 +133,7 @@ pub fn commit(tx: &Transaction<'_>, w: &Writer, kind: Kind, doc: &mut AutoCommit
     let routing = match kind {
         Kind::Lesson => crate::lessons::materialize(tx, w, doc, seq)?,
         Kind::Collection | Kind::Announcement | Kind::Competition => crate::catalog::materialize(tx, kind, doc)?,
+        Kind::Revocations => crate::trust::materialize(tx, doc)?,
     };
     let bytes = doc.save();
     tx.execute(

@@ -11,6 +11,7 @@
 //! - [`link_settings`]: the uplink's media rate schedule (config, API, CLI) and blob housekeeping.
 //! - [`indexer`]: keeps the search index up to date with the database.
 //! - [`http`]: the portal pages and the JSON API.
+//! - [`trust`]: join tokens, enrolled children and revocations (the federation PKI's node side).
 //! - [`node`]: the composition root that starts and stops all of the above.
 //! - [`status`], [`demo`]: operator commands.
 
@@ -30,5 +31,6 @@ pub mod pull;
 pub mod replication;
 pub mod status;
 pub mod store;
+pub mod trust;
 
 pub use node::{Node, NodeCtx, NodeError, RunningNode};

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use youke_federation::{NodeIdentity, Tier};
 use youke_federation::rate::RateSchedule;
-use youke_node::config::{CONFIG_FILE, Config};
+use youke_node::config::{CONFIG_FILE, Config, TrustMode};
+use youke_federation::pki::Enrollment;
 use youke_node::import::{ImportMeta, import_file, share};
 use youke_node::{Node, NodeCtx, status};
 
@@ -51,6 +52,42 @@ enum Command {
         /// Overwrite an existing config file (the database and identity are kept).
         #[arg(long)]
         force: bool,
+        /// Development only: self-signed certificates pinned on first contact instead of the
+        /// federation PKI. Never use this in production.
+        #[arg(long)]
+        dev_pinned: bool,
+    },
+    /// Join a federation: get this node's certificates from its parent with a one-time join
+    /// token (made there by `youke token create`). Creates the node if its data directory is
+    /// empty; role and name come with the token.
+    Enroll {
+        /// The parent's federation address, HOST:PORT.
+        #[arg(long)]
+        parent: String,
+        /// The join token (YK1…).
+        #[arg(long, env = "YOUKE_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Portal and API listen address.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Federation (QUIC/UDP) listen address.
+        #[arg(long)]
+        quic: Option<SocketAddr>,
+    },
+    /// One-time join tokens for child nodes.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Revoke a child node (by node id or name): its links are closed and refused everywhere
+    /// in the tree below this node.
+    Revoke {
+        node: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// List the child nodes enrolled here, and the revocations in force.
+    Children {
+        #[arg(long)]
+        json: bool,
     },
     /// Run the node: portal, API, federation links.
     Serve {
@@ -107,6 +144,24 @@ enum Command {
         #[arg(long, default_value_t = 8380)]
         base_port: u16,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a join token for one child; print it last.
+    Create {
+        /// The child's tier: city (at a province) or school (at a city).
+        #[arg(long, value_parser = parse_tier)]
+        role: Tier,
+        /// The child's name as it will appear in its certificate and portals.
+        #[arg(long)]
+        name: String,
+        /// How long the token can be used, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+    },
+    /// List the tokens made here, used and unused (never their secrets).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +250,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     init_logging(cli.verbose, if matches!(cli.command, Command::Serve { .. }) { "info,quinn=warn,tantivy=warn" } else { "warn" });
     match cli.command {
-        Command::Init { role, name, parent, http, quic, upload_rate, force } => {
+        Command::Init { role, name, parent, http, quic, upload_rate, force, dev_pinned } => {
             let path = cli.data.join(CONFIG_FILE);
             if path.exists() && !force {
                 bail!("{} already exists; this node is initialized (use --force to rewrite its config)", path.display());
@@ -208,6 +263,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut config = Config { role, name, parent, ..Config::default() };
             config.link.upload_rate = upload_rate;
+            if dev_pinned {
+                config.trust = TrustMode::DevPinned;
+            }
             if let Some(h) = http {
                 config.http = h;
             }
@@ -217,11 +275,25 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&cli.data).with_context(|| format!("cannot create {}", cli.data.display()))?;
             config.save(&cli.data)?;
             let ctx = NodeCtx::open(&cli.data, config)?;
-            let identity = NodeIdentity::load_or_create(&cli.data, &ctx.writer.node_id)?;
+            let federation = ctx.config.trust == TrustMode::Federation;
+            if federation && role == Tier::Province && Enrollment::load(&cli.data)?.is_none() {
+                let e = youke_federation::pki::create_federation(&ctx.writer.node_id, &ctx.writer.node_name)?;
+                e.save(&cli.data)?;
+            }
             println!("initialized {} node {:?}", ctx.writer.tier, ctx.writer.node_name);
             println!("  data        {}", cli.data.display());
             println!("  node id     {}", ctx.writer.node_id);
-            println!("  certificate {}", identity.fingerprint());
+            match Enrollment::load(&cli.data)? {
+                Some(e) if federation => {
+                    println!("  place       {}", e.place);
+                    println!("  root CA     {}", hex::encode(e.root_hash()));
+                }
+                _ if federation => println!("  trust       not enrolled yet: youke --data {} enroll --parent HOST:PORT --token TOKEN", cli.data.display()),
+                _ => {
+                    let identity = NodeIdentity::load_or_create(&cli.data, &ctx.writer.node_id)?;
+                    println!("  certificate {} (development trust: pinned, not verified)", identity.fingerprint());
+                }
+            }
             println!("  portal      http://{}/", ctx.config.http);
             println!("  federation  {} (udp)", ctx.config.quic);
             if let Some(p) = &ctx.config.parent {
@@ -250,6 +322,87 @@ fn run(cli: Cli) -> Result<()> {
                 node.shutdown().await;
                 Ok(())
             })
+        }
+        Command::Enroll { parent, token, http, quic } => {
+            if let Some(e) = Enrollment::load(&cli.data)? {
+                bail!("this node is enrolled already as {} ({}); to enroll it again, move {} away first", e.place, e.name, cli.data.join(youke_federation::pki::ENROLLMENT_FILE).display());
+            }
+            let token = youke_federation::pki::JoinToken::parse(&token)?;
+            let mut config = Config::load(&cli.data)?;
+            if config.trust == TrustMode::DevPinned {
+                bail!("this node is configured for development trust (trust = \"dev-pinned\"); set trust = \"federation\" in youke.toml to enroll it");
+            }
+            std::fs::create_dir_all(&cli.data).with_context(|| format!("cannot create {}", cli.data.display()))?;
+            let node_id = NodeCtx::open(&cli.data, config.clone())?.writer.node_id.clone();
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_message(format!("enrolling at {parent}…"));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let result = runtime()?.block_on(youke_federation::link::enroll(&parent, &token, &node_id));
+            spinner.finish_and_clear();
+            let e = result.with_context(|| format!("enrollment at {parent} failed"))?;
+            config.role = e.place.tier();
+            config.name = e.name.clone();
+            config.parent = Some(parent.clone());
+            if let Some(h) = http {
+                config.http = h;
+            }
+            if let Some(q) = quic {
+                config.quic = q;
+            }
+            config.save(&cli.data)?;
+            e.save(&cli.data)?;
+            println!("enrolled {} node {:?}", e.place.tier(), e.name);
+            println!("  node id     {node_id}");
+            println!("  place       {}", e.place);
+            println!("  parent      {parent}");
+            println!("  root CA     {}", hex::encode(e.root_hash()));
+            println!("start it with: youke --data {} serve", cli.data.display());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { role, name, expires }) => {
+            let lifetime = youke_federation::pki::parse_lifetime(&expires).map_err(anyhow::Error::msg)?;
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let (token, info) = youke_node::trust::create_token(&ctx, role, &name, lifetime)?;
+            println!("join token for {} {:?}, valid until {} (UTC), usable once:", info.role, info.name, youke_node::status::format_time(info.expires_at));
+            println!("on the new node run: youke enroll --parent {} --token TOKEN", ctx.config.quic);
+            println!("{token}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::List) => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let tokens = ctx.store.read(youke_node::trust::list_tokens)?;
+            let now = youke_node::store::now_ms();
+            for t in tokens {
+                let state = match (&t.used_by, t.expires_at < now) {
+                    (Some(by), _) => format!("used by {by}"),
+                    (None, true) => "expired".to_string(),
+                    (None, false) => format!("unused, expires {}", youke_node::status::format_time(t.expires_at)),
+                };
+                println!("{}  {:8} {:24} {state}", t.id, t.role, t.name);
+            }
+            Ok(())
+        }
+        Command::Revoke { node, reason } => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let r = youke_node::trust::revoke(&ctx, &node, &reason)?;
+            println!("revoked {} {:?} ({}); its links close within a second here and as the revocation reaches the tree below", r.place, r.name, r.node_id);
+            Ok(())
+        }
+        Command::Children { json } => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let children = ctx.store.read(youke_node::trust::enrolled_children)?;
+            let revoked = ctx.store.read(youke_node::trust::revocations)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "children": children, "revocations": revoked }))?);
+                return Ok(());
+            }
+            for c in &children {
+                println!("{}  {:24} {}{}", c.node_id, c.name, c.place, if c.revoked { "  REVOKED" } else { "" });
+            }
+            if children.is_empty() {
+                println!("no child nodes enrolled here");
+            }
+            Ok(())
         }
         Command::Import { files, title, teacher, grade, subject, knowledge } => {
             let ctx = NodeCtx::open_dir(&cli.data)?;

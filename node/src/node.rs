@@ -3,7 +3,7 @@
 //! (accepting children) and the uplink to the parent. Services start in that order under one
 //! cancellation token and are awaited on shutdown.
 
-use crate::config::Config;
+use crate::config::{Config, TrustMode};
 use crate::documents::{DocError, Writer};
 use crate::replication::NodeLinkStore;
 use crate::store::{Store, StoreError, meta_get, meta_set};
@@ -82,6 +82,8 @@ pub struct NodeCtx {
     pub upstream: Arc<Upstream>,
     /// The pull-through cache's in-memory state.
     pub pull: crate::pull::PullState,
+    /// Revoked node ids, mirrored from the database for the links (see [`crate::trust::watch`]).
+    pub revocations: Arc<youke_federation::pki::Revocations>,
 }
 
 impl std::fmt::Debug for NodeCtx {
@@ -128,7 +130,35 @@ impl NodeCtx {
             transfers: Transfers::new(),
             upstream: Upstream::new(),
             pull: Default::default(),
+            revocations: youke_federation::pki::Revocations::new(),
         })
+    }
+
+    /// The identity this node's links use: its enrollment in the federation, or (development
+    /// trust, or a school with no parent) a self-signed certificate.
+    pub fn identity(&self) -> Result<NodeIdentity, NodeError> {
+        let dev = || NodeIdentity::load_or_create(&self.data_dir, &self.writer.node_id).map_err(NodeError::from);
+        if self.config.trust == TrustMode::DevPinned {
+            return dev();
+        }
+        match youke_federation::pki::Enrollment::load(&self.data_dir).map_err(|e| NodeError::Invalid(e.to_string()))? {
+            Some(e) => {
+                if e.place.node_id() != self.writer.node_id || e.place.tier() != self.config.role {
+                    return Err(NodeError::Invalid(format!(
+                        "the enrollment in {} is for the {} node {}, but this data directory is the {} node {}; enroll it again",
+                        self.data_dir.display(),
+                        e.place.tier(),
+                        e.place.node_id(),
+                        self.config.role,
+                        self.writer.node_id
+                    )));
+                }
+                Ok(NodeIdentity::from_enrollment(e))
+            }
+            // A school on its own (no parent) links to nobody; it may run before enrolling.
+            None if self.config.role == youke_federation::Tier::School && self.config.parent.is_none() => dev(),
+            None => Err(NodeError::Invalid(crate::trust::not_enrolled(self.config.role))),
+        }
     }
 
     /// Loads the config from the data directory and opens the node.
@@ -216,7 +246,12 @@ impl Node {
             info!("search index will be rebuilt from the database");
         }
 
-        let identity = NodeIdentity::load_or_create(data_dir, &ctx.writer.node_id)?;
+        let identity = ctx.identity()?;
+        if let Some(place) = identity.trust.place() {
+            info!(%place, "federation trust: links verified up to the province's root");
+        } else if cfg.trust == TrustMode::DevPinned {
+            tracing::warn!("development trust mode: peers are pinned on first contact, not verified; never use this in production");
+        }
         let http_listener = tokio::net::TcpListener::bind(cfg.http)
             .await
             .map_err(|source| NodeError::Listen { addr: cfg.http, source })?;
@@ -230,8 +265,9 @@ impl Node {
         let mut tasks = JoinSet::new();
         let link_store: Arc<dyn youke_federation::link::LinkStore> = Arc::new(NodeLinkStore::new(Arc::clone(&ctx)));
 
-        // 0. Link settings and blob housekeeping.
+        // 0. Link settings and blob housekeeping; revocations for the links.
         tasks.spawn(crate::link_settings::run(Arc::clone(&ctx), cancel.clone()));
+        tasks.spawn(crate::trust::watch(Arc::clone(&ctx), Arc::clone(&ctx.revocations), cancel.clone()));
         // 1. Search indexer, so the portal answers with current data.
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.
@@ -255,6 +291,8 @@ impl Node {
                 counters: Arc::clone(&ctx.counters),
                 transfers: Arc::clone(&ctx.transfers),
                 ranges: cfg.parent.as_ref().map(|_| Arc::new(crate::pull::CacheSource(Arc::clone(&ctx))) as Arc<dyn youke_federation::pull::RangeSource>),
+                trust: identity.trust.clone(),
+                revocations: Arc::clone(&ctx.revocations),
             };
             tasks.spawn(acceptor.run(cancel.clone()));
             info!(%quic_addr, "accepting child nodes");
@@ -271,6 +309,8 @@ impl Node {
                 counters: Arc::clone(&ctx.counters),
                 transfers: Arc::clone(&ctx.transfers),
                 upstream: Arc::clone(&ctx.upstream),
+                trust: identity.trust.clone(),
+                revocations: Arc::clone(&ctx.revocations),
             };
             tasks.spawn(uplink.run(cancel.clone()));
             tasks.spawn(crate::pull::prefetch(Arc::clone(&ctx), cancel.clone()));

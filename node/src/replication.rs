@@ -353,6 +353,10 @@ impl LinkStore for NodeLinkStore {
         self.ctx.changed();
         Ok(())
     }
+
+    fn redeem_token(&self, token_id: &str, child_id: &str, place: &str) -> Result<Result<String, String>, StoreError> {
+        self.ctx.store.write(|tx| crate::trust::redeem(tx, token_id, child_id, place, now_ms())).map_err(boxed)
+    }
 }
 
 impl NodeLinkStore {
@@ -686,5 +690,45 @@ mod tests {
         assert_eq!(lessons::read_document(&school_copy).expect("read").review_count, 1, "the school has the review again");
         let heads = |n: &NodeLinkStore| n.ctx.store.read(|c| crate::documents::heads_of(c, crate::documents::Kind::Lesson)).expect("heads");
         assert_eq!(heads(&school), heads(&city));
+    }
+
+    #[test]
+    fn revocations_go_down_only_within_the_issuers_subtree_and_never_up() {
+        use youke_federation::pki::Place;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (school, school_peer, city, city_peer) = linked_pair(dir.path());
+        let city_place = Place::province("p1").and_then(|p| p.child(&city.ctx.writer.node_id)).expect("place");
+        let school_place = city_place.child(&school.ctx.writer.node_id).expect("place");
+        let other_school = Place::province("p1").and_then(|p| p.child("c9")).and_then(|c| c.child("s9")).expect("place");
+        let w = city.ctx.writer.clone();
+        city.ctx
+            .store
+            .write(|tx| {
+                crate::trust::add_revocation(tx, &w, &city_place, "s-lost", &city_place.child("s-lost").expect("p").dns_name(), "失窃", "设备丢失")?;
+                // Outside the city's subtree: kept in the document, ignored by every node.
+                crate::trust::add_revocation(tx, &w, &city_place, "s9", &other_school.dns_name(), "别人的学校", "越权")?;
+                // An entry whose key does not match its place is ignored too.
+                crate::trust::add_revocation(tx, &w, &city_place, "s-other", &school_place.dns_name(), "错位", "")
+            })
+            .expect("revoke");
+        let revoked = |n: &NodeLinkStore| {
+            let mut ids = n.ctx.store.read(crate::trust::revoked_ids).expect("ids");
+            ids.sort();
+            ids
+        };
+        assert_eq!(revoked(&city), vec!["s-lost".to_string()]);
+        // It goes down to the school, which applies the same rule.
+        let came = pull(&school, &city_peer, &city, &school_peer);
+        assert!(came.iter().any(|d| d.kind == "revocations"), "the revocation document goes down");
+        assert_eq!(revoked(&school), vec!["s-lost".to_string()]);
+        // It never goes up, and a child may not send one up.
+        assert!(push(&school, &city_peer, &city, &school_peer).iter().all(|d| d.kind == "lesson"));
+        let forged = crate::documents::full_update(
+            crate::documents::Kind::Revocations,
+            &mut city.ctx.store.read(|c| crate::documents::load(c, &w, crate::documents::Kind::Revocations, &format!("revocations-{}", w.node_id))).expect("load").expect("doc"),
+            1,
+        );
+        let err = city.apply_docs(&school_peer, vec![forged]).expect_err("refused");
+        assert!(err.to_string().contains("may not send"), "{err}");
     }
 }

@@ -355,6 +355,14 @@ pub fn transfer_line(t: &TransferInfo) -> String {
     )
 }
 
+/// A time in milliseconds since the epoch as `YYYY-MM-DD HH:MM` UTC.
+pub fn format_time(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute()),
+        Err(_) => format!("{ms} ms"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -364,3 +372,4 @@ mod tests {
         assert_eq!(super::human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
     }
 }
+

@@ -185,6 +185,36 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX cache_lru ON cache (last_access);
     "#,
+    // 4: federation trust: one-time join tokens (only a hash of the secret), the children
+    // enrolled here, and the revocations known to this node (materialized from revocation
+    // documents).
+    r#"
+    CREATE TABLE join_tokens (
+        id          TEXT PRIMARY KEY,
+        role        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER,
+        used_by     TEXT
+    );
+    CREATE TABLE enrolled (
+        node_id     TEXT PRIMARY KEY,
+        place       TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        enrolled_at INTEGER NOT NULL,
+        token_id    TEXT NOT NULL
+    );
+    CREATE TABLE revocations (
+        node_id     TEXT NOT NULL,
+        issuer      TEXT NOT NULL,
+        place       TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        revoked_at  INTEGER NOT NULL,
+        PRIMARY KEY (node_id, issuer)
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

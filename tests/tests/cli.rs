@@ -8,7 +8,7 @@ use common::*;
 #[test]
 fn every_command_has_help() {
     let data = tempfile::tempdir().expect("tempdir");
-    for cmd in ["init", "serve", "import", "share", "status", "link", "demo"] {
+    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "share", "status", "link", "demo"] {
         let out = youke(data.path(), &[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help failed");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd} --help prints no usage");
@@ -79,7 +79,7 @@ fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api(
     let http = free_tcp_port();
     youke_ok(data.path(), &[
         "init", "--role", "school", "--name", "限速学校", "--parent", "127.0.0.1:9", "--http", &format!("127.0.0.1:{http}"),
-        "--quic", &format!("127.0.0.1:{}", free_udp_port()), "--upload-rate", "08:00-17:30 2Mbit/s, otherwise unlimited",
+        "--quic", &format!("127.0.0.1:{}", free_udp_port()), "--upload-rate", "08:00-17:30 2Mbit/s, otherwise unlimited", "--dev-pinned",
     ]);
     let shown = youke_ok(data.path(), &["link", "show"]);
     assert!(shown.contains("08:00-17:30 2Mbit/s, otherwise unlimited (from config"), "{shown}");

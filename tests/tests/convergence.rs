@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use youke_federation::Tier;
-use youke_node::config::Config;
+use youke_node::config::{Config, TrustMode};
 use youke_node::documents::{self, DocError, Kind};
 use youke_node::lessons::{self, LessonEdit, NewLesson};
 use youke_node::{Node, RunningNode};
@@ -18,7 +18,7 @@ use youke_tests::faultproxy::{FaultConfig, FaultProxy, Rng};
 
 async fn start(dir: &Path, tier: Tier, parent: Option<SocketAddr>, cancel: &CancellationToken) -> RunningNode {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), ..Config::default() };
+    let config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned, ..Config::default() };
     Node::spawn(&dir.join(tier.as_str()), config, cancel.child_token()).await.expect("node starts")
 }
 

@@ -27,7 +27,11 @@ fn start_tree(root: &Path) -> Tree {
     youke_ok(&dirs[0], &["init", "--role", "province", "--name", "省", "--http", &addr(ports[0]), "--quic", &addr(quic[0])]);
     youke_ok(&dirs[1], &["init", "--role", "city", "--name", "市", "--http", &addr(ports[1]), "--quic", &addr(quic[1]), "--parent", &addr(quic[0])]);
     youke_ok(&dirs[2], &["init", "--role", "school", "--name", "校", "--http", &addr(ports[2]), "--quic", &addr(quic[2]), "--parent", &addr(quic[1])]);
-    let nodes = (0..3).map(|i| Server::start(&dirs[i], ports[i])).collect();
+    let mut nodes = vec![Server::start(&dirs[0], ports[0])];
+    enroll(&dirs[0], quic[0], &dirs[1], "city", "市");
+    nodes.push(Server::start(&dirs[1], ports[1]));
+    enroll(&dirs[1], quic[1], &dirs[2], "school", "校");
+    nodes.push(Server::start(&dirs[2], ports[2]));
     Tree { nodes, dirs, ports }
 }
 

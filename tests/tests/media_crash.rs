@@ -54,10 +54,12 @@ fn run_seed(seed: u64) {
     let (c_dir, s_dir) = (root.path().join("city"), root.path().join("school"));
     let (c_http, s_http, c_quic, s_quic) = (free_tcp_port(), free_tcp_port(), free_udp_port(), free_udp_port());
     let addr = |port: u16| format!("127.0.0.1:{port}");
-    youke_ok(&c_dir, &["init", "--role", "city", "--name", "石家庄市", "--http", &addr(c_http), "--quic", &addr(c_quic)]);
+    // A city at the top of its own tree: development trust (this test is about media, the
+    // federation PKI is exercised by three_tiers and trust).
+    youke_ok(&c_dir, &["init", "--role", "city", "--name", "石家庄市", "--http", &addr(c_http), "--quic", &addr(c_quic), "--dev-pinned"]);
     youke_ok(&s_dir, &[
         "init", "--role", "school", "--name", "第一中学", "--http", &addr(s_http), "--quic", &addr(s_quic),
-        "--parent", &addr(c_quic), "--upload-rate", "4MB/s",
+        "--parent", &addr(c_quic), "--upload-rate", "4MB/s", "--dev-pinned",
     ]);
     let mut city = Server::start(&c_dir, c_http);
     let mut school = Server::start(&s_dir, s_http);

@@ -39,8 +39,12 @@ fn lesson_travels_up_and_media_survives_a_killed_city() {
     let private_id = youke_ok(&s_dir, &["import", private_file.to_str().unwrap(), "--title", "校内教研课"]).trim().to_string();
     assert!(uuid_like(&private_id), "{private_id:?}");
 
+    // Every link is mutual TLS under the province's root: the city and the school enroll with
+    // one-time join tokens made by their parents.
     let province = Server::start(&p_dir, p_http);
+    enroll(&p_dir, p_quic, &c_dir, "city", "石家庄市");
     let mut city = Server::start(&c_dir, c_http);
+    enroll(&c_dir, c_quic, &s_dir, "school", "第一中学");
     let school = Server::start(&s_dir, s_http);
 
     let id = youke_ok(&s_dir, &[

@@ -37,6 +37,16 @@ pub fn youke_ok(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// Enrolls a child node under a running parent as operators do: `youke token create` on the
+/// parent, then `youke enroll` on the child (whose config, if `youke init` wrote one, keeps its
+/// listen addresses). Returns the enroll command's output.
+pub fn enroll(parent_dir: &Path, parent_quic: u16, child_dir: &Path, role: &str, name: &str) -> String {
+    let out = youke_ok(parent_dir, &["token", "create", "--role", role, "--name", name]);
+    let token = out.lines().last().expect("token line").trim().to_string();
+    assert!(token.starts_with("YK1"), "{out}");
+    youke_ok(child_dir, &["enroll", "--parent", &format!("127.0.0.1:{parent_quic}"), "--token", &token])
+}
+
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
