@@ -6,7 +6,7 @@
 CARGO ?= cargo
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build demo test lint clean
+.PHONY: setup build demo test lint fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,11 @@ test: setup
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast -j $(JOBS)
+
+# cargo-fuzz targets (federation messages, names and tokens, config), bounded in time:
+# FUZZ_SECONDS per target (default 60). Not part of `make test`, which replays their seed corpus.
+fuzz: setup
+	@bash scripts/fuzz.sh
 
 lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

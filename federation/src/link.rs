@@ -209,6 +209,11 @@ const BLOB_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Concurrent connections the parent serves; more wait.
 const MAX_CONNECTIONS: usize = 512;
+/// Connections from one IP address that have not completed their hello (or are enrolling);
+/// more are refused. Linked children do not count (many schools may share a NAT address; they
+/// are bounded by [`MAX_CONNECTIONS`] and one live link per node id), so a host without a
+/// certificate cannot hold more than this many handshakes open.
+const MAX_PENDING_PER_IP: usize = 16;
 /// Documents asked from the store per batch (the batch is also cut by bytes).
 const DOCS_PER_BATCH: usize = 256;
 /// When the first anti-entropy pass runs after link-up: once the changes made while the link
@@ -357,10 +362,18 @@ fn connection_error(e: quinn::ConnectionError) -> LinkError {
 }
 
 async fn read_msg(recv: &mut RecvStream) -> Result<Message, LinkError> {
+    read_msg_within(recv, protocol::MAX_MESSAGE_SIZE).await
+}
+
+/// Reads one message whose frame is at most `limit` bytes.
+async fn read_msg_within(recv: &mut RecvStream, limit: usize) -> Result<Message, LinkError> {
     let fut = async {
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix).await?;
         let len = protocol::frame_len(prefix)?;
+        if len > limit {
+            return Err(FrameError::TooLarge { len, limit }.into());
+        }
         let mut body = vec![0u8; len];
         recv.read_exact(&mut body).await?;
         Ok::<_, LinkError>(protocol::decode_body(&body)?)
@@ -820,6 +833,36 @@ async fn send_file_range(
     Ok(())
 }
 
+/// One connection's place in the per-address count; released on drop.
+struct IpSlot {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl IpSlot {
+    fn take(counts: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>, ip: std::net::IpAddr) -> Option<IpSlot> {
+        let mut map = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_PENDING_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { counts: Arc::clone(counts), ip })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// The current connection of each child, by node id.
 type LiveChildren = Arc<std::sync::Mutex<std::collections::HashMap<String, Connection>>>;
 
@@ -851,12 +894,19 @@ impl ChildAcceptor {
         let this = Arc::new(self);
         let live: LiveChildren = Arc::default();
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> = Arc::default();
         let mut conns = JoinSet::new();
         loop {
             let incoming = tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(_) = conns.join_next(), if !conns.is_empty() => continue,
                 i = this.endpoint.accept() => match i { Some(i) => i, None => break },
+            };
+            let ip = incoming.remote_address().ip();
+            let Some(ip_slot) = IpSlot::take(&per_ip, ip) else {
+                warn!(remote = %incoming.remote_address(), "too many unfinished handshakes from one address; refusing one");
+                incoming.refuse();
+                continue;
             };
             let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
                 warn!(remote = %incoming.remote_address(), "too many links; refusing one");
@@ -870,10 +920,12 @@ impl ChildAcceptor {
                 let remote = incoming.remote_address();
                 let result = tokio::select! {
                     _ = cancel.cancelled() => Ok(()),
-                    r = this.serve_connection(incoming, live) => r,
+                    r = this.serve_connection(incoming, live, ip_slot) => r,
                 };
-                if let Err(e) = result {
-                    info!(%remote, error = %e, "child link ended");
+                match result {
+                    Ok(()) => {}
+                    Err(LinkError::Frame(e)) => warn!(%remote, error = %e, "peer sent garbage; disconnected it"),
+                    Err(e) => info!(%remote, error = %e, "child link ended"),
                 }
                 drop(permit);
             });
@@ -881,7 +933,7 @@ impl ChildAcceptor {
         conns.shutdown().await;
     }
 
-    async fn serve_connection(self: &Arc<Self>, incoming: quinn::Incoming, live: LiveChildren) -> Result<(), LinkError> {
+    async fn serve_connection(self: &Arc<Self>, incoming: quinn::Incoming, live: LiveChildren, pending: IpSlot) -> Result<(), LinkError> {
         let remote = incoming.remote_address();
         let conn = match tokio::time::timeout(MESSAGE_TIMEOUT, incoming).await {
             Err(_) => return Err(LinkError::Timeout("the TLS handshake")),
@@ -900,6 +952,7 @@ impl ChildAcceptor {
             return self.serve_enrollment(&conn).await;
         }
         let child = self.handshake(&conn).await?;
+        drop(pending);
         info!(child = %child.info.name, node_id = %child.info.node_id, addr = %child.addr, "child link up");
         // A child that reconnects (it restarted, or its address changed) replaces its old link at
         // once, rather than when that link's idle timeout finally notices: streams of the old link
@@ -943,9 +996,17 @@ impl ChildAcceptor {
             };
             let this = Arc::clone(self);
             let child = child.clone();
+            let conn = conn.clone();
             streams.spawn(async move {
-                if let Err(e) = this.serve_stream(&child, send, recv).await {
-                    warn!(child = %child.info.name, error = %e, "request from child failed");
+                match this.serve_stream(&child, send, recv).await {
+                    Ok(()) => {}
+                    // Garbage (undecodable, oversized, out of limits): the peer is broken or
+                    // hostile; drop its link rather than read more from it.
+                    Err(LinkError::Frame(e)) => {
+                        warn!(child = %child.info.name, node_id = %child.info.node_id, remote = %child.addr, error = %e, "child sent garbage; disconnecting it");
+                        conn.close(4u32.into(), b"protocol violation");
+                    }
+                    Err(e) => warn!(child = %child.info.name, error = %e, "request from child failed"),
                 }
             });
         }
@@ -958,7 +1019,7 @@ impl ChildAcceptor {
         let (mut send, mut recv) = tokio::time::timeout(MESSAGE_TIMEOUT, conn.accept_bi())
             .await
             .map_err(|_| LinkError::Timeout("the hello"))??;
-        let hello = match read_msg(&mut recv).await? {
+        let hello = match read_msg_within(&mut recv, protocol::MAX_UNAUTHENTICATED_MESSAGE).await? {
             Message::Hello(h) => h,
             other => {
                 conn.close(1u32.into(), b"expected a hello");
@@ -1012,7 +1073,7 @@ impl ChildAcceptor {
         let (mut send, mut recv) = tokio::time::timeout(MESSAGE_TIMEOUT, conn.accept_bi())
             .await
             .map_err(|_| LinkError::Timeout("the enrollment request"))??;
-        let verdict = match read_msg(&mut recv).await {
+        let verdict = match read_msg_within(&mut recv, protocol::MAX_UNAUTHENTICATED_MESSAGE).await {
             Ok(Message::Enroll { token, node_id, public_key, proof, ca_public_key, ca_proof }) => {
                 self.enroll_child(token, node_id, public_key, proof, ca_public_key, ca_proof).await
             }

@@ -665,6 +665,23 @@ pub fn check_child(own: &Place, claimed_id: &str, claimed_tier: Tier, cert_der: 
     Ok(place)
 }
 
+/// The fuzz target of the parsers of names and tokens operators and peers hand in: they
+/// never panic, and what parses prints back to the same value.
+#[doc(hidden)]
+#[allow(clippy::expect_used)] // a fuzz target reports a broken property by panicking
+pub fn fuzz_names(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(p) = Place::parse(text) {
+        assert_eq!(Place::parse(&p.dns_name()).ok().as_ref(), Some(&p));
+        let _ = p.child("x");
+    }
+    if let Ok(t) = JoinToken::parse(text) {
+        assert_eq!(JoinToken::parse(&t.encode()).ok().as_ref(), Some(&t));
+    }
+    let _ = parse_lifetime(text);
+    let _ = check_node_id(text);
+}
+
 /// How long join tokens live when `--expires` is not given.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
@@ -673,13 +690,15 @@ pub fn parse_lifetime(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a lifetime; write e.g. 30m, 24h or 7d"))?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" | "min" => n * 60,
-        "h" | "" => n * 3600,
-        "d" => n * 86400,
+    let unit_secs: u64 = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" | "" => 3600,
+        "d" => 86400,
         _ => return Err(format!("{text:?} is not a lifetime; write e.g. 30m, 24h or 7d")),
     };
+    // Found by the `names` fuzz target: a huge count overflowed the multiplication.
+    let secs = n.saturating_mul(unit_secs);
     if secs == 0 || secs > 90 * 86400 {
         return Err(format!("{text:?}: a join token lives between 1 second and 90 days"));
     }
@@ -798,6 +817,7 @@ mod tests {
         assert_eq!(parse_lifetime("24h").unwrap(), Duration::from_secs(86400));
         assert_eq!(parse_lifetime("30m").unwrap(), Duration::from_secs(1800));
         assert!(parse_lifetime("0h").is_err() && parse_lifetime("1y").is_err() && parse_lifetime("999d").is_err());
+        assert!(parse_lifetime("99999999999999999h").is_err(), "no overflow");
     }
 
     #[test]

@@ -158,19 +158,21 @@ pub enum ErrorCode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("peer sent a frame of {0} bytes, more than the limit of {MAX_MESSAGE_SIZE}")]
-    TooLarge(usize),
+    #[error("a frame of {len} bytes, more than the limit of {limit}")]
+    TooLarge { len: usize, limit: usize },
     #[error("peer sent a frame that does not decode: {0}")]
     Malformed(#[from] postcard::Error),
     #[error("message does not fit in a frame: {0}")]
     Encode(postcard::Error),
+    #[error("peer sent {0}")]
+    Limit(String),
 }
 
 /// Encodes a message as one frame (length prefix + body).
 pub fn encode(msg: &Message) -> Result<Vec<u8>, FrameError> {
     let body = postcard::to_stdvec(msg).map_err(FrameError::Encode)?;
     if body.len() > MAX_MESSAGE_SIZE {
-        return Err(FrameError::TooLarge(body.len()));
+        return Err(FrameError::TooLarge { len: body.len(), limit: MAX_MESSAGE_SIZE });
     }
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -182,14 +184,112 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, FrameError> {
 pub fn frame_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(prefix) as usize;
     if len > MAX_MESSAGE_SIZE {
-        return Err(FrameError::TooLarge(len));
+        return Err(FrameError::TooLarge { len, limit: MAX_MESSAGE_SIZE });
     }
     Ok(len)
 }
 
-/// Decodes a frame body (without its length prefix).
+/// Decodes a frame body (without its length prefix) and checks every field against its limit
+/// ([`check_limits`]).
 pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
-    Ok(postcard::from_bytes(body)?)
+    let msg: Message = postcard::from_bytes(body)?;
+    check_limits(&msg).map_err(FrameError::Limit)?;
+    Ok(msg)
+}
+
+/// Largest frame before a link is authenticated (hello, enrollment): nothing legitimate there
+/// comes near it, and a node without a certificate must not make a parent read 8 MiB.
+pub const MAX_UNAUTHENTICATED_MESSAGE: usize = 64 * 1024;
+/// Documents in one batch, and entries in one anti-entropy list.
+pub const MAX_DOCS: usize = 4096;
+pub const MAX_RECONCILE_ENTRIES: usize = 100_000;
+/// A document's id, kind and version (automerge heads, comma-joined).
+const MAX_DOC_ID: usize = 256;
+const MAX_DOC_KIND: usize = 32;
+const MAX_DOC_VERSION: usize = 64 * 1024;
+/// Certificates, keys and signatures of an enrollment.
+const MAX_CERT: usize = 16 * 1024;
+const MAX_KEY: usize = 133;
+const MAX_SIGNATURE: usize = 144;
+
+/// The limits of every field of every message: a peer that exceeds one is sending garbage.
+pub fn check_limits(m: &Message) -> Result<(), String> {
+    fn text(what: &str, s: &str, max: usize) -> Result<(), String> {
+        if s.len() > max { Err(format!("a {what} of {} bytes (limit {max})", s.len())) } else { Ok(()) }
+    }
+    fn count(what: &str, n: usize, max: usize) -> Result<(), String> {
+        if n > max { Err(format!("{n} {what} (limit {max})")) } else { Ok(()) }
+    }
+    fn node(n: &NodeInfo) -> Result<(), String> {
+        text("node id", &n.node_id, MAX_TEXT)?;
+        text("node name", &n.name, MAX_TEXT)
+    }
+    fn docs(d: &[DocUpdate]) -> Result<(), String> {
+        count("documents", d.len(), MAX_DOCS)?;
+        for u in d {
+            text("document id", &u.id, MAX_DOC_ID)?;
+            text("document kind", &u.kind, MAX_DOC_KIND)?;
+            text("document version", &u.version, MAX_DOC_VERSION)?;
+        }
+        Ok(())
+    }
+    fn ids(what: &str, ids: &[String]) -> Result<(), String> {
+        count(what, ids.len(), MAX_REPAIR_IDS)?;
+        ids.iter().try_for_each(|i| text("document id", i, MAX_DOC_ID))
+    }
+    fn buckets(b: &[u16]) -> Result<(), String> {
+        count("buckets", b.len(), RECONCILE_BUCKETS)?;
+        match b.iter().find(|&&x| usize::from(x) >= RECONCILE_BUCKETS) {
+            Some(x) => Err(format!("bucket {x} (there are {RECONCILE_BUCKETS})")),
+            None => Ok(()),
+        }
+    }
+    fn manifest(size: u64, m: &[[u8; 32]]) -> Result<(), String> {
+        let chunks = size.div_ceil(crate::manifest::CHUNK);
+        if m.len() as u64 > chunks { Err(format!("a manifest of {} chunks for {size} bytes", m.len())) } else { Ok(()) }
+    }
+    match m {
+        Message::Hello(n) | Message::Welcome(n) => node(n),
+        Message::Refused { reason } => text("reason", reason, 4 * MAX_TEXT),
+        Message::PushDocs { docs: d, .. } | Message::Docs { docs: d, .. } => docs(d),
+        Message::DocsAck { need_full, .. } => ids("ids to send whole", need_full),
+        Message::PullDocs { forget, .. } => ids("ids to forget", forget),
+        Message::Reconcile { digests } => {
+            if digests.len() == RECONCILE_BUCKETS { Ok(()) } else { Err(format!("{} digests instead of {RECONCILE_BUCKETS}", digests.len())) }
+        }
+        Message::ReconcileBuckets { buckets: b } => buckets(b),
+        Message::ReconcileEntries { buckets: b, entries } => {
+            buckets(b)?;
+            count("anti-entropy entries", entries.len(), MAX_RECONCILE_ENTRIES)?;
+            entries.iter().try_for_each(|(id, heads)| {
+                text("document id", id, MAX_DOC_ID)?;
+                text("document version", heads, MAX_DOC_VERSION)
+            })
+        }
+        Message::ReconcileRepair { send_up, docs: d } => {
+            ids("ids to send up", send_up)?;
+            docs(d)
+        }
+        Message::BlobOffer { size, manifest: m, .. } | Message::BlobRange { size, manifest: m, .. } => manifest(*size, m),
+        Message::BlobState { .. } | Message::BlobStored { .. } => Ok(()),
+        Message::BlobFetch { len, .. } => {
+            if *len > crate::pull::MAX_RANGE { Err(format!("a range of {len} bytes (limit {})", crate::pull::MAX_RANGE)) } else { Ok(()) }
+        }
+        Message::Error { message, .. } => text("error message", message, 4 * MAX_TEXT),
+        Message::Enroll { token, node_id, public_key, proof, ca_public_key, ca_proof } => {
+            count("token bytes", token.len(), 16)?;
+            text("node id", node_id, crate::pki::MAX_NODE_ID)?;
+            count("public key bytes", public_key.len().max(ca_public_key.len()), MAX_KEY)?;
+            count("signature bytes", proof.len().max(ca_proof.len()), MAX_SIGNATURE)
+        }
+        Message::Enrolled { place, name, node_cert, intermediates, ca_cert } => {
+            text("place", place, 4 * 64 + 16)?;
+            text("name", name, MAX_TEXT)?;
+            count("intermediate certificates", intermediates.len(), 2)?;
+            let biggest = intermediates.iter().map(Vec::len).chain([node_cert.len(), ca_cert.as_ref().map_or(0, Vec::len)]).max().unwrap_or(0);
+            count("certificate bytes", biggest, MAX_CERT)
+        }
+    }
 }
 
 /// Decodes one frame from the front of `buf`: `Ok(None)` if more bytes are needed, otherwise the
@@ -201,6 +301,26 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
     let len = frame_len(p)?;
     let Some(body) = buf.get(4..4 + len) else { return Ok(None) };
     Ok(Some((decode_body(body)?, 4 + len)))
+}
+
+/// The fuzz target of the decoder (`fuzz/fuzz_targets/federation_message.rs`, and the seed
+/// corpus replayed by the tests): any bytes either fail to decode with an error, or decode to a
+/// message within its limits that encodes back to a frame decoding to the same message.
+#[doc(hidden)]
+#[allow(clippy::expect_used)] // a fuzz target reports a broken property by panicking
+pub fn fuzz_decode(data: &[u8]) {
+    if let Ok(Some((msg, used))) = decode(data) {
+        assert!(used <= data.len());
+        assert!(check_limits(&msg).is_ok());
+        let again = encode(&msg).expect("a decoded message encodes");
+        let (back, n) = decode(&again).expect("re-decodes").expect("complete");
+        assert_eq!(n, again.len());
+        assert_eq!(back, msg);
+    }
+    if let Some(Ok(Message::Hello(h))) = data.get(4..).map(decode_body) {
+        let parent = NodeInfo { protocol_version: PROTOCOL_VERSION, node_id: "p".into(), name: "p".into(), tier: Tier::City };
+        let _ = check_hello(&parent, &h);
+    }
 }
 
 /// Why a parent refuses a child's hello. Pure check, shared by the driver and tests.
@@ -292,6 +412,50 @@ mod tests {
     }
 
     #[test]
+    fn every_message_kind_has_limits_the_decoder_enforces() {
+        let doc = |id: &str| DocUpdate { id: id.into(), kind: "lesson".into(), seq: 1, version: "v".into(), full: true, bytes: vec![] };
+        let hash = BlobHash([0; 32]);
+        let too_big = [
+            Message::Hello(NodeInfo { name: "长".repeat(400), ..info(Tier::School, "s") }),
+            Message::Refused { reason: "x".repeat(5000) },
+            Message::PushDocs { docs: vec![doc("a"); MAX_DOCS + 1], upto_seq: 1 },
+            Message::Docs { docs: vec![doc(&"i".repeat(300))], upto_seq: 1 },
+            Message::DocsAck { upto_seq: 1, need_full: vec![String::new(); MAX_REPAIR_IDS + 1] },
+            Message::PullDocs { after_seq: 0, forget: vec!["x".repeat(300)] },
+            Message::Reconcile { digests: vec![[0; 32]; 3] },
+            Message::ReconcileBuckets { buckets: vec![300] },
+            Message::ReconcileEntries { buckets: vec![1], entries: vec![(String::new(), "v".repeat(70_000))] },
+            Message::ReconcileRepair { send_up: vec![], docs: vec![DocUpdate { kind: "k".repeat(40), ..doc("a") }] },
+            Message::BlobOffer { hash, size: 10, manifest: vec![[0; 32]; 2] },
+            Message::BlobRange { size: 0, manifest: vec![[0; 32]], offset: 0, len: 0 },
+            Message::BlobFetch { hash, offset: 0, len: crate::pull::MAX_RANGE + 1, manifest: false },
+            Message::Error { code: ErrorCode::Internal, message: "x".repeat(5000) },
+            Message::Enroll { token: vec![0; 17], node_id: "a".into(), public_key: vec![], proof: vec![], ca_public_key: vec![], ca_proof: vec![] },
+            Message::Enroll { token: vec![0; 16], node_id: "a".into(), public_key: vec![0; 200], proof: vec![], ca_public_key: vec![], ca_proof: vec![] },
+            Message::Enrolled { place: String::new(), name: String::new(), node_cert: vec![], intermediates: vec![vec![]; 3], ca_cert: None },
+            Message::Enrolled { place: String::new(), name: String::new(), node_cert: vec![0; 20_000], intermediates: vec![], ca_cert: None },
+        ];
+        for m in &too_big {
+            let frame = encode(m).expect("encodes");
+            let err = decode(&frame).expect_err(describe(m));
+            assert!(matches!(err, FrameError::Limit(_)), "{}: {err}", describe(m));
+        }
+        let fine = [
+            Message::Hello(info(Tier::School, "s")),
+            Message::PushDocs { docs: vec![doc("a"); 10], upto_seq: 1 },
+            Message::Reconcile { digests: vec![[0; 32]; RECONCILE_BUCKETS] },
+            Message::ReconcileBuckets { buckets: vec![0, 255] },
+            Message::BlobOffer { hash, size: 3 * crate::manifest::CHUNK, manifest: vec![[0; 32]; 3] },
+            Message::BlobFetch { hash, offset: 0, len: crate::pull::MAX_RANGE, manifest: true },
+            Message::Enroll { token: vec![0; 16], node_id: "a".into(), public_key: vec![4; 65], proof: vec![0; 72], ca_public_key: vec![4; 65], ca_proof: vec![0; 72] },
+        ];
+        for m in &fine {
+            let frame = encode(m).expect("encodes");
+            assert_eq!(decode(&frame).unwrap_or_else(|e| panic!("{}: {e}", describe(m))).map(|(d, _)| d).as_ref(), Some(m));
+        }
+    }
+
+    #[test]
     fn frames_round_trip_and_stream_decode_waits_for_more() {
         let msg = Message::PushDocs {
             upto_seq: 7,
@@ -307,7 +471,7 @@ mod tests {
     #[test]
     fn oversized_and_garbage_frames_are_errors_not_panics() {
         let big = ((MAX_MESSAGE_SIZE + 1) as u32).to_be_bytes();
-        assert!(matches!(decode(&big), Err(FrameError::TooLarge(_))));
+        assert!(matches!(decode(&big), Err(FrameError::TooLarge { .. })));
         let garbage = [0, 0, 0, 3, 0xff, 0xff, 0xff];
         assert!(matches!(decode(&garbage), Err(FrameError::Malformed(_))));
     }

@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use youke_federation::identity::Trust;
@@ -18,41 +18,6 @@ use youke_federation::link::{LinkError, enroll};
 use youke_federation::pki::{self, Enrollment, JoinToken};
 use youke_federation::protocol::{DocUpdate, NodeInfo};
 use youke_federation::{NodeIdentity, Tier};
-
-/// Everything logged by the nodes of this test process, to check that refusals say why.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("youke_federation=info")
-            .with_ansi(false)
-            .with_writer(move || LogWriter(sink.clone()))
-            .try_init();
-        buf
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-async fn logged_eventually(what: &str, needles: &[&str]) {
-    eventually(what, || {
-        let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
-        text.lines().any(|l| needles.iter().all(|n| l.contains(n)))
-    })
-    .await;
-}
 
 fn hello(tier: Tier, id: &str) -> NodeInfo {
     info(tier, id)

@@ -193,9 +193,35 @@ impl Config {
     }
 }
 
+/// The fuzz target of the config parser (`fuzz/fuzz_targets/config.rs`, and the seed corpus
+/// replayed by the tests): any text parses or is refused with a message, and what parses saves
+/// and parses back to the same config.
+#[doc(hidden)]
+#[allow(clippy::expect_used)] // a fuzz target reports a broken property by panicking
+pub fn fuzz_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(c) = Config::parse(text) {
+        let saved = toml::to_string_pretty(&c).expect("a parsed config serializes");
+        assert_eq!(Config::parse(&saved).as_ref(), Ok(&c));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fuzz_seed_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("the seed corpus is committed") {
+            fuzz_parse(&std::fs::read(entry.expect("entry").path()).expect("read"));
+            n += 1;
+        }
+        assert!(n >= 4);
+        assert!(Config::parse(&std::fs::read_to_string(dir.join("city.toml")).expect("read")).is_ok());
+        assert!(Config::parse(&std::fs::read_to_string(dir.join("bad.toml")).expect("read")).is_err());
+    }
 
     #[test]
     fn shipped_default_config_parses_to_the_defaults() {

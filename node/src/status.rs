@@ -31,6 +31,9 @@ pub struct Status {
     pub transfers: Vec<TransferInfo>,
     /// The media rate schedule of the link to the parent.
     pub link: crate::link_settings::LinkSettings,
+    /// How links are secured: the node's place in the federation, or why it has none.
+    #[serde(default)]
+    pub trust: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +194,7 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             upload_queue,
             transfers: ctx.transfers.snapshot(),
             link: crate::link_settings::show(ctx)?,
+            trust: trust_summary(ctx),
             doc_seq,
             node_id: ctx.writer.node_id.clone(),
             name: ctx.writer.node_name.clone(),
@@ -279,9 +283,24 @@ pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> S
     o
 }
 
+/// One line on how this node's links are secured.
+fn trust_summary(ctx: &NodeCtx) -> String {
+    if ctx.config.trust == crate::config::TrustMode::DevPinned {
+        return "development (self-signed certificates pinned on first contact; not for production)".into();
+    }
+    match youke_federation::pki::Enrollment::load(&ctx.data_dir) {
+        Ok(Some(e)) => format!("federation, {} (root CA {})", e.place, &hex::encode(e.root_hash())[..16]),
+        Ok(None) => "not enrolled (youke enroll --parent HOST:PORT --token TOKEN)".into(),
+        Err(e) => format!("enrollment unreadable: {e}"),
+    }
+}
+
 pub fn render(s: &Status) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "node      {} ({}), id {}", s.name, s.role, s.node_id);
+    if !s.trust.is_empty() {
+        let _ = writeln!(o, "trust     {}", s.trust);
+    }
     let _ = writeln!(o, "serving   {}", if s.serving { "yes" } else { "no (run `youke serve`)" });
     match &s.parent {
         None => {
