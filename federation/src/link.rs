@@ -58,6 +58,13 @@ pub struct LinkCounters {
     pub blob_bytes_received: AtomicU64,
     pub blobs_sent: AtomicU64,
     pub blobs_received: AtomicU64,
+    /// Parent side: peers refused (certificate, hello, revoked, version, too many handshakes).
+    pub peers_refused: AtomicU64,
+    /// Parent side: peers disconnected for sending garbage.
+    pub peers_garbage: AtomicU64,
+    /// Parent side: enrollments refused, and children enrolled.
+    pub enrollments_refused: AtomicU64,
+    pub enrollments: AtomicU64,
 }
 
 impl LinkCounters {
@@ -905,11 +912,13 @@ impl ChildAcceptor {
             let ip = incoming.remote_address().ip();
             let Some(ip_slot) = IpSlot::take(&per_ip, ip) else {
                 warn!(remote = %incoming.remote_address(), "too many unfinished handshakes from one address; refusing one");
+                LinkCounters::add(&this.counters.peers_refused, 1);
                 incoming.refuse();
                 continue;
             };
             let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
                 warn!(remote = %incoming.remote_address(), "too many links; refusing one");
+                LinkCounters::add(&this.counters.peers_refused, 1);
                 incoming.refuse();
                 continue;
             };
@@ -924,7 +933,10 @@ impl ChildAcceptor {
                 };
                 match result {
                     Ok(()) => {}
-                    Err(LinkError::Frame(e)) => warn!(%remote, error = %e, "peer sent garbage; disconnected it"),
+                    Err(LinkError::Frame(e)) => {
+                        LinkCounters::add(&this.counters.peers_garbage, 1);
+                        warn!(%remote, error = %e, "peer sent garbage; disconnected it");
+                    }
                     Err(e) => info!(%remote, error = %e, "child link ended"),
                 }
                 drop(permit);
@@ -939,11 +951,13 @@ impl ChildAcceptor {
             Err(_) => return Err(LinkError::Timeout("the TLS handshake")),
             Ok(Err(e)) if is_version_mismatch(&e) => {
                 warn!(%remote, "refused a node that speaks another protocol version; upgrade the older node");
+                LinkCounters::add(&self.counters.peers_refused, 1);
                 return Err(version_error());
             }
             Ok(Err(e)) if certificate_refusal(&e).is_some() => {
                 let reason = certificate_refusal(&e).unwrap_or_default();
                 warn!(%remote, %reason, "refused a node");
+                LinkCounters::add(&self.counters.peers_refused, 1);
                 return Err(LinkError::Pin(reason));
             }
             Ok(r) => r?,
@@ -1004,6 +1018,7 @@ impl ChildAcceptor {
                     // hostile; drop its link rather than read more from it.
                     Err(LinkError::Frame(e)) => {
                         warn!(child = %child.info.name, node_id = %child.info.node_id, remote = %child.addr, error = %e, "child sent garbage; disconnecting it");
+                        LinkCounters::add(&this.counters.peers_garbage, 1);
                         conn.close(4u32.into(), b"protocol violation");
                     }
                     Err(e) => warn!(child = %child.info.name, error = %e, "request from child failed"),
@@ -1053,6 +1068,7 @@ impl ChildAcceptor {
         }
         if let Err(reason) = verdict {
             warn!(node_id = %child.info.node_id, remote = %child.addr, %reason, "refused a child");
+            LinkCounters::add(&self.counters.peers_refused, 1);
             write_msg(&mut send, &Message::Refused { reason: reason.clone() }).await?;
             send.finish()?;
             let _ = send.stopped().await;
@@ -1084,6 +1100,7 @@ impl ChildAcceptor {
             Ok(m) => m,
             Err(reason) => {
                 warn!(%remote, %reason, "refused an enrollment");
+                LinkCounters::add(&self.counters.enrollments_refused, 1);
                 Message::Refused { reason }
             }
         };
@@ -1131,6 +1148,7 @@ impl ChildAcceptor {
         // A school's certificate is signed by its city's CA, which the school must present.
         let intermediates = if e.place.tier() == Tier::City { vec![authority.cert_der().to_vec()] } else { vec![] };
         info!(node_id = %node_id, %place, %name, "enrolled a child node");
+        LinkCounters::add(&self.counters.enrollments, 1);
         Ok(Message::Enrolled { place: place.dns_name(), name, node_cert, intermediates, ca_cert })
     }
 

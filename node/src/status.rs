@@ -34,6 +34,9 @@ pub struct Status {
     /// How links are secured: the node's place in the federation, or why it has none.
     #[serde(default)]
     pub trust: String,
+    /// Node ids revoked in the part of the tree this node knows.
+    #[serde(default)]
+    pub revoked: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +198,7 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             transfers: ctx.transfers.snapshot(),
             link: crate::link_settings::show(ctx)?,
             trust: trust_summary(ctx),
+            revoked: ctx.store.read(crate::trust::revoked_ids).map(|v| v.len() as u64).unwrap_or(0),
             doc_seq,
             node_id: ctx.writer.node_id.clone(),
             name: ctx.writer.node_name.clone(),
@@ -266,6 +270,18 @@ pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> S
     gauge("youke_link_doc_bytes_total", "Bytes of document changes moved over links.", "counter", dir(C::get(&counters.doc_bytes_sent), C::get(&counters.doc_bytes_received)));
     gauge("youke_link_blob_bytes_total", "Bytes of media moved over links.", "counter", dir(C::get(&counters.blob_bytes_sent), C::get(&counters.blob_bytes_received)));
     gauge("youke_link_blobs_total", "Media blobs moved over links, verified.", "counter", dir(C::get(&counters.blobs_sent), C::get(&counters.blobs_received)));
+    gauge("youke_peers_refused_total", "Peers refused: certificate, hello, revoked, version, too many handshakes.", "counter", one(C::get(&counters.peers_refused) as f64));
+    gauge("youke_peers_garbage_total", "Peers disconnected for sending garbage.", "counter", one(C::get(&counters.peers_garbage) as f64));
+    gauge(
+        "youke_enrollments_total",
+        "Enrollments of child nodes.",
+        "counter",
+        vec![
+            ("{result=\"enrolled\"}".to_string(), C::get(&counters.enrollments) as f64),
+            ("{result=\"refused\"}".to_string(), C::get(&counters.enrollments_refused) as f64),
+        ],
+    );
+    gauge("youke_revoked_nodes", "Nodes revoked in the part of the tree this node knows.", "gauge", one(s.revoked as f64));
     let t_labels = |t: &TransferInfo| {
         let dir = serde_json::to_value(t.direction).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         format!("{{hash=\"{}\",direction=\"{dir}\",peer=\"{}\"}}", label(&t.hash), label(&t.peer))

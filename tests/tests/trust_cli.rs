@@ -94,6 +94,15 @@ fn a_revoked_school_is_cut_off_and_the_revocation_reaches_the_tree_below() {
         error.contains("revoked").then_some(())
     });
     assert!(city.log_text().contains("the child was revoked") || city.log_text().contains("refused a child"), "{}", city.log_text());
+    // Operators see it in the metrics: the revoked node, the refusals, the enrollments.
+    wait_for("the refusal in the city's metrics", Duration::from_secs(20), || {
+        let text = String::from_utf8(city.get_bytes("/metrics")?).ok()?;
+        let value = |name: &str| text.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        (value("youke_revoked_nodes")? == 1.0
+            && value("youke_peers_refused_total")? >= 1.0
+            && value("youke_enrollments_total{result=\"enrolled\"}")? == 2.0)
+            .then_some(())
+    });
     // The revocation document reached the other school, which now refuses the revoked node too.
     wait_for("the revocation at the sibling school", Duration::from_secs(20), || {
         let out = youke_ok(&dirs[2], &["children", "--json"]);
