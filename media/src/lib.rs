@@ -3,13 +3,20 @@
 //!
 //! - [`probe`]: reads a recording's container and streams (codec, resolution, frame rate, bit
 //!   rates, duration, audio format) and refuses files that are not media.
+//! - [`analyze`]: measurements on the decoded signal (audio SNR estimate).
+//! - [`srt`]: SRT subtitles: parsing, timing checks, WebVTT.
+//! - [`standard`]: the course video standard, rule by rule (a compliance report).
 //! - [`synth`]: synthesizes sample lessons (test pattern and tone, H.264 + AAC in MP4) for the
 //!   demo and for tests.
 
+pub mod analyze;
 pub mod probe;
+mod raw;
+pub mod srt;
+pub mod standard;
 pub mod synth;
 
-pub use probe::{AudioInfo, Probe, VideoInfo, probe};
+pub use probe::{AudioInfo, Probe, Scan, VideoInfo, probe};
 pub use synth::{SynthSpec, synthesize};
 
 use std::path::PathBuf;

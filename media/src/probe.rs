@@ -21,16 +21,59 @@ pub struct Probe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoInfo {
     pub codec: String,
+    /// Codec profile, e.g. `High` (H.264).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Codec level as FFmpeg gives it, e.g. 40 for H.264 level 4.0.
+    #[serde(default)]
+    pub level: Option<i32>,
     pub width: u32,
     pub height: u32,
     pub frame_rate: f64,
+    /// Progressive or interlaced, from the stream's field order.
+    #[serde(default)]
+    pub scan: Scan,
     /// bit/s, 0 when the container does not say.
     pub bit_rate: u64,
+    /// FFmpeg's name of the pixel format, e.g. `yuv420p`.
+    #[serde(default)]
+    pub pixel_format: Option<String>,
+}
+
+/// How the frames are scanned (rule V3 wants progressive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scan {
+    Progressive,
+    Interlaced,
+    #[default]
+    Unknown,
+}
+
+impl Scan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scan::Progressive => "progressive",
+            Scan::Interlaced => "interlaced",
+            Scan::Unknown => "scan unknown",
+        }
+    }
+
+    fn of(order: ff::FieldOrder) -> Scan {
+        match order {
+            ff::FieldOrder::Progressive => Scan::Progressive,
+            ff::FieldOrder::Unknown => Scan::Unknown,
+            _ => Scan::Interlaced,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioInfo {
     pub codec: String,
+    /// Codec profile, e.g. `LC` (AAC).
+    #[serde(default)]
+    pub profile: Option<String>,
     pub sample_rate: u32,
     pub channels: u16,
     /// bit/s, 0 when the container does not say.
@@ -72,6 +115,7 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
         let params = stream.parameters();
         let medium = params.medium();
         let codec = params.id().name().to_string();
+        let raw = crate::raw::codec_parameters(&params);
         let ctx = match ff::codec::context::Context::from_parameters(params) {
             Ok(c) => c,
             Err(_) => continue,
@@ -84,18 +128,27 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
                 }
                 let fr = stream.avg_frame_rate();
                 let frame_rate = if fr.denominator() != 0 { f64::from(fr) } else { 0.0 };
+                let pixel_format = match dec.format() {
+                    ff::format::Pixel::None => None,
+                    f => f.descriptor().map(|d| d.name().to_string()),
+                };
                 video = Some(VideoInfo {
                     codec,
+                    profile: raw.profile,
+                    level: raw.level,
                     width: dec.width(),
                     height: dec.height(),
                     frame_rate: (frame_rate * 1000.0).round() / 1000.0,
+                    scan: Scan::of(raw.field_order),
                     bit_rate: dec.bit_rate() as u64,
+                    pixel_format,
                 });
             }
             ff::media::Type::Audio if audio.is_none() => {
                 let Ok(dec) = ctx.decoder().audio() else { continue };
                 audio = Some(AudioInfo {
                     codec,
+                    profile: raw.profile,
                     sample_rate: dec.rate(),
                     channels: dec.channels(),
                     bit_rate: dec.bit_rate() as u64,

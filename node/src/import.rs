@@ -35,6 +35,10 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
     let original_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "未命名课程".into());
     let probe_json = serde_json::to_string(&probe).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    // The course video standard, judged on the probe at once; the SNR estimate and subtitles
+    // come later and replace the report.
+    let report = youke_media::standard::check(&youke_media::standard::Facts { probe: Some(&probe), ..Default::default() });
+    let compliance_json = serde_json::to_string(&report).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let clean = |s: &Option<String>| s.as_deref().map(str::trim).unwrap_or_default().to_string();
     let new = NewLesson {
         title: meta.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).unwrap_or(stem),
@@ -45,6 +49,7 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
         original_name,
         media: Some(MediaRef { hash: hash.to_hex(), size, mime: probe.mime().to_string() }),
         probe_json,
+        compliance_json,
         ..NewLesson::default()
     };
     let id = uuid::Uuid::new_v4().to_string();

@@ -114,6 +114,22 @@ enum Command {
         #[arg(long = "knowledge", short = 'k')]
         knowledge: Vec<String>,
     },
+    /// Check a recording against the course video standard (rules V1..P1): a table, or JSON.
+    Check {
+        file: PathBuf,
+        /// The lesson's SRT subtitles.
+        #[arg(long)]
+        srt: Option<PathBuf>,
+        /// The lecture's language, for rule S1: zh or en.
+        #[arg(long, value_parser = parse_language)]
+        language: Option<youke_media::standard::Language>,
+        /// Skip decoding the audio (no SNR estimate for rule A5).
+        #[arg(long)]
+        fast: bool,
+        /// Print JSON (the probe and the report) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Share a lesson up to the city or the province (or back to the school only).
     Share {
         lesson_id: String,
@@ -219,6 +235,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         join: u64,
     },
+}
+
+fn parse_language(s: &str) -> Result<youke_media::standard::Language, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "zh" | "zh-cn" | "chinese" | "中文" => Ok(youke_media::standard::Language::Chinese),
+        "en" | "english" | "英文" => Ok(youke_media::standard::Language::English),
+        _ => Err(format!("unknown language {s:?}: expected zh or en")),
+    }
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
@@ -427,6 +451,26 @@ fn run(cli: Cli) -> Result<()> {
             }
             if failed > 0 {
                 bail!("{failed} of {} file(s) were not imported; nothing was stored for them", files.len());
+            }
+            Ok(())
+        }
+        Command::Check { file, srt, language, fast, json } => {
+            let srt = match &srt {
+                Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
+                None => None,
+            };
+            let opts = youke_media::standard::CheckOptions { srt, language, measure_snr: !fast, ..Default::default() };
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_message(format!("checking {}…", file.display()));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let result = youke_media::standard::check_file(&file, &opts);
+            spinner.finish_and_clear();
+            let (probe, report) = result?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "file": file, "compliant": report.compliant(), "probe": probe, "report": report }))?);
+            } else {
+                println!("{}", file.display());
+                print!("{}", report.table());
             }
             Ok(())
         }

@@ -8,7 +8,7 @@ use common::*;
 #[test]
 fn every_command_has_help() {
     let data = tempfile::tempdir().expect("tempdir");
-    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "share", "status", "link", "demo"] {
+    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "check", "share", "status", "link", "demo"] {
         let out = youke(data.path(), &[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help failed");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd} --help prints no usage");
@@ -108,4 +108,44 @@ fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api(
     let out = youke(data.path(), &["status", "--watch"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_reports_every_rule_of_the_standard_as_a_table_and_as_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A 720p recording: fails V2 (resolution) and V4 (bit rate), passes the audio rules.
+    let file = dir.path().join("八年级 数学.mp4");
+    make_recording(&file, 2, 1500);
+    let srt = dir.path().join("八年级 数学.srt");
+    std::fs::write(&srt, "1\n00:00:00,200 --> 00:00:01,500\n同学们好\n\n2\n00:00:01,000 --> 00:00:09,000\n今天学习勾股定理\n").expect("write");
+    let table = youke_ok(dir.path(), &["check", file.to_str().unwrap(), "--srt", srt.to_str().unwrap(), "--language", "zh"]);
+    for id in ["V1", "V2", "V3", "V4", "V5", "A1", "A2", "A3", "A4", "A5", "D1", "D2", "D3", "S1", "S2", "S3", "S4", "S5", "P1"] {
+        assert!(table.lines().any(|l| l.starts_with(id)), "rule {id} missing:\n{table}");
+    }
+    let line = |id: &str| table.lines().find(|l| l.starts_with(id)).unwrap_or_default().to_string();
+    assert!(line("V2").contains("fail") && line("V2").contains("1280x720"), "{table}");
+    assert!(line("A1").contains("pass"), "{table}");
+    assert!(line("S4").contains("fail") && line("S4").contains("after the video"), "{table}");
+    assert!(table.contains("does not meet the standard"), "{table}");
+
+    let json: serde_json::Value = serde_json::from_str(&youke_ok(dir.path(), &["check", file.to_str().unwrap(), "--json", "--fast"])).expect("json");
+    assert_eq!(json["compliant"], false);
+    assert_eq!(json["probe"]["video"]["width"], 1280);
+    let rules = json["report"]["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 19);
+    let a5 = rules.iter().find(|r| r["id"] == "A5").expect("A5");
+    assert_eq!(a5["verdict"], "not-checkable", "--fast skips the SNR estimate");
+    let s1 = rules.iter().find(|r| r["id"] == "S1").expect("S1");
+    assert_eq!(s1["verdict"], "fail", "no subtitles given");
+
+    // Not media, and a subtitle file that is not UTF-8: named precisely, no panic.
+    let bogus = dir.path().join("课件.mp4");
+    std::fs::write(&bogus, "这是一份讲义".repeat(50)).expect("write");
+    let out = youke(dir.path(), &["check", bogus.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a playable recording"));
+    let gbk = dir.path().join("gbk.srt");
+    std::fs::write(&gbk, [0x31, 0x0a, 0xc4, 0xe3, 0xba, 0xc3]).expect("write");
+    let table = youke_ok(dir.path(), &["check", file.to_str().unwrap(), "--srt", gbk.to_str().unwrap(), "--fast"]);
+    assert!(table.lines().any(|l| l.starts_with("S3") && l.contains("fail")), "{table}");
 }

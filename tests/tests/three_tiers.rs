@@ -86,6 +86,10 @@ fn lesson_travels_up_and_media_survives_a_killed_city() {
         assert_eq!(lesson["origin_name"], "第一中学");
         assert_eq!(lesson["media"]["hash"], shared_hash.as_str());
         assert_eq!(lesson["probe"]["video"]["codec"], "h264");
+        // The compliance report travels in the lesson's document: a 720p file fails V2.
+        let rules = lesson["compliance"]["rules"].as_array().expect("compliance report");
+        let v2 = rules.iter().find(|r| r["id"] == "V2").expect("V2");
+        assert_eq!((v2["verdict"].as_str(), v2["measured"].as_str()), (Some("fail"), Some("1280x720")));
         let bytes = node.get_bytes(&format!("/api/v1/lessons/{id}/media")).expect("media");
         assert_eq!(blake3::hash(&bytes).to_hex().to_string(), shared_hash, "media at the {tier} differs");
         // The unshared lesson never leaves the school.
