@@ -4,12 +4,14 @@
 //! - [`probe`]: reads a recording's container and streams (codec, resolution, frame rate, bit
 //!   rates, duration, audio format) and refuses files that are not media.
 //! - [`analyze`]: measurements on the decoded signal (audio SNR estimate).
+//! - [`hls`]: transcoding to an HLS ladder with aligned keyframes, poster and thumbnail sprite.
 //! - [`srt`]: SRT subtitles: parsing, timing checks, WebVTT.
 //! - [`standard`]: the course video standard, rule by rule (a compliance report).
 //! - [`synth`]: synthesizes sample lessons (test pattern and tone, H.264 + AAC in MP4) for the
 //!   demo and for tests.
 
 pub mod analyze;
+pub mod hls;
 pub mod probe;
 mod raw;
 pub mod srt;
@@ -32,6 +34,8 @@ pub enum MediaError {
     Ffmpeg { action: &'static str, source: ffmpeg_next::Error },
     #[error("this FFmpeg build lacks the {0} encoder; install Debian's ffmpeg libraries (libavcodec59 with libx264)")]
     MissingEncoder(&'static str),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl MediaError {

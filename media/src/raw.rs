@@ -1,7 +1,7 @@
-//! The few codec parameters ffmpeg-next has no safe getter for: profile, level and field order
-//! of a stream, read from FFmpeg's `AVCodecParameters`. The only `unsafe` code in Youke; each
-//! block reads plain integers from a pointer FFmpeg owns for as long as the borrowed
-//! parameters live.
+//! The few codec parameter fields ffmpeg-next has no safe accessor for: profile, level and
+//! field order of a stream (read), and an output stream's codec tag (cleared when remuxing).
+//! The only `unsafe` code in Youke; each block touches plain integers behind a pointer FFmpeg
+//! owns for as long as the borrowed value lives.
 #![allow(unsafe_code)]
 
 use ffmpeg_next as ff;
@@ -33,4 +33,17 @@ pub(crate) fn codec_parameters(params: &ff::codec::Parameters) -> Raw {
         }
     };
     Raw { profile, level: (level > 0).then_some(level), field_order: ff::FieldOrder::from(field_order) }
+}
+
+/// Clears an output stream's codec tag, as `ffmpeg -c copy` does when remuxing: a tag copied
+/// from MPEG-TS (0x1b for H.264) is not valid in MP4, and the muxer then picks its own.
+pub(crate) fn clear_codec_tag(stream: &mut ff::format::stream::StreamMut<'_>) {
+    // SAFETY: the stream and its codecpar are owned by the output context, which `stream`
+    // borrows mutably; we write one plain integer field.
+    unsafe {
+        let st = stream.as_mut_ptr();
+        if !(*st).codecpar.is_null() {
+            (*(*st).codecpar).codec_tag = 0;
+        }
+    }
 }

@@ -119,6 +119,8 @@ async fn youke(source: &Path, dir: &Path) -> Result<(f64, f64, u64), NodeError> 
         // A city at the top of its own tree has no federation root; the link's TLS and data
         // path are the same in either trust mode, only certificate checking differs.
         trust: crate::config::TrustMode::DevPinned,
+        // Measure replication alone, not a transcode of the blob after it arrives.
+        media: crate::config::MediaConfig { transcode: false },
         ..Config::default()
     };
     let city = Node::spawn(&dir.join("city"), cfg(Tier::City, None), cancel.child_token()).await?;

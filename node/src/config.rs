@@ -41,6 +41,21 @@ pub struct Config {
     pub trust: TrustMode,
     pub link: LinkConfig,
     pub limits: Limits,
+    pub media: MediaConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Transcode every recording this node holds to an HLS ladder (one job at a time, at
+    /// lowered priority).
+    pub transcode: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig { transcode: true }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -87,6 +102,7 @@ impl Default for Config {
             parent: None,
             link: LinkConfig::default(),
             limits: Limits::default(),
+            media: MediaConfig::default(),
             trust: TrustMode::Federation,
         }
     }

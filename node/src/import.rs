@@ -59,9 +59,12 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
             params![hash.to_hex(), size as i64, now_ms()],
         )?;
         let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
-        Ok(lessons::save(tx, &ctx.writer, &mut doc)?)
+        let lesson = lessons::save(tx, &ctx.writer, &mut doc)?;
+        crate::media_jobs::enqueue(tx, &hash.to_hex(), Some(&id))?;
+        Ok(lesson)
     })?;
     ctx.changed();
+    ctx.wake_media.notify_one();
     tracing::info!(id = %lesson.id, title = %lesson.title, hash = %hash, size, "lesson imported");
     Ok(lesson)
 }

@@ -260,6 +260,23 @@ pub fn load_document(conn: &Connection, w: &Writer, id: &str) -> Result<Option<A
     documents::load(conn, w, Kind::Lesson, id)
 }
 
+/// Completes a lesson's compliance report with what the media job measured (the audio SNR, the
+/// SD version made), for lessons made at this node (their origin writes the report).
+pub fn complete_compliance(tx: &Transaction<'_>, w: &Writer, id: &str, snr_db: Option<f64>, sd_version: Option<(u32, u32)>) -> Result<(), DocError> {
+    let Some(mut doc) = load_document(tx, w, id)? else { return Ok(()) };
+    if text(&doc, &ROOT, "origin_node").as_deref() != Some(w.node_id.as_str()) {
+        return Ok(());
+    }
+    let Some(probe) = text(&doc, &ROOT, "probe_json").and_then(|p| serde_json::from_str::<youke_media::Probe>(&p).ok()) else { return Ok(()) };
+    let report = youke_media::standard::check(&youke_media::standard::Facts { probe: Some(&probe), snr_db, sd_version, ..Default::default() });
+    let json = serde_json::to_string(&report).map_err(|e| DocError::Invalid(e.to_string()))?;
+    if text(&doc, &ROOT, "compliance_json").as_deref() == Some(json.as_str()) {
+        return Ok(());
+    }
+    doc.put(ROOT, "compliance_json", json)?;
+    save(tx, w, &mut doc).map(|_| ())
+}
+
 /// Changes how far a lesson is shared.
 pub fn set_share_level(tx: &Transaction<'_>, w: &Writer, id: &str, level: Tier) -> Result<Option<Lesson>, DocError> {
     let Some(mut doc) = load_document(tx, w, id)? else { return Ok(None) };

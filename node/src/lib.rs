@@ -7,6 +7,7 @@
 //!   competitions.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
 //! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
+//! - [`media_jobs`]: the background queue that transcodes recordings to HLS ladders.
 //! - [`pull`]: pull-through viewing of media held upstream, its cache and prefetch.
 //! - [`link_settings`]: the uplink's media rate schedule (config, API, CLI) and blob housekeeping.
 //! - [`indexer`]: keeps the search index up to date with the database.
@@ -26,6 +27,7 @@ pub mod import;
 pub mod indexer;
 pub mod lessons;
 pub mod link_settings;
+pub mod media_jobs;
 pub mod node;
 pub mod pull;
 pub mod replication;

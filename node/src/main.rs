@@ -130,6 +130,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Background media jobs (HLS ladders): list, cancel, retry.
+    #[command(subcommand)]
+    Media(MediaCommand),
+    /// One media job, in a process of its own (run by the node at lowered priority).
+    #[command(hide = true)]
+    MediaJob {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        sd_mp4: bool,
+    },
     /// Share a lesson up to the city or the province (or back to the school only).
     Share {
         lesson_id: String,
@@ -160,6 +173,19 @@ enum Command {
         #[arg(long, default_value_t = 8380)]
         base_port: u16,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MediaCommand {
+    /// List the media jobs, newest first.
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running job.
+    Cancel { id: i64 },
+    /// Queue a failed or cancelled job again.
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +498,46 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", file.display());
                 print!("{}", report.table());
             }
+            Ok(())
+        }
+        Command::Media(cmd) => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let show = |j: &youke_node::media_jobs::JobInfo| {
+                let what = match j.state.as_str() {
+                    "running" => format!("running {:.0}%", j.progress * 100.0),
+                    "failed" => format!("failed: {}", j.error.as_deref().unwrap_or("")),
+                    s => s.to_string(),
+                };
+                println!("{:>5}  {}  {:36}  {what}", j.id, &j.hash[..12.min(j.hash.len())], j.lesson_id.as_deref().unwrap_or("-"));
+            };
+            match cmd {
+                MediaCommand::Jobs { json } => {
+                    let jobs = ctx.store.read(youke_node::media_jobs::list)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&jobs)?);
+                    } else if jobs.is_empty() {
+                        println!("no media jobs");
+                    } else {
+                        jobs.iter().for_each(show);
+                    }
+                }
+                MediaCommand::Cancel { id } => show(&youke_node::media_jobs::cancel(&ctx, id)?),
+                MediaCommand::Retry { id } => show(&youke_node::media_jobs::retry(&ctx, id)?),
+            }
+            Ok(())
+        }
+        Command::MediaJob { input, out, sd_mp4 } => {
+            let opts = youke_media::hls::HlsOptions { sd_mp4, ..Default::default() };
+            let never = std::sync::atomic::AtomicBool::new(false);
+            let mut last = -1.0f64;
+            let hls = youke_media::hls::transcode(&input, &out, &opts, |p| {
+                if p - last >= 0.01 || p >= 1.0 {
+                    last = p;
+                    println!("progress {p:.3}");
+                }
+            }, &never)?;
+            let snr_db = youke_media::analyze::snr_db(&input).unwrap_or(None);
+            println!("done {}", serde_json::to_string(&youke_node::media_jobs::JobResult { hls, snr_db })?);
             Ok(())
         }
         Command::Share { lesson_id, to } => {

@@ -72,6 +72,8 @@ pub struct NodeCtx {
     pub wake_indexer: Arc<Notify>,
     /// Woken when documents arrive from the parent (new pinned collections to prefetch).
     pub wake_prefetch: Arc<Notify>,
+    /// Woken when a media job is queued.
+    pub wake_media: Arc<Notify>,
     /// What crossed this node's links since it started.
     pub counters: Arc<youke_federation::link::LinkCounters>,
     /// Paces media going to the parent by the link's rate schedule.
@@ -125,6 +127,7 @@ impl NodeCtx {
             wake_uplink: Arc::new(Notify::new()),
             wake_indexer: Arc::new(Notify::new()),
             wake_prefetch: Arc::new(Notify::new()),
+            wake_media: Arc::new(Notify::new()),
             counters: Arc::default(),
             limiter,
             transfers: Transfers::new(),
@@ -268,6 +271,10 @@ impl Node {
         // 0. Link settings and blob housekeeping; revocations for the links.
         tasks.spawn(crate::link_settings::run(Arc::clone(&ctx), cancel.clone()));
         tasks.spawn(crate::trust::watch(Arc::clone(&ctx), Arc::clone(&ctx.revocations), cancel.clone()));
+        // 0b. Media jobs (HLS ladders), one at a time in a child process.
+        if cfg.media.transcode {
+            tasks.spawn(crate::media_jobs::run(Arc::clone(&ctx), cancel.clone()));
+        }
         // 1. Search indexer, so the portal answers with current data.
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.

@@ -346,11 +346,16 @@ impl LinkStore for NodeLinkStore {
                     "INSERT INTO blobs (hash, size, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
                     params![hash.to_hex(), size as i64, now_ms()],
                 )
-                .map_err(DbError::from)
+                .map_err(DbError::from)?;
+                // The recording of a lesson: transcode it here too, for this tier's viewers.
+                let lesson: Option<String> =
+                    tx.query_row("SELECT id FROM lessons WHERE media_hash = ?1 LIMIT 1", [hash.to_hex()], |r| r.get(0)).optional().map_err(DbError::from)?;
+                crate::media_jobs::enqueue(tx, &hash.to_hex(), lesson.as_deref())
             })
             .map_err(boxed)?;
         tracing::info!(child = %child.info.name, %hash, size, "blob received from child");
         self.ctx.changed();
+        self.ctx.wake_media.notify_one();
         Ok(())
     }
 

@@ -37,6 +37,9 @@ pub struct Status {
     /// Node ids revoked in the part of the tree this node knows.
     #[serde(default)]
     pub revoked: u64,
+    /// Media jobs (HLS ladders) per state.
+    #[serde(default)]
+    pub media_jobs: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +202,7 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             link: crate::link_settings::show(ctx)?,
             trust: trust_summary(ctx),
             revoked: ctx.store.read(crate::trust::revoked_ids).map(|v| v.len() as u64).unwrap_or(0),
+            media_jobs: ctx.store.read(crate::media_jobs::counts).map(|v| v.into_iter().collect()).unwrap_or_default(),
             doc_seq,
             node_id: ctx.writer.node_id.clone(),
             name: ctx.writer.node_name.clone(),
@@ -281,6 +285,12 @@ pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> S
             ("{result=\"refused\"}".to_string(), C::get(&counters.enrollments_refused) as f64),
         ],
     );
+    gauge(
+        "youke_media_jobs",
+        "Media jobs (HLS ladders) per state.",
+        "gauge",
+        ["queued", "running", "done", "failed", "cancelled"].iter().map(|st| (format!("{{state=\"{st}\"}}"), s.media_jobs.get(*st).copied().unwrap_or(0) as f64)).collect(),
+    );
     gauge("youke_revoked_nodes", "Nodes revoked in the part of the tree this node knows.", "gauge", one(s.revoked as f64));
     let t_labels = |t: &TransferInfo| {
         let dir = serde_json::to_value(t.direction).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
@@ -316,6 +326,10 @@ pub fn render(s: &Status) -> String {
     let _ = writeln!(o, "node      {} ({}), id {}", s.name, s.role, s.node_id);
     if !s.trust.is_empty() {
         let _ = writeln!(o, "trust     {}", s.trust);
+    }
+    if !s.media_jobs.is_empty() {
+        let jobs: Vec<String> = s.media_jobs.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let _ = writeln!(o, "transcode {} (youke media jobs)", jobs.join(", "));
     }
     let _ = writeln!(o, "serving   {}", if s.serving { "yes" } else { "no (run `youke serve`)" });
     match &s.parent {

@@ -215,6 +215,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (node_id, issuer)
     );
     "#,
+    // 5: background media jobs (HLS ladder, poster, sprite, SD version, SNR), one per blob.
+    r#"
+    CREATE TABLE media_jobs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash        TEXT NOT NULL UNIQUE,
+        lesson_id   TEXT,
+        state       TEXT NOT NULL,
+        progress    REAL NOT NULL DEFAULT 0,
+        error       TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        output      TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX media_jobs_queue ON media_jobs (state, id);
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -12,14 +12,14 @@ use tokio_util::sync::CancellationToken;
 use youke_federation::rate::{Rate, RateSchedule};
 use youke_federation::transfers::Direction;
 use youke_federation::{BlobHash, Tier};
-use youke_node::config::{Config, TrustMode};
+use youke_node::config::{Config, MediaConfig, TrustMode};
 use youke_node::import::{ImportMeta, import_file, share};
 use youke_node::{Node, RunningNode};
 use youke_tests::faultproxy::{FaultConfig, FaultProxy};
 
 async fn start(dir: &Path, tier: Tier, parent: Option<SocketAddr>, cancel: &CancellationToken) -> RunningNode {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned, ..Config::default() };
+    let config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned, media: MediaConfig { transcode: false }, ..Config::default() };
     Node::spawn(&dir.join(tier.as_str()), config, cancel.child_token()).await.expect("node starts")
 }
 

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use youke_federation::{BlobHash, Tier};
 use youke_node::catalog::{self, Collection};
-use youke_node::config::{Config, TrustMode};
+use youke_node::config::{Config, MediaConfig, TrustMode};
 use youke_node::import::{ImportMeta, import_file};
 use youke_node::store::StoreError;
 use youke_node::{Node, RunningNode};
 
 async fn start(dir: &Path, tier: Tier, parent: Option<SocketAddr>, cache_bytes: u64, cancel: &CancellationToken) -> RunningNode {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned, ..Config::default() };
+    let mut config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned, media: MediaConfig { transcode: false }, ..Config::default() };
     config.limits.cache_bytes = cache_bytes;
     Node::spawn(&dir.join(tier.as_str()), config, cancel.child_token()).await.expect("node starts")
 }

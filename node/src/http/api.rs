@@ -18,18 +18,79 @@ pub struct LessonView {
     /// Whether this node holds the media (it may still be on its way from the origin).
     pub media_present: bool,
     pub media_url: String,
+    /// The HLS ladder made here, once its media job is done.
+    pub hls: Option<HlsView>,
+}
+
+/// Where a lesson's HLS ladder is served.
+#[derive(Debug, Serialize)]
+pub struct HlsView {
+    pub master_url: String,
+    pub poster_url: String,
+    pub sprite_vtt_url: String,
+    pub sd_url: Option<String>,
+    pub renditions: Vec<youke_media::hls::Rendition>,
 }
 
 impl LessonView {
     pub fn new(ctx: &crate::NodeCtx, lesson: Lesson) -> Self {
-        let media_present = lesson
-            .media
-            .as_ref()
-            .and_then(|m| m.hash.parse::<BlobHash>().ok())
-            .is_some_and(|h| ctx.blobs.contains(&h));
+        let hash = lesson.media.as_ref().and_then(|m| m.hash.parse::<BlobHash>().ok());
+        let media_present = hash.is_some_and(|h| ctx.blobs.contains(&h));
         let media_url = format!("/api/v1/lessons/{}/media", lesson.id);
-        LessonView { lesson, media_present, media_url }
+        let hls = hash.and_then(|h| {
+            let hex = h.to_hex();
+            let out = ctx.store.read(|c| crate::media_jobs::hls_of(c, &hex)).ok().flatten()?;
+            let base = format!("/media/hls/{hex}");
+            Some(HlsView {
+                master_url: format!("{base}/{}", out.master),
+                poster_url: format!("{base}/{}", out.poster),
+                sprite_vtt_url: format!("{base}/{}", out.sprite_vtt),
+                sd_url: out.sd_mp4.as_ref().map(|_| format!("{base}/{}", youke_media::hls::SD_MP4)),
+                renditions: out.renditions,
+            })
+        });
+        LessonView { lesson, media_present, media_url, hls }
     }
+}
+
+/// A file of an HLS ladder: playlists, segments, poster, sprite, SD version.
+pub async fn hls_file(State(state): State<AppState>, Path((hash, rest)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+    let bad = || ApiError::NotFound("no such media file".into());
+    let hash: BlobHash = hash.parse().map_err(|_| bad())?;
+    // Only plain names below the ladder's directory: `720p/seg_00001.ts`, `master.m3u8`.
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty() || p.starts_with('.') || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))) {
+        return Err(bad());
+    }
+    let mime = match rest.rsplit('.').next() {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("ts") => "video/mp2t",
+        Some("jpg") => "image/jpeg",
+        Some("vtt") => "text/vtt; charset=utf-8",
+        Some("mp4") => "video/mp4",
+        _ => return Err(bad()),
+    };
+    let path = crate::media_jobs::hls_dir(&state.ctx, &hash.to_hex()).join(&rest);
+    if !path.is_file() {
+        return Err(bad());
+    }
+    let mime: mime::Mime = mime.parse().map_err(|_| bad())?;
+    let resp = tower_http::services::ServeFile::new_with_mime(path, &mime).oneshot(req).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(resp.into_response())
+}
+
+pub async fn media_jobs(State(state): State<AppState>) -> Result<Json<Vec<crate::media_jobs::JobInfo>>, ApiError> {
+    Ok(Json(blocking(&state, |ctx| Ok(ctx.store.read(crate::media_jobs::list)?)).await?))
+}
+
+pub async fn cancel_media_job(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<crate::media_jobs::JobInfo>, ApiError> {
+    Ok(Json(blocking(&state, move |ctx| Ok(crate::media_jobs::cancel(ctx, id)?)).await?))
+}
+
+pub async fn retry_media_job(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<crate::media_jobs::JobInfo>, ApiError> {
+    let job = blocking(&state, move |ctx| Ok(crate::media_jobs::retry(ctx, id)?)).await?;
+    state.ctx.wake_media.notify_one();
+    Ok(Json(job))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,307 @@
+//! Background media jobs: every recording this node holds is transcoded to an HLS ladder (with
+//! its poster, thumbnail sprite, SD version when over 1 GB, and the audio SNR estimate).
+//!
+//! Jobs are rows of `media_jobs`, one per source blob. One runs at a time, in a child process
+//! (`youke media-job`) at lowered priority (`nice -n 10`): the portal stays responsive on a
+//! 2-core box, and a hostile file that crashes FFmpeg takes down only the child. The child
+//! prints its progress; the parent records it, kills the child on cancel, and on success
+//! records the output and, for lessons made here, updates the compliance report (SNR, SD
+//! version). A job that was running when the node stopped is queued again at start; the
+//! transcode starts over (its partial output is discarded).
+
+use crate::lessons;
+use crate::node::{NodeCtx, NodeError};
+use crate::store::{StoreError, now_ms};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
+use youke_media::hls::HlsOutput;
+
+/// What `youke media-job` prints last on success.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobResult {
+    pub hls: HlsOutput,
+    pub snr_db: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobInfo {
+    pub id: i64,
+    pub hash: String,
+    pub lesson_id: Option<String>,
+    /// queued, running, done, failed or cancelled.
+    pub state: String,
+    pub progress: f64,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Where the ladder of a blob lives.
+pub fn hls_dir(ctx: &NodeCtx, hash: &str) -> PathBuf {
+    ctx.data_dir.join("media").join("hls").join(hash)
+}
+
+/// Queues the transcode of a blob (once per blob).
+pub fn enqueue(tx: &Transaction<'_>, hash: &str, lesson_id: Option<&str>) -> Result<(), StoreError> {
+    let now = now_ms();
+    tx.execute(
+        "INSERT INTO media_jobs (hash, lesson_id, state, created_at, updated_at) VALUES (?1, ?2, 'queued', ?3, ?3)
+         ON CONFLICT (hash) DO NOTHING",
+        params![hash, lesson_id, now],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, hash, lesson_id, state, progress, error, attempts, created_at, updated_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobInfo> {
+    Ok(JobInfo {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        lesson_id: r.get(2)?,
+        state: r.get(3)?,
+        progress: r.get(4)?,
+        error: r.get(5)?,
+        attempts: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<JobInfo>, StoreError> {
+    let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM media_jobs ORDER BY id DESC LIMIT 500"))?;
+    let rows = st.query_map([], row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Option<JobInfo>, StoreError> {
+    Ok(conn.query_row(&format!("SELECT {COLUMNS} FROM media_jobs WHERE id = ?1"), [id], row).optional()?)
+}
+
+/// Jobs per state, for status and metrics.
+pub fn counts(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut st = conn.prepare("SELECT state, COUNT(*) FROM media_jobs GROUP BY state ORDER BY state")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The finished ladder of a blob, if any.
+pub fn hls_of(conn: &Connection, hash: &str) -> Result<Option<HlsOutput>, StoreError> {
+    let out: Option<String> = conn.query_row("SELECT output FROM media_jobs WHERE hash = ?1 AND state = 'done'", [hash], |r| r.get(0)).optional()?.flatten();
+    Ok(out.and_then(|o| serde_json::from_str::<JobResult>(&o).ok()).map(|r| r.hls))
+}
+
+/// Cancels a queued or running job (a running child is killed within a second).
+pub fn cancel(ctx: &NodeCtx, id: i64) -> Result<JobInfo, NodeError> {
+    set_state(ctx, id, &["queued", "running"], "cancelled", "only a queued or running job can be cancelled")
+}
+
+/// Queues a failed or cancelled job again.
+pub fn retry(ctx: &NodeCtx, id: i64) -> Result<JobInfo, NodeError> {
+    set_state(ctx, id, &["failed", "cancelled"], "queued", "only a failed or cancelled job can be retried")
+}
+
+fn set_state(ctx: &NodeCtx, id: i64, from: &[&str], to: &str, refusal: &str) -> Result<JobInfo, NodeError> {
+    ctx.store.write(|tx| {
+        let job = get(tx, id)?.ok_or_else(|| NodeError::Invalid(format!("no media job {id}")))?;
+        if !from.contains(&job.state.as_str()) {
+            return Err(NodeError::Invalid(format!("{refusal}; job {id} is {}", job.state)));
+        }
+        tx.execute("UPDATE media_jobs SET state = ?1, error = NULL, progress = 0, updated_at = ?2 WHERE id = ?3", params![to, now_ms(), id])?;
+        Ok(get(tx, id)?.unwrap_or(job))
+    })
+}
+
+/// The binary to run jobs with: `$YOUKE_BIN`, this executable if it is `youke`, or `youke`
+/// beside the directory of this executable (tests run from `target/<profile>/deps/`).
+fn worker_exe() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("YOUKE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_stem().is_some_and(|s| s == "youke") {
+        return Some(exe);
+    }
+    let sibling = exe.parent()?.parent()?.join("youke");
+    sibling.is_file().then_some(sibling)
+}
+
+/// Runs queued jobs one at a time until `cancel` fires.
+pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
+    let requeued = ctx.store.write(|tx| tx.execute("UPDATE media_jobs SET state = 'queued', progress = 0 WHERE state = 'running'", []).map_err(StoreError::from));
+    if let Ok(n) = requeued
+        && n > 0
+    {
+        tracing::info!(jobs = n, "media jobs interrupted by the last stop are queued again");
+    }
+    loop {
+        let next = {
+            let c = Arc::clone(&ctx);
+            tokio::task::spawn_blocking(move || {
+                c.store.write(|tx| -> Result<Option<JobInfo>, StoreError> {
+                    let job = tx.query_row(&format!("SELECT {COLUMNS} FROM media_jobs WHERE state = 'queued' ORDER BY id LIMIT 1"), [], row).optional()?;
+                    if let Some(j) = &job {
+                        tx.execute("UPDATE media_jobs SET state = 'running', attempts = attempts + 1, progress = 0, updated_at = ?1 WHERE id = ?2", params![now_ms(), j.id])?;
+                    }
+                    Ok(job)
+                })
+            })
+            .await
+        };
+        match next {
+            Ok(Ok(Some(job))) => {
+                let id = job.id;
+                let outcome = run_job(&ctx, &job, &cancel).await;
+                if cancel.is_cancelled() {
+                    // The node is stopping: the job is queued again at the next start.
+                    return;
+                }
+                if let Err(e) = finish(&ctx, &job, outcome) {
+                    tracing::warn!(job = id, error = %e, "cannot record the media job's result");
+                }
+                continue;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read media jobs"),
+            Err(e) => tracing::warn!(error = %e, "cannot read media jobs"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ctx.wake_media.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+enum Outcome {
+    Done(JobResult),
+    Failed(String),
+    Cancelled,
+}
+
+async fn run_job(ctx: &Arc<NodeCtx>, job: &JobInfo, stop: &CancellationToken) -> Outcome {
+    let Ok(hash) = job.hash.parse::<youke_federation::BlobHash>() else { return Outcome::Failed("bad blob hash".into()) };
+    let Some(input) = ctx.blobs.get(&hash) else { return Outcome::Failed("the recording is not on this node (yet)".into()) };
+    let Some(exe) = worker_exe() else { return Outcome::Failed("cannot find the youke binary to run media jobs with (set YOUKE_BIN)".into()) };
+    let size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+    let out = hls_dir(ctx, &job.hash);
+    let mut cmd = if std::path::Path::new("/usr/bin/nice").is_file() {
+        let mut c = tokio::process::Command::new("/usr/bin/nice");
+        c.arg("-n").arg("10").arg(&exe);
+        c
+    } else {
+        tokio::process::Command::new(&exe)
+    };
+    cmd.arg("media-job").arg("--input").arg(&input).arg("--out").arg(&out);
+    if size > youke_media::standard::GB {
+        cmd.arg("--sd-mp4");
+    }
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    tracing::info!(job = job.id, hash = %job.hash, "media job started");
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("cannot start {}: {e}", exe.display())),
+    };
+    let Some(stdout) = child.stdout.take() else { return Outcome::Failed("no output from the media job".into()) };
+    let stderr = child.stderr.take();
+    let err_task = tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(e) = stderr {
+            let mut lines = tokio::io::BufReader::new(e).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if text.len() < 4096 {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    });
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut result: Option<JobResult> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut progress = 0.0f64;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = child.kill().await;
+                return Outcome::Cancelled;
+            }
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => {
+                    if let Some(p) = l.strip_prefix("progress ").and_then(|p| p.trim().parse::<f64>().ok()) {
+                        progress = p;
+                    } else if let Some(json) = l.strip_prefix("done ") {
+                        result = serde_json::from_str(json).ok();
+                    }
+                }
+                _ => break,
+            },
+            _ = tick.tick() => {
+                let (c, id) = (Arc::clone(ctx), job.id);
+                let state = tokio::task::spawn_blocking(move || {
+                    c.store.write(|tx| -> Result<Option<String>, StoreError> {
+                        tx.execute("UPDATE media_jobs SET progress = ?1, updated_at = ?2 WHERE id = ?3 AND state = 'running'", params![progress, now_ms(), id])?;
+                        Ok(tx.query_row("SELECT state FROM media_jobs WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+                    })
+                }).await;
+                if matches!(state, Ok(Ok(Some(ref s))) if s == "cancelled") {
+                    let _ = child.kill().await;
+                    let _ = child.wait().await;
+                    let _ = std::fs::remove_dir_all(youke_media::hls::partial_dir(&out));
+                    return Outcome::Cancelled;
+                }
+            }
+        }
+    }
+    let status = child.wait().await;
+    let stderr = err_task.await.unwrap_or_default();
+    match (status, result) {
+        (Ok(s), Some(r)) if s.success() => Outcome::Done(r),
+        (Ok(s), _) => {
+            let why = stderr.lines().rev().find(|l| l.starts_with("error:")).map(|l| l.trim_start_matches("error:").trim().to_string());
+            Outcome::Failed(why.unwrap_or_else(|| format!("the media job ended with {s}")))
+        }
+        (Err(e), _) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn finish(ctx: &NodeCtx, job: &JobInfo, outcome: Outcome) -> Result<(), NodeError> {
+    let now = now_ms();
+    match outcome {
+        Outcome::Cancelled => {
+            tracing::info!(job = job.id, "media job cancelled");
+            Ok(())
+        }
+        Outcome::Failed(why) => {
+            tracing::warn!(job = job.id, hash = %job.hash, error = %why, "media job failed");
+            ctx.store.write(|tx| {
+                tx.execute("UPDATE media_jobs SET state = 'failed', error = ?1, updated_at = ?2 WHERE id = ?3 AND state = 'running'", params![why, now, job.id])?;
+                Ok(())
+            })
+        }
+        Outcome::Done(result) => {
+            let json = serde_json::to_string(&result).map_err(|e| NodeError::Invalid(e.to_string()))?;
+            ctx.store.write(|tx| -> Result<(), NodeError> {
+                tx.execute(
+                    "UPDATE media_jobs SET state = 'done', progress = 1, output = ?1, error = NULL, updated_at = ?2 WHERE id = ?3",
+                    params![json, now, job.id],
+                )?;
+                // Lessons made here get their compliance report completed (SNR, SD version).
+                if let Some(id) = &job.lesson_id {
+                    lessons::complete_compliance(tx, &ctx.writer, id, result.snr_db, result.hls.sd_mp4.as_ref().map(|r| (r.width, r.height)))?;
+                }
+                Ok(())
+            })?;
+            tracing::info!(job = job.id, hash = %job.hash, rungs = result.hls.renditions.len(), "media job done");
+            ctx.changed();
+            Ok(())
+        }
+    }
+}
