@@ -18,6 +18,7 @@
 
 pub mod bench;
 pub mod bench_media;
+pub mod bench_transcode;
 pub mod catalog;
 pub mod config;
 pub mod demo;

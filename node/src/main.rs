@@ -245,6 +245,28 @@ enum BenchCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// The HLS ladder of a 1080p clip: youke's transcoder against the ffmpeg CLI making the
+    /// same ladder, side by side. Prints a Markdown table.
+    Transcode {
+        #[arg(long, default_value = "./youke-bench-transcode")]
+        dir: PathBuf,
+        /// Length of the clip in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Rounds of each variant (alternating).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// One variant of `bench transcode`, in a process of its own.
+    #[command(hide = true)]
+    TranscodeVariant {
+        #[arg(long)]
+        variant: youke_node::bench_transcode::Variant,
+        #[arg(long)]
+        clip: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Metadata federation at province scale: catch-up after offline changes, a new city
     /// joining, peak memory. Prints a Markdown table.
     Sync {
@@ -291,7 +313,16 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once: many messages already quote their source.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("error: {msg}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -581,6 +612,17 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::MediaVariant { variant, source, dir }) => {
             let r = youke_node::bench_media::run_variant(variant, &source, &dir)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Transcode { dir, seconds, rounds }) => {
+            let results = youke_node::bench_transcode::transcode(&youke_node::bench_transcode::TranscodeBenchOptions { dir: dir.clone(), seconds, rounds })?;
+            print!("{}", youke_node::bench_transcode::markdown(&results));
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::TranscodeVariant { variant, clip, dir }) => {
+            let r = youke_node::bench_transcode::run_variant(variant, &clip, &dir)?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }

@@ -74,6 +74,17 @@ fn the_media_benchmark_runs_at_small_scale_and_compares_every_variant() {
 }
 
 #[test]
+fn the_transcode_benchmark_runs_at_small_scale_against_the_ffmpeg_cli() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("bench");
+    let out = youke_ok(data.path(), &["bench", "transcode", "--dir", dir.to_str().unwrap(), "--seconds", "2", "--rounds", "1"]);
+    for row in ["| youke (one pass, poster + sprite too) |", "| ffmpeg CLI, same ladder |", "youke / ffmpeg CLI time =", "2 s 1080p25 clip"] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    assert!(!dir.exists(), "the benchmark removes its data");
+}
+
+#[test]
 fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api() {
     let data = tempfile::tempdir().expect("tempdir");
     let http = free_tcp_port();
