@@ -69,6 +69,32 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
     Ok(lesson)
 }
 
+/// Attaches SRT subtitles to a lesson; `language` (zh or en) is the lecture's, else guessed
+/// from its subject.
+pub fn attach_subtitles(ctx: &NodeCtx, id: &str, srt: &[u8], language: Option<&str>) -> Result<Lesson, NodeError> {
+    if let Some(l) = language
+        && l != "zh"
+        && l != "en"
+    {
+        return Err(NodeError::Invalid(format!("unknown language {l:?}: expected zh or en")));
+    }
+    let lesson = ctx
+        .store
+        .write(|tx| {
+            let subject = lessons::get(tx, id)?.map(|l| l.subject).unwrap_or_default();
+            lessons::attach_subtitles(tx, &ctx.writer, id, srt, lessons::language_of(&subject, language)).map_err(NodeError::from)
+        })?
+        .ok_or_else(|| NodeError::NoSuchLesson(id.to_string()))?;
+    ctx.changed();
+    Ok(lesson)
+}
+
+/// The SRT beside a recording (same name, `.srt`), as recording software leaves it.
+pub fn sibling_srt(path: &Path) -> Option<std::path::PathBuf> {
+    let srt = path.with_extension("srt");
+    srt.is_file().then_some(srt)
+}
+
 /// Shares a lesson up to `level` (or back down). Returns the updated lesson.
 pub fn share(ctx: &NodeCtx, id: &str, level: youke_federation::Tier) -> Result<Lesson, NodeError> {
     if level < ctx.writer.tier {

@@ -13,8 +13,20 @@ const BATCH: u64 = 2000;
 /// How often the database is checked for changes made by other processes.
 const POLL: Duration = Duration::from_millis(300);
 
-fn to_doc(l: &lessons::Lesson) -> LessonDoc {
+fn to_doc(ctx: &NodeCtx, l: &lessons::Lesson) -> LessonDoc {
+    let cues = match &l.subtitles {
+        None => Vec::new(),
+        Some(_) => ctx
+            .store
+            .read(|c| lessons::subtitles_of(c, &l.id))
+            .ok()
+            .flatten()
+            .and_then(|(srt, _)| youke_media::srt::parse(srt.as_bytes()).ok())
+            .map(|cues| cues.into_iter().map(|c| (c.start_ms, c.text.replace('\n', " "))).collect())
+            .unwrap_or_default(),
+    };
     LessonDoc {
+        cues,
         id: l.id.clone(),
         title: l.title.clone(),
         teacher: l.teacher.clone(),
@@ -38,7 +50,7 @@ pub fn index_pending(ctx: &NodeCtx, index: &LessonIndex) -> Result<usize, NodeEr
     }
     let changed = ctx.store.read(|c| lessons::changed_since(c, from, BATCH))?;
     let Some(last) = changed.last().map(|(_, s)| *s) else { return Ok(0) };
-    let docs: Vec<LessonDoc> = changed.iter().map(|(l, _)| to_doc(l)).collect();
+    let docs: Vec<LessonDoc> = changed.iter().map(|(l, _)| to_doc(ctx, l)).collect();
     index.upsert(&docs)?;
     index.commit(last)?;
     Ok(docs.len())

@@ -49,6 +49,9 @@ pub struct Lesson {
     pub probe: Option<serde_json::Value>,
     /// The course video standard report, once checked.
     pub compliance: Option<serde_json::Value>,
+    /// Subtitles attached (their language and number of cues); the text is at
+    /// `/api/v1/lessons/{id}/subtitles.vtt`.
+    pub subtitles: Option<SubtitleInfo>,
     pub duration_secs: Option<f64>,
     pub rating_avg: Option<f64>,
     pub rating_count: u64,
@@ -57,6 +60,12 @@ pub struct Lesson {
     pub review_count: u64,
     pub views: i64,
     pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubtitleInfo {
+    pub language: String,
+    pub cues: u64,
 }
 
 /// What an import knows about a new lesson.
@@ -165,6 +174,10 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         media,
         probe,
         compliance,
+        subtitles: child(doc, &ROOT, "subtitles").map(|sub| SubtitleInfo {
+            language: text(doc, &sub, "language").unwrap_or_default(),
+            cues: int(doc, &sub, "cues").unwrap_or(0) as u64,
+        }),
         duration_secs,
         rating_avg: avg(&ratings),
         rating_count: ratings.len() as u64,
@@ -209,6 +222,20 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
             compliance
         ],
     )?;
+    // The subtitles' text, for the player and the search index.
+    let subs = child(doc, &ROOT, "subtitles");
+    match subs.as_ref().and_then(|sub| Some((text(doc, sub, "srt")?, text(doc, sub, "language").unwrap_or_default(), int(doc, sub, "cues").unwrap_or(0)))) {
+        Some((srt, language, cues)) => {
+            tx.execute(
+                "INSERT INTO subtitles (lesson_id, srt, language, cues) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (lesson_id) DO UPDATE SET srt = excluded.srt, language = excluded.language, cues = excluded.cues",
+                params![l.id, srt, language, cues],
+            )?;
+        }
+        None => {
+            tx.execute("DELETE FROM subtitles WHERE lesson_id = ?1", [&l.id])?;
+        }
+    }
     // Only media from this node's subtree goes up (not lessons published down from above).
     let from_subtree = l.origin_node == w.node_id
         || tx.query_row("SELECT EXISTS (SELECT 1 FROM doc_routes WHERE doc_id = ?1)", [&l.id], |r| r.get::<_, bool>(0))?;
@@ -260,21 +287,102 @@ pub fn load_document(conn: &Connection, w: &Writer, id: &str) -> Result<Option<A
     documents::load(conn, w, Kind::Lesson, id)
 }
 
-/// Completes a lesson's compliance report with what the media job measured (the audio SNR, the
-/// SD version made), for lessons made at this node (their origin writes the report).
-pub fn complete_compliance(tx: &Transaction<'_>, w: &Writer, id: &str, snr_db: Option<f64>, sd_version: Option<(u32, u32)>) -> Result<(), DocError> {
+/// Largest subtitle file attached to a lesson (it travels in the lesson's document).
+pub const MAX_SUBTITLES_BYTES: usize = 1 << 20;
+
+/// Records what the media job measured (the audio SNR, the SD version made) and, for lessons
+/// made at this node (their origin writes the report), judges the lesson again.
+pub fn record_analysis(tx: &Transaction<'_>, w: &Writer, id: &str, snr_db: Option<f64>, sd_version: Option<(u32, u32)>) -> Result<(), DocError> {
     let Some(mut doc) = load_document(tx, w, id)? else { return Ok(()) };
     if text(&doc, &ROOT, "origin_node").as_deref() != Some(w.node_id.as_str()) {
         return Ok(());
     }
-    let Some(probe) = text(&doc, &ROOT, "probe_json").and_then(|p| serde_json::from_str::<youke_media::Probe>(&p).ok()) else { return Ok(()) };
-    let report = youke_media::standard::check(&youke_media::standard::Facts { probe: Some(&probe), snr_db, sd_version, ..Default::default() });
-    let json = serde_json::to_string(&report).map_err(|e| DocError::Invalid(e.to_string()))?;
-    if text(&doc, &ROOT, "compliance_json").as_deref() == Some(json.as_str()) {
-        return Ok(());
+    let analysis = match child(&doc, &ROOT, "analysis") {
+        Some(a) => a,
+        None => doc.put_object(ROOT, "analysis", ObjType::Map)?,
+    };
+    if let Some(db) = snr_db {
+        doc.put(&analysis, "snr_db", db)?;
     }
-    doc.put(ROOT, "compliance_json", json)?;
+    if let Some((sw, sh)) = sd_version {
+        doc.put(&analysis, "sd_width", i64::from(sw))?;
+        doc.put(&analysis, "sd_height", i64::from(sh))?;
+    }
+    recheck(&mut doc)?;
     save(tx, w, &mut doc).map(|_| ())
+}
+
+/// Attaches SRT subtitles to a lesson (replacing any): checked (UTF-8, parsable), kept in the
+/// document so they travel with it, searchable by their text. `language` is the lecture's.
+pub fn attach_subtitles(tx: &Transaction<'_>, w: &Writer, id: &str, srt: &[u8], language: youke_media::standard::Language) -> Result<Option<Lesson>, DocError> {
+    if srt.len() > MAX_SUBTITLES_BYTES {
+        return Err(DocError::Invalid(format!("the subtitle file is {} bytes, more than the {MAX_SUBTITLES_BYTES} a lesson can carry", srt.len())));
+    }
+    let cues = youke_media::srt::parse(srt).map_err(|e| DocError::Invalid(format!("the subtitles cannot be attached: {e}")))?;
+    let Some(mut doc) = load_document(tx, w, id)? else { return Ok(None) };
+    let text_srt = String::from_utf8_lossy(srt).trim_start_matches('\u{feff}').to_string();
+    let subs = doc.put_object(ROOT, "subtitles", ObjType::Map)?;
+    doc.put(&subs, "srt", text_srt)?;
+    doc.put(&subs, "language", language_code(language))?;
+    doc.put(&subs, "cues", cues.len() as i64)?;
+    doc.put(&subs, "attached_at", now_ms())?;
+    if text(&doc, &ROOT, "origin_node").as_deref() == Some(w.node_id.as_str()) {
+        recheck(&mut doc)?;
+    }
+    save(tx, w, &mut doc).map(Some)
+}
+
+fn language_code(l: youke_media::standard::Language) -> &'static str {
+    match l {
+        youke_media::standard::Language::Chinese => "zh",
+        youke_media::standard::Language::English => "en",
+    }
+}
+
+/// The lecture's language: as given with the subtitles, else English for English lessons and
+/// Chinese for the rest.
+pub fn language_of(subject: &str, given: Option<&str>) -> youke_media::standard::Language {
+    use youke_media::standard::Language;
+    match given {
+        Some("en") => Language::English,
+        Some("zh") => Language::Chinese,
+        _ if subject.contains("英语") || subject.to_lowercase().contains("english") => Language::English,
+        _ => Language::Chinese,
+    }
+}
+
+/// Judges the lesson against the course video standard again from everything its document
+/// holds: the probe, the analysis, the subtitles.
+fn recheck(doc: &mut AutoCommit) -> Result<(), DocError> {
+    let Some(probe) = text(doc, &ROOT, "probe_json").and_then(|p| serde_json::from_str::<youke_media::Probe>(&p).ok()) else { return Ok(()) };
+    let analysis = child(doc, &ROOT, "analysis");
+    let snr_db = analysis.as_ref().and_then(|a| doc.get(a, "snr_db").ok().flatten()).and_then(|(v, _)| v.as_f64());
+    let sd_version = analysis.as_ref().and_then(|a| Some((int(doc, a, "sd_width")? as u32, int(doc, a, "sd_height")? as u32)));
+    let subs = child(doc, &ROOT, "subtitles");
+    let srt = subs.as_ref().and_then(|s| text(doc, s, "srt"));
+    let language = language_of(&text(doc, &ROOT, "subject").unwrap_or_default(), subs.as_ref().and_then(|s| text(doc, s, "language")).as_deref());
+    let facts = srt.as_deref().map(|t| match youke_media::srt::parse(t.as_bytes()) {
+        Ok(cues) => youke_media::srt::facts(&cues, Some(probe.duration_secs)),
+        Err(e) => youke_media::standard::SubtitleFacts { utf8: true, cues: 0, ordered: false, last_end_secs: 0.0, cjk_share: 0.0, problems: vec![e.to_string()] },
+    });
+    let report = youke_media::standard::check(&youke_media::standard::Facts {
+        probe: Some(&probe),
+        snr_db,
+        sd_version,
+        subtitles: facts.as_ref(),
+        language: Some(language),
+        documents: &[],
+    });
+    let json = serde_json::to_string(&report).map_err(|e| DocError::Invalid(e.to_string()))?;
+    if text(doc, &ROOT, "compliance_json").as_deref() != Some(json.as_str()) {
+        doc.put(ROOT, "compliance_json", json)?;
+    }
+    Ok(())
+}
+
+/// A lesson's subtitles (SRT text and language code), if attached.
+pub fn subtitles_of(conn: &Connection, id: &str) -> Result<Option<(String, String)>, DocError> {
+    Ok(conn.query_row("SELECT srt, language FROM subtitles WHERE lesson_id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
 }
 
 /// Changes how far a lesson is shared.
@@ -418,7 +526,8 @@ pub fn discussion(conn: &Connection, w: &Writer, id: &str) -> Result<Option<Disc
 
 const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, origin_node, origin_name, share_level,
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
-    textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance";
+    textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance,
+    (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id)";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -457,6 +566,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         review_count: r.get::<_, i64>(24)? as u64,
         views: r.get(25)?,
         compliance: r.get::<_, Option<String>>(26)?.and_then(|c| serde_json::from_str(&c).ok()),
+        subtitles: match (r.get::<_, Option<String>>(27)?, r.get::<_, Option<i64>>(28)?) {
+            (Some(language), Some(cues)) => Some(SubtitleInfo { language, cues: cues as u64 }),
+            _ => None,
+        },
     };
     Ok((lesson, r.get(16)?))
 }

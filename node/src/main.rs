@@ -113,6 +113,21 @@ enum Command {
         /// A knowledge point (repeat for several).
         #[arg(long = "knowledge", short = 'k')]
         knowledge: Vec<String>,
+        /// SRT subtitles for the recording (one file only). Without it, an SRT beside each
+        /// recording with the same name is attached.
+        #[arg(long)]
+        srt: Option<PathBuf>,
+        /// The lecture's language for the subtitles: zh or en (default: from the subject).
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Attach SRT subtitles to a lesson (replacing any).
+    Subtitles {
+        lesson_id: String,
+        file: PathBuf,
+        /// The lecture's language: zh or en (default: from the subject).
+        #[arg(long)]
+        language: Option<String>,
     },
     /// Check a recording against the course video standard (rules V1..P1): a table, or JSON.
     Check {
@@ -485,7 +500,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Import { files, title, teacher, grade, subject, knowledge } => {
+        Command::Subtitles { lesson_id, file, language } => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let lesson = youke_node::import::attach_subtitles(&ctx, &lesson_id, &bytes, language.as_deref())?;
+            let cues = lesson.subtitles.as_ref().map(|s| s.cues).unwrap_or(0);
+            println!("{} «{}»: {cues} subtitle cue(s) attached", lesson.id, lesson.title);
+            Ok(())
+        }
+        Command::Import { files, title, teacher, grade, subject, knowledge, srt, language } => {
+            if srt.is_some() && files.len() > 1 {
+                bail!("--srt goes with one recording; for several, put each SRT beside its recording with the same name");
+            }
             let ctx = NodeCtx::open_dir(&cli.data)?;
             let meta = ImportMeta { title, teacher, grade, subject, knowledge_points: knowledge };
             let mut failed = 0;
@@ -499,7 +525,17 @@ fn run(cli: Cli) -> Result<()> {
                 });
                 bar.finish_and_clear();
                 match result {
-                    Ok(lesson) => println!("{}", lesson.id),
+                    Ok(lesson) => {
+                        println!("{}", lesson.id);
+                        if let Some(subs) = srt.clone().or_else(|| youke_node::import::sibling_srt(file)) {
+                            let attached = std::fs::read(&subs)
+                                .map_err(anyhow::Error::from)
+                                .and_then(|b| Ok(youke_node::import::attach_subtitles(&ctx, &lesson.id, &b, language.as_deref())?));
+                            if let Err(e) = attached {
+                                eprintln!("warning: {}: the lesson is imported but its subtitles are not: {e}", subs.display());
+                            }
+                        }
+                    }
                     Err(e) => {
                         eprintln!("error: {}: {e}", file.display());
                         failed += 1;

@@ -295,7 +295,7 @@ fn finish(ctx: &NodeCtx, job: &JobInfo, outcome: Outcome) -> Result<(), NodeErro
                 )?;
                 // Lessons made here get their compliance report completed (SNR, SD version).
                 if let Some(id) = &job.lesson_id {
-                    lessons::complete_compliance(tx, &ctx.writer, id, result.snr_db, result.hls.sd_mp4.as_ref().map(|r| (r.width, r.height)))?;
+                    lessons::record_analysis(tx, &ctx.writer, id, result.snr_db, result.hls.sd_mp4.as_ref().map(|r| (r.width, r.height)))?;
                 }
                 Ok(())
             })?;

@@ -231,6 +231,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX media_jobs_queue ON media_jobs (state, id);
     "#,
+    // 6: subtitles of lessons (materialized from their documents), for the player and search.
+    r#"
+    CREATE TABLE subtitles (
+        lesson_id   TEXT PRIMARY KEY,
+        srt         TEXT NOT NULL,
+        language    TEXT NOT NULL,
+        cues        INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

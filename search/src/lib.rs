@@ -43,6 +43,8 @@ pub struct LessonDoc {
     pub subject: String,
     pub grade: String,
     pub knowledge_points: Vec<String>,
+    /// Subtitle cues: start in milliseconds, text.
+    pub cues: Vec<(u64, String)>,
 }
 
 /// One search result.
@@ -50,7 +52,20 @@ pub struct LessonDoc {
 pub struct Hit {
     pub id: String,
     pub score: f32,
+    /// Subtitle cues that match the query (at most [`MAX_MOMENTS`]), so a viewer can jump to
+    /// the moment something is said.
+    pub moments: Vec<Moment>,
 }
+
+/// A moment in a lesson where the query is spoken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moment {
+    pub start_ms: u64,
+    pub text: String,
+}
+
+/// Moments listed per hit.
+pub const MAX_MOMENTS: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
@@ -61,11 +76,14 @@ struct Fields {
     grade: Field,
     knowledge: Field,
     bigrams: Field,
+    subtitles: Field,
+    /// The cues as JSON (start, text), stored to find the moments of a hit.
+    cues: Field,
 }
 
 impl Fields {
-    fn text(&self) -> [(Field, f32); 5] {
-        [(self.title, 3.0), (self.knowledge, 2.0), (self.teacher, 1.5), (self.subject, 1.0), (self.grade, 1.0)]
+    fn text(&self) -> [(Field, f32); 6] {
+        [(self.title, 3.0), (self.knowledge, 2.0), (self.teacher, 1.5), (self.subject, 1.0), (self.grade, 1.0), (self.subtitles, 0.6)]
     }
 }
 
@@ -82,7 +100,14 @@ fn schema() -> (Schema, Fields) {
         teacher: b.add_text_field("teacher", text.clone()),
         subject: b.add_text_field("subject", text.clone()),
         grade: b.add_text_field("grade", text.clone()),
-        knowledge: b.add_text_field("knowledge_points", text),
+        knowledge: b.add_text_field("knowledge_points", text.clone()),
+        subtitles: b.add_text_field(
+            "subtitles",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        ),
+        cues: b.add_text_field("cues", STORED),
         bigrams: b.add_text_field(
             "bigrams",
             TextOptions::default().set_indexing_options(
@@ -143,6 +168,21 @@ pub fn terms(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The cues that contain a word of the query, in time order, at most [`MAX_MOMENTS`].
+fn moments(cues: &[(u64, String)], words: &[String]) -> Vec<Moment> {
+    if words.is_empty() {
+        return Vec::new();
+    }
+    cues.iter()
+        .filter(|(_, text)| {
+            let cue_terms = terms(text);
+            words.iter().any(|w| cue_terms.contains(w))
+        })
+        .take(MAX_MOMENTS)
+        .map(|(start_ms, text)| Moment { start_ms: *start_ms, text: text.clone() })
+        .collect()
 }
 
 /// The lesson index.
@@ -234,6 +274,13 @@ impl LessonIndex {
             for part in std::iter::once(&d.title).chain(d.knowledge_points.iter()).chain(std::iter::once(&d.teacher)) {
                 doc.add_text(f.bigrams, part);
             }
+            if !d.cues.is_empty() {
+                for (_, t) in &d.cues {
+                    doc.add_text(f.subtitles, t);
+                }
+                let json: Vec<(u64, &str)> = d.cues.iter().map(|(s, t)| (*s, t.as_str())).collect();
+                doc.add_text(f.cues, serde_json::to_string(&json).unwrap_or_default());
+            }
             w.add_document(doc)?;
         }
         Ok(())
@@ -300,7 +347,8 @@ impl LessonIndex {
         for (score, addr) in top {
             let doc: TantivyDocument = searcher.doc(addr)?;
             if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) {
-                hits.push(Hit { id: id.to_string(), score });
+                let cues: Vec<(u64, String)> = doc.get_first(self.fields.cues).and_then(|v| v.as_str()).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                hits.push(Hit { id: id.to_string(), score, moments: moments(&cues, &words) });
             }
         }
         Ok(hits)
@@ -319,7 +367,24 @@ mod tests {
             subject: subject.into(),
             grade: grade.into(),
             knowledge_points: kp.iter().map(|s| s.to_string()).collect(),
+            cues: Vec::new(),
         }
+    }
+
+    #[test]
+    fn spoken_words_find_the_lesson_and_the_moment() {
+        let idx = LessonIndex::in_memory().expect("index");
+        let mut d = lesson("s", "第三章 复习", "王老师", "数学", "初二", &[]);
+        d.cues = vec![(1_000, "同学们好".into()), (65_500, "今天我们来证明勾股定理".into()), (130_000, "下课".into())];
+        idx.upsert(&[d, lesson("t", "勾股定理", "李老师", "数学", "初二", &[])]).expect("upsert");
+        idx.commit(1).expect("commit");
+        let hits = idx.search("证明", 10).expect("search");
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].id, "s");
+        assert_eq!(hits[0].moments, vec![Moment { start_ms: 65_500, text: "今天我们来证明勾股定理".into() }]);
+        let hits = idx.search("勾股定理", 10).expect("search");
+        assert_eq!(hits[0].id, "t", "a title match outweighs a spoken one");
+        assert_eq!(hits.iter().find(|h| h.id == "s").map(|h| h.moments.len()), Some(1));
     }
 
     fn sample() -> LessonIndex {

@@ -273,8 +273,17 @@ pub struct SearchResult {
 #[derive(Debug, Serialize)]
 pub struct SearchHit {
     pub score: f32,
+    /// Where in the lesson the query is spoken (from its subtitles): jump there with
+    /// `#t=<seconds>`.
+    pub moments: Vec<MomentView>,
     #[serde(flatten)]
     pub lesson: LessonView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MomentView {
+    pub start_secs: f64,
+    pub text: String,
 }
 
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -292,8 +301,12 @@ pub async fn run_search(state: &AppState, q: String, limit: usize) -> Result<Sea
         let items = found
             .into_iter()
             .map(|l| {
-                let score = hits.iter().find(|h| h.id == l.id).map(|h| h.score).unwrap_or(0.0);
-                SearchHit { score, lesson: LessonView::new(ctx, l) }
+                let hit = hits.iter().find(|h| h.id == l.id);
+                let score = hit.map(|h| h.score).unwrap_or(0.0);
+                let moments = hit
+                    .map(|h| h.moments.iter().map(|m| MomentView { start_secs: m.start_ms as f64 / 1000.0, text: m.text.clone() }).collect())
+                    .unwrap_or_default();
+                SearchHit { score, moments, lesson: LessonView::new(ctx, l) }
             })
             .collect();
         Ok(SearchResult { query: q, items })
@@ -501,4 +514,38 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     })
     .await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+/// The lesson's subtitles as WebVTT, for the player's `<track>`.
+pub async fn lesson_subtitles(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    check_id(&id)?;
+    let vtt = blocking(&state, move |ctx| {
+        let (srt, _) = ctx.store.read(|c| lessons::subtitles_of(c, &id))?.ok_or_else(|| ApiError::NotFound("this lesson has no subtitles".into()))?;
+        let cues = youke_media::srt::parse(srt.as_bytes()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(youke_media::srt::to_webvtt(&cues))
+    })
+    .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/vtt; charset=utf-8")], vtt).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubtitleQuery {
+    /// The lecture's language: zh or en.
+    pub language: Option<String>,
+}
+
+/// Attaches SRT subtitles (the request body) to a lesson.
+pub async fn put_subtitles(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<SubtitleQuery>,
+    body: axum::body::Bytes,
+) -> Result<Json<LessonView>, ApiError> {
+    check_id(&id)?;
+    let view = blocking(&state, move |ctx| {
+        let lesson = crate::import::attach_subtitles(ctx, &id, &body, q.language.as_deref())?;
+        Ok(LessonView::new(ctx, lesson))
+    })
+    .await?;
+    Ok(Json(view))
 }

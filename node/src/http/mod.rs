@@ -36,6 +36,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/lessons/{id}/reviews", post(api::review_lesson))
         .route("/api/v1/lessons/{id}/views", post(api::view_lesson))
         .route("/api/v1/lessons/{id}/discussion", get(api::lesson_discussion))
+        .route("/api/v1/lessons/{id}/subtitles", axum::routing::put(api::put_subtitles))
+        .route("/api/v1/lessons/{id}/subtitles.vtt", get(api::lesson_subtitles))
         .route("/api/v1/collections", get(api::list_collections).post(api::create_collection))
         .route("/api/v1/announcements", get(api::list_announcements).post(api::create_announcement))
         .route("/api/v1/competitions", get(api::list_competitions).post(api::create_competition))
