@@ -163,11 +163,35 @@ pub fn to_webvtt(cues: &[Cue]) -> String {
     out
 }
 
+/// The fuzz target of the SRT parser (`fuzz/fuzz_targets/srt.rs`, and the seed corpus replayed
+/// by the tests): never panics; what parses converts to WebVTT whose cues parse back the same.
+#[doc(hidden)]
+#[allow(clippy::expect_used)] // a fuzz target reports a broken property by panicking
+pub fn fuzz_srt(data: &[u8]) {
+    if let Ok(cues) = parse(data) {
+        let f = facts(&cues, Some(60.0));
+        assert!(f.cues == cues.len() && (0.0..=1.0).contains(&f.cjk_share));
+        let vtt = to_webvtt(&cues);
+        assert!(vtt.starts_with("WEBVTT"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const GOOD: &str = "\u{feff}1\r\n00:00:01,000 --> 00:00:04,500\r\n同学们好，今天我们学习勾股定理。\r\n\r\n2\r\n00:00:05,000 --> 00:00:08,250\r\n直角三角形的两条直角边\r\n的平方和等于斜边的平方。\r\n\r\n\r\n00:01:00.5 --> 00:01:02,000 X1:10\r\n下课\r\n";
+
+    #[test]
+    fn the_fuzz_seed_corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/srt");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).expect("the seed corpus is committed") {
+            fuzz_srt(&std::fs::read(e.expect("entry").path()).expect("read"));
+            n += 1;
+        }
+        assert!(n >= 4);
+    }
 
     #[test]
     fn parses_what_recording_software_writes() {

@@ -42,6 +42,24 @@ pub struct Config {
     pub link: LinkConfig,
     pub limits: Limits,
     pub media: MediaConfig,
+    pub import: ImportConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// A folder watched for finished recordings (relative to the data directory unless
+    /// absolute); unset to watch none.
+    pub watch_dir: Option<String>,
+    /// Lesson fields from file names, e.g. "{grade}_{subject}_{teacher}_{title}"; a JSON
+    /// sidecar beside the file takes precedence.
+    pub name_pattern: Option<String>,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig { watch_dir: Some("import".into()), name_pattern: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +121,7 @@ impl Default for Config {
             link: LinkConfig::default(),
             limits: Limits::default(),
             media: MediaConfig::default(),
+            import: ImportConfig::default(),
             trust: TrustMode::Federation,
         }
     }
@@ -146,6 +165,9 @@ impl Config {
             rate.parse::<RateSchedule>().map_err(|e| format!("link.upload_rate: {e}"))?;
         }
         parse_utc_offset(&self.link.utc_offset).map_err(|e| format!("link.utc_offset: {e}"))?;
+        if let Some(p) = &self.import.name_pattern {
+            p.parse::<crate::ingest::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
+        }
         Ok(())
     }
 
@@ -186,6 +208,11 @@ impl Config {
     /// The configured media rate schedule (unlimited when unset).
     pub fn upload_schedule(&self) -> RateSchedule {
         self.link.upload_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or_default()
+    }
+
+    /// The watched import folder, if any.
+    pub fn watch_dir(&self, data_dir: &Path) -> Option<PathBuf> {
+        self.import.watch_dir.as_deref().filter(|d| !d.is_empty()).map(|d| data_dir.join(d))
     }
 
     /// The schedule's UTC offset in seconds.

@@ -5,6 +5,7 @@
 //! - [`documents`]: the CRDT document store shared by every kind, with routing for sync.
 //! - [`lessons`]: lesson documents and their rows; [`catalog`]: collections, announcements,
 //!   competitions.
+//! - [`ingest`]: the watched import folder, sidecars and file-name patterns, the quarantine.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
 //! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
 //! - [`media_jobs`]: the background queue that transcodes recordings to HLS ladders.
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod documents;
 pub mod http;
 pub mod import;
+pub mod ingest;
 pub mod indexer;
 pub mod lessons;
 pub mod link_settings;

@@ -145,6 +145,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Files the import folder could not import, with the reason.
+    Quarantine {
+        #[arg(long)]
+        json: bool,
+    },
     /// Background media jobs (HLS ladders): list, cancel, retry.
     #[command(subcommand)]
     Media(MediaCommand),
@@ -564,6 +569,20 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("{}", file.display());
                 print!("{}", report.table());
+            }
+            Ok(())
+        }
+        Command::Quarantine { json } => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let items = ctx.store.read(youke_node::ingest::quarantined)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else if items.is_empty() {
+                println!("nothing in quarantine");
+            } else {
+                for q in items {
+                    println!("{}  {}  {}\n      {}", youke_node::status::format_time(q.at), q.name, q.reason, q.path);
+                }
             }
             Ok(())
         }

@@ -275,6 +275,11 @@ impl Node {
         if cfg.media.transcode {
             tasks.spawn(crate::media_jobs::run(Arc::clone(&ctx), cancel.clone()));
         }
+        // 0c. The watched import folder.
+        if let Some(dir) = cfg.watch_dir(data_dir) {
+            let pattern = cfg.import.name_pattern.as_deref().and_then(|p| p.parse().ok());
+            tasks.spawn(crate::ingest::watch(Arc::clone(&ctx), dir, pattern, cancel.clone()));
+        }
         // 1. Search indexer, so the portal answers with current data.
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.

@@ -240,6 +240,16 @@ const MIGRATIONS: &[&str] = &[
         cues        INTEGER NOT NULL
     );
     "#,
+    // 7: files the import folder could not import, kept aside for the admin.
+    r#"
+    CREATE TABLE quarantine (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        name    TEXT NOT NULL,
+        path    TEXT NOT NULL,
+        reason  TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

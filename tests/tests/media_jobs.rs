@@ -27,9 +27,7 @@ fn job_of<'a>(jobs: &'a [serde_json::Value], lesson: &str) -> Option<&'a serde_j
 #[test]
 fn recordings_become_hls_ladders_that_play_and_jobs_survive_a_killed_node() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("school");
-    let http = free_tcp_port();
-    youke_ok(&data, &["init", "--role", "school", "--name", "转码学校", "--http", &format!("127.0.0.1:{http}"), "--quic", &format!("127.0.0.1:{}", free_udp_port())]);
+    let (data, http) = standalone_school(dir.path(), "转码学校", |t| t);
     let long = dir.path().join("长 课.mp4");
     make_recording(&long, 40, 2000);
     let short = dir.path().join("短课.mp4");

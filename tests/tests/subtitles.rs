@@ -10,12 +10,8 @@ use common::*;
 #[test]
 fn subtitles_are_attached_checked_served_and_searchable() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("school");
-    let http = free_tcp_port();
-    youke_ok(&data, &["init", "--role", "school", "--name", "字幕学校", "--http", &format!("127.0.0.1:{http}"), "--quic", &format!("127.0.0.1:{}", free_udp_port())]);
     // This test is about subtitles: no transcoding beside it.
-    let cfg = data.join("youke.toml");
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("transcode = true", "transcode = false")).unwrap();
+    let (data, http) = standalone_school(dir.path(), "字幕学校", no_transcode);
 
     let rec = dir.path().join("第三章 复习.mp4");
     make_recording(&rec, 8, 1000);

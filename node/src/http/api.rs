@@ -549,3 +549,7 @@ pub async fn put_subtitles(
     .await?;
     Ok(Json(view))
 }
+
+pub async fn quarantine(State(state): State<AppState>) -> Result<Json<Vec<crate::ingest::Quarantined>>, ApiError> {
+    Ok(Json(blocking(&state, |ctx| Ok(ctx.store.read(crate::ingest::quarantined)?)).await?))
+}

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/link", get(api::get_link).put(api::put_link))
         .route("/api/v1/transfers", get(api::transfers))
         .route("/api/v1/media/jobs", get(api::media_jobs))
+        .route("/api/v1/quarantine", get(api::quarantine))
         .route("/api/v1/media/jobs/{id}/cancel", post(api::cancel_media_job))
         .route("/api/v1/media/jobs/{id}/retry", post(api::retry_media_job))
         .route("/media/hls/{hash}/{*rest}", get(api::hls_file))

@@ -47,6 +47,23 @@ pub fn enroll(parent_dir: &Path, parent_quic: u16, child_dir: &Path, role: &str,
     youke_ok(child_dir, &["enroll", "--parent", &format!("127.0.0.1:{parent_quic}"), "--token", &token])
 }
 
+/// A school on its own (no parent) initialized in `root/school` on free loopback ports, its
+/// config edited by `edit` (e.g. to turn transcoding off). Returns its data dir and HTTP port.
+pub fn standalone_school(root: &Path, name: &str, edit: impl FnOnce(String) -> String) -> (PathBuf, u16) {
+    let data = root.join("school");
+    let http = free_tcp_port();
+    youke_ok(&data, &["init", "--role", "school", "--name", name, "--http", &format!("127.0.0.1:{http}"), "--quic", &format!("127.0.0.1:{}", free_udp_port())]);
+    let cfg = data.join("youke.toml");
+    std::fs::write(&cfg, edit(std::fs::read_to_string(&cfg).expect("config"))).expect("write config");
+    (data, http)
+}
+
+/// A config edit that turns background transcoding off.
+pub fn no_transcode(text: String) -> String {
+    assert!(text.contains("transcode = true"), "{text}");
+    text.replace("transcode = true", "transcode = false")
+}
+
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }

@@ -1,0 +1,76 @@
+//! The watched import folder of a real `youke serve`: recordings copied in (slowly, as over a
+//! network share) are imported once complete, with lesson fields from the admin's file-name
+//! pattern or a JSON sidecar; temporary names are left alone; files that are not playable
+//! (random bytes, a recording cut mid-way) are quarantined with the reason and listed, and the
+//! node keeps serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::time::Duration;
+
+fn lesson_titled(server: &Server, title: &str) -> Option<serde_json::Value> {
+    let list = server.get_json("/api/v1/lessons?per_page=200")?;
+    list["items"].as_array()?.iter().find(|l| l["title"] == title).cloned()
+}
+
+#[test]
+fn the_import_folder_imports_finished_recordings_and_quarantines_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, http) = standalone_school(dir.path(), "录播学校", |text| {
+        let text = no_transcode(text).replace("[import]\nwatch_dir = \"import\"", "[import]\nwatch_dir = \"import\"\nname_pattern = \"{grade}_{subject}_{teacher}_{title}\"");
+        assert!(text.contains("name_pattern"), "{text}");
+        text
+    });
+    let server = Server::start(&data, http);
+    let inbox = data.join("import");
+    let made = dir.path().join("made");
+    std::fs::create_dir_all(&made).unwrap();
+    let rec = made.join("rec.mp4");
+    make_recording(&rec, 3, 800);
+    let bytes = std::fs::read(&rec).unwrap();
+
+    // Copied in slowly: nothing is imported while the file still grows.
+    let slow = inbox.join("八年级_数学_王芳_勾股定理 第一课时.mp4");
+    {
+        let mut f = std::fs::File::create(&slow).unwrap();
+        for chunk in bytes.chunks(bytes.len() / 4 + 1) {
+            f.write_all(chunk).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            assert!(lesson_titled(&server, "勾股定理 第一课时").is_none(), "imported before it was complete");
+        }
+    }
+    // A sidecar gives the fields; a temporary name is left alone.
+    std::fs::write(inbox.join("教室3-0915.mp4"), &bytes).unwrap();
+    std::fs::write(inbox.join("教室3-0915.json"), r#"{"title": "牛顿第一定律", "teacher": "李明", "subject": "物理"}"#).unwrap();
+    std::fs::write(inbox.join("教室4.mp4.part"), &bytes).unwrap();
+    // Random bytes, and a recording cut mid-way (its index is at the end, never written).
+    std::fs::write(inbox.join("坏文件.mp4"), (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(inbox.join("cut.mp4"), &bytes[..bytes.len() * 2 / 5]).unwrap();
+
+    let l = wait_for("the slowly copied recording", Duration::from_secs(30), || lesson_titled(&server, "勾股定理 第一课时"));
+    assert_eq!((l["teacher"].as_str(), l["grade"].as_str(), l["subject"].as_str()), (Some("王芳"), Some("八年级"), Some("数学")));
+    let l = wait_for("the recording with a sidecar", Duration::from_secs(30), || lesson_titled(&server, "牛顿第一定律"));
+    assert_eq!((l["teacher"].as_str(), l["subject"].as_str()), (Some("李明"), Some("物理")));
+    assert!(inbox.join("imported").join("教室3-0915.mp4").is_file() && inbox.join("imported").join("教室3-0915.json").is_file());
+
+    let q = wait_for("both bad files in quarantine", Duration::from_secs(30), || {
+        let q = server.get_json("/api/v1/quarantine")?;
+        (q.as_array()?.len() == 2).then_some(q)
+    });
+    let reason_of = |name: &str| q.as_array().unwrap().iter().find(|e| e["name"] == name).and_then(|e| e["reason"].as_str()).unwrap_or("").to_string();
+    assert!(reason_of("坏文件.mp4").contains("not a playable recording"), "{q}");
+    assert!(reason_of("cut.mp4").contains("not a playable recording"), "{q}");
+    assert!(inbox.join("quarantine").join("坏文件.mp4").is_file());
+    let listed = youke_ok(&data, &["quarantine"]);
+    assert!(listed.contains("坏文件.mp4") && listed.contains("cut.mp4"), "{listed}");
+
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(inbox.join("教室4.mp4.part").is_file(), "a temporary name is never imported");
+    let status: serde_json::Value = serde_json::from_str(&youke_ok(&data, &["status", "--json"])).unwrap();
+    assert_eq!(status["lessons"], 2);
+    assert!(ureq::get(&server.url("/healthz")).call().is_ok(), "the node keeps serving");
+}
