@@ -100,17 +100,26 @@ impl Probe {
     }
 }
 
-/// Probes `path`. A file FFmpeg cannot open, or one without a video stream, is
-/// [`MediaError::NotMedia`].
+/// Smallest and largest picture side a lesson can have.
+pub const MIN_SIDE: u32 = 16;
+pub const MAX_SIDE: u32 = 8192;
+
+/// Probes `path`. A file FFmpeg cannot open, an empty one, one without a decodable video
+/// stream, or one with an absurd picture size is [`MediaError::NotMedia`], with the reason.
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     init();
     let size_bytes = std::fs::metadata(path)
         .map_err(|source| MediaError::Io { path: path.to_path_buf(), source })?
         .len();
     let not_media = |reason: String| MediaError::NotMedia { path: path.to_path_buf(), reason };
-    let ictx = ff::format::input(path).map_err(|e| not_media(format!("FFmpeg cannot open it ({e})")))?;
+    if size_bytes == 0 {
+        return Err(not_media("the file is empty (0 bytes); was the copy interrupted?".into()));
+    }
+    let ictx = ff::format::input(path).map_err(|e| not_media(format!("FFmpeg cannot open it ({e}); it is damaged, cut short, or not a recording")))?;
     let mut video = None;
     let mut audio = None;
+    // A video stream this FFmpeg cannot decode, named in the error if no other video decodes.
+    let mut undecodable: Option<String> = None;
     for stream in ictx.streams() {
         let params = stream.parameters();
         let medium = params.medium();
@@ -122,9 +131,24 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
         };
         match medium {
             ff::media::Type::Video if video.is_none() => {
-                let Ok(dec) = ctx.decoder().video() else { continue };
+                let Ok(dec) = ctx.decoder().video() else {
+                    let name = match &raw.fourcc {
+                        Some(f) if codec == "none" => format!("FourCC {f}"),
+                        Some(f) => format!("{codec}, FourCC {f}"),
+                        None => codec,
+                    };
+                    undecodable.get_or_insert(name);
+                    continue;
+                };
                 if dec.width() == 0 || dec.height() == 0 {
                     continue;
+                }
+                if !(MIN_SIDE..=MAX_SIDE).contains(&dec.width()) || !(MIN_SIDE..=MAX_SIDE).contains(&dec.height()) {
+                    return Err(not_media(format!(
+                        "its picture is {}x{}, not a size a lesson can have ({MIN_SIDE} to {MAX_SIDE} pixels a side)",
+                        dec.width(),
+                        dec.height()
+                    )));
                 }
                 let fr = stream.avg_frame_rate();
                 let frame_rate = if fr.denominator() != 0 { f64::from(fr) } else { 0.0 };
@@ -158,7 +182,11 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
         }
     }
     if video.is_none() {
-        return Err(not_media("it has no video stream".into()));
+        return Err(not_media(match (undecodable, audio.is_some()) {
+            (Some(codec), _) => format!("its video codec ({codec}) cannot be decoded here; convert it to H.264"),
+            (None, true) => "it has sound but no picture (an audio-only file)".into(),
+            (None, false) => "it has no video stream".into(),
+        }));
     }
     let duration = ictx.duration();
     let duration_secs = if duration > 0 { duration as f64 / f64::from(ff::ffi::AV_TIME_BASE) } else { 0.0 };

@@ -13,15 +13,19 @@ pub(crate) struct Raw {
     pub profile: Option<String>,
     pub level: Option<i32>,
     pub field_order: ff::FieldOrder,
+    /// The container's FourCC for the codec, when it is printable (`avc1`, `XVID`, …).
+    pub fourcc: Option<String>,
 }
 
 pub(crate) fn codec_parameters(params: &ff::codec::Parameters) -> Raw {
     // SAFETY: `as_ptr` points to the stream's AVCodecParameters, valid while `params` is
     // borrowed; we read three plain fields and copy them out.
-    let (id, profile, level, field_order) = unsafe {
+    let (id, profile, level, field_order, tag) = unsafe {
         let p = params.as_ptr();
-        ((*p).codec_id, (*p).profile, (*p).level, (*p).field_order)
+        ((*p).codec_id, (*p).profile, (*p).level, (*p).field_order, (*p).codec_tag)
     };
+    let bytes = tag.to_le_bytes();
+    let fourcc = (tag != 0 && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ')).then(|| String::from_utf8_lossy(&bytes).into_owned());
     let profile = if profile < 0 {
         None
     } else {
@@ -32,7 +36,7 @@ pub(crate) fn codec_parameters(params: &ff::codec::Parameters) -> Raw {
             (!name.is_null()).then(|| CStr::from_ptr(name).to_string_lossy().into_owned())
         }
     };
-    Raw { profile, level: (level > 0).then_some(level), field_order: ff::FieldOrder::from(field_order) }
+    Raw { profile, level: (level > 0).then_some(level), field_order: ff::FieldOrder::from(field_order), fourcc }
 }
 
 /// Clears an output stream's codec tag, as `ffmpeg -c copy` does when remuxing: a tag copied

@@ -69,6 +69,9 @@ fn recordings_become_hls_ladders_that_play_and_jobs_survive_a_killed_node() {
     let probe = Command::new("ffprobe").args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", &master]).output().unwrap();
     let secs: f64 = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap_or(0.0);
     assert!((secs - 40.0).abs() < 1.0, "the ladder lasts {secs} s");
+    let page = String::from_utf8(server.get_bytes(&format!("/lessons/{long_id}")).unwrap()).unwrap();
+    assert!(page.contains(&format!(r#"<source src="{}" type="application/vnd.apple.mpegurl">"#, hls["master_url"].as_str().unwrap())), "{page}");
+    assert!(page.contains(r#" poster="/media/hls/"#), "{page}");
     let poster = ureq::get(&server.url(hls["poster_url"].as_str().unwrap())).call().unwrap();
     assert_eq!(poster.headers().get("content-type").unwrap(), "image/jpeg");
     let hash = lesson["media"]["hash"].as_str().unwrap();

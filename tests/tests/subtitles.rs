@@ -32,6 +32,9 @@ fn subtitles_are_attached_checked_served_and_searchable() {
         assert_eq!(verdict(rid), "pass", "{rid}: {}", lesson["compliance"]);
     }
 
+    let page = String::from_utf8(server.get_bytes(&format!("/lessons/{id}")).unwrap()).unwrap();
+    assert!(page.contains(&format!(r#"<track kind="subtitles" src="/api/v1/lessons/{id}/subtitles.vtt" srclang="zh""#)), "{page}");
+    assert!(page.contains("课程视频标准检测"), "the page shows the compliance report");
     let vtt = String::from_utf8(server.get_bytes(&format!("/api/v1/lessons/{id}/subtitles.vtt")).unwrap()).unwrap();
     assert!(vtt.starts_with("WEBVTT") && vtt.contains("00:00:05.500 --> 00:00:07.000\n今天我们来证明勾股定理"), "{vtt}");
 

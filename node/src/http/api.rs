@@ -553,3 +553,85 @@ pub async fn put_subtitles(
 pub async fn quarantine(State(state): State<AppState>) -> Result<Json<Vec<crate::ingest::Quarantined>>, ApiError> {
     Ok(Json(blocking(&state, |ctx| Ok(ctx.store.read(crate::ingest::quarantined)?)).await?))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    /// The file's name (for the title when none is given, and the quarantine list).
+    pub name: String,
+    pub title: Option<String>,
+    pub teacher: Option<String>,
+    pub grade: Option<String>,
+    pub subject: Option<String>,
+}
+
+/// A recording uploaded from the portal (`PUT /api/v1/uploads?name=…`, the file as the body,
+/// streamed to disk): imported like any other; a file that cannot be imported is quarantined
+/// and answered with the reason (422).
+pub async fn upload(State(state): State<AppState>, Query(q): Query<UploadQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let name: String = q.name.chars().filter(|c| !matches!(c, '/' | '\\' | '\0')).take(200).collect();
+    let name = name.trim_start_matches('.').to_string();
+    if name.is_empty() {
+        return Err(ApiError::BadRequest("name the uploaded file (?name=…)".into()));
+    }
+    let ctx = std::sync::Arc::clone(&state.ctx);
+    let root = ctx.config.watch_dir(&ctx.data_dir).unwrap_or_else(|| ctx.data_dir.join("import"));
+    let staging = root.join(".uploading");
+    tokio::fs::create_dir_all(&staging).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let tmp = staging.join(format!("{}-{name}", uuid::Uuid::new_v4()));
+    // Removes the partial file if the client goes away or anything fails before the import.
+    struct Partial(Option<std::path::PathBuf>);
+    impl Drop for Partial {
+        fn drop(&mut self) {
+            if let Some(p) = self.0.take() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let mut partial = Partial(Some(tmp.clone()));
+    let limit = ctx.config.limits.max_blob_bytes;
+    let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut stream = body.into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the upload was cut off: {e}")))?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(ApiError::BadRequest(format!("the file is larger than this node accepts ({limit} bytes, limits.max_blob_bytes)")));
+        }
+        file.write_all(&chunk).await.map_err(|e| ApiError::InsufficientStorage(format!("cannot store the upload: {e}")))?;
+    }
+    file.sync_all().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    drop(file);
+    let meta = crate::import::ImportMeta {
+        title: q.title.or_else(|| std::path::Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned())),
+        teacher: q.teacher,
+        grade: q.grade,
+        subject: q.subject,
+        knowledge_points: Vec::new(),
+    };
+    let result = blocking(&state, move |ctx| {
+        match crate::import::import_file(ctx, &tmp, &meta, |_, _| {}) {
+            Ok(lesson) => {
+                // The blob store holds its own copy now.
+                let _ = std::fs::remove_file(&tmp);
+                Ok(Ok(LessonView::new(ctx, lesson)))
+            }
+            Err(e) => {
+                // Kept for the admin under its own name, with the reason.
+                let named = tmp.with_file_name(&name);
+                let kept = std::fs::rename(&tmp, &named).map(|_| named).unwrap_or(tmp);
+                crate::ingest::quarantine(ctx, &root, &kept, &e.to_string())?;
+                Ok(Err(e.to_string()))
+            }
+        }
+    })
+    .await?;
+    partial.0 = None;
+    state.ctx.wake_media.notify_one();
+    match result {
+        Ok(view) => Ok((axum::http::StatusCode::CREATED, Json(view)).into_response()),
+        Err(reason) => Err(ApiError::Unprocessable(reason)),
+    }
+}

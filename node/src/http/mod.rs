@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/search", get(pages::search))
         .route("/lessons/{id}", get(pages::lesson))
+        .route("/upload", get(pages::upload_page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/lessons", get(api::list_lessons))
         .route("/api/v1/lessons/{id}", get(api::get_lesson))
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/transfers", get(api::transfers))
         .route("/api/v1/media/jobs", get(api::media_jobs))
         .route("/api/v1/quarantine", get(api::quarantine))
+        .route("/api/v1/uploads", axum::routing::put(api::upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/api/v1/media/jobs/{id}/cancel", post(api::cancel_media_job))
         .route("/api/v1/media/jobs/{id}/retry", post(api::retry_media_job))
         .route("/media/hls/{hash}/{*rest}", get(api::hls_file))
@@ -66,6 +68,8 @@ pub enum ApiError {
     Unavailable(String),
     /// Out of disk space for this (cache quota).
     InsufficientStorage(String),
+    /// Well-formed, but not something this node can take (an upload that is not a recording).
+    Unprocessable(String),
     Internal(String),
 }
 
@@ -76,6 +80,7 @@ impl ApiError {
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d),
             ApiError::InsufficientStorage(d) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", d),
+            ApiError::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", d),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node hit an internal error; see its log"),
         }
     }

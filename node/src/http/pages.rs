@@ -55,6 +55,7 @@ video{width:100%;max-height:62vh;background:#000;border-radius:6px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 16px;background:#fff;padding:16px;border-radius:6px}
 dt{color:#6b7280}
 .pager{margin:16px 0;display:flex;gap:12px}
+.ok{color:#15803d}.fail{color:#b91c1c;font-weight:600}.warn{color:#b45309}
 "#;
 
 fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String> {
@@ -62,7 +63,7 @@ fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String
     Html(format!(
         r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{title} · 优课</title><style>{STYLE}</style></head><body>
-<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span>
+<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/upload">上传录像</a>
 <form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="搜索课程、教师、知识点" aria-label="搜索"><button type="submit">搜索</button></form></header>
 <main>{body}</main></body></html>"#,
         title = esc(title),
@@ -148,8 +149,21 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
         Err(e) => return e.into_response(),
     };
     let l = &v.lesson;
-    let player = if v.media_present {
-        format!(r#"<video controls preload="metadata" src="{}"></video>"#, esc(&v.media_url))
+    let player = if v.media_present || v.hls.is_some() {
+        // HLS first (phones, Safari and Android play it natively and pick the rung that fits
+        // the network), the original MP4 for the rest; subtitles as a WebVTT track.
+        let hls = v.hls.as_ref().map(|h| format!(r#"<source src="{}" type="application/vnd.apple.mpegurl">"#, esc(&h.master_url))).unwrap_or_default();
+        let mp4 = if v.media_present { format!(r#"<source src="{}" type="{}">"#, esc(&v.media_url), esc(l.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4"))) } else { String::new() };
+        let poster = v.hls.as_ref().map(|h| format!(r#" poster="{}""#, esc(&h.poster_url))).unwrap_or_default();
+        let track = l
+            .subtitles
+            .as_ref()
+            .map(|s| {
+                let (lang, label) = if s.language == "en" { ("en", "English") } else { ("zh", "中文字幕") };
+                format!(r#"<track kind="subtitles" src="/api/v1/lessons/{}/subtitles.vtt" srclang="{lang}" label="{label}" default>"#, esc(&l.id))
+            })
+            .unwrap_or_default();
+        format!(r#"<video controls preload="metadata"{poster}>{hls}{mp4}{track}</video>"#)
     } else {
         "<p class=\"muted\">视频正在从来源节点传输，稍后刷新即可播放。</p>".to_string()
     };
@@ -190,7 +204,9 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
 <dt>知识点</dt><dd>{kps}</dd><dt>来源学校</dt><dd>{origin}</dd><dt>共享范围</dt><dd><span class="tag">{share}</span></dd>
 <dt>时长</dt><dd>{duration:.1} 秒</dd><dt>视频</dt><dd>{fmt_video}</dd><dt>音频</dt><dd>{fmt_audio}</dd>
 <dt>原始文件</dt><dd>{file}</dd><dt>媒体哈希 (BLAKE3)</dt><dd><code>{hash}</code></dd></dl>
+{compliance}
 <p class="muted">课程编号 {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
+        compliance = compliance_table(l.compliance.as_ref()),
         title = esc(&l.title),
         teacher = esc(&l.teacher),
         subject = esc(&l.subject),
@@ -204,6 +220,68 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
         id = esc(&l.id),
     );
     layout(&state, &l.title, "", &body).into_response()
+}
+
+/// The course video standard report as a table (课程视频标准检测).
+fn compliance_table(report: Option<&serde_json::Value>) -> String {
+    let Some(rules) = report.and_then(|r| r.get("rules")).and_then(|r| r.as_array()) else { return String::new() };
+    let mut rows = String::new();
+    let mut fails = 0;
+    for r in rules {
+        let verdict = r.get("verdict").and_then(|v| v.as_str()).unwrap_or("");
+        let (zh, class) = match verdict {
+            "pass" => ("符合", "ok"),
+            "fail" => {
+                fails += 1;
+                ("不符合", "fail")
+            }
+            "warn" => ("提示", "warn"),
+            _ => ("无法检测", "muted"),
+        };
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{zh}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
+            esc(r.get("id").and_then(|v| v.as_str()).unwrap_or("")),
+            esc(r.get("item").and_then(|v| v.as_str()).unwrap_or("")),
+            esc(r.get("measured").and_then(|v| v.as_str()).unwrap_or("")),
+            esc(r.get("rule").and_then(|v| v.as_str()).unwrap_or("")),
+        );
+    }
+    let summary = if fails == 0 { "符合课程视频标准".to_string() } else { format!("{fails} 项不符合课程视频标准") };
+    format!(r#"<h2>课程视频标准检测 <span class="tag">{summary}</span></h2><table><tr><th>编号</th><th>项目</th><th>结果</th><th>实测</th><th>要求</th></tr>{rows}</table>"#)
+}
+
+/// The upload page (上传录像): the file goes to `PUT /api/v1/uploads` with a progress bar.
+pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
+    let body = r#"<h1>上传录像</h1>
+<form id="up"><dl>
+<dt><label for="file">录像文件</label></dt><dd><input id="file" type="file" accept="video/*,.mp4,.mkv,.ts,.flv,.avi" required></dd>
+<dt><label for="title">课程名称</label></dt><dd><input id="title" placeholder="默认取文件名"></dd>
+<dt><label for="teacher">教师</label></dt><dd><input id="teacher"></dd>
+<dt><label for="grade">年级</label></dt><dd><input id="grade"></dd>
+<dt><label for="subject">学科</label></dt><dd><input id="subject"></dd>
+</dl><p><button type="submit">上传</button> <progress id="bar" max="1" value="0" hidden></progress> <span id="msg" role="status"></span></p></form>
+<script>
+document.getElementById('up').addEventListener('submit', function (e) {
+  e.preventDefault();
+  var f = document.getElementById('file').files[0];
+  if (!f) return;
+  var q = new URLSearchParams({name: f.name});
+  ['title', 'teacher', 'grade', 'subject'].forEach(function (k) { var v = document.getElementById(k).value.trim(); if (v) q.set(k, v); });
+  var x = new XMLHttpRequest(), bar = document.getElementById('bar'), msg = document.getElementById('msg');
+  bar.hidden = false; msg.textContent = '正在上传…';
+  x.upload.onprogress = function (ev) { if (ev.lengthComputable) bar.value = ev.loaded / ev.total; };
+  x.onload = function () {
+    var r = {}; try { r = JSON.parse(x.responseText); } catch (_) {}
+    if (x.status === 201) { msg.innerHTML = '上传完成：<a href="/lessons/' + encodeURIComponent(r.id) + '">' + (r.title || '查看课程') + '</a>'; }
+    else { msg.textContent = '未能导入：' + (r.detail || x.statusText); }
+  };
+  x.onerror = function () { msg.textContent = '上传中断，请重试'; };
+  x.open('PUT', '/api/v1/uploads?' + q.toString());
+  x.send(f);
+});
+</script>"#;
+    layout(&state, "上传录像", "", body)
 }
 
 #[cfg(test)]
