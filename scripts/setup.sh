@@ -9,6 +9,7 @@ APT_PKGS=(
   libswresample-dev libavfilter-dev libavdevice-dev
   ffmpeg
   rsync
+  python3
 )
 
 missing=()

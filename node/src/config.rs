@@ -43,6 +43,27 @@ pub struct Config {
     pub limits: Limits,
     pub media: MediaConfig,
     pub import: ImportConfig,
+    pub ftp: FtpConfig,
+}
+
+/// The FTP endpoint recording hosts publish to; off unless `listen`, `user` and `password`
+/// are all set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FtpConfig {
+    pub listen: Option<SocketAddr>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Ports for passive-mode data connections, first and last.
+    pub passive_ports: (u16, u16),
+    /// Seconds an unfinished upload may sit untouched before it is quarantined.
+    pub stale_secs: u64,
+}
+
+impl Default for FtpConfig {
+    fn default() -> Self {
+        FtpConfig { listen: None, user: None, password: None, passive_ports: (50000, 50100), stale_secs: 3600 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +143,7 @@ impl Default for Config {
             limits: Limits::default(),
             media: MediaConfig::default(),
             import: ImportConfig::default(),
+            ftp: FtpConfig::default(),
             trust: TrustMode::Federation,
         }
     }
@@ -165,6 +187,12 @@ impl Config {
             rate.parse::<RateSchedule>().map_err(|e| format!("link.upload_rate: {e}"))?;
         }
         parse_utc_offset(&self.link.utc_offset).map_err(|e| format!("link.utc_offset: {e}"))?;
+        if self.ftp.listen.is_some() && (self.ftp.user.as_deref().unwrap_or("").is_empty() || self.ftp.password.as_deref().unwrap_or("").len() < 8) {
+            return Err("ftp: set user and a password of at least 8 characters, or remove listen".into());
+        }
+        if self.ftp.passive_ports.0 > self.ftp.passive_ports.1 || self.ftp.stale_secs == 0 {
+            return Err("ftp.passive_ports must be [first, last] and ftp.stale_secs more than 0".into());
+        }
         if let Some(p) = &self.import.name_pattern {
             p.parse::<crate::ingest::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
         }

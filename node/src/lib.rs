@@ -5,6 +5,7 @@
 //! - [`documents`]: the CRDT document store shared by every kind, with routing for sync.
 //! - [`lessons`]: lesson documents and their rows; [`catalog`]: collections, announcements,
 //!   competitions.
+//! - [`ftp`]: the FTP endpoint recording hosts publish to (into the import folder).
 //! - [`ingest`]: the watched import folder, sidecars and file-name patterns, the quarantine.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
 //! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
@@ -24,6 +25,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod documents;
+pub mod ftp;
 pub mod http;
 pub mod import;
 pub mod ingest;

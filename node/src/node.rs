@@ -277,6 +277,9 @@ impl Node {
         }
         // 0c. The watched import folder.
         if let Some(dir) = cfg.watch_dir(data_dir) {
+            if cfg.ftp.listen.is_some() {
+                tasks.spawn(crate::ftp::serve(Arc::clone(&ctx), cfg.ftp.clone(), dir.clone(), cancel.clone()));
+            }
             let pattern = cfg.import.name_pattern.as_deref().and_then(|p| p.parse().ok());
             tasks.spawn(crate::ingest::watch(Arc::clone(&ctx), dir, pattern, cancel.clone()));
         }

@@ -106,3 +106,67 @@ fn portal_uploads_are_imported_and_bad_ones_quarantined_with_the_reason() {
     let staging = data.join("import").join(".uploading");
     assert_eq!(std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0), 0, "no partial upload left behind");
 }
+
+/// Runs a Python ftplib script (the FTP client recording hosts behave like).
+fn python(script: &str) -> std::process::Output {
+    std::process::Command::new("python3").arg("-c").arg(script).output().expect("python3 (make setup installs it)")
+}
+
+#[test]
+fn recording_hosts_publish_over_ftp_and_a_cut_upload_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let ftp_port = free_tcp_port();
+    let passive = free_tcp_port();
+    let (data, http) = standalone_school(dir.path(), "FTP学校", |t| {
+        let t = no_transcode(t).replace("[import]\nwatch_dir = \"import\"", "[import]\nwatch_dir = \"import\"\nname_pattern = \"{grade}_{subject}_{teacher}_{title}\"");
+        t.replace(
+            "[ftp]\npassive_ports = [\n    50000,\n    50100,\n]\nstale_secs = 3600",
+            &format!("[ftp]\nlisten = \"127.0.0.1:{ftp_port}\"\nuser = \"luboji\"\npassword = \"录播主机-2026\"\npassive_ports = [{passive}, {}]\nstale_secs = 3", passive + 30),
+        )
+    });
+    assert!(std::fs::read_to_string(data.join("youke.toml")).unwrap().contains("listen = \"127.0.0.1:"), "ftp configured");
+    let server = Server::start(&data, http);
+    let rec = dir.path().join("rec.mp4");
+    make_recording(&rec, 2, 600);
+    let rec_path = rec.to_str().unwrap();
+
+    let out = python(&format!(
+        r#"
+import ftplib, socket, struct, sys
+f = ftplib.FTP()
+f.connect("127.0.0.1", {ftp_port}, timeout=10)
+try:
+    f.login("luboji", "wrong")
+    sys.exit("a wrong password was accepted")
+except ftplib.error_perm:
+    pass
+f = ftplib.FTP()
+f.encoding = "utf-8"
+f.connect("127.0.0.1", {ftp_port}, timeout=10)
+f.login("luboji", "录播主机-2026")
+with open("{rec_path}", "rb") as src:
+    f.storbinary("STOR 八年级_数学_王芳_FTP课.mp4", src)
+data = open("{rec_path}", "rb").read()
+conn = f.transfercmd("STOR 断线.mp4")
+conn.sendall(data[: len(data) // 3])
+# The link drops: a reset, not a clean end of the transfer.
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+f.sock.close()
+print("ok")
+"#
+    ));
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    let l = wait_for("the FTP upload as a lesson", Duration::from_secs(30), || lesson_titled(&server, "FTP课"));
+    assert_eq!((l["teacher"].as_str(), l["grade"].as_str()), (Some("王芳"), Some("八年级")));
+    let q = wait_for("the cut upload in quarantine", Duration::from_secs(30), || {
+        let q = server.get_json("/api/v1/quarantine")?;
+        q.as_array()?.iter().find(|e| e["name"] == "断线.mp4").cloned()
+    });
+    let reason = q["reason"].as_str().unwrap();
+    assert!(reason.contains("never completed") || reason.contains("cut short"), "{q}");
+    assert!(server.log_text().contains("FTP login refused"), "{}", server.log_text());
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&youke_ok(&data, &["status", "--json"])).unwrap()["lessons"], 1);
+}
