@@ -129,6 +129,8 @@ fn recording_hosts_publish_over_ftp_and_a_cut_upload_is_quarantined() {
     let rec = dir.path().join("rec.mp4");
     make_recording(&rec, 2, 600);
     let rec_path = rec.to_str().unwrap();
+    let staged = data.join("import").join(".ftp").join("断线.mp4");
+    let staged = staged.to_str().unwrap();
 
     let out = python(&format!(
         r#"
@@ -149,7 +151,16 @@ with open("{rec_path}", "rb") as src:
 data = open("{rec_path}", "rb").read()
 conn = f.transfercmd("STOR 断线.mp4")
 conn.sendall(data[: len(data) // 3])
-# The link drops: a reset, not a clean end of the transfer.
+# Once the node holds part of it (before that, nothing was stored and nothing is left to
+# quarantine), the link drops: a reset, not a clean end of the transfer.
+import os, time
+staged = "{staged}"
+for _ in range(200):
+    if os.path.exists(staged) and os.path.getsize(staged) > 0:
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("the node never stored any of the cut upload")
 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 conn.close()
 f.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -161,9 +172,13 @@ print("ok")
 
     let l = wait_for("the FTP upload as a lesson", Duration::from_secs(30), || lesson_titled(&server, "FTP课"));
     assert_eq!((l["teacher"].as_str(), l["grade"].as_str()), (Some("王芳"), Some("八年级")));
-    let q = wait_for("the cut upload in quarantine", Duration::from_secs(30), || {
+    let q = wait_for_opt(Duration::from_secs(30), Duration::from_millis(100), || {
         let q = server.get_json("/api/v1/quarantine")?;
         q.as_array()?.iter().find(|e| e["name"] == "断线.mp4").cloned()
+    })
+    .unwrap_or_else(|| {
+        let listing = std::process::Command::new("find").arg(data.join("import")).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        panic!("the cut upload never reached quarantine; import folder:\n{listing}\nlog:\n{}", server.log_text())
     });
     let reason = q["reason"].as_str().unwrap();
     assert!(reason.contains("never completed") || reason.contains("cut short"), "{q}");

@@ -77,7 +77,7 @@ fn run_seed(seed: u64) {
         // A random moment: once the city holds somewhere between one more chunk and the end.
         let lo = (floor + CHUNK).min(size);
         let target = rng.range(lo, size.saturating_sub(CHUNK).max(lo + 1));
-        let reached = wait_for_opt(Duration::from_secs(60), || (len(&partial) >= target || stored.exists()).then_some(()));
+        let reached = wait_for_opt(Duration::from_secs(60), Duration::from_millis(5), || (len(&partial) >= target || stored.exists()).then_some(()));
         assert!(reached.is_some(), "seed {seed} cut {cut}: the city never held {target} bytes; city log:\n{}", city.log_text());
         if stored.exists() {
             break; // Finished before this cut.
@@ -131,20 +131,6 @@ fn run_seed(seed: u64) {
     assert!(!partial.exists(), "seed {seed}: the partial file should be gone");
     drop(school);
     drop(city);
-}
-
-/// Like `wait_for`, but returns `None` on timeout instead of failing.
-fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

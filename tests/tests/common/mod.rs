@@ -174,14 +174,24 @@ impl Drop for Server {
 }
 
 /// Polls `f` every 100 ms until it returns Some or the deadline passes.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    match wait_for_opt(timeout, Duration::from_millis(100), f) {
+        Some(v) => v,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// Like `wait_for`, but returns `None` on timeout instead of failing; polls `every`.
+pub fn wait_for_opt<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
     }
 }
 
