@@ -2,6 +2,7 @@
 # Installs what Youke needs to build, test and run its demo on Debian 12.
 # Idempotent: does nothing when everything is already present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 APT_PKGS=(
   pkg-config clang libclang-dev
@@ -10,7 +11,13 @@ APT_PKGS=(
   ffmpeg
   rsync
   python3
+  chromium fonts-wqy-microhei
 )
+# Node.js and npm for the portal's front-end packages (web/): Debian's, unless a Node.js is
+# already installed (a nodesource nodejs ships its own npm and conflicts with Debian's npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  APT_PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -31,4 +38,15 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+
+# The portal's front-end packages, exactly as web/package-lock.json pins them: hls.js is built
+# into the binary (node/build.rs), playwright-core drives Chromium in the browser tests.
+# Reinstalled only when the lockfile changed since the last install.
+lock_sum="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+stamp=web/node_modules/.youke-lock-sha256
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+  echo "setup: installing web/ packages (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" > "$stamp"
 fi

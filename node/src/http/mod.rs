@@ -5,6 +5,7 @@
 //! ones are logged and answered with a generic message, all as `application/problem+json`.
 
 mod api;
+mod assets;
 mod pages;
 
 use crate::node::{NodeCtx, NodeError};
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/search", get(pages::search))
         .route("/lessons/{id}", get(pages::lesson))
         .route("/upload", get(pages::upload_page))
+        .route("/assets/{name}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/lessons", get(api::list_lessons))
         .route("/api/v1/lessons/{id}", get(api::get_lesson))

@@ -1,6 +1,6 @@
 //! Server-rendered portal pages, in Chinese (zh-CN).
 
-use super::api::{LessonView, PageQuery, SearchQuery, run_search};
+use super::api::{LessonView, MomentView, PageQuery, SearchQuery, run_search};
 use super::{ApiError, AppState, blocking};
 use crate::lessons;
 use axum::extract::{Path, Query, State};
@@ -37,7 +37,7 @@ fn url_encode(s: &str) -> String {
 }
 
 const STYLE: &str = r#"
-body{font-family:"PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;background:#f6f7f9;color:#1f2328}
+body{font-family:"PingFang SC","Noto Sans CJK SC","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif;margin:0;background:#f6f7f9;color:#1f2328}
 header{background:#b71c1c;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:center;flex-wrap:wrap}
 header a{color:#fff;text-decoration:none;font-weight:600;font-size:20px}
 header .node{opacity:.85;font-size:14px}
@@ -55,6 +55,11 @@ video{width:100%;max-height:62vh;background:#000;border-radius:6px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 16px;background:#fff;padding:16px;border-radius:6px}
 dt{color:#6b7280}
 .pager{margin:16px 0;display:flex;gap:12px}
+.player-bar{margin:6px 0;font-size:14px}
+.transcript{background:#fff;padding:8px 16px;border-radius:6px;margin:8px 0}
+.transcript ol{list-style:none;padding:0;max-height:240px;overflow:auto}
+.transcript a,.moments a{text-decoration:none;color:inherit}
+.moments{font-size:13px;margin:4px 0 0}
 .ok{color:#15803d}.fail{color:#b91c1c;font-weight:600}.warn{color:#b45309}
 "#;
 
@@ -73,9 +78,11 @@ fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String
     ))
 }
 
-fn lesson_rows(views: &[LessonView]) -> String {
+/// The lesson table; a search hit's subtitle moments go under its row, each linking to the
+/// lesson page at that moment.
+fn lesson_rows<'a>(items: impl IntoIterator<Item = (&'a LessonView, &'a [MomentView])>) -> String {
     let mut rows = String::new();
-    for v in views {
+    for (v, moments) in items {
         let l = &v.lesson;
         let _ = write!(
             rows,
@@ -89,6 +96,21 @@ fn lesson_rows(views: &[LessonView]) -> String {
             share = l.share_level.zh(),
             media = if v.media_present { "可播放" } else { "传输中" },
         );
+        if !moments.is_empty() {
+            rows.push_str(r#"<tr class="moments"><td colspan="7">"#);
+            for m in moments {
+                let ms = (m.start_secs * 1000.0) as u64;
+                let _ = write!(
+                    rows,
+                    r#"<a href="/lessons/{id}?t={t:.3}">▶ <span class="muted">{clock}</span> {text}</a> "#,
+                    id = esc(&l.id),
+                    t = m.start_secs,
+                    clock = minute_clock(ms),
+                    text = esc(&m.text),
+                );
+            }
+            rows.push_str("</td></tr>");
+        }
     }
     format!(
         "<table><thead><tr><th>课程</th><th>教师</th><th>学科</th><th>年级</th><th>来源</th><th>共享范围</th><th>视频</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -106,7 +128,7 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> 
     if views.is_empty() {
         body.push_str("<p class=\"muted\">还没有课程。用 <code>youke import 文件.mp4</code> 导入录播课程。</p>");
     } else {
-        body.push_str(&lesson_rows(&views));
+        body.push_str(&lesson_rows(views.iter().map(|v| (v, &[][..]))));
     }
     let pages = total.div_ceil(per_page).max(1);
     body.push_str("<div class=\"pager\">");
@@ -124,24 +146,27 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> 
 pub async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Html<String>, ApiError> {
     let query = q.q.unwrap_or_default();
     let result = run_search(&state, query.clone(), 50).await?;
-    let views: Vec<LessonView> = result.items.into_iter().map(|h| h.lesson).collect();
-    let mut body = format!("<h1>搜索“{}” <span class=\"muted\">找到 {} 节课程</span></h1>", esc(&query), views.len());
-    if views.is_empty() {
+    let hits = result.items;
+    let mut body = format!("<h1>搜索“{}” <span class=\"muted\">找到 {} 节课程</span></h1>", esc(&query), hits.len());
+    if hits.is_empty() {
         body.push_str("<p class=\"muted\">没有找到匹配的课程，换个关键词试试。</p>");
     } else {
-        body.push_str(&lesson_rows(&views));
+        body.push_str(&lesson_rows(hits.iter().map(|h| (&h.lesson, &h.moments[..]))));
     }
     Ok(layout(&state, &format!("搜索 {query}"), &query, &body))
 }
 
 pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let found = blocking(&state, move |ctx| {
-        let l = ctx.store.read(|c| lessons::get(c, &id))?;
-        Ok(l.map(|l| LessonView::new(ctx, l)))
+        let Some(l) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
+        // The subtitles as a transcript whose lines seek the player; a stored SRT that no longer
+        // parses only loses the transcript, not the page.
+        let cues = ctx.store.read(|c| lessons::subtitles_of(c, &id))?.and_then(|(srt, _)| youke_media::srt::parse(srt.as_bytes()).ok());
+        Ok(Some((LessonView::new(ctx, l), cues)))
     })
     .await;
-    let v = match found {
-        Ok(Some(v)) => v,
+    let (v, cues) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let page = layout(&state, "未找到", "", "<h1>未找到这节课程</h1><p><a href=\"/\">返回课程列表</a></p>");
             return (StatusCode::NOT_FOUND, page).into_response();
@@ -149,24 +174,8 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
         Err(e) => return e.into_response(),
     };
     let l = &v.lesson;
-    let player = if v.media_present || v.hls.is_some() {
-        // HLS first (phones, Safari and Android play it natively and pick the rung that fits
-        // the network), the original MP4 for the rest; subtitles as a WebVTT track.
-        let hls = v.hls.as_ref().map(|h| format!(r#"<source src="{}" type="application/vnd.apple.mpegurl">"#, esc(&h.master_url))).unwrap_or_default();
-        let mp4 = if v.media_present { format!(r#"<source src="{}" type="{}">"#, esc(&v.media_url), esc(l.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4"))) } else { String::new() };
-        let poster = v.hls.as_ref().map(|h| format!(r#" poster="{}""#, esc(&h.poster_url))).unwrap_or_default();
-        let track = l
-            .subtitles
-            .as_ref()
-            .map(|s| {
-                let (lang, label) = if s.language == "en" { ("en", "English") } else { ("zh", "中文字幕") };
-                format!(r#"<track kind="subtitles" src="/api/v1/lessons/{}/subtitles.vtt" srclang="{lang}" label="{label}" default>"#, esc(&l.id))
-            })
-            .unwrap_or_default();
-        format!(r#"<video controls preload="metadata"{poster}>{hls}{mp4}{track}</video>"#)
-    } else {
-        "<p class=\"muted\">视频正在从来源节点传输，稍后刷新即可播放。</p>".to_string()
-    };
+    let player = player_html(&v);
+    let transcript = cues.map(|c| transcript_html(&c)).unwrap_or_default();
     let probe = l.probe.as_ref();
     let video = probe.and_then(|p| p.get("video"));
     let audio = probe.and_then(|p| p.get("audio"));
@@ -199,7 +208,7 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
         .map(|k| format!("<a class=\"tag\" href=\"/search?q={}\">{}</a>", url_encode(k), esc(k)))
         .collect();
     let body = format!(
-        r#"<h1>{title}</h1>{player}
+        r#"<h1>{title}</h1>{player}{transcript}
 <dl><dt>教师</dt><dd>{teacher}</dd><dt>学科</dt><dd>{subject}</dd><dt>年级</dt><dd>{grade}</dd>
 <dt>知识点</dt><dd>{kps}</dd><dt>来源学校</dt><dd>{origin}</dd><dt>共享范围</dt><dd><span class="tag">{share}</span></dd>
 <dt>时长</dt><dd>{duration:.1} 秒</dd><dt>视频</dt><dd>{fmt_video}</dd><dt>音频</dt><dd>{fmt_audio}</dd>
@@ -220,6 +229,65 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
         id = esc(&l.id),
     );
     layout(&state, &l.title, "", &body).into_response()
+}
+
+/// The player: HLS master first (phones and Safari play it natively and pick the rung that fits
+/// the network; elsewhere player.js hands it to hls.js), the original MP4 as the fallback, the
+/// subtitles as a WebVTT track, the poster from the ladder, and a quality menu.
+fn player_html(v: &LessonView) -> String {
+    let l = &v.lesson;
+    if !v.media_present && v.hls.is_none() {
+        return "<p class=\"muted\">视频正在从来源节点传输，稍后刷新即可播放。</p>".to_string();
+    }
+    let mp4_mime = l.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4");
+    let mut attrs = String::new();
+    let mut sources = String::new();
+    if let Some(h) = &v.hls {
+        let _ = write!(attrs, r#" data-hls="{0}" poster="{1}""#, esc(&h.master_url), esc(&h.poster_url));
+        let _ = write!(sources, r#"<source src="{}" type="application/vnd.apple.mpegurl">"#, esc(&h.master_url));
+    }
+    if v.media_present {
+        let _ = write!(attrs, r#" data-mp4="{}""#, esc(&v.media_url));
+        let _ = write!(sources, r#"<source src="{}" type="{}">"#, esc(&v.media_url), esc(mp4_mime));
+    }
+    if let Some(s) = &l.subtitles {
+        let (lang, label) = if s.language == "en" { ("en", "English") } else { ("zh", "中文字幕") };
+        let _ = write!(sources, r#"<track kind="subtitles" src="/api/v1/lessons/{}/subtitles.vtt" srclang="{lang}" label="{label}" default>"#, esc(&l.id));
+    }
+    let quality = if v.hls.is_some() {
+        r#"<p class="player-bar"><label>画质 <select id="quality" data-auto="自动" hidden></select></label></p>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<video id="player" controls playsinline preload="metadata"{attrs}>{sources}</video>{quality}<script src="{hls}" defer></script><script src="{player}" defer></script>"#,
+        hls = super::assets::url("hls.min.js"),
+        player = super::assets::url("player.js"),
+    )
+}
+
+/// The subtitles as a list of lines, each a link that seeks the player to its moment.
+fn transcript_html(cues: &[youke_media::srt::Cue]) -> String {
+    if cues.is_empty() {
+        return String::new();
+    }
+    let mut lines = String::new();
+    for c in cues {
+        let secs = c.start_ms as f64 / 1000.0;
+        let _ = write!(
+            lines,
+            r#"<li><a href="?t={secs:.3}" data-seek="{secs:.3}"><span class="muted">{clock}</span> {text}</a></li>"#,
+            clock = minute_clock(c.start_ms),
+            text = esc(&c.text.replace('\n', " ")),
+        );
+    }
+    format!(r#"<details class="transcript"><summary>字幕文本（{} 条，点击跳转）</summary><ol>{lines}</ol></details>"#, cues.len())
+}
+
+/// `mm:ss`, or `h:mm:ss` past the hour.
+fn minute_clock(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{:02}:{:02}", s / 60, s % 60) }
 }
 
 /// The course video standard report as a table (课程视频标准检测).
@@ -292,5 +360,6 @@ mod tests {
     fn escaping_and_url_encoding() {
         assert_eq!(esc(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(url_encode("勾股 a"), "%E5%8B%BE%E8%82%A1%20a");
+        assert_eq!((minute_clock(9_500), minute_clock(754_000), minute_clock(3_723_000)), ("00:09".into(), "12:34".into(), "1:02:03".into()));
     }
 }

@@ -1,0 +1,86 @@
+// The lesson page's player: HLS through hls.js where the browser has Media Source Extensions
+// (desktop Chromium, Firefox), the browser's own HLS where it has that (Safari, phones), the
+// original MP4 otherwise or when the ladder fails. A quality menu lists the rungs; `?t=SECONDS`
+// in the page address, or a link with `data-seek`, starts at that moment (search hits in
+// subtitles link here). The state is exposed as `window.youkePlayer` for tests and support.
+(function () {
+  'use strict';
+  var video = document.querySelector('video[data-hls], video[data-mp4]');
+  if (!video) return;
+  var state = window.youkePlayer = { engine: 'none', levels: [], level: -1, errors: [] };
+  var master = video.getAttribute('data-hls');
+  var mp4 = video.getAttribute('data-mp4');
+  var menu = document.getElementById('quality');
+
+  function seekTo(t) {
+    if (!(t >= 0)) return;
+    if (video.readyState >= 1) { video.currentTime = t; } else {
+      video.addEventListener('loadedmetadata', function once() {
+        video.removeEventListener('loadedmetadata', once);
+        video.currentTime = t;
+      });
+    }
+  }
+  function useMp4(why) {
+    if (why) state.errors.push(why);
+    if (!mp4) return;
+    state.engine = 'mp4';
+    video.src = mp4;
+    if (menu) menu.hidden = true;
+  }
+  function addOption(value, label) {
+    var o = document.createElement('option');
+    o.value = String(value);
+    o.textContent = label;
+    menu.appendChild(o);
+  }
+
+  if (master && window.Hls && window.Hls.isSupported()) {
+    var Hls = window.Hls;
+    var hls = new Hls({ capLevelToPlayerSize: true, startLevel: -1 });
+    state.engine = 'hls.js';
+    state.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, function (_, data) {
+      state.levels = data.levels.map(function (l) { return { height: l.height, bitrate: l.bitrate }; });
+      if (!menu) return;
+      menu.textContent = '';
+      addOption(-1, menu.getAttribute('data-auto') || 'Auto');
+      // Highest first, as video sites list them; the values are hls.js's level indices.
+      data.levels.map(function (l, i) { return { l: l, i: i }; })
+        .sort(function (a, b) { return b.l.height - a.l.height || b.l.bitrate - a.l.bitrate; })
+        .forEach(function (e) { addOption(e.i, e.l.height + 'p · ' + Math.round(e.l.bitrate / 1000) + ' kbit/s'); });
+      menu.hidden = false;
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, function (_, data) { state.level = data.level; });
+    hls.on(Hls.Events.ERROR, function (_, data) {
+      if (!data.fatal) return;
+      hls.destroy();
+      state.hls = null;
+      useMp4('hls.js: ' + data.type + ' ' + data.details);
+    });
+    if (menu) {
+      menu.addEventListener('change', function () {
+        // -1 lets hls.js pick by bandwidth; a rung switches at the next segment.
+        hls.currentLevel = parseInt(menu.value, 10);
+        state.chosen = hls.currentLevel;
+      });
+    }
+    hls.loadSource(master);
+    hls.attachMedia(video);
+  } else if (master && video.canPlayType('application/vnd.apple.mpegurl')) {
+    state.engine = 'native-hls';
+    video.src = master;
+  } else {
+    useMp4(master ? 'no HLS support in this browser' : '');
+  }
+
+  var start = parseFloat(new URLSearchParams(location.search).get('t'));
+  if (start > 0) seekTo(start);
+  document.addEventListener('click', function (e) {
+    var a = e.target.closest && e.target.closest('[data-seek]');
+    if (!a) return;
+    e.preventDefault();
+    seekTo(parseFloat(a.getAttribute('data-seek')));
+    video.play().catch(function () {});
+  });
+})();

@@ -1,0 +1,90 @@
+//! The portal in a real browser: Debian's Chromium, driven by playwright-core (web/e2e), against a
+//! real `youke serve`. Screenshots are kept in target/e2e-artifacts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn web_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+/// target/e2e-artifacts, beside the build's profile directories.
+fn artifacts() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).expect("target/<profile>/deps/<test>");
+    target.join("e2e-artifacts")
+}
+
+/// Runs a scenario script of web/e2e with its arguments; returns what it printed as `result`.
+fn scenario(script: &str, args: serde_json::Value) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(web_dir().join("e2e").join(script))
+        .arg(args.to_string())
+        .current_dir(web_dir())
+        .output()
+        .expect("run node (installed by scripts/setup.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+        panic!("{script} printed no result (status {}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+    });
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(out.status.success() && v["ok"] == true, "{script} failed: {v:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    v["result"].clone()
+}
+
+#[test]
+fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_seeking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, http) = standalone_school(dir.path(), "播放学校", |t| t);
+    let rec = dir.path().join("播放 测试.mp4");
+    make_recording(&rec, 16, 1200);
+    std::fs::write(
+        rec.with_extension("srt"),
+        "1\n00:00:01,000 --> 00:00:03,000\n同学们好\n\n2\n00:00:09,000 --> 00:00:11,500\n我们来看勾股定理\n",
+    )
+    .unwrap();
+    let id = youke_ok(&data, &["import", rec.to_str().unwrap(), "--title", "播放测试", "--subject", "数学"]).trim().to_string();
+    let server = Server::start(&data, http);
+    wait_for("the ladder", Duration::from_secs(120), || {
+        let l = server.get_json(&format!("/api/v1/lessons/{id}"))?;
+        l["hls"]["master_url"].is_string().then_some(())
+    });
+
+    let shot = artifacts().join("lesson-plays.png");
+    let seen = scenario("play.mjs", serde_json::json!({ "url": server.url(&format!("/lessons/{id}?t=2")), "screenshot": shot }));
+    assert_eq!(seen["engine"], "hls.js", "{seen:#}");
+    let heights: Vec<u64> = seen["levels"].as_array().unwrap().iter().map(|l| l["height"].as_u64().unwrap()).collect();
+    assert_eq!(heights, [360, 480, 720], "hls.js orders the rungs by bit rate: {seen:#}");
+    let menu: Vec<&str> = seen["menu"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+    assert_eq!(menu.len(), 4, "自动 and three rungs: {seen:#}");
+    assert!(menu[0] == "自动" && menu[1].starts_with("720p") && menu[3].starts_with("360p"), "highest first: {menu:?}");
+    assert!(seen["started_at"].as_f64().unwrap() >= 1.9, "?t=2 starts at 2 s: {seen:#}");
+    assert!(seen["playing"]["time"].as_f64().unwrap() > 3.4 && seen["playing"]["paused"] == false, "{seen:#}");
+    assert_eq!(seen["switched"]["height"], 360, "{seen:#}");
+    assert_eq!(seen["tracks"][0]["language"], "zh", "{seen:#}");
+    assert_eq!(seen["cues"][1]["text"], "我们来看勾股定理", "{seen:#}");
+    assert!((seen["cues"][1]["start"].as_f64().unwrap() - 9.0).abs() < 0.01, "{seen:#}");
+    assert!((seen["seek"]["target"].as_f64().unwrap() - 1.0).abs() < 0.01, "{seen:#}");
+    assert_eq!(seen["errors"].as_array().unwrap().len(), 0, "{seen:#}");
+    assert!(shot.is_file());
+
+    // A search hit in the subtitles links to the lesson at that moment.
+    let hits = wait_for("the subtitles to be indexed", Duration::from_secs(30), || {
+        let page = String::from_utf8(server.get_bytes("/search?q=%E5%8B%BE%E8%82%A1%E5%AE%9A%E7%90%86")?).ok()?;
+        page.contains("?t=").then_some(page)
+    });
+    assert!(hits.contains(&format!(r#"<a href="/lessons/{id}?t=9.000">"#)), "{hits}");
+
+    // The built-in hls.js is served with a content tag and cached for good.
+    let page = String::from_utf8(server.get_bytes(&format!("/lessons/{id}")).unwrap()).unwrap();
+    let src = page.split(r#"<script src=""#).nth(1).and_then(|s| s.split('"').next()).unwrap();
+    assert!(src.starts_with("/assets/hls.min.js?v="), "{src}");
+    let resp = ureq::get(&server.url(src)).call().unwrap();
+    assert_eq!(resp.headers().get("cache-control").unwrap(), "public, max-age=31536000, immutable");
+    assert!(resp.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/javascript"));
+}
