@@ -337,6 +337,7 @@ pub fn put_header(doc: &mut AutoCommit, kind: Kind, id: &str, w: &Writer) -> Res
     doc.put(ROOT, "id", id)?;
     doc.put(ROOT, "origin_node", w.node_id.as_str())?;
     doc.put(ROOT, "origin_name", w.node_name.as_str())?;
+    doc.put(ROOT, "origin_tier", w.tier.as_str())?;
     doc.put(ROOT, "created_at", now_ms())?;
     Ok(())
 }

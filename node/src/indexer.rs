@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use youke_search::{LessonDoc, LessonIndex};
 
 const BATCH: u64 = 2000;
+/// The index's directory in the data directory.
+pub const INDEX_DIR: &str = "search-index";
 /// How often the database is checked for changes made by other processes.
 const POLL: Duration = Duration::from_millis(300);
 
@@ -25,14 +27,30 @@ fn to_doc(ctx: &NodeCtx, l: &lessons::Lesson) -> LessonDoc {
             .map(|cues| cues.into_iter().map(|c| (c.start_ms, c.text.replace('\n', " "))).collect())
             .unwrap_or_default(),
     };
+    // The course video standard, as a facet: fail when any rule fails.
+    let compliance = match l.compliance.as_ref().and_then(|c| c.get("rules")).and_then(|r| r.as_array()) {
+        None => "unchecked",
+        Some(rules) if rules.iter().any(|r| r.get("verdict").and_then(|v| v.as_str()) == Some("fail")) => "fail",
+        Some(_) => "pass",
+    };
     LessonDoc {
         cues,
         id: l.id.clone(),
         title: l.title.clone(),
         teacher: l.teacher.clone(),
+        school: l.origin_name.clone(),
         subject: l.subject.clone(),
         grade: l.grade.clone(),
+        textbook_chapter: l.textbook_chapter.clone(),
         knowledge_points: l.knowledge_points.clone(),
+        tags: l.tags.clone(),
+        description: l.description.clone(),
+        origin_tier: l.origin_tier.clone(),
+        compliance: compliance.to_string(),
+        created_at_ms: l.created_at,
+        views: l.views.max(0) as u64,
+        rating_avg: l.rating_avg.unwrap_or(0.0),
+        rating_count: l.rating_count,
     }
 }
 
@@ -54,6 +72,41 @@ pub fn index_pending(ctx: &NodeCtx, index: &LessonIndex) -> Result<usize, NodeEr
     index.upsert(&docs)?;
     index.commit(last)?;
     Ok(docs.len())
+}
+
+/// Rebuilds the search index of the node in `data_dir` from its database, reporting
+/// (lessons done, lessons in all) as it goes; returns the number indexed. The new index is built
+/// beside the old one and swapped in when complete: killed midway, the old index stays (and the
+/// half-built one is removed by the next rebuild). The node must not be running.
+pub fn rebuild(ctx: &NodeCtx, data_dir: &std::path::Path, mut progress: impl FnMut(u64, u64)) -> Result<u64, NodeError> {
+    let dir = data_dir.join(INDEX_DIR);
+    let fresh = data_dir.join(format!("{INDEX_DIR}.rebuild"));
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(|source| NodeError::DataDir { path: fresh.clone(), source })?;
+    }
+    let total: u64 = ctx.store.read(|c| Ok::<_, NodeError>(c.query_row("SELECT COUNT(*) FROM lessons", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from)? as u64))?;
+    let index = LessonIndex::open(&fresh)?;
+    let (mut from, mut done) = (0u64, 0u64);
+    progress(0, total);
+    loop {
+        let changed = ctx.store.read(|c| lessons::changed_since(c, from, BATCH))?;
+        let Some(last) = changed.last().map(|(_, s)| *s) else { break };
+        index.add_new(changed.iter().map(|(l, _)| to_doc(ctx, l)))?;
+        from = last;
+        done += changed.len() as u64;
+        progress(done, total.max(done));
+    }
+    index.commit(from)?;
+    index.wait_merges()?;
+    drop(index);
+    // Swap: the old index goes only once the new one is complete and durable.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|source| NodeError::DataDir { path: dir.clone(), source })?;
+    }
+    std::fs::rename(&fresh, &dir).map_err(|source| NodeError::DataDir { path: dir.clone(), source })?;
+    // The rename is durable once the directory is synced (a lost rename only means another rebuild).
+    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).map_err(|source| NodeError::DataDir { path: data_dir.to_path_buf(), source })?;
+    Ok(done)
 }
 
 pub async fn run(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>, cancel: CancellationToken) {

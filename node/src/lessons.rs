@@ -43,6 +43,9 @@ pub struct Lesson {
     pub description: String,
     pub origin_node: String,
     pub origin_name: String,
+    /// Tier of the node the lesson comes from (school, city, province); empty in documents
+    /// written before it was recorded.
+    pub origin_tier: String,
     pub share_level: Tier,
     pub original_name: String,
     pub media: Option<MediaRef>,
@@ -169,6 +172,7 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         description: text(doc, &ROOT, "description").unwrap_or_default(),
         origin_node: text(doc, &ROOT, "origin_node").ok_or_else(|| bad("origin_node"))?,
         origin_name: text(doc, &ROOT, "origin_name").unwrap_or_default(),
+        origin_tier: text(doc, &ROOT, "origin_tier").unwrap_or_default(),
         share_level,
         original_name: text(doc, &ROOT, "original_name").unwrap_or_default(),
         media,
@@ -204,8 +208,8 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
     tx.execute(
         "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
             origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
-            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance, origin_tier)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
            subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
            tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
@@ -214,12 +218,12 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
            probe = excluded.probe, duration_secs = excluded.duration_secs, rating_avg = excluded.rating_avg,
            rating_count = excluded.rating_count, comment_count = excluded.comment_count, review_avg = excluded.review_avg,
            review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq,
-           compliance = excluded.compliance",
+           compliance = excluded.compliance, origin_tier = excluded.origin_tier",
         params![
             l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
             l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
             l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64,
-            compliance
+            compliance, l.origin_tier
         ],
     )?;
     // The subtitles' text, for the player and the search index.
@@ -402,6 +406,50 @@ pub enum LessonEdit {
     Review { expert: String, score: i64, comment: String },
     /// One more view.
     View,
+    /// New descriptive fields, only at the lesson's own school (its origin node).
+    Fields(LessonFields),
+}
+
+/// New values of a lesson's descriptive fields; a field left out stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LessonFields {
+    pub title: Option<String>,
+    pub teacher: Option<String>,
+    pub grade: Option<String>,
+    pub subject: Option<String>,
+    pub textbook_chapter: Option<String>,
+    pub description: Option<String>,
+    pub knowledge_points: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Longest title, name or chapter accepted; most list items.
+pub const MAX_FIELD: usize = 200;
+pub const MAX_LIST: usize = 50;
+
+impl LessonFields {
+    fn validate(&self) -> Result<(), DocError> {
+        if self.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(DocError::Invalid("a lesson's title cannot be empty".into()));
+        }
+        for (name, v) in [("title", &self.title), ("teacher", &self.teacher), ("grade", &self.grade), ("subject", &self.subject), ("textbook_chapter", &self.textbook_chapter)] {
+            if v.as_deref().is_some_and(|v| v.chars().count() > MAX_FIELD) {
+                return Err(DocError::Invalid(format!("{name} is longer than {MAX_FIELD} characters")));
+            }
+        }
+        if self.description.as_deref().is_some_and(|d| d.chars().count() > MAX_TEXT) {
+            return Err(DocError::Invalid(format!("the description is longer than {MAX_TEXT} characters")));
+        }
+        for (name, list) in [("knowledge_points", &self.knowledge_points), ("tags", &self.tags)] {
+            if let Some(list) = list
+                && (list.len() > MAX_LIST || list.iter().any(|i| i.trim().is_empty() || i.chars().count() > MAX_FIELD))
+            {
+                return Err(DocError::Invalid(format!("{name} takes at most {MAX_LIST} non-empty items of at most {MAX_FIELD} characters")));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Longest comment or review text accepted.
@@ -418,6 +466,7 @@ impl LessonEdit {
             LessonEdit::Review { expert, score, comment } if name_ok(expert) && (0..=100).contains(score) && comment.chars().count() <= MAX_TEXT => Ok(()),
             LessonEdit::Review { .. } => Err(DocError::Invalid("a review needs an expert and a score from 0 to 100".into())),
             LessonEdit::View => Ok(()),
+            LessonEdit::Fields(f) => f.validate(),
         }
     }
 }
@@ -459,6 +508,23 @@ pub fn edit(tx: &Transaction<'_>, w: &Writer, id: &str, change: &LessonEdit) -> 
             Some((automerge::Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Counter(_)) => doc.increment(ROOT, "views", 1)?,
             _ => doc.put(ROOT, "views", ScalarValue::counter(1))?,
         },
+        LessonEdit::Fields(f) => {
+            if text(&doc, &ROOT, "origin_node").as_deref() != Some(w.node_id.as_str()) {
+                let origin = text(&doc, &ROOT, "origin_name").unwrap_or_default();
+                return Err(DocError::Invalid(format!("this lesson comes from {origin}; its fields are edited there")));
+            }
+            for (key, v) in [("title", &f.title), ("teacher", &f.teacher), ("grade", &f.grade), ("subject", &f.subject), ("textbook_chapter", &f.textbook_chapter), ("description", &f.description)] {
+                if let Some(v) = v {
+                    doc.put(ROOT, key, v.trim())?;
+                }
+            }
+            for (key, list) in [("knowledge_points", &f.knowledge_points), ("tags", &f.tags)] {
+                if let Some(list) = list {
+                    let items: Vec<String> = list.iter().map(|i| i.trim().to_string()).collect();
+                    documents::put_text_list(&mut doc, &ROOT, key, &items)?;
+                }
+            }
+        }
     }
     save(tx, w, &mut doc).map(Some)
 }
@@ -527,7 +593,7 @@ pub fn discussion(conn: &Connection, w: &Writer, id: &str) -> Result<Option<Disc
 const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, origin_node, origin_name, share_level,
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
     textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance,
-    (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id)";
+    (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id), origin_tier";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -543,6 +609,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         knowledge_points: serde_json::from_str(&kp).unwrap_or_default(),
         origin_node: r.get(6)?,
         origin_name: r.get(7)?,
+        origin_tier: r.get(29)?,
         share_level: share.parse().unwrap_or(Tier::School),
         media: match hash {
             Some(hash) => Some(MediaRef {

@@ -145,6 +145,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild the search index from the database, with progress. The node must be stopped
+    /// (a running node keeps its index current by itself, and rebuilds a damaged one at start).
+    Reindex,
     /// Files the import folder could not import, with the reason.
     Quarantine {
         #[arg(long)]
@@ -570,6 +573,21 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", file.display());
                 print!("{}", report.table());
             }
+            Ok(())
+        }
+        Command::Reindex => {
+            let _lock = youke_node::node::lock_data_dir(&cli.data)?;
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} lessons ({per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+            bar.set_message("indexing");
+            let started = std::time::Instant::now();
+            let n = youke_node::indexer::rebuild(&ctx, &cli.data, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            println!("search index rebuilt: {n} lessons in {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Quarantine { json } => {

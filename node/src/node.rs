@@ -186,6 +186,24 @@ impl NodeCtx {
     }
 }
 
+/// Takes the data directory's lock, held while a node runs there: commands that must not run
+/// beside a node (`youke reindex`) take it too. Released when the file is dropped.
+pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, NodeError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir { path: data_dir.to_path_buf(), source })?;
+    let lock_path = data_dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| NodeError::DataDir { path: lock_path.clone(), source })?;
+    if lock.try_lock().is_err() {
+        return Err(NodeError::AlreadyRunning(data_dir.to_path_buf()));
+    }
+    Ok(lock)
+}
+
 /// Entry point for running a node.
 #[derive(Debug)]
 pub struct Node;
@@ -224,17 +242,7 @@ impl Node {
     /// fires; await [`RunningNode::wait`] for them to finish.
     pub async fn spawn(data_dir: &Path, config: Config, cancel: CancellationToken) -> Result<RunningNode, NodeError> {
         std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir { path: data_dir.to_path_buf(), source })?;
-        let lock_path = data_dir.join(LOCK_FILE);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| NodeError::DataDir { path: lock_path.clone(), source })?;
-        if lock.try_lock().is_err() {
-            return Err(NodeError::AlreadyRunning(data_dir.to_path_buf()));
-        }
+        let lock = lock_data_dir(data_dir)?;
 
         let ctx = Arc::new(NodeCtx::open(data_dir, config)?);
         // No child is connected until it says hello again.
@@ -242,7 +250,7 @@ impl Node {
         let cfg = &ctx.config;
         info!(role = %cfg.role, name = %cfg.name, node_id = %ctx.writer.node_id, data = %data_dir.display(), "starting node");
 
-        let index_dir = data_dir.join("search-index");
+        let index_dir = data_dir.join(crate::indexer::INDEX_DIR);
         let (index, recreated) = LessonIndex::open_or_recreate(&index_dir)?;
         let index = Arc::new(index);
         if recreated {

@@ -250,6 +250,11 @@ const MIGRATIONS: &[&str] = &[
         at      INTEGER NOT NULL
     );
     "#,
+    // 8: the tier of the node a lesson comes from (a search facet); filled as documents are
+    // written again, empty for lessons written before.
+    r#"
+    ALTER TABLE lessons ADD COLUMN origin_tier TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -1,26 +1,51 @@
-//! Youke search: a tantivy full-text index of lessons, segmented for Chinese with jieba.
+//! Youke search: a tantivy full-text index of lessons for Chinese queries.
+//!
+//! Words are segmented with jieba (search mode), parts of words are found through character
+//! bigrams, and pinyin typed without an input method through prefix search over the pinyin and
+//! initials of every title, chapter, knowledge point, teacher and school (see [`analysis`]).
+//! Facets (grade, subject, school, teacher, year, tier of origin, compliance) are counted over
+//! the whole result set and filter it; results are ordered by relevance blended with popularity
+//! and rating, or by views, rating or date ([`Order`]).
 //!
 //! The index is derived data: the node rebuilds it from SQLite whenever it is missing or
 //! corrupt. Each commit carries the node's document change sequence number it covers as its
 //! payload, so after a restart the node indexes only what changed since.
 
+pub mod analysis;
+pub mod corpus;
+mod highlight;
+
+pub use analysis::{analyzer, bigrams, terms};
+pub use highlight::escape as escape_html;
+
 use std::path::Path;
 use std::sync::Mutex;
-use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, StopWordFilter, TextAnalyzer, TokenStream};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, RegexQuery, TermQuery};
+use tantivy::schema::{
+    FAST, Facet, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Value,
+};
+use tantivy::{DocAddress, DocId, Index, IndexReader, IndexWriter, Order as SortOrder, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 
-/// Name under which the Chinese analyzer is registered.
-const ANALYZER: &str = "zh_jieba";
-/// Name of the character-bigram analyzer: it finds parts of words jieba keeps whole
-/// (勾股 in 勾股定理).
+const WORDS: &str = "zh_jieba";
 const BIGRAMS: &str = "zh_bigram";
-/// Weight of a bigram match relative to a whole-word match in the title.
+const PINYIN: &str = "zh_pinyin";
+const INITIALS: &str = "zh_initials";
+
+/// Weight of a bigram match (part of a word) relative to a whole word in the title.
 const BIGRAM_BOOST: f32 = 0.5;
-/// Memory the index writer may use before it flushes a segment.
-const WRITER_MEMORY: usize = 50 * 1024 * 1024;
+/// Weights of a pinyin and an initials prefix match.
+const PINYIN_BOOST: f32 = 1.5;
+const INITIALS_BOOST: f32 = 1.0;
+/// Deepest result a query may page to.
+pub const MAX_DEPTH: usize = 10_000;
+/// Values listed per facet.
+pub const FACET_VALUES: usize = 30;
+/// Moments listed per hit.
+pub const MAX_MOMENTS: usize = 3;
+/// Longest snippet, in characters.
+const SNIPPET_CHARS: usize = 120;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -32,19 +57,139 @@ pub enum SearchError {
     Io(#[from] std::io::Error),
     #[error("search index writer is unavailable after an earlier failure")]
     Poisoned,
+    #[error("results beyond the first {MAX_DEPTH} cannot be paged to; narrow the search with filters")]
+    TooDeep,
 }
 
-/// The searchable fields of a lesson.
+/// What the index knows of a lesson.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LessonDoc {
     pub id: String,
     pub title: String,
     pub teacher: String,
+    /// The school (or other node) the lesson comes from.
+    pub school: String,
     pub subject: String,
     pub grade: String,
+    pub textbook_chapter: String,
     pub knowledge_points: Vec<String>,
+    pub tags: Vec<String>,
+    pub description: String,
     /// Subtitle cues: start in milliseconds, text.
     pub cues: Vec<(u64, String)>,
+    /// Tier of the node the lesson comes from: school, city or province.
+    pub origin_tier: String,
+    /// Course video standard: pass, fail or unchecked.
+    pub compliance: String,
+    pub created_at_ms: i64,
+    pub views: u64,
+    pub rating_avg: f64,
+    pub rating_count: u64,
+}
+
+/// A facet dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dim {
+    Grade,
+    Subject,
+    School,
+    Teacher,
+    Year,
+    Tier,
+    Compliance,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 7] = [Dim::Grade, Dim::Subject, Dim::School, Dim::Teacher, Dim::Year, Dim::Tier, Dim::Compliance];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dim::Grade => "grade",
+            Dim::Subject => "subject",
+            Dim::School => "school",
+            Dim::Teacher => "teacher",
+            Dim::Year => "year",
+            Dim::Tier => "tier",
+            Dim::Compliance => "compliance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Dim> {
+        Dim::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// How results are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// BM25 blended with popularity and rating (newest first without query text):
+    /// `score = bm25 × (1 + 0.2 × log10(1 + views) / 6) × (1 + 0.2 × (rating − 3) / 2)`, where
+    /// `rating` is the Bayesian average `(5 × 3 + Σ stars) / (5 + n)`. A lesson with a million
+    /// views weighs at most 1.2 times an unseen one, a five-star lesson with many ratings 1.2
+    /// times an average one: the text decides, popularity breaks near-ties.
+    #[default]
+    Relevance,
+    /// Most viewed first (人气榜).
+    MostViewed,
+    /// Best rated first, by the Bayesian average (好评榜), so one five-star vote does not top
+    /// the list.
+    BestRated,
+    /// Newest first.
+    Newest,
+}
+
+impl Order {
+    pub const ALL: [Order; 4] = [Order::Relevance, Order::MostViewed, Order::BestRated, Order::Newest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Relevance => "relevance",
+            Order::MostViewed => "views",
+            Order::BestRated => "rating",
+            Order::Newest => "newest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Order> {
+        Order::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// The Bayesian average rating used by [`Order::BestRated`] and the relevance blend.
+pub fn bayes_rating(avg: f64, count: u64) -> f64 {
+    const PRIOR: f64 = 3.0;
+    const WEIGHT: f64 = 5.0;
+    if count == 0 || !avg.is_finite() {
+        return PRIOR;
+    }
+    (WEIGHT * PRIOR + avg.clamp(0.0, 5.0) * count as f64) / (WEIGHT + count as f64)
+}
+
+fn blend(bm25: Score, views: u64, rating: f64) -> Score {
+    let v = 1.0 + 0.2 * ((1.0 + views as f64).log10() / 6.0).min(1.0);
+    let r = 1.0 + 0.2 * ((rating - 3.0) / 2.0).clamp(-1.0, 1.0);
+    (bm25 as f64 * v * r) as Score
+}
+
+/// A search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub text: String,
+    /// (dimension, value): values of one dimension are alternatives, dimensions combine.
+    pub filters: Vec<(Dim, String)>,
+    pub order: Order,
+    pub offset: usize,
+    pub limit: usize,
+    /// Count facet values over the whole result set.
+    pub facets: bool,
+}
+
+impl Request {
+    pub fn text(text: &str, limit: usize) -> Request {
+        Request { text: text.to_string(), filters: Vec::new(), order: Order::Relevance, offset: 0, limit, facets: false }
+    }
 }
 
 /// One search result.
@@ -52,6 +197,11 @@ pub struct LessonDoc {
 pub struct Hit {
     pub id: String,
     pub score: f32,
+    /// The title with the matching words in `<b>`, HTML-escaped; `None` when the title did not
+    /// match (show it as it is).
+    pub title_html: Option<String>,
+    /// A passage of the description around the matching words, highlighted like the title.
+    pub snippet_html: Option<String>,
     /// Subtitle cues that match the query (at most [`MAX_MOMENTS`]), so a viewer can jump to
     /// the moment something is said.
     pub moments: Vec<Moment>,
@@ -64,107 +214,121 @@ pub struct Moment {
     pub text: String,
 }
 
-/// Moments listed per hit.
-pub const MAX_MOMENTS: usize = 3;
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Results {
+    /// Lessons matching, in all.
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    /// Per dimension, its values with counts, most frequent first (when asked for).
+    pub facets: FacetCounts,
+}
+
+/// Per dimension, (value, lessons) most frequent first.
+pub type FacetCounts = Vec<(Dim, Vec<(String, u64)>)>;
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     id: Field,
     title: Field,
     teacher: Field,
+    school: Field,
     subject: Field,
     grade: Field,
+    chapter: Field,
     knowledge: Field,
-    bigrams: Field,
+    tags: Field,
+    description: Field,
     subtitles: Field,
+    bigrams: Field,
+    pinyin: Field,
+    initials: Field,
+    facets: Field,
     /// The cues as JSON (start, text), stored to find the moments of a hit.
     cues: Field,
+    views: Field,
+    rating: Field,
+    created: Field,
 }
 
 impl Fields {
-    fn text(&self) -> [(Field, f32); 6] {
-        [(self.title, 3.0), (self.knowledge, 2.0), (self.teacher, 1.5), (self.subject, 1.0), (self.grade, 1.0), (self.subtitles, 0.6)]
+    /// The word fields and their weights.
+    fn words(&self) -> [(Field, f32); 10] {
+        [
+            (self.title, 3.0),
+            (self.knowledge, 2.0),
+            (self.chapter, 2.0),
+            (self.tags, 1.5),
+            (self.teacher, 1.5),
+            (self.school, 1.2),
+            (self.subject, 1.0),
+            (self.grade, 1.0),
+            (self.description, 0.8),
+            (self.subtitles, 0.5),
+        ]
     }
 }
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
+    let indexing = |tokenizer: &str, record: IndexRecordOption| TextFieldIndexing::default().set_tokenizer(tokenizer).set_index_option(record);
+    let words = TextOptions::default().set_indexing_options(indexing(WORDS, IndexRecordOption::WithFreqs));
+    let stored_words = words.clone().set_stored();
+    // Prefix-searched tokens: no scoring, so no frequencies.
+    let basic = |tokenizer: &str| TextOptions::default().set_indexing_options(indexing(tokenizer, IndexRecordOption::Basic).set_fieldnorms(false));
     let fields = Fields {
         id: b.add_text_field("id", STRING | STORED),
-        title: b.add_text_field("title", text.clone()),
-        teacher: b.add_text_field("teacher", text.clone()),
-        subject: b.add_text_field("subject", text.clone()),
-        grade: b.add_text_field("grade", text.clone()),
-        knowledge: b.add_text_field("knowledge_points", text.clone()),
-        subtitles: b.add_text_field(
-            "subtitles",
-            TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqsAndPositions),
-            ),
-        ),
+        title: b.add_text_field("title", stored_words.clone()),
+        teacher: b.add_text_field("teacher", words.clone()),
+        school: b.add_text_field("school", words.clone()),
+        subject: b.add_text_field("subject", words.clone()),
+        grade: b.add_text_field("grade", words.clone()),
+        chapter: b.add_text_field("textbook_chapter", words.clone()),
+        knowledge: b.add_text_field("knowledge_points", words.clone()),
+        tags: b.add_text_field("tags", words.clone()),
+        description: b.add_text_field("description", stored_words),
+        subtitles: b.add_text_field("subtitles", words),
+        bigrams: b.add_text_field("bigrams", TextOptions::default().set_indexing_options(indexing(BIGRAMS, IndexRecordOption::WithFreqs))),
+        pinyin: b.add_text_field("pinyin", basic(PINYIN)),
+        initials: b.add_text_field("initials", basic(INITIALS)),
+        facets: b.add_facet_field("facets", FacetOptions::default()),
         cues: b.add_text_field("cues", STORED),
-        bigrams: b.add_text_field(
-            "bigrams",
-            TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default().set_tokenizer(BIGRAMS).set_index_option(IndexRecordOption::WithFreqs),
-            ),
-        ),
+        views: b.add_u64_field("views", FAST),
+        rating: b.add_f64_field("rating", FAST),
+        created: b.add_i64_field("created", FAST | INDEXED),
     };
     (b.build(), fields)
 }
 
-/// The Chinese analyzer: jieba in search mode (overlapping words, so 一元二次方程 also yields
-/// 一元, 二次 and 方程), lower-cased, with jieba's whitespace and punctuation tokens dropped.
-pub fn analyzer() -> TextAnalyzer {
-    let drop: Vec<String> = [" ", "\t", "\n", "，", "。", "、", "：", "；", "！", "？", "（", "）", "《", "》", ",", ".", ":", ";", "!", "?", "(", ")", "-", "_", "/", "\"", "“", "”", "·"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new())
-        .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser)
-        .filter(StopWordFilter::remove(drop))
-        .build()
+/// The year (China Standard Time, UTC+8) of a Unix time in milliseconds.
+pub fn year_of(ms: i64) -> i32 {
+    let days = (ms + 8 * 3_600_000).div_euclid(86_400_000);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2)) as i32
 }
 
-/// Overlapping two-character grams, lower-cased.
-pub fn bigram_analyzer() -> TextAnalyzer {
-    match tantivy::tokenizer::NgramTokenizer::new(2, 2, false) {
-        Ok(t) => TextAnalyzer::builder(t).filter(LowerCaser).build(),
-        Err(_) => TextAnalyzer::from(tantivy::tokenizer::SimpleTokenizer::default()),
-    }
+fn facet(dim: Dim, value: &str) -> Facet {
+    Facet::from_path([dim.as_str(), value])
 }
 
-fn bigrams(text: &str) -> Vec<String> {
-    let mut a = bigram_analyzer();
-    let mut out: Vec<String> = Vec::new();
-    // Grams never span whitespace or punctuation.
-    for part in text.split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation()) || "，。、：；！？（）《》“”·".contains(c)) {
-        let mut stream = a.token_stream(part);
-        while stream.advance() {
-            let t = stream.token().text.clone();
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
-    }
-    out
-}
-
-/// Splits text into the index's terms (deduplicated, in first-seen order).
-pub fn terms(text: &str) -> Vec<String> {
-    let mut a = analyzer();
-    let mut stream = a.token_stream(text);
-    let mut out: Vec<String> = Vec::new();
-    while stream.advance() {
-        let t = stream.token().text.trim();
-        if !t.is_empty() && !out.iter().any(|o| o == t) {
-            out.push(t.to_string());
+/// The facet values of a lesson, empty values as "" is not a value anyone filters by.
+fn facet_values(d: &LessonDoc) -> Vec<(Dim, String)> {
+    let or_unknown = |s: &str| if s.trim().is_empty() { "unknown".to_string() } else { s.trim().to_string() };
+    let mut out = vec![
+        (Dim::Year, year_of(d.created_at_ms).to_string()),
+        (Dim::Tier, or_unknown(&d.origin_tier)),
+        (Dim::Compliance, if d.compliance.is_empty() { "unchecked".into() } else { d.compliance.clone() }),
+    ];
+    for (dim, v) in [(Dim::Grade, &d.grade), (Dim::Subject, &d.subject), (Dim::School, &d.school), (Dim::Teacher, &d.teacher)] {
+        if !v.trim().is_empty() {
+            out.push((dim, v.trim().to_string()));
         }
     }
     out
@@ -185,6 +349,28 @@ fn moments(cues: &[(u64, String)], words: &[String]) -> Vec<Moment> {
         .collect()
 }
 
+/// Escapes a regular expression's special characters (pinyin queries are letters, but be safe).
+fn regex_literal(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+/// Index writer settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// Indexing threads.
+    pub threads: usize,
+    /// Memory budget of all threads together, in bytes.
+    pub memory: usize,
+}
+
+impl Default for WriterOptions {
+    /// Two threads and 64 MiB: a school appliance has two cores and little memory to spare.
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
+        WriterOptions { threads, memory: 64 << 20 }
+    }
+}
+
 /// The lesson index.
 pub struct LessonIndex {
     index: Index,
@@ -203,19 +389,38 @@ impl LessonIndex {
     /// Opens the index in `dir`, creating it if the directory is empty. An index that exists
     /// but cannot be opened (corrupt, or an older schema) is reported as [`SearchError::Corrupt`].
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
+        Self::open_with(dir, WriterOptions::default())
+    }
+
+    pub fn open_with(dir: &Path, opts: WriterOptions) -> Result<Self, SearchError> {
+        let corrupt = |reason: String| SearchError::Corrupt { path: dir.display().to_string(), reason };
         std::fs::create_dir_all(dir)?;
+        // tantivy may panic on files it did not write (a damaged disk, a half-copied backup):
+        // that is a corrupt index too, not a crash of the node.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::open_checked(dir, opts)))
+            .unwrap_or_else(|_| Err(corrupt("reading it failed (see the panic message above)".into())))
+    }
+
+    fn open_checked(dir: &Path, opts: WriterOptions) -> Result<Self, SearchError> {
+        let corrupt = |reason: String| SearchError::Corrupt { path: dir.display().to_string(), reason };
         let (schema, fields) = schema();
-        let has_meta = dir.join("meta.json").exists();
-        let index = if has_meta {
-            let index = Index::open_in_dir(dir).map_err(|e| SearchError::Corrupt { path: dir.display().to_string(), reason: e.to_string() })?;
+        let index = if dir.join("meta.json").exists() {
+            let index = Index::open_in_dir(dir).map_err(|e| corrupt(e.to_string()))?;
             if index.schema() != schema {
-                return Err(SearchError::Corrupt { path: dir.display().to_string(), reason: "schema changed".into() });
+                return Err(corrupt("its schema is from another version".into()));
+            }
+            // Every file's checksum, so damage is found now rather than mid-query.
+            let damaged = index.validate_checksum().map_err(|e| corrupt(e.to_string()))?;
+            if !damaged.is_empty() {
+                let mut names: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
+                names.sort();
+                return Err(corrupt(format!("damaged files: {}", names.join(", "))));
             }
             index
         } else {
             Index::create_in_dir(dir, schema)?
         };
-        Self::with_index(index, fields).map_err(|e| SearchError::Corrupt { path: dir.display().to_string(), reason: e.to_string() })
+        Self::with_index(index, fields, opts).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Opens the index in `dir`, deleting and recreating it if it is corrupt. Returns whether it
@@ -235,53 +440,90 @@ impl LessonIndex {
     /// An index in memory, for tests.
     pub fn in_memory() -> Result<Self, SearchError> {
         let (schema, fields) = schema();
-        Self::with_index(Index::create_in_ram(schema), fields)
+        Self::with_index(Index::create_in_ram(schema), fields, WriterOptions { threads: 1, memory: 20 << 20 })
     }
 
-    fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
-        index.tokenizers().register(ANALYZER, analyzer());
-        index.tokenizers().register(BIGRAMS, bigram_analyzer());
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+    fn with_index(index: Index, fields: Fields, opts: WriterOptions) -> Result<Self, SearchError> {
+        let t = index.tokenizers();
+        t.register(WORDS, analysis::analyzer());
+        t.register(BIGRAMS, analysis::bigram_analyzer());
+        t.register(PINYIN, analysis::pinyin_analyzer());
+        t.register(INITIALS, analysis::initials_analyzer());
+        let threads = opts.threads.max(1);
+        let writer = index.writer_with_num_threads(threads, opts.memory.max((threads * 16) << 20))?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(LessonIndex { index, reader, writer: Mutex::new(writer), fields })
     }
 
     /// The change sequence number the last commit covers (0 for a new index).
     pub fn indexed_seq(&self) -> u64 {
-        self.index
-            .load_metas()
-            .ok()
-            .and_then(|m| m.payload)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0)
+        self.index.load_metas().ok().and_then(|m| m.payload).and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+
+    fn document(&self, d: &LessonDoc) -> TantivyDocument {
+        let f = self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.id, &d.id);
+        for (field, text) in [
+            (f.title, &d.title),
+            (f.teacher, &d.teacher),
+            (f.school, &d.school),
+            (f.subject, &d.subject),
+            (f.grade, &d.grade),
+            (f.chapter, &d.textbook_chapter),
+            (f.description, &d.description),
+        ] {
+            if !text.is_empty() {
+                doc.add_text(field, text);
+            }
+        }
+        for k in &d.knowledge_points {
+            doc.add_text(f.knowledge, k);
+        }
+        for t in &d.tags {
+            doc.add_text(f.tags, t);
+        }
+        // Short, name-like fields get bigrams and pinyin; the description and subtitles, words only.
+        let short = [&d.title, &d.textbook_chapter, &d.teacher, &d.school].into_iter().chain(&d.knowledge_points).filter(|s| !s.is_empty());
+        for text in short {
+            doc.add_text(f.bigrams, text);
+            doc.add_text(f.pinyin, text);
+            doc.add_text(f.initials, text);
+        }
+        for t in &d.tags {
+            doc.add_text(f.bigrams, t);
+        }
+        if !d.cues.is_empty() {
+            for (_, t) in &d.cues {
+                doc.add_text(f.subtitles, t);
+            }
+            let json: Vec<(u64, &str)> = d.cues.iter().map(|(s, t)| (*s, t.as_str())).collect();
+            doc.add_text(f.cues, serde_json::to_string(&json).unwrap_or_default());
+        }
+        for (dim, v) in facet_values(d) {
+            doc.add_facet(f.facets, facet(dim, &v));
+        }
+        doc.add_u64(f.views, d.views);
+        doc.add_f64(f.rating, bayes_rating(d.rating_avg, d.rating_count));
+        doc.add_i64(f.created, d.created_at_ms);
+        doc
     }
 
     /// Adds or replaces lessons (by id). Not visible until [`commit`](Self::commit).
     pub fn upsert(&self, docs: &[LessonDoc]) -> Result<(), SearchError> {
         let w = self.writer.lock().map_err(|_| SearchError::Poisoned)?;
-        let f = self.fields;
         for d in docs {
-            w.delete_term(Term::from_field_text(f.id, &d.id));
-            let mut doc = TantivyDocument::default();
-            doc.add_text(f.id, &d.id);
-            doc.add_text(f.title, &d.title);
-            doc.add_text(f.teacher, &d.teacher);
-            doc.add_text(f.subject, &d.subject);
-            doc.add_text(f.grade, &d.grade);
-            for k in &d.knowledge_points {
-                doc.add_text(f.knowledge, k);
-            }
-            for part in std::iter::once(&d.title).chain(d.knowledge_points.iter()).chain(std::iter::once(&d.teacher)) {
-                doc.add_text(f.bigrams, part);
-            }
-            if !d.cues.is_empty() {
-                for (_, t) in &d.cues {
-                    doc.add_text(f.subtitles, t);
-                }
-                let json: Vec<(u64, &str)> = d.cues.iter().map(|(s, t)| (*s, t.as_str())).collect();
-                doc.add_text(f.cues, serde_json::to_string(&json).unwrap_or_default());
-            }
-            w.add_document(doc)?;
+            w.delete_term(Term::from_field_text(self.fields.id, &d.id));
+            w.add_document(self.document(d))?;
+        }
+        Ok(())
+    }
+
+    /// Adds lessons known to be new (a rebuild): no delete per lesson.
+    pub fn add_new(&self, docs: impl IntoIterator<Item = LessonDoc>) -> Result<(), SearchError> {
+        let w = self.writer.lock().map_err(|_| SearchError::Poisoned)?;
+        for d in docs {
+            w.add_document(self.document(&d))?;
         }
         Ok(())
     }
@@ -321,131 +563,188 @@ impl LessonIndex {
         self.len() == 0
     }
 
-    /// Lessons matching any term of `query`, best first. Title matches weigh most, then
-    /// knowledge points, teacher, subject and grade.
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
-        let words = terms(query);
-        let grams = bigrams(query);
-        if (words.is_empty() && grams.is_empty()) || limit == 0 {
-            return Ok(Vec::new());
+    /// Segments searchable now (a rebuild leaves several until merges finish).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
+    /// The clause matching one query word in any field: the word itself (weighted by field),
+    /// all its bigrams (a part of a longer word), or, for letters, a pinyin or initials prefix.
+    fn word_clause(&self, word: &str) -> Result<Box<dyn Query>, SearchError> {
+        let f = self.fields;
+        let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
+        for (field, boost) in f.words() {
+            let q = TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs);
+            alternatives.push(Box::new(BoostQuery::new(Box::new(q), boost)));
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for w in &words {
-            for (field, boost) in self.fields.text() {
-                let q = TermQuery::new(Term::from_field_text(field, w), IndexRecordOption::WithFreqs);
-                clauses.push((Occur::Should, Box::new(tantivy::query::BoostQuery::new(Box::new(q), boost))));
+        let grams = analysis::bigrams(word);
+        if word.chars().count() >= 2 && !grams.is_empty() {
+            let all: Vec<(Occur, Box<dyn Query>)> = grams
+                .iter()
+                .map(|g| (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(f.bigrams, g), IndexRecordOption::WithFreqs)) as Box<dyn Query>))
+                .collect();
+            alternatives.push(Box::new(BoostQuery::new(Box::new(BooleanQuery::new(all)), BIGRAM_BOOST)));
+        }
+        if analysis::is_pinyin_like(word) {
+            let letters = regex_literal(word);
+            let full: String = letters.chars().take(analysis::MAX_PINYIN_LETTERS).collect();
+            let q = RegexQuery::from_pattern(&format!("{full}.*"), f.pinyin)?;
+            alternatives.push(Box::new(BoostQuery::new(Box::new(q), PINYIN_BOOST)));
+            if letters.len() <= analysis::MAX_INITIALS {
+                let q = RegexQuery::from_pattern(&format!("{letters}.*"), f.initials)?;
+                alternatives.push(Box::new(BoostQuery::new(Box::new(q), INITIALS_BOOST)));
             }
         }
-        for g in &grams {
-            let q = TermQuery::new(Term::from_field_text(self.fields.bigrams, g), IndexRecordOption::WithFreqs);
-            clauses.push((Occur::Should, Box::new(tantivy::query::BoostQuery::new(Box::new(q), BIGRAM_BOOST))));
+        Ok(Box::new(DisjunctionMaxQuery::with_tie_breaker(alternatives, 0.1)))
+    }
+
+    /// The filter clauses: values of one dimension OR-ed, dimensions AND-ed.
+    fn filter_clauses(&self, filters: &[(Dim, String)]) -> Vec<(Occur, Box<dyn Query>)> {
+        let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for dim in Dim::ALL {
+            let values: Vec<(Occur, Box<dyn Query>)> = filters
+                .iter()
+                .filter(|(d, _)| *d == dim)
+                .map(|(_, v)| {
+                    let q = TermQuery::new(Term::from_facet(self.fields.facets, &facet(dim, v.trim())), IndexRecordOption::Basic);
+                    (Occur::Should, Box::new(q) as Box<dyn Query>)
+                })
+                .collect();
+            if !values.is_empty() {
+                out.push((Occur::Must, Box::new(BooleanQuery::new(values))));
+            }
         }
-        let query = BooleanQuery::new(clauses);
+        out
+    }
+
+    fn build_query(&self, query_text: &str, words: &[String], filters: &[(Dim, String)], all_words: bool) -> Result<Box<dyn Query>, SearchError> {
+        let mut clauses = self.filter_clauses(filters);
+        if words.is_empty() {
+            if clauses.is_empty() {
+                return Ok(Box::new(AllQuery));
+            }
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+            return Ok(Box::new(BooleanQuery::new(clauses)));
+        }
+        let mut each: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for w in words {
+            each.push((if all_words { Occur::Must } else { Occur::Should }, self.word_clause(w)?));
+        }
+        let mut text: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, Box::new(BooleanQuery::new(each)))];
+        // Or every bigram of the query in a title, chapter, knowledge point or name: jieba may cut
+        // the query and the text differently (静夜思 as 静夜 + 思, 静夜思说课 as 静夜 + 思说 + 课).
+        let grams = bigrams(query_text);
+        if all_words && grams.len() > 1 {
+            let all: Vec<(Occur, Box<dyn Query>)> = grams
+                .iter()
+                .map(|g| (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.fields.bigrams, g), IndexRecordOption::WithFreqs)) as Box<dyn Query>))
+                .collect();
+            text.push((Occur::Should, Box::new(BoostQuery::new(Box::new(BooleanQuery::new(all)), BIGRAM_BOOST))));
+        }
+        clauses.push((Occur::Must, Box::new(BooleanQuery::new(text))));
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// Runs a search. Every word of the text must match (in some field, as a word, a part of
+    /// one, or pinyin); when that finds nothing, lessons matching any word are returned.
+    pub fn search(&self, req: &Request) -> Result<Results, SearchError> {
+        if req.offset.saturating_add(req.limit) > MAX_DEPTH {
+            return Err(SearchError::TooDeep);
+        }
+        let words = terms(&req.text);
         let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            if let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) {
-                let cues: Vec<(u64, String)> = doc.get_first(self.fields.cues).and_then(|v| v.as_str()).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
-                hits.push(Hit { id: id.to_string(), score, moments: moments(&cues, &words) });
-            }
+        let mut query = self.build_query(&req.text, &words, &req.filters, true)?;
+        let mut total = searcher.search(&*query, &Count)?;
+        if total == 0 && words.len() > 1 {
+            query = self.build_query(&req.text, &words, &req.filters, false)?;
+            total = searcher.search(&*query, &Count)?;
         }
-        Ok(hits)
+        let order = if words.is_empty() && req.order == Order::Relevance { Order::Newest } else { req.order };
+        let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
+        let docs: Vec<(Score, DocAddress)> = match order {
+            Order::Relevance => {
+                let collector = top.tweak_score(move |segment: &SegmentReader| {
+                    let views = segment.fast_fields().u64("views").ok().map(|c| c.first_or_default_col(0));
+                    let rating = segment.fast_fields().f64("rating").ok().map(|c| c.first_or_default_col(3.0));
+                    move |doc: DocId, score: Score| {
+                        let v = views.as_ref().map_or(0, |c| c.get_val(doc));
+                        let r = rating.as_ref().map_or(3.0, |c| c.get_val(doc));
+                        blend(score, v, r)
+                    }
+                });
+                searcher.search(&*query, &collector)?
+            }
+            Order::MostViewed => {
+                let hits: Vec<(Option<u64>, DocAddress)> = searcher.search(&*query, &top.order_by_fast_field("views", SortOrder::Desc))?;
+                hits.into_iter().map(|(v, a)| (v.unwrap_or(0) as Score, a)).collect()
+            }
+            Order::BestRated => {
+                let hits: Vec<(Option<f64>, DocAddress)> = searcher.search(&*query, &top.order_by_fast_field("rating", SortOrder::Desc))?;
+                hits.into_iter().map(|(v, a)| (v.unwrap_or(0.0) as Score, a)).collect()
+            }
+            Order::Newest => {
+                let hits: Vec<(Option<i64>, DocAddress)> = searcher.search(&*query, &top.order_by_fast_field("created", SortOrder::Desc))?;
+                hits.into_iter().map(|(_, a)| (0.0, a)).collect()
+            }
+        };
+        let docs = if req.limit == 0 { Vec::new() } else { docs };
+
+        let facets = if req.facets { self.count_facets(&searcher, &*query)? } else { Vec::new() };
+
+        // What to mark: the query's words and, for words jieba may have cut differently in the
+        // text, the whole query runs.
+        let mut needles: Vec<String> = words.clone();
+        needles.extend(req.text.split(analysis::is_break_char).filter(|r| r.chars().count() >= 2).map(str::to_lowercase));
+        let mut hits = Vec::with_capacity(docs.len());
+        for (score, addr) in docs {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let Some(id) = doc.get_first(self.fields.id).and_then(|v| v.as_str()) else { continue };
+            let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("");
+            let cues: Vec<(u64, String)> = doc.get_first(self.fields.cues).and_then(|v| v.as_str()).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+            hits.push(Hit {
+                id: id.to_string(),
+                score,
+                title_html: highlight::mark(text(self.fields.title), &needles, usize::MAX),
+                snippet_html: highlight::mark(text(self.fields.description), &needles, SNIPPET_CHARS),
+                moments: moments(&cues, &words),
+            });
+        }
+        Ok(Results { total, hits, facets })
+    }
+
+    fn count_facets(&self, searcher: &tantivy::Searcher, query: &dyn Query) -> Result<FacetCounts, SearchError> {
+        let mut collector = FacetCollector::for_field("facets");
+        for dim in Dim::ALL {
+            collector.add_facet(Facet::from_path([dim.as_str()]));
+        }
+        let counts = searcher.search(query, &collector)?;
+        Ok(Dim::ALL
+            .into_iter()
+            .map(|dim| {
+                let values = counts
+                    .top_k(Facet::from_path([dim.as_str()]), FACET_VALUES)
+                    .into_iter()
+                    .filter_map(|(f, n)| f.to_path().last().map(|v| (v.to_string(), n)))
+                    .collect();
+                (dim, values)
+            })
+            .collect())
+    }
+
+    /// Waits for background merges to finish (after a rebuild), leaving fewer segments to search.
+    pub fn wait_merges(&self) -> Result<(), SearchError> {
+        let w = self.writer.lock().map_err(|_| SearchError::Poisoned)?;
+        let ids = self.index.searchable_segment_ids()?;
+        if ids.len() > 1 {
+            let mut w = w;
+            let merge = w.merge(&ids);
+            drop(w);
+            merge.wait()?;
+        }
+        self.reader.reload()?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lesson(id: &str, title: &str, teacher: &str, subject: &str, grade: &str, kp: &[&str]) -> LessonDoc {
-        LessonDoc {
-            id: id.into(),
-            title: title.into(),
-            teacher: teacher.into(),
-            subject: subject.into(),
-            grade: grade.into(),
-            knowledge_points: kp.iter().map(|s| s.to_string()).collect(),
-            cues: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn spoken_words_find_the_lesson_and_the_moment() {
-        let idx = LessonIndex::in_memory().expect("index");
-        let mut d = lesson("s", "第三章 复习", "王老师", "数学", "初二", &[]);
-        d.cues = vec![(1_000, "同学们好".into()), (65_500, "今天我们来证明勾股定理".into()), (130_000, "下课".into())];
-        idx.upsert(&[d, lesson("t", "勾股定理", "李老师", "数学", "初二", &[])]).expect("upsert");
-        idx.commit(1).expect("commit");
-        let hits = idx.search("证明", 10).expect("search");
-        assert_eq!(hits.len(), 1, "{hits:?}");
-        assert_eq!(hits[0].id, "s");
-        assert_eq!(hits[0].moments, vec![Moment { start_ms: 65_500, text: "今天我们来证明勾股定理".into() }]);
-        let hits = idx.search("勾股定理", 10).expect("search");
-        assert_eq!(hits[0].id, "t", "a title match outweighs a spoken one");
-        assert_eq!(hits.iter().find(|h| h.id == "s").map(|h| h.moments.len()), Some(1));
-    }
-
-    fn sample() -> LessonIndex {
-        let idx = LessonIndex::in_memory().expect("index");
-        idx.upsert(&[
-            lesson("a", "一元二次方程的解法", "王老师", "数学", "初三", &["配方法", "求根公式"]),
-            lesson("b", "牛顿第一定律", "李明", "物理", "初二", &["惯性"]),
-            lesson("c", "静夜思 古诗朗读", "张华", "语文", "一年级", &["李白"]),
-        ])
-        .expect("upsert");
-        idx.commit(3).expect("commit");
-        idx
-    }
-
-    #[test]
-    fn analyzer_segments_chinese_and_drops_spaces() {
-        let t = terms("一元二次方程 的解法");
-        assert!(t.contains(&"方程".to_string()), "{t:?}");
-        assert!(t.contains(&"一元二次方程".to_string()), "{t:?}");
-        assert!(!t.iter().any(|s| s.trim().is_empty()));
-    }
-
-    #[test]
-    fn finds_lessons_by_chinese_words_in_any_field() {
-        let idx = sample();
-        assert_eq!(idx.search("方程", 10).expect("search")[0].id, "a");
-        assert_eq!(idx.search("牛顿", 10).expect("search")[0].id, "b");
-        assert_eq!(idx.search("惯性", 10).expect("search")[0].id, "b");
-        assert_eq!(idx.search("李白", 10).expect("search")[0].id, "c");
-        assert_eq!(idx.search("王老师", 10).expect("search")[0].id, "a");
-        // Parts of words jieba keeps whole are found through bigrams.
-        assert_eq!(idx.search("二次", 10).expect("search")[0].id, "a");
-        assert_eq!(idx.search("夜思", 10).expect("search")[0].id, "c");
-        assert!(idx.search("化学", 10).expect("search").is_empty());
-        assert!(idx.search("  ，。", 10).expect("search").is_empty());
-    }
-
-    #[test]
-    fn upsert_replaces_and_commit_records_sequence() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let idx = LessonIndex::open(dir.path()).expect("open");
-            idx.upsert(&[lesson("a", "旧标题", "", "", "", &[])]).expect("upsert");
-            idx.commit(5).expect("commit");
-            idx.upsert(&[lesson("a", "光的折射", "", "物理", "", &[])]).expect("upsert");
-            idx.commit(9).expect("commit");
-            assert_eq!(idx.len(), 1);
-        }
-        let idx = LessonIndex::open(dir.path()).expect("reopen");
-        assert_eq!(idx.indexed_seq(), 9);
-        assert!(idx.search("旧标题", 10).expect("search").is_empty());
-        assert_eq!(idx.search("折射", 10).expect("search")[0].id, "a");
-    }
-
-    #[test]
-    fn corrupt_index_is_detected_and_recreated() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("meta.json"), b"{not json").expect("write");
-        assert!(matches!(LessonIndex::open(dir.path()), Err(SearchError::Corrupt { .. })));
-        let (idx, recreated) = LessonIndex::open_or_recreate(dir.path()).expect("recreate");
-        assert!(recreated);
-        assert!(idx.is_empty());
-    }
-}
+mod tests;

@@ -110,6 +110,26 @@ fn lesson_travels_up_and_media_survives_a_killed_city() {
     assert_eq!(status["pending_uploads"], 0, "{status}");
     assert_eq!(status["parent"]["state"], "up", "{status}");
     assert_eq!(status["lessons"], 2);
+
+    // An edit at the school reaches the province, where it is searchable within a second of
+    // arriving (the index follows synced changes as it follows local ones).
+    let (code, body) = school.patch_json(&format!("/api/v1/lessons/{id}"), serde_json::json!({"knowledge_points": ["赵爽弦图"]})).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = province.patch_json(&format!("/api/v1/lessons/{id}"), serde_json::json!({"title": "改名"})).unwrap();
+    assert_eq!(code, 400, "only the school edits its lesson's fields: {body}");
+    let mut arrived = None;
+    let found = wait_for_opt(Duration::from_secs(30), Duration::from_millis(20), || {
+        let hit = province.get_json("/api/v1/search?q=%E8%B5%B5%E7%88%BD%E5%BC%A6%E5%9B%BE&facets=false")?["items"].as_array()?.iter().any(|i| i["id"] == id.as_str());
+        let now = std::time::Instant::now();
+        if arrived.is_none() && province.get_json(&format!("/api/v1/lessons/{id}"))?["knowledge_points"][0] == "赵爽弦图" {
+            arrived = Some(now);
+        }
+        hit.then_some(now)
+    })
+    .expect("the edit to be searchable at the province");
+    let lag = found.saturating_duration_since(arrived.unwrap_or(found));
+    println!("search freshness after sync: {lag:?}");
+    assert!(lag < Duration::from_secs(1), "searchable {lag:?} after the edit arrived");
     drop(school);
 }
 

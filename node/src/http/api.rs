@@ -4,11 +4,12 @@ use super::{ApiError, AppState, blocking};
 use crate::catalog;
 use crate::lessons::{self, Lesson};
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use youke_federation::{BlobHash, Tier};
+use youke_search::{Dim, Order};
 
 /// A lesson as the API returns it: the lesson plus where its media can be fetched here.
 #[derive(Debug, Serialize)]
@@ -258,23 +259,114 @@ pub async fn share_lesson(State(state): State<AppState>, Path(id): Path<String>,
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct SearchQuery {
-    pub q: Option<String>,
-    pub limit: Option<usize>,
+/// A parsed search request: `q`, a filter per facet dimension (repeatable: `grade=初二&grade=初三`),
+/// `order` (relevance, views, rating, newest), `page`, `per_page`, `facets` (true by default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchParams {
+    pub q: String,
+    pub filters: Vec<(Dim, String)>,
+    pub order: Order,
+    pub page: u64,
+    pub per_page: u64,
+    pub facets: bool,
+}
+
+impl SearchParams {
+    /// Parses the query string of `/search` or `/api/v1/search`.
+    pub fn parse(raw: Option<&str>) -> Result<SearchParams, ApiError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::BadRequest(format!("the query string is malformed: {e}")))?;
+        let mut p = SearchParams { q: String::new(), filters: Vec::new(), order: Order::Relevance, page: 1, per_page: 20, facets: true };
+        let number = |k: &str, v: &str| v.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("{k} must be a whole number, not {v:?}")));
+        for (k, v) in pairs {
+            match k.as_str() {
+                "q" => p.q = v,
+                "order" => {
+                    p.order = Order::parse(&v).ok_or_else(|| ApiError::BadRequest(format!("order must be relevance, views, rating or newest, not {v:?}")))?
+                }
+                "page" => p.page = number("page", &v)?,
+                "per_page" | "limit" => p.per_page = number("per_page", &v)?,
+                "facets" => p.facets = !matches!(v.as_str(), "false" | "0" | "no"),
+                k => match Dim::parse(k) {
+                    Some(dim) if !v.trim().is_empty() => {
+                        if v.chars().count() > MAX_QUERY_CHARS {
+                            return Err(ApiError::BadRequest(format!("the {k} filter is longer than {MAX_QUERY_CHARS} characters")));
+                        }
+                        if p.filters.len() >= 32 {
+                            return Err(ApiError::BadRequest("at most 32 filters".into()));
+                        }
+                        p.filters.push((dim, v.trim().to_string()));
+                    }
+                    Some(_) => {}
+                    None => return Err(ApiError::BadRequest(format!("unknown search parameter {k:?}"))),
+                },
+            }
+        }
+        if p.q.chars().count() > MAX_QUERY_CHARS {
+            return Err(ApiError::BadRequest(format!("the query is longer than {MAX_QUERY_CHARS} characters")));
+        }
+        if p.page == 0 || p.per_page == 0 || p.per_page > 100 {
+            return Err(ApiError::BadRequest("page starts at 1 and per_page is 1 to 100".into()));
+        }
+        Ok(p)
+    }
+
+    /// This search's query string with one filter toggled (`None`: as it is), from page 1.
+    pub fn href(&self, toggle: Option<(Dim, &str)>, order: Order, page: u64) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if !self.q.is_empty() {
+            pairs.push(("q", self.q.clone()));
+        }
+        let mut filters = self.filters.clone();
+        if let Some((dim, value)) = toggle {
+            match filters.iter().position(|(d, v)| *d == dim && v == value) {
+                Some(i) => {
+                    filters.remove(i);
+                }
+                None => filters.push((dim, value.to_string())),
+            }
+        }
+        for (d, v) in &filters {
+            pairs.push((d.as_str(), v.clone()));
+        }
+        if order != Order::Relevance {
+            pairs.push(("order", order.as_str().to_string()));
+        }
+        if page > 1 {
+            pairs.push(("page", page.to_string()));
+        }
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct SearchResult {
     pub query: String,
+    pub order: Order,
+    pub page: u64,
+    pub per_page: u64,
+    /// Lessons matching, in all.
+    pub total: usize,
     pub items: Vec<SearchHit>,
+    /// Per dimension, its values and how many matching lessons have each, most first.
+    pub facets: std::collections::BTreeMap<&'static str, Vec<FacetCount>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct SearchHit {
     pub score: f32,
-    /// Where in the lesson the query is spoken (from its subtitles): jump there with
-    /// `#t=<seconds>`.
+    /// The title with the matching words in `<b>` (HTML, escaped), when the title matched.
+    pub title_html: Option<String>,
+    /// A passage of the description with the matching words in `<b>` (HTML, escaped).
+    pub snippet_html: Option<String>,
+    /// Where in the lesson the query is spoken (from its subtitles): the lesson page plays
+    /// from there with `?t=<seconds>`.
     pub moments: Vec<MomentView>,
     #[serde(flatten)]
     pub lesson: LessonView,
@@ -289,35 +381,47 @@ pub struct MomentView {
 pub const MAX_QUERY_CHARS: usize = 200;
 
 /// Runs a search and loads the matching lessons, best first.
-pub async fn run_search(state: &AppState, q: String, limit: usize) -> Result<SearchResult, ApiError> {
-    if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::BadRequest(format!("the query is longer than {MAX_QUERY_CHARS} characters")));
-    }
+pub async fn run_search(state: &AppState, p: SearchParams) -> Result<SearchResult, ApiError> {
     let index = std::sync::Arc::clone(&state.index);
     blocking(state, move |ctx| {
-        let hits = index.search(&q, limit).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
-        let found = ctx.store.read(|c| lessons::by_ids(c, &ids))?;
+        let req = youke_search::Request {
+            text: p.q.clone(),
+            filters: p.filters.clone(),
+            order: p.order,
+            offset: ((p.page - 1) * p.per_page) as usize,
+            limit: p.per_page as usize,
+            facets: p.facets,
+        };
+        let found = index.search(&req).map_err(|e| match e {
+            youke_search::SearchError::TooDeep => ApiError::BadRequest(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        })?;
+        let ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
+        let mut rows: std::collections::HashMap<String, lessons::Lesson> =
+            ctx.store.read(|c| lessons::by_ids(c, &ids))?.into_iter().map(|l| (l.id.clone(), l)).collect();
+        // In the index's order; a lesson deleted since the last commit is left out.
         let items = found
+            .hits
             .into_iter()
-            .map(|l| {
-                let hit = hits.iter().find(|h| h.id == l.id);
-                let score = hit.map(|h| h.score).unwrap_or(0.0);
-                let moments = hit
-                    .map(|h| h.moments.iter().map(|m| MomentView { start_secs: m.start_ms as f64 / 1000.0, text: m.text.clone() }).collect())
-                    .unwrap_or_default();
-                SearchHit { score, moments, lesson: LessonView::new(ctx, l) }
+            .filter_map(|h| {
+                let l = rows.remove(&h.id)?;
+                let moments = h.moments.iter().map(|m| MomentView { start_secs: m.start_ms as f64 / 1000.0, text: m.text.clone() }).collect();
+                Some(SearchHit { score: h.score, title_html: h.title_html, snippet_html: h.snippet_html, moments, lesson: LessonView::new(ctx, l) })
             })
             .collect();
-        Ok(SearchResult { query: q, items })
+        let facets = found
+            .facets
+            .into_iter()
+            .map(|(dim, values)| (dim.as_str(), values.into_iter().map(|(value, count)| FacetCount { value, count }).collect()))
+            .collect();
+        Ok(SearchResult { query: p.q, order: p.order, page: p.page, per_page: p.per_page, total: found.total, items, facets })
     })
     .await
 }
 
-pub async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Json<SearchResult>, ApiError> {
-    let query = q.q.unwrap_or_default();
-    let limit = q.limit.unwrap_or(20).clamp(1, 100);
-    Ok(Json(run_search(&state, query, limit).await?))
+pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<SearchResult>, ApiError> {
+    let params = SearchParams::parse(raw.as_deref())?;
+    Ok(Json(run_search(&state, params).await?))
 }
 
 pub async fn status(State(state): State<AppState>) -> Result<Json<crate::status::Status>, ApiError> {
@@ -391,6 +495,12 @@ async fn edit_lesson(state: &AppState, id: String, edit: lessons::LessonEdit) ->
         .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
     let ctx = std::sync::Arc::clone(&state.ctx);
     Ok(Json(LessonView::new(&ctx, lesson)))
+}
+
+/// Changes a lesson's descriptive fields (title, teacher, grade, subject, textbook_chapter,
+/// description, knowledge_points, tags) at its own school.
+pub async fn patch_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<lessons::LessonFields>) -> Result<Json<LessonView>, ApiError> {
+    edit_lesson(&state, id, lessons::LessonEdit::Fields(b)).await
 }
 
 pub async fn rate_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<RatingBody>) -> Result<Json<LessonView>, ApiError> {

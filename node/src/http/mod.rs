@@ -31,7 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{name}", get(assets::serve))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/lessons", get(api::list_lessons))
-        .route("/api/v1/lessons/{id}", get(api::get_lesson))
+        .route("/api/v1/lessons/{id}", get(api::get_lesson).patch(api::patch_lesson))
         .route("/api/v1/lessons/{id}/media", get(api::lesson_media))
         .route("/api/v1/lessons/{id}/share", post(api::share_lesson))
         .route("/api/v1/lessons/{id}/ratings", post(api::rate_lesson))

@@ -1,28 +1,16 @@
 //! Server-rendered portal pages, in Chinese (zh-CN).
 
-use super::api::{LessonView, MomentView, PageQuery, SearchQuery, run_search};
+use super::api::{LessonView, PageQuery, SearchParams, SearchResult, run_search};
 use super::{ApiError, AppState, blocking};
 use crate::lessons;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write;
+use youke_search::{Dim, Order};
 
 /// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use youke_search::escape_html as esc;
 
 fn url_encode(s: &str) -> String {
     let mut out = String::new();
@@ -60,6 +48,13 @@ dt{color:#6b7280}
 .transcript ol{list-style:none;padding:0;max-height:240px;overflow:auto}
 .transcript a,.moments a{text-decoration:none;color:inherit}
 .moments{font-size:13px;margin:4px 0 0}
+.orders{display:flex;gap:16px;margin:8px 0 12px}.orders a{text-decoration:none;color:#374151}.orders a.on{color:#b71c1c;font-weight:700}
+.results{display:grid;grid-template-columns:220px 1fr;gap:20px}
+.facets h3{font-size:14px;margin:12px 0 4px;color:#6b7280}.facets ul{list-style:none;padding:0;margin:0}
+.facets li a{display:block;padding:2px 0;text-decoration:none;color:#1f2328;font-size:14px}.facets a.on{color:#b71c1c;font-weight:700}
+.hit{background:#fff;border-radius:6px;padding:12px 16px;margin-bottom:10px}.hit .title{font-size:17px;font-weight:600;text-decoration:none}
+.hit p{margin:4px 0}.hit b,.snippet b{color:#b71c1c;font-weight:600}.chosen .tag{text-decoration:none}
+@media (max-width:700px){.results{grid-template-columns:1fr}.facets{order:2}header form{margin-left:0;width:100%}input[type=search]{min-width:0;flex:1}}
 .ok{color:#15803d}.fail{color:#b91c1c;font-weight:600}.warn{color:#b45309}
 "#;
 
@@ -78,11 +73,10 @@ fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String
     ))
 }
 
-/// The lesson table; a search hit's subtitle moments go under its row, each linking to the
-/// lesson page at that moment.
-fn lesson_rows<'a>(items: impl IntoIterator<Item = (&'a LessonView, &'a [MomentView])>) -> String {
+/// The lesson table.
+fn lesson_rows(views: &[LessonView]) -> String {
     let mut rows = String::new();
-    for (v, moments) in items {
+    for v in views {
         let l = &v.lesson;
         let _ = write!(
             rows,
@@ -96,21 +90,6 @@ fn lesson_rows<'a>(items: impl IntoIterator<Item = (&'a LessonView, &'a [MomentV
             share = l.share_level.zh(),
             media = if v.media_present { "可播放" } else { "传输中" },
         );
-        if !moments.is_empty() {
-            rows.push_str(r#"<tr class="moments"><td colspan="7">"#);
-            for m in moments {
-                let ms = (m.start_secs * 1000.0) as u64;
-                let _ = write!(
-                    rows,
-                    r#"<a href="/lessons/{id}?t={t:.3}">▶ <span class="muted">{clock}</span> {text}</a> "#,
-                    id = esc(&l.id),
-                    t = m.start_secs,
-                    clock = minute_clock(ms),
-                    text = esc(&m.text),
-                );
-            }
-            rows.push_str("</td></tr>");
-        }
     }
     format!(
         "<table><thead><tr><th>课程</th><th>教师</th><th>学科</th><th>年级</th><th>来源</th><th>共享范围</th><th>视频</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -128,7 +107,7 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> 
     if views.is_empty() {
         body.push_str("<p class=\"muted\">还没有课程。用 <code>youke import 文件.mp4</code> 导入录播课程。</p>");
     } else {
-        body.push_str(&lesson_rows(views.iter().map(|v| (v, &[][..]))));
+        body.push_str(&lesson_rows(&views));
     }
     let pages = total.div_ceil(per_page).max(1);
     body.push_str("<div class=\"pager\">");
@@ -143,17 +122,136 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> 
     Ok(layout(&state, "全部课程", "", &body))
 }
 
-pub async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Html<String>, ApiError> {
-    let query = q.q.unwrap_or_default();
-    let result = run_search(&state, query.clone(), 50).await?;
-    let hits = result.items;
-    let mut body = format!("<h1>搜索“{}” <span class=\"muted\">找到 {} 节课程</span></h1>", esc(&query), hits.len());
-    if hits.is_empty() {
-        body.push_str("<p class=\"muted\">没有找到匹配的课程，换个关键词试试。</p>");
-    } else {
-        body.push_str(&lesson_rows(hits.iter().map(|h| (&h.lesson, &h.moments[..]))));
+pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Html<String>, ApiError> {
+    let params = SearchParams::parse(raw.as_deref())?;
+    let result = run_search(&state, params.clone()).await?;
+    let body = search_body(&params, &result);
+    let title = if params.q.is_empty() { "浏览课程".to_string() } else { format!("搜索 {}", params.q) };
+    Ok(layout(&state, &title, &params.q, &body))
+}
+
+fn dim_zh(dim: Dim) -> &'static str {
+    match dim {
+        Dim::Grade => "年级",
+        Dim::Subject => "学科",
+        Dim::School => "学校",
+        Dim::Teacher => "教师",
+        Dim::Year => "年份",
+        Dim::Tier => "来源",
+        Dim::Compliance => "课程视频标准",
     }
-    Ok(layout(&state, &format!("搜索 {query}"), &query, &body))
+}
+
+fn value_zh(dim: Dim, value: &str) -> String {
+    let zh = match (dim, value) {
+        (Dim::Tier, "school") => "学校",
+        (Dim::Tier, "city") => "市级",
+        (Dim::Tier, "province") => "省级",
+        (Dim::Compliance, "pass") => "符合",
+        (Dim::Compliance, "fail") => "不符合",
+        (Dim::Compliance, "unchecked") => "未检测",
+        (_, "unknown") => "未知",
+        (Dim::Year, y) => return format!("{y} 年"),
+        (_, v) => v,
+    };
+    zh.to_string()
+}
+
+fn order_zh(order: Order) -> &'static str {
+    match order {
+        Order::Relevance => "综合排序",
+        Order::MostViewed => "人气榜",
+        Order::BestRated => "好评榜",
+        Order::Newest => "最新",
+    }
+}
+
+/// The search page: order tabs, facets with counts (a click adds or removes a filter), hits with
+/// highlighted titles, snippets and subtitle moments, pages.
+fn search_body(p: &SearchParams, r: &SearchResult) -> String {
+    let mut body = if p.q.is_empty() {
+        format!("<h1>浏览课程 <span class=\"muted\">共 {} 节</span></h1>", r.total)
+    } else {
+        format!("<h1>搜索“{}” <span class=\"muted\">找到 {} 节课程</span></h1>", esc(&p.q), r.total)
+    };
+    body.push_str(r#"<nav class="orders" aria-label="排序">"#);
+    for order in Order::ALL {
+        let class = if order == p.order { r#" class="on" aria-current="true""# } else { "" };
+        let _ = write!(body, r#"<a href="/search?{}"{class}>{}</a>"#, esc(&p.href(None, order, 1)), order_zh(order));
+    }
+    body.push_str("</nav>");
+    if !p.filters.is_empty() {
+        body.push_str(r#"<p class="chosen">"#);
+        for (dim, v) in &p.filters {
+            let _ = write!(body, r#"<a class="tag" href="/search?{}" title="取消筛选">{}：{} ✕</a> "#, esc(&p.href(Some((*dim, v)), p.order, 1)), dim_zh(*dim), esc(&value_zh(*dim, v)));
+        }
+        body.push_str("</p>");
+    }
+    body.push_str(r#"<div class="results"><aside class="facets">"#);
+    for dim in Dim::ALL {
+        let Some(values) = r.facets.get(dim.as_str()).filter(|v| !v.is_empty()) else { continue };
+        let _ = write!(body, "<h3>{}</h3><ul>", dim_zh(dim));
+        for f in values {
+            let on = p.filters.iter().any(|(d, v)| *d == dim && *v == f.value);
+            let _ = write!(
+                body,
+                r#"<li><a href="/search?{}"{}>{} <span class="muted">{}</span></a></li>"#,
+                esc(&p.href(Some((dim, &f.value)), p.order, 1)),
+                if on { r#" class="on""# } else { "" },
+                esc(&value_zh(dim, &f.value)),
+                f.count
+            );
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("</aside><section class=\"hits\">");
+    if r.items.is_empty() {
+        body.push_str("<p class=\"muted\">没有找到匹配的课程，换个关键词或减少筛选条件试试。</p>");
+    }
+    for h in &r.items {
+        let l = &h.lesson.lesson;
+        // The index escaped the highlighted title and snippet itself.
+        let title = h.title_html.clone().unwrap_or_else(|| esc(&l.title));
+        let _ = write!(
+            body,
+            r#"<article class="hit"><a class="title" href="/lessons/{id}">{title}</a><p class="muted">{teacher} · {origin} · {subject} {grade}{views}</p>"#,
+            id = esc(&l.id),
+            teacher = esc(&l.teacher),
+            origin = esc(&l.origin_name),
+            subject = esc(&l.subject),
+            grade = esc(&l.grade),
+            views = if l.views > 0 { format!(" · {} 次观看", l.views) } else { String::new() },
+        );
+        if let Some(snippet) = &h.snippet_html {
+            let _ = write!(body, r#"<p class="snippet">{snippet}</p>"#);
+        }
+        if !h.moments.is_empty() {
+            body.push_str(r#"<p class="moments">"#);
+            for m in &h.moments {
+                let _ = write!(
+                    body,
+                    r#"<a href="/lessons/{id}?t={t:.3}">▶ <span class="muted">{clock}</span> {text}</a> "#,
+                    id = esc(&l.id),
+                    t = m.start_secs,
+                    clock = minute_clock((m.start_secs * 1000.0) as u64),
+                    text = esc(&m.text),
+                );
+            }
+            body.push_str("</p>");
+        }
+        body.push_str("</article>");
+    }
+    let pages = (r.total as u64).div_ceil(p.per_page).clamp(1, youke_search::MAX_DEPTH as u64 / p.per_page);
+    body.push_str(r#"<div class="pager">"#);
+    if p.page > 1 {
+        let _ = write!(body, r#"<a href="/search?{}" rel="prev">上一页</a>"#, esc(&p.href(None, p.order, p.page - 1)));
+    }
+    let _ = write!(body, "<span class=\"muted\">第 {} / {pages} 页</span>", p.page);
+    if p.page < pages {
+        let _ = write!(body, r#"<a href="/search?{}" rel="next">下一页</a>"#, esc(&p.href(None, p.order, p.page + 1)));
+    }
+    body.push_str("</div></section></div>");
+    body
 }
 
 pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Response {

@@ -147,6 +147,14 @@ impl Server {
         }
     }
 
+    /// PATCHes JSON; the status and the answer's JSON, if the server answered.
+    pub fn patch_json(&self, path: &str, body: serde_json::Value) -> Option<(u16, serde_json::Value)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut r = agent.patch(&self.url(path)).send_json(body).ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_json().unwrap_or(serde_json::Value::Null)))
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
