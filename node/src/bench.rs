@@ -56,7 +56,7 @@ fn config(tier: Tier, name: &str, parent: Option<SocketAddr>) -> Config {
     Config { role: tier, name: name.into(), http: local(), quic: local(), parent: parent.map(|p| p.to_string()), ..Config::default() }
 }
 
-fn bar(len: u64, msg: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, msg: &str) -> ProgressBar {
     let b = ProgressBar::new(len);
     b.set_style(ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} {per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     b.set_message(msg.to_string());

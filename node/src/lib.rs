@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod bench_media;
+pub mod bench_search;
 pub mod bench_transcode;
 pub mod catalog;
 pub mod config;

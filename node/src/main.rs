@@ -268,6 +268,17 @@ enum BenchCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// The search index at province scale: build rate, query latency (1 to 3 Chinese words with
+    /// a facet filter), index size and peak memory. Prints a Markdown table.
+    Search {
+        #[arg(long, default_value = "./youke-bench-search")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        lessons: usize,
+        /// Queries timed per kind.
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+    },
     /// The HLS ladder of a 1080p clip: youke's transcoder against the ffmpeg CLI making the
     /// same ladder, side by side. Prints a Markdown table.
     Transcode {
@@ -686,6 +697,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::MediaVariant { variant, source, dir }) => {
             let r = youke_node::bench_media::run_variant(variant, &source, &dir)?;
             println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Search { dir, lessons, queries }) => {
+            let report = youke_node::bench_search::search(&youke_node::bench_search::SearchBenchOptions { dir: dir.clone(), lessons, queries, seed: 2026 })?;
+            print!("{}", report.markdown());
+            let _ = std::fs::remove_dir_all(&dir);
             Ok(())
         }
         Command::Bench(BenchCommand::Transcode { dir, seconds, rounds }) => {

@@ -9,9 +9,7 @@
 //!   search finds a word or phrase typed without an input method: `niudun`, `nd`, `yiyuanerci`.
 
 use pinyin::ToPinyin;
-use tantivy::tokenizer::{
-    LowerCaser, RemoveLongFilter, StopWordFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
-};
+use tantivy::tokenizer::{RemoveLongFilter, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
 
 /// Tokens dropped by the word analyzer: whitespace, punctuation and function words that carry
 /// no topic (的 in 牛顿的第一定律).
@@ -33,9 +31,59 @@ fn is_break(c: char) -> bool {
 pub fn analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(tantivy_jieba::JiebaTokenizer::new())
         .filter(RemoveLongFilter::limit(40))
-        .filter(LowerCaser)
+        .filter(CaseFold)
         .filter(StopWordFilter::remove(DROPPED.iter().map(|s| s.to_string())))
         .build()
+}
+
+/// Lower-cases tokens. Most tokens are Chinese words, which have no case: they pass untouched,
+/// without the copy tantivy's `LowerCaser` makes of every non-ASCII token.
+#[derive(Clone, Copy)]
+pub struct CaseFold;
+
+#[derive(Clone)]
+pub struct CaseFoldFilter<T>(T);
+
+impl TokenFilter for CaseFold {
+    type Tokenizer<T: Tokenizer> = CaseFoldFilter<T>;
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> CaseFoldFilter<T> {
+        CaseFoldFilter(tokenizer)
+    }
+}
+
+impl<T: Tokenizer> Tokenizer for CaseFoldFilter<T> {
+    type TokenStream<'a> = CaseFoldStream<T::TokenStream<'a>>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        CaseFoldStream(self.0.token_stream(text))
+    }
+}
+
+pub struct CaseFoldStream<S>(S);
+
+/// Below U+3000 (CJK punctuation and beyond) are the scripts with case that lesson metadata uses.
+fn has_case(c: char) -> bool {
+    c < '\u{3000}' && !c.is_ascii() && c.is_uppercase()
+}
+
+impl<S: TokenStream> TokenStream for CaseFoldStream<S> {
+    fn advance(&mut self) -> bool {
+        if !self.0.advance() {
+            return false;
+        }
+        let text = &mut self.0.token_mut().text;
+        if text.chars().any(has_case) {
+            *text = text.to_lowercase();
+        } else {
+            text.make_ascii_lowercase();
+        }
+        true
+    }
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
 }
 
 /// Splits text into the index's word terms (deduplicated, in first-seen order).
@@ -52,9 +100,41 @@ pub fn terms(text: &str) -> Vec<String> {
     out
 }
 
-/// A tokenizer whose tokens are computed up front by a function of the text.
+/// A tokenizer whose tokens are computed up front by a function of the text, into a
+/// [`Tokens`] buffer whose strings are reused from one text to the next.
 #[derive(Clone, Copy)]
-pub struct FnTokenizer(fn(&str, &mut Vec<Token>));
+pub struct FnTokenizer(fn(&str, &mut Tokens));
+
+/// Tokens of one text; the `Token`s (and their strings' memory) stay allocated between texts.
+#[derive(Clone, Default)]
+pub struct Tokens {
+    items: Vec<Token>,
+    len: usize,
+}
+
+impl Tokens {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+    /// A new token at `offset`, its text to be written by `fill`.
+    fn push_with(&mut self, offset: usize, fill: impl FnOnce(&mut String)) {
+        if self.len == self.items.len() {
+            self.items.push(Token::default());
+        }
+        let position = self.len;
+        let t = &mut self.items[position];
+        t.text.clear();
+        fill(&mut t.text);
+        t.offset_from = offset;
+        t.offset_to = offset;
+        t.position = position;
+        t.position_length = 1;
+        self.len += 1;
+    }
+    fn as_mut_slice(&mut self) -> &mut [Token] {
+        &mut self.items[..self.len]
+    }
+}
 
 pub struct VecTokenStream<'a> {
     tokens: &'a mut [Token],
@@ -87,7 +167,7 @@ impl TokenStream for VecTokenStream<'_> {
 #[derive(Clone)]
 pub struct Computed {
     f: FnTokenizer,
-    tokens: Vec<Token>,
+    tokens: Tokens,
 }
 
 impl Tokenizer for Computed {
@@ -95,22 +175,20 @@ impl Tokenizer for Computed {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream<'a> {
         self.tokens.clear();
         (self.f.0)(text, &mut self.tokens);
-        VecTokenStream { tokens: &mut self.tokens, next: 0, none: Token::default() }
+        VecTokenStream { tokens: self.tokens.as_mut_slice(), next: 0, none: Token::default() }
     }
 }
 
-fn push(tokens: &mut Vec<Token>, text: String, offset: usize) {
-    let position = tokens.len();
-    tokens.push(Token { offset_from: offset, offset_to: offset, position, text, position_length: 1 });
-}
-
 /// Overlapping two-character grams of each run of text between breaks, lower-cased.
-fn bigram_tokens(text: &str, out: &mut Vec<Token>) {
+fn bigram_tokens(text: &str, out: &mut Tokens) {
     let mut run: Vec<(usize, char)> = Vec::with_capacity(32);
-    let flush = |run: &mut Vec<(usize, char)>, out: &mut Vec<Token>| {
+    let flush = |run: &mut Vec<(usize, char)>, out: &mut Tokens| {
         for w in run.windows(2) {
-            let g: String = w.iter().flat_map(|(_, c)| c.to_lowercase()).collect();
-            push(out, g, w[0].0);
+            out.push_with(w[0].0, |g| {
+                for (_, c) in w {
+                    if c.is_ascii() { g.push(c.to_ascii_lowercase()) } else { g.extend(c.to_lowercase()) }
+                }
+            });
         }
         run.clear();
     };
@@ -126,17 +204,17 @@ fn bigram_tokens(text: &str, out: &mut Vec<Token>) {
 
 /// The bigram analyzer.
 pub fn bigram_analyzer() -> TextAnalyzer {
-    TextAnalyzer::from(Computed { f: FnTokenizer(bigram_tokens), tokens: Vec::new() })
+    TextAnalyzer::from(Computed { f: FnTokenizer(bigram_tokens), tokens: Tokens::default() })
 }
 
 /// The distinct bigrams of `text`.
 pub fn bigrams(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
+    let mut tokens = Tokens::default();
     bigram_tokens(text, &mut tokens);
     let mut out: Vec<String> = Vec::new();
-    for t in tokens {
+    for t in tokens.as_mut_slice() {
         if !out.contains(&t.text) {
-            out.push(t.text);
+            out.push(std::mem::take(&mut t.text));
         }
     }
     out
@@ -167,39 +245,38 @@ fn han_runs(text: &str) -> Vec<Vec<(usize, &'static str, &'static str)>> {
     runs
 }
 
-fn pinyin_tokens(text: &str, out: &mut Vec<Token>) {
+fn pinyin_tokens(text: &str, out: &mut Tokens) {
     for run in han_runs(text) {
         for s in 0..run.len() {
-            let mut full = String::with_capacity(MAX_PINYIN_LETTERS + 6);
-            for (_, p, _) in &run[s..] {
-                if full.len() >= MAX_PINYIN_LETTERS {
-                    break;
+            out.push_with(run[s].0, |full| {
+                for (_, p, _) in &run[s..] {
+                    if full.len() >= MAX_PINYIN_LETTERS {
+                        break;
+                    }
+                    // ü is typed as v without an input method (lv for 绿, nv for 女).
+                    full.extend(p.chars().map(|c| if c == 'ü' { 'v' } else { c }));
                 }
-                // ü is typed as v without an input method (lv for 绿, nv for 女).
-                full.extend(p.chars().map(|c| if c == 'ü' { 'v' } else { c }));
-            }
-            push(out, full, run[s].0);
+            });
         }
     }
 }
 
-fn initials_tokens(text: &str, out: &mut Vec<Token>) {
+fn initials_tokens(text: &str, out: &mut Tokens) {
     for run in han_runs(text) {
         for s in 0..run.len().saturating_sub(1) {
-            let init: String = run[s..].iter().take(MAX_INITIALS).map(|(_, _, i)| *i).collect();
-            push(out, init, run[s].0);
+            out.push_with(run[s].0, |init| init.extend(run[s..].iter().take(MAX_INITIALS).map(|(_, _, i)| *i)));
         }
     }
 }
 
 /// The full-pinyin analyzer (tokens are searched by prefix).
 pub fn pinyin_analyzer() -> TextAnalyzer {
-    TextAnalyzer::from(Computed { f: FnTokenizer(pinyin_tokens), tokens: Vec::new() })
+    TextAnalyzer::from(Computed { f: FnTokenizer(pinyin_tokens), tokens: Tokens::default() })
 }
 
 /// The initials analyzer (tokens are searched by prefix).
 pub fn initials_analyzer() -> TextAnalyzer {
-    TextAnalyzer::from(Computed { f: FnTokenizer(initials_tokens), tokens: Vec::new() })
+    TextAnalyzer::from(Computed { f: FnTokenizer(initials_tokens), tokens: Tokens::default() })
 }
 
 /// Whether a query word looks like pinyin typed without an input method: ASCII letters only.
@@ -227,6 +304,7 @@ mod tests {
         assert!(t.contains(&"一元二次方程".to_string()), "{t:?}");
         assert!(!t.iter().any(|s| s.trim().is_empty() || s == "的"), "{t:?}");
         assert_eq!(terms("Python 编程"), ["python", "编程"]);
+        assert!(terms("ÉCOLE Ω").iter().all(|t| t.chars().all(|c| !c.is_uppercase())), "{:?}", terms("ÉCOLE Ω"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod corpus;
+mod facets;
 mod highlight;
 
 pub use analysis::{analyzer, bigrams, terms};
@@ -20,13 +21,13 @@ pub use highlight::escape as escape_html;
 
 use std::path::Path;
 use std::sync::Mutex;
-use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, Query, RegexQuery, TermQuery};
 use tantivy::schema::{
-    FAST, Facet, FacetOptions, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
     Value,
 };
-use tantivy::{DocAddress, DocId, Index, IndexReader, IndexWriter, Order as SortOrder, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
+use tantivy::{DocAddress, DocId, Index, Searcher, IndexReader, IndexWriter, Order as SortOrder, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 
 const WORDS: &str = "zh_jieba";
 const BIGRAMS: &str = "zh_bigram";
@@ -224,6 +225,9 @@ pub struct Results {
     pub facets: FacetCounts,
 }
 
+/// What one pass over a query's matches gives: how many, the requested page, the facet counts.
+type Collected = (usize, Vec<(Score, DocAddress)>, FacetCounts);
+
 /// Per dimension, (value, lessons) most frequent first.
 pub type FacetCounts = Vec<(Dim, Vec<(String, u64)>)>;
 
@@ -243,7 +247,8 @@ struct Fields {
     bigrams: Field,
     pinyin: Field,
     initials: Field,
-    facets: Field,
+    /// One raw, fast string field per facet dimension, in [`Dim::ALL`] order.
+    dims: [Field; 7],
     /// The cues as JSON (start, text), stored to find the moments of a hit.
     cues: Field,
     views: Field,
@@ -291,7 +296,7 @@ fn schema() -> (Schema, Fields) {
         bigrams: b.add_text_field("bigrams", TextOptions::default().set_indexing_options(indexing(BIGRAMS, IndexRecordOption::WithFreqs))),
         pinyin: b.add_text_field("pinyin", basic(PINYIN)),
         initials: b.add_text_field("initials", basic(INITIALS)),
-        facets: b.add_facet_field("facets", FacetOptions::default()),
+        dims: Dim::ALL.map(|d| b.add_text_field(&facets::field_name(d), STRING | FAST)),
         cues: b.add_text_field("cues", STORED),
         views: b.add_u64_field("views", FAST),
         rating: b.add_f64_field("rating", FAST),
@@ -312,10 +317,6 @@ pub fn year_of(ms: i64) -> i32 {
     let mp = (5 * doy + 2) / 153;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(month <= 2)) as i32
-}
-
-fn facet(dim: Dim, value: &str) -> Facet {
-    Facet::from_path([dim.as_str(), value])
 }
 
 /// The facet values of a lesson, empty values as "" is not a value anyone filters by.
@@ -483,15 +484,15 @@ impl LessonIndex {
         for t in &d.tags {
             doc.add_text(f.tags, t);
         }
-        // Short, name-like fields get bigrams and pinyin; the description and subtitles, words only.
-        let short = [&d.title, &d.textbook_chapter, &d.teacher, &d.school].into_iter().chain(&d.knowledge_points).filter(|s| !s.is_empty());
-        for text in short {
+        // Bigrams for the title, chapter, knowledge points and tags (parts of words); pinyin for
+        // the title, knowledge points and teacher (what is typed without an input method). The
+        // description and subtitles get words only; school names are found by their words.
+        for text in [&d.title, &d.textbook_chapter].into_iter().chain(&d.knowledge_points).chain(&d.tags).filter(|s| !s.is_empty()) {
             doc.add_text(f.bigrams, text);
+        }
+        for text in [&d.title, &d.teacher].into_iter().chain(&d.knowledge_points).filter(|s| !s.is_empty()) {
             doc.add_text(f.pinyin, text);
             doc.add_text(f.initials, text);
-        }
-        for t in &d.tags {
-            doc.add_text(f.bigrams, t);
         }
         if !d.cues.is_empty() {
             for (_, t) in &d.cues {
@@ -501,7 +502,7 @@ impl LessonIndex {
             doc.add_text(f.cues, serde_json::to_string(&json).unwrap_or_default());
         }
         for (dim, v) in facet_values(d) {
-            doc.add_facet(f.facets, facet(dim, &v));
+            doc.add_text(f.dims[dim as usize], &v);
         }
         doc.add_u64(f.views, d.views);
         doc.add_f64(f.rating, bayes_rating(d.rating_avg, d.rating_count));
@@ -606,7 +607,7 @@ impl LessonIndex {
                 .iter()
                 .filter(|(d, _)| *d == dim)
                 .map(|(_, v)| {
-                    let q = TermQuery::new(Term::from_facet(self.fields.facets, &facet(dim, v.trim())), IndexRecordOption::Basic);
+                    let q = TermQuery::new(Term::from_field_text(self.fields.dims[dim as usize], v.trim()), IndexRecordOption::Basic);
                     (Occur::Should, Box::new(q) as Box<dyn Query>)
                 })
                 .collect();
@@ -653,43 +654,15 @@ impl LessonIndex {
         }
         let words = terms(&req.text);
         let searcher = self.reader.searcher();
-        let mut query = self.build_query(&req.text, &words, &req.filters, true)?;
-        let mut total = searcher.search(&*query, &Count)?;
-        if total == 0 && words.len() > 1 {
-            query = self.build_query(&req.text, &words, &req.filters, false)?;
-            total = searcher.search(&*query, &Count)?;
-        }
         let order = if words.is_empty() && req.order == Order::Relevance { Order::Newest } else { req.order };
-        let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
-        let docs: Vec<(Score, DocAddress)> = match order {
-            Order::Relevance => {
-                let collector = top.tweak_score(move |segment: &SegmentReader| {
-                    let views = segment.fast_fields().u64("views").ok().map(|c| c.first_or_default_col(0));
-                    let rating = segment.fast_fields().f64("rating").ok().map(|c| c.first_or_default_col(3.0));
-                    move |doc: DocId, score: Score| {
-                        let v = views.as_ref().map_or(0, |c| c.get_val(doc));
-                        let r = rating.as_ref().map_or(3.0, |c| c.get_val(doc));
-                        blend(score, v, r)
-                    }
-                });
-                searcher.search(&*query, &collector)?
-            }
-            Order::MostViewed => {
-                let hits: Vec<(Option<u64>, DocAddress)> = searcher.search(&*query, &top.order_by_fast_field("views", SortOrder::Desc))?;
-                hits.into_iter().map(|(v, a)| (v.unwrap_or(0) as Score, a)).collect()
-            }
-            Order::BestRated => {
-                let hits: Vec<(Option<f64>, DocAddress)> = searcher.search(&*query, &top.order_by_fast_field("rating", SortOrder::Desc))?;
-                hits.into_iter().map(|(v, a)| (v.unwrap_or(0.0) as Score, a)).collect()
-            }
-            Order::Newest => {
-                let hits: Vec<(Option<i64>, DocAddress)> = searcher.search(&*query, &top.order_by_fast_field("created", SortOrder::Desc))?;
-                hits.into_iter().map(|(_, a)| (0.0, a)).collect()
-            }
-        };
+        let query = self.build_query(&req.text, &words, &req.filters, true)?;
+        let mut found = self.collect(&searcher, &*query, order, req)?;
+        if found.0 == 0 && words.len() > 1 {
+            let relaxed = self.build_query(&req.text, &words, &req.filters, false)?;
+            found = self.collect(&searcher, &*relaxed, order, req)?;
+        }
+        let (total, docs, facets) = found;
         let docs = if req.limit == 0 { Vec::new() } else { docs };
-
-        let facets = if req.facets { self.count_facets(&searcher, &*query)? } else { Vec::new() };
 
         // What to mark: the query's words and, for words jieba may have cut differently in the
         // text, the whole query runs.
@@ -712,23 +685,37 @@ impl LessonIndex {
         Ok(Results { total, hits, facets })
     }
 
-    fn count_facets(&self, searcher: &tantivy::Searcher, query: &dyn Query) -> Result<FacetCounts, SearchError> {
-        let mut collector = FacetCollector::for_field("facets");
-        for dim in Dim::ALL {
-            collector.add_facet(Facet::from_path([dim.as_str()]));
-        }
-        let counts = searcher.search(query, &collector)?;
-        Ok(Dim::ALL
-            .into_iter()
-            .map(|dim| {
-                let values = counts
-                    .top_k(Facet::from_path([dim.as_str()]), FACET_VALUES)
-                    .into_iter()
-                    .filter_map(|(f, n)| f.to_path().last().map(|v| (v.to_string(), n)))
-                    .collect();
-                (dim, values)
-            })
-            .collect())
+    /// One pass over the matching lessons: how many, the page in `order`, the facet counts.
+    fn collect(&self, searcher: &Searcher, query: &dyn Query, order: Order, req: &Request) -> Result<Collected, SearchError> {
+        let top = TopDocs::with_limit(req.limit.max(1)).and_offset(req.offset);
+        let counter = req.facets.then_some(facets::FacetCounter);
+        let (total, docs, counts): (usize, Vec<(Score, DocAddress)>, Option<FacetCounts>) = match order {
+            Order::Relevance => {
+                let top = top.tweak_score(move |segment: &SegmentReader| {
+                    let views = segment.fast_fields().u64("views").ok().map(|c| c.first_or_default_col(0));
+                    let rating = segment.fast_fields().f64("rating").ok().map(|c| c.first_or_default_col(3.0));
+                    move |doc: DocId, score: Score| {
+                        let v = views.as_ref().map_or(0, |c| c.get_val(doc));
+                        let r = rating.as_ref().map_or(3.0, |c| c.get_val(doc));
+                        blend(score, v, r)
+                    }
+                });
+                searcher.search(query, &(Count, top, counter))?
+            }
+            Order::MostViewed => {
+                let (n, hits, c): (usize, Vec<(Option<u64>, DocAddress)>, _) = searcher.search(query, &(Count, top.order_by_fast_field("views", SortOrder::Desc), counter))?;
+                (n, hits.into_iter().map(|(v, a)| (v.unwrap_or(0) as Score, a)).collect(), c)
+            }
+            Order::BestRated => {
+                let (n, hits, c): (usize, Vec<(Option<f64>, DocAddress)>, _) = searcher.search(query, &(Count, top.order_by_fast_field("rating", SortOrder::Desc), counter))?;
+                (n, hits.into_iter().map(|(v, a)| (v.unwrap_or(0.0) as Score, a)).collect(), c)
+            }
+            Order::Newest => {
+                let (n, hits, c): (usize, Vec<(Option<i64>, DocAddress)>, _) = searcher.search(query, &(Count, top.order_by_fast_field("created", SortOrder::Desc), counter))?;
+                (n, hits.into_iter().map(|(_, a)| (0.0, a)).collect(), c)
+            }
+        };
+        Ok((total, docs, counts.unwrap_or_default()))
     }
 
     /// Waits for background merges to finish (after a rebuild), leaving fewer segments to search.

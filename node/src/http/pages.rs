@@ -63,7 +63,7 @@ fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String
     Html(format!(
         r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{title} · 优课</title><style>{STYLE}</style></head><body>
-<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/upload">上传录像</a>
+<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/search">浏览课程</a><a class="node" href="/upload">上传录像</a>
 <form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="搜索课程、教师、知识点" aria-label="搜索"><button type="submit">搜索</button></form></header>
 <main>{body}</main></body></html>"#,
         title = esc(title),
