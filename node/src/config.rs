@@ -44,6 +44,25 @@ pub struct Config {
     pub media: MediaConfig,
     pub import: ImportConfig,
     pub ftp: FtpConfig,
+    pub portal: PortalConfig,
+}
+
+/// The portal's access rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Whether people who have not signed in may watch and search (公开浏览). Uploading, sharing,
+    /// rating, reviewing and administration always need an account.
+    pub anonymous_viewing: bool,
+    /// Mark the session cookie `Secure` (only sent over HTTPS): set this when the portal is
+    /// served through an HTTPS reverse proxy.
+    pub secure_cookies: bool,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig { anonymous_viewing: true, secure_cookies: false }
+    }
 }
 
 /// The FTP endpoint recording hosts publish to; off unless `listen`, `user` and `password`
@@ -144,6 +163,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             import: ImportConfig::default(),
             ftp: FtpConfig::default(),
+            portal: PortalConfig::default(),
             trust: TrustMode::Federation,
         }
     }

@@ -103,6 +103,14 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
     };
     let school = start(&opts.dir.join("school"), school_cfg, Some(&city), &cancel).await?;
 
+    // One account per role at every tier, so each page of the portal can be tried.
+    const DEMO_PASSWORD: &str = "youke-demo";
+    for node in [&province, &city, &school] {
+        for role in crate::accounts::Role::ALL {
+            node.ctx.store.write(|tx| crate::accounts::create_user(tx, role.as_str(), role.zh(), role, DEMO_PASSWORD).map(drop)).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        }
+    }
+
     let started = Instant::now();
     let shared = make_lessons(&opts.dir, &school).await?;
 
@@ -111,6 +119,7 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
     println!("  province  {}  http://{}/", province.ctx.writer.node_name, province.http_addr);
     println!("  city      {}  http://{}/", city.ctx.writer.node_name, city.http_addr);
     println!("  school    {}  http://{}/", school.ctx.writer.node_name, school.http_addr);
+    println!("  accounts on each: admin, teacher, expert, viewer; password {DEMO_PASSWORD}");
     println!();
 
     let arrived = wait_for_lessons(&province, &shared, Duration::from_secs(120), &cancel).await?;

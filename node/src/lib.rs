@@ -18,6 +18,7 @@
 //! - [`node`]: the composition root that starts and stops all of the above.
 //! - [`status`], [`demo`]: operator commands.
 
+pub mod accounts;
 pub mod bench;
 pub mod bench_media;
 pub mod bench_search;

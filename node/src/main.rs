@@ -77,6 +77,10 @@ enum Command {
     /// One-time join tokens for child nodes.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Portal accounts: add, list, change role, password or disabled flag. Passwords are read
+    /// from standard input (one line), never from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Revoke a child node (by node id or name): its links are closed and refused everywhere
     /// in the tree below this node.
     Revoke {
@@ -227,6 +231,46 @@ enum TokenCommand {
     },
     /// List the tokens made here, used and unused (never their secrets).
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add an account; its password is read from standard input.
+    Add {
+        name: String,
+        /// admin, teacher, expert or viewer.
+        #[arg(long)]
+        role: String,
+        /// The name shown in the portal, e.g. 王芳 (default: the account name).
+        #[arg(long, default_value = "")]
+        display: String,
+    },
+    /// List the accounts.
+    List,
+    /// Change an account.
+    Set {
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+        /// Read a new password from standard input (ends the account's sessions).
+        #[arg(long)]
+        password: bool,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+}
+
+/// One line from standard input: a password (prompted on the terminal).
+fn read_password() -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprint!("password (shown as you type; at least {} characters): ", youke_node::accounts::MIN_PASSWORD);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -481,6 +525,30 @@ fn run(cli: Cli) -> Result<()> {
             println!("join token for {} {:?}, valid until {} (UTC), usable once:", info.role, info.name, youke_node::status::format_time(info.expires_at));
             println!("on the new node run: youke enroll --parent {} --token TOKEN", ctx.config.quic);
             println!("{token}");
+            Ok(())
+        }
+        Command::User(UserCommand::Add { name, role, display }) => {
+            let role: youke_node::accounts::Role = role.parse()?;
+            let password = read_password()?;
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let u = ctx.store.write(|tx| youke_node::accounts::create_user(tx, &name, &display, role, &password))?;
+            println!("added {} ({}, {})", u.name, u.display, u.role.as_str());
+            Ok(())
+        }
+        Command::User(UserCommand::List) => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            for u in ctx.store.read(youke_node::accounts::list_users)? {
+                println!("{:24} {:8} {}{}", u.name, u.role.as_str(), u.display, if u.disabled { "  (disabled)" } else { "" });
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Set { name, role, password, disable, enable }) => {
+            let role = role.map(|r| r.parse::<youke_node::accounts::Role>()).transpose()?;
+            let password = if password { Some(read_password()?) } else { None };
+            let disabled = if disable { Some(true) } else if enable { Some(false) } else { None };
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let u = ctx.store.write(|tx| youke_node::accounts::update_user(tx, &name, role, password.as_deref(), disabled))?;
+            println!("{} is now {}{}", u.name, u.role.as_str(), if u.disabled { ", disabled" } else { "" });
             Ok(())
         }
         Command::Token(TokenCommand::List) => {

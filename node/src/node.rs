@@ -294,11 +294,11 @@ impl Node {
         // 1. Search indexer, so the portal answers with current data.
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.
-        let app = crate::http::router(crate::http::AppState { ctx: Arc::clone(&ctx), index: Arc::clone(&index) });
+        let app = crate::http::router(crate::http::AppState::new(Arc::clone(&ctx), Arc::clone(&index)));
         let http_cancel = cancel.clone();
         tasks.spawn(async move {
             let shutdown = async move { http_cancel.cancelled().await };
-            if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

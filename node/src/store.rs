@@ -255,6 +255,34 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE lessons ADD COLUMN origin_tier TEXT NOT NULL DEFAULT '';
     "#,
+    // 9: portal accounts (argon2id hashes), sessions (BLAKE3 of the cookie token), audit log.
+    r#"
+    CREATE TABLE users (
+        name        TEXT PRIMARY KEY,
+        display     TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        password    TEXT NOT NULL,
+        disabled    INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash  BLOB PRIMARY KEY,
+        user        TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        csrf        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        seen_at     INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user);
+    CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        user    TEXT NOT NULL,
+        address TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        detail  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -8,7 +8,7 @@ use common::*;
 #[test]
 fn every_command_has_help() {
     let data = tempfile::tempdir().expect("tempdir");
-    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "check", "subtitles", "media", "quarantine", "share", "status", "link", "demo"] {
+    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "check", "subtitles", "media", "quarantine", "share", "status", "link", "demo", "user", "reindex"] {
         let out = youke(data.path(), &[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help failed");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd} --help prints no usage");
@@ -105,11 +105,11 @@ fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api(
     assert_eq!(link["upload_schedule"], "22:00-06:00 unlimited, otherwise 1Mbit/s");
     assert_eq!(link["source"], "runtime");
     // Set through the API; the CLI sees it; --watch needs nothing more than a running node.
-    let put = ureq::put(&server.url("/api/v1/link")).send_json(serde_json::json!({"upload_schedule": "off"})).expect("put");
-    assert_eq!(put.status().as_u16(), 200);
+    let (code, body) = server.put_json("/api/v1/link", serde_json::json!({"upload_schedule": "off"})).expect("put");
+    assert_eq!(code, 200, "{body}");
     assert!(youke_ok(data.path(), &["link", "show"]).contains("media rate schedule: off (from runtime"));
-    let bad = ureq::put(&server.url("/api/v1/link")).send_json(serde_json::json!({"upload_schedule": "fast"}));
-    assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
+    let (code, body) = server.put_json("/api/v1/link", serde_json::json!({"upload_schedule": "fast"})).expect("put");
+    assert_eq!(code, 400, "{body}");
     let status: serde_json::Value = serde_json::from_str(&youke_ok(data.path(), &["status", "--json"])).expect("json");
     assert_eq!(status["link"]["upload_schedule"], "off");
     assert!(status["transfers"].is_array() && status["upload_queue"].is_array(), "{status}");
@@ -159,4 +159,33 @@ fn check_reports_every_rule_of_the_standard_as_a_table_and_as_json() {
     std::fs::write(&gbk, [0x31, 0x0a, 0xc4, 0xe3, 0xba, 0xc3]).expect("write");
     let table = youke_ok(dir.path(), &["check", file.to_str().unwrap(), "--srt", gbk.to_str().unwrap(), "--fast"]);
     assert!(table.lines().any(|l| l.starts_with("S3") && l.contains("fail")), "{table}");
+}
+
+#[test]
+fn portal_accounts_are_managed_from_the_cli_and_sign_in() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let http = free_tcp_port();
+    youke_ok(data.path(), &["init", "--role", "school", "--name", "账号学校", "--http", &format!("127.0.0.1:{http}"), "--quic", &format!("127.0.0.1:{}", free_udp_port())]);
+    add_user(data.path(), "wangfang", "teacher", "teacher password");
+    let out = youke(data.path(), &["user", "add", "x", "--role", "janitor"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("role must be"), "{out:?}");
+    let list = youke_ok(data.path(), &["user", "list"]);
+    assert!(list.contains("wangfang") && list.contains("teacher"), "{list}");
+    let server = Server::start(data.path(), http);
+    // A teacher may upload but not manage accounts; the admin may.
+    let (cookie, csrf) = sign_in(http, "wangfang", "teacher password").expect("teacher signs in");
+    let teacher = Server { child: None, data: data.path().to_path_buf(), log: server.log.clone(), http_port: http, session: Some((cookie, csrf)) };
+    assert_eq!(teacher.get_status("/api/v1/users"), 403);
+    assert_eq!(teacher.get_status("/upload"), 200);
+    assert_eq!(server.get_status("/api/v1/users"), 200);
+    assert!(sign_in(http, "wangfang", "wrong password").unwrap_err().contains("401"));
+    youke_ok(data.path(), &["user", "set", "wangfang", "--disable"]);
+    assert_eq!(teacher.get_status("/upload"), 401, "a disabled account's session ends");
+    assert!(sign_in(http, "wangfang", "teacher password").is_err());
+    youke_ok(data.path(), &["user", "set", "wangfang", "--enable", "--role", "admin"]);
+    let (cookie, csrf) = sign_in(http, "wangfang", "teacher password").expect("signs in again");
+    let admin = Server { child: None, data: data.path().to_path_buf(), log: server.log.clone(), http_port: http, session: Some((cookie, csrf)) };
+    assert_eq!(admin.get_status("/api/v1/users"), 200);
+    let audit = server.get_json("/api/v1/audit").expect("audit");
+    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "sign in" && e["user"] == "wangfang"), "{audit}");
 }

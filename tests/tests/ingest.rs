@@ -83,27 +83,24 @@ fn portal_uploads_are_imported_and_bad_ones_quarantined_with_the_reason() {
     let rec = dir.path().join("rec.mp4");
     make_recording(&rec, 2, 600);
     let bytes = std::fs::read(&rec).unwrap();
-    let url = |q: &str| server.url(&format!("/api/v1/uploads?{q}"));
+    let url = |q: &str| format!("/api/v1/uploads?{q}");
     let page = String::from_utf8(server.get_bytes("/upload").unwrap()).unwrap();
     assert!(page.contains("上传录像") && page.contains("/api/v1/uploads?"), "{page}");
 
-    let mut resp = ureq::put(&url("name=%E7%89%9B%E9%A1%BF.mp4&teacher=%E6%9D%8E%E6%98%8E")).send(&bytes[..]).unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let lesson: serde_json::Value = resp.body_mut().read_json().unwrap();
+    let (code, lesson) = server.put_bytes(&url("name=%E7%89%9B%E9%A1%BF.mp4&teacher=%E6%9D%8E%E6%98%8E"), &bytes).unwrap();
+    assert_eq!(code, 201, "{lesson}");
     assert_eq!((lesson["title"].as_str(), lesson["teacher"].as_str()), (Some("牛顿"), Some("李明")));
     assert_eq!(lesson["media_present"], true);
 
     let junk: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    match ureq::put(&url("name=%E5%9D%8F.mp4")).send(&junk[..]) {
-        Err(ureq::Error::StatusCode(422)) => {}
-        other => panic!("a file that is not a recording must be refused with 422, got {other:?}"),
-    }
+    let (code, body) = server.put_bytes(&url("name=%E5%9D%8F.mp4"), &junk).unwrap();
+    assert_eq!(code, 422, "a file that is not a recording must be refused with 422: {body}");
     let q = server.get_json("/api/v1/quarantine").unwrap();
     let entry = q.as_array().unwrap().iter().find(|e| e["name"] == "坏.mp4").cloned().unwrap_or_else(|| panic!("{q}"));
     assert!(entry["reason"].as_str().unwrap().contains("not a playable recording"), "{entry}");
     assert!(std::path::Path::new(entry["path"].as_str().unwrap()).is_file(), "kept for the admin: {entry}");
     // Refused before the body is read: send none, so the answer cannot race a half-sent body.
-    assert!(matches!(ureq::put(&url("name=")).send(&[][..]), Err(ureq::Error::StatusCode(400))));
+    assert_eq!(server.put_bytes(&url("name="), &[]).unwrap().0, 400);
     let staging = data.join("import").join(".uploading");
     assert_eq!(std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0), 0, "no partial upload left behind");
 }

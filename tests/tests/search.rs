@@ -17,11 +17,7 @@ fn ids(v: &serde_json::Value) -> Vec<String> {
 }
 
 fn status_of(server: &Server, path: &str) -> u16 {
-    match ureq::get(&server.url(path)).call() {
-        Ok(r) => r.status().as_u16(),
-        Err(ureq::Error::StatusCode(c)) => c,
-        Err(e) => panic!("{path}: {e}"),
-    }
+    server.get_status(path)
 }
 
 #[test]

@@ -1,7 +1,11 @@
 //! JSON API handlers (`/api/v1`).
 
 use super::{ApiError, AppState, blocking};
+use super::auth::Auth;
+use crate::accounts;
 use crate::catalog;
+use axum::Extension;
+use axum::http::StatusCode;
 use crate::lessons::{self, Lesson};
 use axum::Json;
 use axum::extract::{Path, Query, RawQuery, Request, State};
@@ -454,21 +458,20 @@ pub async fn put_link(State(state): State<AppState>, Json(body): Json<LinkBody>)
     Ok(Json(blocking(&state, move |ctx| Ok(crate::link_settings::set(ctx, schedule.as_ref())?)).await?))
 }
 
+/// The rating, comment or review is the signed-in user's (a `user`, `author` or `expert` sent
+/// by older clients is ignored).
 #[derive(Debug, Deserialize)]
 pub struct RatingBody {
-    pub user: String,
     pub score: i64,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct CommentBody {
-    pub author: String,
     pub text: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ReviewBody {
-    pub expert: String,
     pub score: i64,
     #[serde(default)]
     pub comment: String,
@@ -503,16 +506,73 @@ pub async fn patch_lesson(State(state): State<AppState>, Path(id): Path<String>,
     edit_lesson(&state, id, lessons::LessonEdit::Fields(b)).await
 }
 
-pub async fn rate_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<RatingBody>) -> Result<Json<LessonView>, ApiError> {
-    edit_lesson(&state, id, lessons::LessonEdit::Rate { user: b.user, score: b.score }).await
+/// The key of a user's rating or review in a lesson's document: the account at this node
+/// (names are unique per node, not across the federation).
+fn signed_key(state: &AppState, auth: &Auth) -> Result<String, ApiError> {
+    let user = auth.user().ok_or_else(|| ApiError::Unauthorized("sign in first".into()))?;
+    Ok(format!("{}@{}", user.name, state.ctx.writer.node_name))
 }
 
-pub async fn comment_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<CommentBody>) -> Result<Json<LessonView>, ApiError> {
-    edit_lesson(&state, id, lessons::LessonEdit::Comment { author: b.author, text: b.text }).await
+pub async fn rate_lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, Json(b): Json<RatingBody>) -> Result<Json<LessonView>, ApiError> {
+    let user = signed_key(&state, &auth)?;
+    edit_lesson(&state, id, lessons::LessonEdit::Rate { user, score: b.score }).await
 }
 
-pub async fn review_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<ReviewBody>) -> Result<Json<LessonView>, ApiError> {
-    edit_lesson(&state, id, lessons::LessonEdit::Review { expert: b.expert, score: b.score, comment: b.comment }).await
+pub async fn comment_lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, Json(b): Json<CommentBody>) -> Result<Json<LessonView>, ApiError> {
+    let author = auth.user().map(|u| u.display.clone()).ok_or_else(|| ApiError::Unauthorized("sign in first".into()))?;
+    edit_lesson(&state, id, lessons::LessonEdit::Comment { author, text: b.text }).await
+}
+
+pub async fn review_lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, Json(b): Json<ReviewBody>) -> Result<Json<LessonView>, ApiError> {
+    let expert = signed_key(&state, &auth)?;
+    edit_lesson(&state, id, lessons::LessonEdit::Review { expert, score: b.score, comment: b.comment }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    pub name: String,
+    #[serde(default)]
+    pub display: String,
+    pub role: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChangeBody {
+    pub role: Option<String>,
+    pub password: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+pub async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<accounts::User>>, ApiError> {
+    Ok(Json(blocking(&state, |ctx| Ok(ctx.store.read(accounts::list_users)?)).await?))
+}
+
+pub async fn create_user(State(state): State<AppState>, Json(b): Json<NewUserBody>) -> Result<(StatusCode, Json<accounts::User>), ApiError> {
+    let role: accounts::Role = b.role.parse()?;
+    let user = blocking(&state, move |ctx| Ok(ctx.store.write(|tx| accounts::create_user(tx, &b.name, &b.display, role, &b.password))?)).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+pub async fn update_user(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(name): Path<String>, Json(b): Json<UserChangeBody>) -> Result<Json<accounts::User>, ApiError> {
+    let role = b.role.as_deref().map(str::parse::<accounts::Role>).transpose()?;
+    if name == auth.name() && (b.disabled == Some(true) || role.is_some_and(|r| r != accounts::Role::Admin)) {
+        return Err(ApiError::BadRequest("an admin cannot disable or demote their own account; ask another admin".into()));
+    }
+    let user = blocking(&state, move |ctx| Ok(ctx.store.write(|tx| accounts::update_user(tx, &name, role, b.password.as_deref(), b.disabled))?)).await?;
+    Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub limit: Option<u64>,
+}
+
+pub async fn audit_log(State(state): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Vec<accounts::AuditEntry>>, ApiError> {
+    let limit = q.limit.unwrap_or(200).clamp(1, 5000);
+    Ok(Json(blocking(&state, move |ctx| Ok(ctx.store.read(|c| accounts::audit_log(c, limit))?)).await?))
 }
 
 pub async fn view_lesson(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {

@@ -17,6 +17,7 @@ struct Asset {
 const ASSETS: &[Asset] = &[
     Asset { name: "hls.min.js", mime: "text/javascript; charset=utf-8", body: include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js")) },
     Asset { name: "player.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("player.js") },
+    Asset { name: "portal.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("portal.js") },
 ];
 
 fn find(name: &str) -> Option<(&'static Asset, &'static str)> {

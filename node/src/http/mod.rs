@@ -6,6 +6,9 @@
 
 mod api;
 mod assets;
+pub mod auth;
+#[cfg(test)]
+mod authz_tests;
 mod pages;
 
 use crate::node::{NodeCtx, NodeError};
@@ -20,6 +23,13 @@ use youke_search::LessonIndex;
 pub struct AppState {
     pub ctx: Arc<NodeCtx>,
     pub index: Arc<LessonIndex>,
+    pub throttle: Arc<crate::accounts::LoginThrottle>,
+}
+
+impl AppState {
+    pub fn new(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>) -> AppState {
+        AppState { ctx, index, throttle: Arc::default() }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -29,6 +39,11 @@ pub fn router(state: AppState) -> Router {
         .route("/lessons/{id}", get(pages::lesson))
         .route("/upload", get(pages::upload_page))
         .route("/assets/{name}", get(assets::serve))
+        .route("/login", get(auth::login_page).post(auth::login_form))
+        .route("/api/v1/session", get(auth::api_whoami).post(auth::api_login).delete(auth::api_logout))
+        .route("/api/v1/users", get(api::list_users).post(api::create_user))
+        .route("/api/v1/users/{name}", axum::routing::patch(api::update_user))
+        .route("/api/v1/audit", get(api::audit_log))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/lessons", get(api::list_lessons))
         .route("/api/v1/lessons/{id}", get(api::get_lesson).patch(api::patch_lesson))
@@ -58,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media/hls/{hash}/{*rest}", get(api::hls_file))
         .route("/metrics", get(api::metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .with_state(state)
 }
 
@@ -72,6 +88,12 @@ pub enum ApiError {
     InsufficientStorage(String),
     /// Well-formed, but not something this node can take (an upload that is not a recording).
     Unprocessable(String),
+    /// Not signed in.
+    Unauthorized(String),
+    /// Signed in, but the role may not do this (or the CSRF token is missing).
+    Forbidden(String),
+    /// Too many failed sign-ins: the message and the seconds to wait.
+    TooManyRequests(String, u64),
     Internal(String),
 }
 
@@ -83,6 +105,9 @@ impl ApiError {
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d),
             ApiError::InsufficientStorage(d) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", d),
             ApiError::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", d),
+            ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
+            ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", d),
+            ApiError::TooManyRequests(d, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", d),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node hit an internal error; see its log"),
         }
     }
@@ -121,6 +146,21 @@ impl From<crate::pull::PullError> for ApiError {
     }
 }
 
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        use crate::accounts::AccountError as E;
+        match e {
+            E::BadLogin => ApiError::Unauthorized(e.to_string()),
+            E::Throttled(secs) => ApiError::TooManyRequests(e.to_string(), secs),
+            E::Invalid(m) => ApiError::BadRequest(m),
+            e @ E::NoSuchUser(_) => ApiError::NotFound(e.to_string()),
+            e @ E::Exists(_) => ApiError::BadRequest(e.to_string()),
+            E::Store(e) => ApiError::from(e),
+            e @ E::Hash(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::from(NodeError::from(e))
@@ -145,6 +185,9 @@ impl IntoResponse for ApiError {
         });
         let mut resp = (status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::TooManyRequests(_, secs) = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
         resp
     }
 }
@@ -174,6 +217,8 @@ mod tests {
         _dir: tempfile::TempDir,
         state: AppState,
         id: String,
+        /// An admin's session: (cookie token, CSRF token).
+        session: (String, String),
     }
 
     fn fixture() -> Fixture {
@@ -185,11 +230,17 @@ mod tests {
         let lesson = import_file(&ctx, &file, &meta, |_, _| {}).expect("import");
         let index = Arc::new(LessonIndex::in_memory().expect("index"));
         crate::indexer::index_pending(&ctx, &index).expect("index");
-        Fixture { _dir: dir, state: AppState { ctx, index }, id: lesson.id }
+        ctx.store.write(|tx| crate::accounts::create_user(tx, "admin", "管理员", crate::accounts::Role::Admin, "admin password")).expect("user");
+        let (token, s) = ctx.store.write(|tx| crate::accounts::login(tx, "admin", "admin password")).expect("login");
+        Fixture { _dir: dir, state: AppState::new(ctx, index), id: lesson.id, session: (token, s.csrf) }
     }
 
-    async fn call(state: &AppState, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let resp = router(state.clone()).oneshot(req).await.expect("infallible");
+    /// Sends a request as the fixture's admin (session cookie and CSRF token).
+    async fn call(f: &Fixture, mut req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let h = req.headers_mut();
+        h.insert(header::COOKIE, HeaderValue::from_str(&format!("youke_session={}", f.session.0)).expect("cookie"));
+        h.insert("x-csrf-token", HeaderValue::from_str(&f.session.1).expect("csrf"));
+        let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
@@ -203,27 +254,27 @@ mod tests {
     #[tokio::test]
     async fn lessons_api_lists_pages_and_reports_errors_as_problems() {
         let f = fixture();
-        let (s, _, body) = call(&f.state, get("/api/v1/lessons")).await;
+        let (s, _, body) = call(&f, get("/api/v1/lessons")).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["total"], 1);
         assert_eq!(v["items"][0]["title"], "勾股定理");
         assert_eq!(v["items"][0]["media_present"], true);
 
-        let (s, h, body) = call(&f.state, get("/api/v1/lessons?per_page=0")).await;
+        let (s, h, body) = call(&f, get("/api/v1/lessons?per_page=0")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["code"], "bad_request");
 
-        let (s, _, _) = call(&f.state, get("/api/v1/lessons/not-a-uuid")).await;
+        let (s, _, _) = call(&f, get("/api/v1/lessons/not-a-uuid")).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        let (s, _, _) = call(&f.state, get(&format!("/api/v1/lessons/{}", uuid::Uuid::new_v4()))).await;
+        let (s, _, _) = call(&f, get(&format!("/api/v1/lessons/{}", uuid::Uuid::new_v4()))).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        let (s, _, _) = call(&f.state, get("/no/such/page")).await;
+        let (s, _, _) = call(&f, get("/no/such/page")).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
 
-        let (s, _, body) = call(&f.state, get(&format!("/api/v1/lessons/{}", f.id))).await;
+        let (s, _, body) = call(&f, get(&format!("/api/v1/lessons/{}", f.id))).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["probe"]["video"]["codec"], "h264");
@@ -234,12 +285,12 @@ mod tests {
     async fn media_is_served_with_ranges() {
         let f = fixture();
         let uri = format!("/api/v1/lessons/{}/media", f.id);
-        let (s, h, body) = call(&f.state, Request::get(&uri).header(header::RANGE, "bytes=0-99").body(Body::empty()).expect("req")).await;
+        let (s, h, body) = call(&f, Request::get(&uri).header(header::RANGE, "bytes=0-99").body(Body::empty()).expect("req")).await;
         assert_eq!(s, StatusCode::PARTIAL_CONTENT);
         assert_eq!(body.len(), 100);
         assert_eq!(h[header::CONTENT_TYPE], "video/mp4");
         assert!(h[header::CONTENT_RANGE].to_str().expect("ascii").starts_with("bytes 0-99/"));
-        let (s, _, full) = call(&f.state, get(&uri)).await;
+        let (s, _, full) = call(&f, get(&uri)).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(full.get(..100), Some(&body[..]));
     }
@@ -247,12 +298,12 @@ mod tests {
     #[tokio::test]
     async fn search_and_share_through_the_api() {
         let f = fixture();
-        let (s, _, body) = call(&f.state, get("/api/v1/search?q=%E5%8B%BE%E8%82%A1")).await;
+        let (s, _, body) = call(&f, get("/api/v1/search?q=%E5%8B%BE%E8%82%A1")).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["items"][0]["id"], f.id.as_str());
         let long = "数".repeat(300);
-        let (s, _, _) = call(&f.state, get(&format!("/api/v1/search?q={long}"))).await;
+        let (s, _, _) = call(&f, get(&format!("/api/v1/search?q={long}"))).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
 
         let share = |to: &str| {
@@ -261,9 +312,9 @@ mod tests {
                 .body(Body::from(format!(r#"{{"to":"{to}"}}"#)))
                 .expect("req")
         };
-        let (s, _, _) = call(&f.state, share("county")).await;
+        let (s, _, _) = call(&f, share("county")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        let (s, _, body) = call(&f.state, share("province")).await;
+        let (s, _, body) = call(&f, share("province")).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["share_level"], "province");
@@ -272,21 +323,21 @@ mod tests {
     #[tokio::test]
     async fn portal_pages_render_in_chinese_and_escape_input() {
         let f = fixture();
-        let (s, _, body) = call(&f.state, get("/")).await;
+        let (s, _, body) = call(&f, get("/")).await;
         assert_eq!(s, StatusCode::OK);
         let html = String::from_utf8(body).expect("utf-8");
         assert!(html.contains(r#"lang="zh-CN""#));
         assert!(html.contains("勾股定理"));
         assert!(html.contains(r#"name="q""#), "search box");
-        let (_, _, body) = call(&f.state, get(&format!("/lessons/{}", f.id))).await;
+        let (_, _, body) = call(&f, get(&format!("/lessons/{}", f.id))).await;
         let html = String::from_utf8(body).expect("utf-8");
         assert!(html.contains("<video"), "player");
         assert!(html.contains(&format!("/api/v1/lessons/{}/media", f.id)));
-        let (_, _, body) = call(&f.state, get("/search?q=%3Cscript%3E")).await;
+        let (_, _, body) = call(&f, get("/search?q=%3Cscript%3E")).await;
         let html = String::from_utf8(body).expect("utf-8");
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;"));
-        let (s, _, _) = call(&f.state, get(&format!("/lessons/{}", uuid::Uuid::new_v4()))).await;
+        let (s, _, _) = call(&f, get(&format!("/lessons/{}", uuid::Uuid::new_v4()))).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
 
@@ -303,33 +354,33 @@ mod tests {
             ("comments", r#"{"author":"学生","text":"很有帮助"}"#),
             ("reviews", r#"{"expert":"专家","score":90,"comment":"好"}"#),
         ] {
-            let (s, _, _) = call(&f.state, post_json(&format!("{base}/{path}"), body)).await;
+            let (s, _, _) = call(&f, post_json(&format!("{base}/{path}"), body)).await;
             assert_eq!(s, StatusCode::OK, "{path}");
         }
-        let (s, _, body) = call(&f.state, Request::post(format!("{base}/views")).body(Body::empty()).expect("req")).await;
+        let (s, _, body) = call(&f, Request::post(format!("{base}/views")).body(Body::empty()).expect("req")).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!((v["rating_count"].as_u64(), v["comment_count"].as_u64(), v["review_count"].as_u64(), v["views"].as_i64()), (Some(1), Some(1), Some(1), Some(1)));
-        let (s, _, body) = call(&f.state, get(&format!("{base}/discussion"))).await;
+        let (s, _, body) = call(&f, get(&format!("{base}/discussion"))).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["comments"][0]["text"], "很有帮助");
-        let (s, h, _) = call(&f.state, post_json(&format!("{base}/ratings"), r#"{"user":"x","score":11}"#)).await;
+        let (s, h, _) = call(&f, post_json(&format!("{base}/ratings"), r#"{"user":"x","score":11}"#)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(h[header::CONTENT_TYPE], "application/problem+json");
 
-        let (s, _, _) = call(&f.state, post_json("/api/v1/collections", &format!(r#"{{"title":"精品课","lessons":["{}"]}}"#, f.id))).await;
+        let (s, _, _) = call(&f, post_json("/api/v1/collections", &format!(r#"{{"title":"精品课","lessons":["{}"]}}"#, f.id))).await;
         assert_eq!(s, StatusCode::OK);
-        let (_, _, body) = call(&f.state, get("/api/v1/collections")).await;
+        let (_, _, body) = call(&f, get("/api/v1/collections")).await;
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["items"][0]["title"], "精品课");
         assert_eq!(v["items"][0]["published"], true);
-        let (s, _, _) = call(&f.state, post_json("/api/v1/announcements", r#"{"title":"","body":"x"}"#)).await;
+        let (s, _, _) = call(&f, post_json("/api/v1/announcements", r#"{"title":"","body":"x"}"#)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        let (s, _, body) = call(&f.state, post_json("/api/v1/competitions", r#"{"title":"优质课评选","requires_standard":true}"#)).await;
+        let (s, _, body) = call(&f, post_json("/api/v1/competitions", r#"{"title":"优质课评选","requires_standard":true}"#)).await;
         assert_eq!(s, StatusCode::OK);
         let comp: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        let (s, _, body) = call(&f.state, post_json(&format!("/api/v1/competitions/{}/awards", comp["id"].as_str().expect("id")), &format!(r#"{{"lesson":"{}","award":"一等奖"}}"#, f.id))).await;
+        let (s, _, body) = call(&f, post_json(&format!("/api/v1/competitions/{}/awards", comp["id"].as_str().expect("id")), &format!(r#"{{"lesson":"{}","award":"一等奖"}}"#, f.id))).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["awards"][&f.id], "一等奖");

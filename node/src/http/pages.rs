@@ -1,7 +1,9 @@
 //! Server-rendered portal pages, in Chinese (zh-CN).
 
 use super::api::{LessonView, PageQuery, SearchParams, SearchResult, run_search};
+use super::auth::Auth;
 use super::{ApiError, AppState, blocking};
+use axum::Extension;
 use crate::lessons;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
@@ -55,17 +57,30 @@ dt{color:#6b7280}
 .hit{background:#fff;border-radius:6px;padding:12px 16px;margin-bottom:10px}.hit .title{font-size:17px;font-weight:600;text-decoration:none}
 .hit p{margin:4px 0}.hit b,.snippet b{color:#b71c1c;font-weight:600}.chosen .tag{text-decoration:none}
 @media (max-width:700px){.results{grid-template-columns:1fr}.facets{order:2}header form{margin-left:0;width:100%}input[type=search]{min-width:0;flex:1}}
+button.link{background:none;color:#fff;font-weight:400;opacity:.85;padding:0;font-size:14px}
 .ok{color:#15803d}.fail{color:#b91c1c;font-weight:600}.warn{color:#b45309}
 "#;
 
-fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String> {
+/// The page around `body`: the header with the node, navigation, the signed-in user (or a
+/// sign-in link) and the search box; the session's CSRF token in a `<meta>` for scripts.
+pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, body: &str) -> Html<String> {
     let w = &state.ctx.writer;
+    let account = match auth.user() {
+        Some(u) => format!(
+            r#"<span class="node">{}（{}）</span><button id="logout" type="button" class="link">退出</button>"#,
+            esc(&u.display),
+            u.role.zh()
+        ),
+        None => r#"<a class="node" href="/login">登录</a>"#.to_string(),
+    };
     Html(format!(
         r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title} · 优课</title><style>{STYLE}</style></head><body>
-<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/search">浏览课程</a><a class="node" href="/upload">上传录像</a>
+<meta name="csrf-token" content="{csrf}"><title>{title} · 优课</title><style>{STYLE}</style><script src="{portal_js}" defer></script></head><body>
+<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/search">浏览课程</a><a class="node" href="/upload">上传录像</a>{account}
 <form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="搜索课程、教师、知识点" aria-label="搜索"><button type="submit">搜索</button></form></header>
 <main>{body}</main></body></html>"#,
+        csrf = esc(auth.csrf()),
+        portal_js = super::assets::url("portal.js"),
         title = esc(title),
         tier = w.tier.zh(),
         name = esc(&w.node_name),
@@ -73,7 +88,6 @@ fn layout(state: &AppState, title: &str, query: &str, body: &str) -> Html<String
     ))
 }
 
-/// The lesson table.
 fn lesson_rows(views: &[LessonView]) -> String {
     let mut rows = String::new();
     for v in views {
@@ -96,7 +110,7 @@ fn lesson_rows(views: &[LessonView]) -> String {
     )
 }
 
-pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Result<Html<String>, ApiError> {
+pub async fn home(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<PageQuery>) -> Result<Html<String>, ApiError> {
     let (page, per_page) = q.resolve()?;
     let (views, total) = blocking(&state, move |ctx| {
         let (items, total) = ctx.store.read(|c| lessons::list(c, (page - 1) * per_page, per_page))?;
@@ -119,15 +133,15 @@ pub async fn home(State(state): State<AppState>, Query(q): Query<PageQuery>) -> 
         let _ = write!(body, "<a href=\"/?page={}&per_page={per_page}\">下一页</a>", page + 1);
     }
     body.push_str("</div>");
-    Ok(layout(&state, "全部课程", "", &body))
+    Ok(layout(&state, &auth, "全部课程", "", &body))
 }
 
-pub async fn search(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Html<String>, ApiError> {
+pub async fn search(State(state): State<AppState>, Extension(auth): Extension<Auth>, RawQuery(raw): RawQuery) -> Result<Html<String>, ApiError> {
     let params = SearchParams::parse(raw.as_deref())?;
     let result = run_search(&state, params.clone()).await?;
     let body = search_body(&params, &result);
     let title = if params.q.is_empty() { "浏览课程".to_string() } else { format!("搜索 {}", params.q) };
-    Ok(layout(&state, &title, &params.q, &body))
+    Ok(layout(&state, &auth, &title, &params.q, &body))
 }
 
 fn dim_zh(dim: Dim) -> &'static str {
@@ -254,7 +268,7 @@ fn search_body(p: &SearchParams, r: &SearchResult) -> String {
     body
 }
 
-pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Response {
     let found = blocking(&state, move |ctx| {
         let Some(l) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
         // The subtitles as a transcript whose lines seek the player; a stored SRT that no longer
@@ -266,7 +280,7 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
     let (v, cues) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
-            let page = layout(&state, "未找到", "", "<h1>未找到这节课程</h1><p><a href=\"/\">返回课程列表</a></p>");
+            let page = layout(&state, &auth, "未找到", "", "<h1>未找到这节课程</h1><p><a href=\"/\">返回课程列表</a></p>");
             return (StatusCode::NOT_FOUND, page).into_response();
         }
         Err(e) => return e.into_response(),
@@ -326,7 +340,7 @@ pub async fn lesson(State(state): State<AppState>, Path(id): Path<String>) -> Re
         hash = esc(l.media.as_ref().map(|m| m.hash.as_str()).unwrap_or("—")),
         id = esc(&l.id),
     );
-    layout(&state, &l.title, "", &body).into_response()
+    layout(&state, &auth, &l.title, "", &body).into_response()
 }
 
 /// The player: HLS master first (phones and Safari play it natively and pick the rung that fits
@@ -418,7 +432,7 @@ fn compliance_table(report: Option<&serde_json::Value>) -> String {
 }
 
 /// The upload page (上传录像): the file goes to `PUT /api/v1/uploads` with a progress bar.
-pub async fn upload_page(State(state): State<AppState>) -> Html<String> {
+pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Html<String> {
     let body = r#"<h1>上传录像</h1>
 <form id="up"><dl>
 <dt><label for="file">录像文件</label></dt><dd><input id="file" type="file" accept="video/*,.mp4,.mkv,.ts,.flv,.avi" required></dd>
@@ -444,10 +458,11 @@ document.getElementById('up').addEventListener('submit', function (e) {
   };
   x.onerror = function () { msg.textContent = '上传中断，请重试'; };
   x.open('PUT', '/api/v1/uploads?' + q.toString());
+  x.setRequestHeader('X-CSRF-Token', document.querySelector('meta[name=csrf-token]').content);
   x.send(f);
 });
 </script>"#;
-    layout(&state, "上传录像", "", body)
+    layout(&state, &auth, "上传录像", "", body)
 }
 
 #[cfg(test)]

@@ -78,6 +78,51 @@ pub struct Server {
     pub data: PathBuf,
     pub log: PathBuf,
     pub http_port: u16,
+    /// The admin session every helper request carries: (cookie token, CSRF token).
+    pub session: Option<(String, String)>,
+}
+
+/// The account tests act as; `Server::start` adds it to the node.
+pub const ADMIN: (&str, &str) = ("admin", "test-admin-password");
+
+/// Adds a portal account with `youke user add` (password on stdin); no-op if it exists.
+pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(youke_bin())
+        .arg("--data")
+        .arg(data)
+        .args(["user", "add", name, "--role", role])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run youke user add");
+    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write password");
+    let out = child.wait_with_output().expect("youke user add");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || err.contains("exists already"), "youke user add {name}: {err}");
+}
+
+/// Signs in through the API; returns (cookie token, CSRF token).
+pub fn sign_in(http_port: u16, name: &str, password: &str) -> Result<(String, String), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent
+        .post(&format!("http://127.0.0.1:{http_port}/api/v1/session"))
+        .send_json(serde_json::json!({"name": name, "password": password}))
+        .map_err(|e| e.to_string())?;
+    if r.status() != 200 {
+        return Err(format!("sign-in answered {}: {}", r.status(), r.body_mut().read_to_string().unwrap_or_default()));
+    }
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("youke_session=").and_then(|v| v.split(';').next()).map(str::to_string))
+        .ok_or("no session cookie")?;
+    let v: serde_json::Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
+    Ok((cookie, v["csrf"].as_str().unwrap_or_default().to_string()))
 }
 
 impl Server {
@@ -93,8 +138,10 @@ impl Server {
             .stderr(file)
             .spawn()
             .expect("spawn youke serve");
-        let s = Server { child: Some(child), data: data.to_path_buf(), log, http_port };
+        let mut s = Server { child: Some(child), data: data.to_path_buf(), log, http_port, session: None };
         s.wait_healthy(Duration::from_secs(30));
+        add_user(data, ADMIN.0, "admin", ADMIN.1);
+        s.session = Some(sign_in(http_port, ADMIN.0, ADMIN.1).unwrap_or_else(|e| panic!("signing in as the test admin: {e}")));
         s
     }
 
@@ -133,24 +180,66 @@ impl Server {
         }
     }
 
+    /// A request with the admin session's cookie and CSRF token; statuses are not errors.
+    pub fn request(&self, method: &str, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut req = match method {
+            "POST" => agent.post(&self.url(path)),
+            "PUT" => agent.put(&self.url(path)),
+            "PATCH" => agent.patch(&self.url(path)),
+            other => panic!("request() is for methods with a body, not {other}"),
+        };
+        if let Some((cookie, csrf)) = &self.session {
+            req = req.header("Cookie", &format!("youke_session={cookie}")).header("X-CSRF-Token", csrf);
+        }
+        req
+    }
+
+    fn get_request(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut req = agent.get(&self.url(path));
+        if let Some((cookie, _)) = &self.session {
+            req = req.header("Cookie", &format!("youke_session={cookie}"));
+        }
+        req
+    }
+
+    /// GETs JSON as the admin; `None` unless the answer is 200 with JSON.
     pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
-        let mut resp = ureq::get(&self.url(path)).call().ok()?;
+        let mut resp = self.get_request(path).call().ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
         resp.body_mut().read_json().ok()
     }
 
-    /// POSTs JSON; `Some(status)` if the server answered.
-    pub fn post_json(&self, path: &str, body: serde_json::Value) -> Option<u16> {
-        match ureq::post(&self.url(path)).send_json(body) {
-            Ok(r) => Some(r.status().as_u16()),
-            Err(ureq::Error::StatusCode(code)) => Some(code),
-            Err(_) => None,
-        }
+    /// The status of a GET as the admin.
+    pub fn get_status(&self, path: &str) -> u16 {
+        self.get_request(path).call().map(|r| r.status().as_u16()).unwrap_or(0)
     }
 
-    /// PATCHes JSON; the status and the answer's JSON, if the server answered.
+    /// POSTs JSON as the admin; `Some(status)` if the server answered.
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> Option<u16> {
+        self.request("POST", path).send_json(body).ok().map(|r| r.status().as_u16())
+    }
+
+    /// PATCHes JSON as the admin; the status and the answer's JSON, if the server answered.
     pub fn patch_json(&self, path: &str, body: serde_json::Value) -> Option<(u16, serde_json::Value)> {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut r = agent.patch(&self.url(path)).send_json(body).ok()?;
+        let mut r = self.request("PATCH", path).send_json(body).ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_json().unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// PUTs JSON as the admin; the status and the answer's JSON.
+    pub fn put_json(&self, path: &str, body: serde_json::Value) -> Option<(u16, serde_json::Value)> {
+        let mut r = self.request("PUT", path).send_json(body).ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_json().unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// PUTs bytes as the admin; the status and the answer's JSON.
+    pub fn put_bytes(&self, path: &str, body: &[u8]) -> Option<(u16, serde_json::Value)> {
+        let mut r = self.request("PUT", path).send(body).ok()?;
         let status = r.status().as_u16();
         Some((status, r.body_mut().read_json().unwrap_or(serde_json::Value::Null)))
     }
@@ -160,7 +249,10 @@ impl Server {
     }
 
     pub fn get_bytes(&self, path: &str) -> Option<Vec<u8>> {
-        let mut resp = ureq::get(&self.url(path)).call().ok()?;
+        let mut resp = self.get_request(path).call().ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
         resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()
     }
 }
