@@ -88,3 +88,30 @@ fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_se
     assert_eq!(resp.headers().get("cache-control").unwrap(), "public, max-age=31536000, immutable");
     assert!(resp.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/javascript"));
 }
+
+#[test]
+fn a_teacher_signs_in_uploads_a_recording_and_finds_it_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, http) = standalone_school(dir.path(), "上传学校", no_transcode);
+    let server = Server::start(&data, http);
+    add_user(&data, "wangfang", "teacher", "teacher password");
+    let rec = dir.path().join("浮力 实验.mp4");
+    make_recording(&rec, 3, 800);
+    let shot = artifacts().join("teacher-uploads.png");
+    let seen = scenario(
+        "upload.mjs",
+        serde_json::json!({ "base": server.url(""), "name": "wangfang", "password": "teacher password", "file": rec, "title": "阿基米德原理 实验课", "screenshot": shot }),
+    );
+    assert_eq!(seen["redirected_to"], "/login?next=%2Fupload", "{seen:#}");
+    assert_eq!(seen["after_sign_in"], "/upload", "{seen:#}");
+    assert!(seen["header"].as_str().unwrap().contains("wangfang（教师）"), "{seen:#}");
+    assert!(seen["message"].as_str().unwrap().contains("上传完成"), "{seen:#}");
+    assert_eq!(seen["progress"], 1.0, "{seen:#}");
+    assert!(seen["listed"].as_array().unwrap().iter().any(|t| t == "阿基米德原理 实验课"), "{seen:#}");
+    assert!(shot.is_file());
+    let found = server.get_json("/api/v1/search?q=%E9%98%BF%E5%9F%BA%E7%B1%B3%E5%BE%B7").unwrap();
+    assert_eq!(found["items"][0]["teacher"], "wangfang", "the uploading teacher by default: {found}");
+    // The upload is in the audit log under the teacher's name.
+    let audit = server.get_json("/api/v1/audit").unwrap();
+    assert!(audit.as_array().unwrap().iter().any(|e| e["user"] == "wangfang" && e["action"] == "PUT /api/v1/uploads"), "{audit}");
+}

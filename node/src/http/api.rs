@@ -737,13 +737,17 @@ pub struct UploadQuery {
 /// A recording uploaded from the portal (`PUT /api/v1/uploads?name=…`, the file as the body,
 /// streamed to disk): imported like any other; a file that cannot be imported is quarantined
 /// and answered with the reason (422).
-pub async fn upload(State(state): State<AppState>, Query(q): Query<UploadQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
+/// The teacher defaults to the signed-in teacher's name.
+pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<UploadQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let name: String = q.name.chars().filter(|c| !matches!(c, '/' | '\\' | '\0')).take(200).collect();
-    let name = name.trim_start_matches('.').to_string();
+    let name = q.name.trim().to_string();
     if name.is_empty() {
         return Err(ApiError::BadRequest("name the uploaded file (?name=…)".into()));
+    }
+    // A file name, not a path: nothing that could leave the import folder or hide in it.
+    if name.contains(['/', '\\', '\0']) || name.starts_with('.') || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("{name:?} is not a plain file name (no /, \\, leading dot or control characters; at most 200 characters)")));
     }
     let ctx = std::sync::Arc::clone(&state.ctx);
     let root = ctx.config.watch_dir(&ctx.data_dir).unwrap_or_else(|| ctx.data_dir.join("import"));
@@ -776,7 +780,7 @@ pub async fn upload(State(state): State<AppState>, Query(q): Query<UploadQuery>,
     drop(file);
     let meta = crate::import::ImportMeta {
         title: q.title.or_else(|| std::path::Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned())),
-        teacher: q.teacher,
+        teacher: q.teacher.filter(|t| !t.trim().is_empty()).or_else(|| auth.user().filter(|u| u.role == accounts::Role::Teacher).map(|u| u.display.clone())),
         grade: q.grade,
         subject: q.subject,
         knowledge_points: Vec::new(),

@@ -18,6 +18,8 @@ const ASSETS: &[Asset] = &[
     Asset { name: "hls.min.js", mime: "text/javascript; charset=utf-8", body: include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js")) },
     Asset { name: "player.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("player.js") },
     Asset { name: "portal.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("portal.js") },
+    Asset { name: "portal.css", mime: "text/css; charset=utf-8", body: include_bytes!("portal.css") },
+    Asset { name: "upload.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("upload.js") },
 ];
 
 fn find(name: &str) -> Option<(&'static Asset, &'static str)> {

@@ -74,7 +74,23 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// What every answer carries: scripts, styles and media only from this portal (hls.js feeds
+/// the video element and its worker through `blob:` URLs), no framing by other sites, no
+/// referrer to them, no MIME sniffing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+    media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
 }
 
 /// Errors of the HTTP layer, each with a status and a stable code.
@@ -279,6 +295,27 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["probe"]["video"]["codec"], "h264");
         assert_eq!(v["share_level"], "school");
+    }
+
+    #[tokio::test]
+    async fn answers_carry_security_headers_and_uploads_must_be_plain_file_names() {
+        let f = fixture();
+        for uri in ["/", "/api/v1/lessons", "/no/such/page", "/assets/portal.css"] {
+            let (_, h, _) = call(&f, get(uri)).await;
+            assert_eq!(h[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY, "{uri}");
+            assert!(!CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
+            assert_eq!((h[header::X_FRAME_OPTIONS].to_str().ok(), h[header::X_CONTENT_TYPE_OPTIONS].to_str().ok()), (Some("DENY"), Some("nosniff")), "{uri}");
+            assert_eq!(h[header::REFERRER_POLICY], "same-origin");
+        }
+        // Pages have no inline script or style for the CSP to block.
+        let (_, _, body) = call(&f, get("/upload")).await;
+        let html = String::from_utf8(body).expect("utf-8");
+        assert!(!html.contains("<script>") && !html.contains("<style>"), "{html}");
+        for name in ["..%2F..%2Fetc%2Fpasswd", "a%5Cb.mp4", ".hidden.mp4", "x%00.mp4", "%2Fabs.mp4"] {
+            let req = Request::put(format!("/api/v1/uploads?name={name}")).body(Body::empty()).expect("req");
+            let (s, _, body) = call(&f, req).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {}", String::from_utf8_lossy(&body));
+        }
     }
 
     #[tokio::test]

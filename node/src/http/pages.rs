@@ -26,40 +26,7 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
-body{font-family:"PingFang SC","Noto Sans CJK SC","Microsoft YaHei","WenQuanYi Micro Hei",sans-serif;margin:0;background:#f6f7f9;color:#1f2328}
-header{background:#b71c1c;color:#fff;padding:12px 24px;display:flex;gap:24px;align-items:center;flex-wrap:wrap}
-header a{color:#fff;text-decoration:none;font-weight:600;font-size:20px}
-header .node{opacity:.85;font-size:14px}
-header form{margin-left:auto;display:flex;gap:6px}
-input[type=search]{padding:6px 10px;border-radius:4px;border:0;min-width:240px;font-size:15px}
-button{padding:6px 14px;border:0;border-radius:4px;background:#fff;color:#b71c1c;font-weight:600;cursor:pointer}
-main{max-width:1100px;margin:24px auto;padding:0 16px}
-table{width:100%;border-collapse:collapse;background:#fff}
-th,td{padding:8px 10px;border-bottom:1px solid #e5e7eb;text-align:left;font-size:14px}
-th{background:#fafafa}
-a{color:#0b57d0}
-.tag{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#eef2ff;color:#3730a3}
-.muted{color:#6b7280;font-size:13px}
-video{width:100%;max-height:62vh;background:#000;border-radius:6px}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 16px;background:#fff;padding:16px;border-radius:6px}
-dt{color:#6b7280}
-.pager{margin:16px 0;display:flex;gap:12px}
-.player-bar{margin:6px 0;font-size:14px}
-.transcript{background:#fff;padding:8px 16px;border-radius:6px;margin:8px 0}
-.transcript ol{list-style:none;padding:0;max-height:240px;overflow:auto}
-.transcript a,.moments a{text-decoration:none;color:inherit}
-.moments{font-size:13px;margin:4px 0 0}
-.orders{display:flex;gap:16px;margin:8px 0 12px}.orders a{text-decoration:none;color:#374151}.orders a.on{color:#b71c1c;font-weight:700}
-.results{display:grid;grid-template-columns:220px 1fr;gap:20px}
-.facets h3{font-size:14px;margin:12px 0 4px;color:#6b7280}.facets ul{list-style:none;padding:0;margin:0}
-.facets li a{display:block;padding:2px 0;text-decoration:none;color:#1f2328;font-size:14px}.facets a.on{color:#b71c1c;font-weight:700}
-.hit{background:#fff;border-radius:6px;padding:12px 16px;margin-bottom:10px}.hit .title{font-size:17px;font-weight:600;text-decoration:none}
-.hit p{margin:4px 0}.hit b,.snippet b{color:#b71c1c;font-weight:600}.chosen .tag{text-decoration:none}
-@media (max-width:700px){.results{grid-template-columns:1fr}.facets{order:2}header form{margin-left:0;width:100%}input[type=search]{min-width:0;flex:1}}
-button.link{background:none;color:#fff;font-weight:400;opacity:.85;padding:0;font-size:14px}
-.ok{color:#15803d}.fail{color:#b91c1c;font-weight:600}.warn{color:#b45309}
-"#;
+
 
 /// The page around `body`: the header with the node, navigation, the signed-in user (or a
 /// sign-in link) and the search box; the session's CSRF token in a `<meta>` for scripts.
@@ -75,12 +42,13 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
     };
     Html(format!(
         r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="csrf-token" content="{csrf}"><title>{title} · 优课</title><style>{STYLE}</style><script src="{portal_js}" defer></script></head><body>
+<meta name="csrf-token" content="{csrf}"><title>{title} · 优课</title><link rel="stylesheet" href="{portal_css}"><script src="{portal_js}" defer></script></head><body>
 <header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/search">浏览课程</a><a class="node" href="/upload">上传录像</a>{account}
 <form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="搜索课程、教师、知识点" aria-label="搜索"><button type="submit">搜索</button></form></header>
 <main>{body}</main></body></html>"#,
         csrf = esc(auth.csrf()),
         portal_js = super::assets::url("portal.js"),
+        portal_css = super::assets::url("portal.css"),
         title = esc(title),
         tier = w.tier.zh(),
         name = esc(&w.node_name),
@@ -433,7 +401,8 @@ fn compliance_table(report: Option<&serde_json::Value>) -> String {
 
 /// The upload page (上传录像): the file goes to `PUT /api/v1/uploads` with a progress bar.
 pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Html<String> {
-    let body = r#"<h1>上传录像</h1>
+    let body = format!(
+        r#"<h1>上传录像</h1>
 <form id="up"><dl>
 <dt><label for="file">录像文件</label></dt><dd><input id="file" type="file" accept="video/*,.mp4,.mkv,.ts,.flv,.avi" required></dd>
 <dt><label for="title">课程名称</label></dt><dd><input id="title" placeholder="默认取文件名"></dd>
@@ -441,28 +410,10 @@ pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extensi
 <dt><label for="grade">年级</label></dt><dd><input id="grade"></dd>
 <dt><label for="subject">学科</label></dt><dd><input id="subject"></dd>
 </dl><p><button type="submit">上传</button> <progress id="bar" max="1" value="0" hidden></progress> <span id="msg" role="status"></span></p></form>
-<script>
-document.getElementById('up').addEventListener('submit', function (e) {
-  e.preventDefault();
-  var f = document.getElementById('file').files[0];
-  if (!f) return;
-  var q = new URLSearchParams({name: f.name});
-  ['title', 'teacher', 'grade', 'subject'].forEach(function (k) { var v = document.getElementById(k).value.trim(); if (v) q.set(k, v); });
-  var x = new XMLHttpRequest(), bar = document.getElementById('bar'), msg = document.getElementById('msg');
-  bar.hidden = false; msg.textContent = '正在上传…';
-  x.upload.onprogress = function (ev) { if (ev.lengthComputable) bar.value = ev.loaded / ev.total; };
-  x.onload = function () {
-    var r = {}; try { r = JSON.parse(x.responseText); } catch (_) {}
-    if (x.status === 201) { msg.innerHTML = '上传完成：<a href="/lessons/' + encodeURIComponent(r.id) + '">' + (r.title || '查看课程') + '</a>'; }
-    else { msg.textContent = '未能导入：' + (r.detail || x.statusText); }
-  };
-  x.onerror = function () { msg.textContent = '上传中断，请重试'; };
-  x.open('PUT', '/api/v1/uploads?' + q.toString());
-  x.setRequestHeader('X-CSRF-Token', document.querySelector('meta[name=csrf-token]').content);
-  x.send(f);
-});
-</script>"#;
-    layout(&state, &auth, "上传录像", "", body)
+<script src="{}" defer></script>"#,
+        super::assets::url("upload.js")
+    );
+    layout(&state, &auth, "上传录像", "", &body)
 }
 
 #[cfg(test)]

@@ -1,0 +1,24 @@
+// A teacher signs in through the login page (sent there by the upload page), uploads a
+// recording with the progress bar and finds it in the lesson list.
+// Usage: node upload.mjs '{"base": "http://127.0.0.1:PORT", "name": "…", "password": "…", "file": "/path.mp4", "title": "…", "screenshot": "x.png"}'
+import { run } from './browser.mjs';
+
+await run(async (page, args) => {
+  const seen = {};
+  await page.goto(args.base + '/upload', { waitUntil: 'load' });
+  seen.redirected_to = new URL(page.url()).pathname + new URL(page.url()).search;
+  await page.fill('#name', args.name);
+  await page.fill('#password', args.password);
+  await Promise.all([page.waitForURL('**/upload'), page.click('form[action="/login"] button[type=submit]')]);
+  seen.after_sign_in = new URL(page.url()).pathname;
+  seen.header = await page.textContent('header');
+  await page.setInputFiles('#file', args.file);
+  await page.fill('#title', args.title);
+  await page.click('#up button[type=submit]');
+  await page.waitForFunction(() => /上传完成|未能导入|上传中断/.test(document.getElementById('msg').textContent), null, { timeout: 60000 });
+  seen.message = await page.textContent('#msg');
+  seen.progress = await page.evaluate(() => document.getElementById('bar').value);
+  await page.goto(args.base + '/', { waitUntil: 'load' });
+  seen.listed = await page.$$eval('table a', (as) => as.map((a) => a.textContent));
+  return seen;
+});
