@@ -295,13 +295,7 @@ impl Node {
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.
         let app = crate::http::router(crate::http::AppState::new(Arc::clone(&ctx), Arc::clone(&index)));
-        let http_cancel = cancel.clone();
-        tasks.spawn(async move {
-            let shutdown = async move { http_cancel.cancelled().await };
-            if let Err(e) = axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        tasks.spawn(crate::http::server::serve(http_listener, app, cancel.clone()));
         info!(%http_addr, "portal listening");
         // 3. Federation: children in, parent out.
         if cfg.role.child().is_some() {

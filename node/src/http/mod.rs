@@ -10,6 +10,7 @@ pub mod auth;
 #[cfg(test)]
 mod authz_tests;
 mod pages;
+pub mod server;
 
 use crate::node::{NodeCtx, NodeError};
 use axum::Router;
