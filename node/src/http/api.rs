@@ -737,6 +737,9 @@ pub struct UploadQuery {
 /// A recording uploaded from the portal (`PUT /api/v1/uploads?name=…`, the file as the body,
 /// streamed to disk): imported like any other; a file that cannot be imported is quarantined
 /// and answered with the reason (422).
+/// How long an upload may go without a byte arriving.
+pub const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The teacher defaults to the signed-in teacher's name.
 pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<UploadQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
@@ -768,7 +771,12 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
     let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        // A client that stops sending mid-file is cut off rather than holding the connection.
+        let next = tokio::time::timeout(UPLOAD_IDLE, stream.next())
+            .await
+            .map_err(|_| ApiError::RequestTimeout(format!("nothing arrived for {} s; the upload was abandoned", UPLOAD_IDLE.as_secs())))?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the upload was cut off: {e}")))?;
         total += chunk.len() as u64;
         if total > limit {

@@ -109,6 +109,8 @@ pub enum ApiError {
     Unauthorized(String),
     /// Signed in, but the role may not do this (or the CSRF token is missing).
     Forbidden(String),
+    /// The client stopped sending its request body.
+    RequestTimeout(String),
     /// Too many failed sign-ins: the message and the seconds to wait.
     TooManyRequests(String, u64),
     Internal(String),
@@ -123,6 +125,7 @@ impl ApiError {
             ApiError::InsufficientStorage(d) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", d),
             ApiError::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", d),
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
+            ApiError::RequestTimeout(d) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", d),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", d),
             ApiError::TooManyRequests(d, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", d),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node hit an internal error; see its log"),
@@ -227,6 +230,7 @@ mod tests {
     use crate::import::{ImportMeta, import_file};
     use axum::body::Body;
     use axum::http::Request;
+    use futures_util::StreamExt;
     use tower::ServiceExt;
     use youke_media::SynthSpec;
 
@@ -317,6 +321,19 @@ mod tests {
             let (s, _, body) = call(&f, req).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {}", String::from_utf8_lossy(&body));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_that_stops_sending_is_abandoned_and_leaves_nothing() {
+        let f = fixture();
+        // One chunk, then silence (the clock is virtual: the 60 s pass at once).
+        let stalled = futures_util::stream::once(async { Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"\0\0\0\x20ftypisom")) })
+            .chain(futures_util::stream::pending());
+        let req = Request::put("/api/v1/uploads?name=stalled.mp4").body(Body::from_stream(stalled)).expect("req");
+        let (s, _, body) = call(&f, req).await;
+        assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{}", String::from_utf8_lossy(&body));
+        let staging = f.state.ctx.data_dir.join("import").join(".uploading");
+        assert_eq!(std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0), 0, "the partial file is removed");
     }
 
     #[tokio::test]

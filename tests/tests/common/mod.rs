@@ -127,6 +127,8 @@ pub fn sign_in(http_port: u16, name: &str, password: &str) -> Result<(String, St
 
 impl Server {
     pub fn start(data: &Path, http_port: u16) -> Server {
+        // The test admin is added before the node starts, not beside its first writes.
+        add_user(data, ADMIN.0, "admin", ADMIN.1);
         let log = unique_log(data);
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(youke_bin())
@@ -140,7 +142,6 @@ impl Server {
             .expect("spawn youke serve");
         let mut s = Server { child: Some(child), data: data.to_path_buf(), log, http_port, session: None };
         s.wait_healthy(Duration::from_secs(30));
-        add_user(data, ADMIN.0, "admin", ADMIN.1);
         s.session = Some(sign_in(http_port, ADMIN.0, ADMIN.1).unwrap_or_else(|e| panic!("signing in as the test admin: {e}")));
         s
     }
