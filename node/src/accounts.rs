@@ -199,7 +199,13 @@ pub fn update_user(tx: &Transaction<'_>, name: &str, role: Option<Role>, passwor
 pub struct Session {
     pub user: User,
     pub csrf: String,
+    /// When the session was last marked used (ms); see [`touch`].
+    pub seen_at: i64,
 }
+
+/// How stale a session's mark may get before a request renews it: most requests (video
+/// segments, pages) then only read the database.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Checks a password and opens a session: (the cookie's token, the session). Verifies against a
 /// dummy hash when the name is unknown, so both cases take the same time.
@@ -222,7 +228,7 @@ pub fn login(tx: &Transaction<'_>, name: &str, password: &str) -> Result<(String
         "INSERT INTO sessions (token_hash, user, csrf, created_at, seen_at) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![token_hash(&token), name, csrf, now],
     )?;
-    Ok((token, Session { user, csrf }))
+    Ok((token, Session { user, csrf, seen_at: now }))
 }
 
 /// The live session of a cookie token, if any (and marks it used).
@@ -231,21 +237,21 @@ pub fn session(conn: &Connection, token: &str) -> Result<Option<Session>, Accoun
         return Ok(None);
     }
     let idle_since = now_ms() - SESSION_IDLE.as_millis() as i64;
-    let row: Option<(String, String)> = conn
+    let row: Option<(String, String, i64)> = conn
         .query_row(
-            "SELECT s.user, s.csrf FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1 AND s.seen_at > ?2 AND u.disabled = 0",
+            "SELECT s.user, s.csrf, s.seen_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.token_hash = ?1 AND s.seen_at > ?2 AND u.disabled = 0",
             params![token_hash(token), idle_since],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((name, csrf)) = row else { return Ok(None) };
-    Ok(get_user(conn, &name)?.map(|user| Session { user, csrf }))
+    let Some((name, csrf, seen_at)) = row else { return Ok(None) };
+    Ok(get_user(conn, &name)?.map(|user| Session { user, csrf, seen_at }))
 }
 
-/// Marks a session used now (at most once a minute, to spare the database).
+/// Marks a session used now (callers do it at most every [`TOUCH_EVERY_MS`]).
 pub fn touch(tx: &Transaction<'_>, token: &str) -> Result<(), AccountError> {
     let now = now_ms();
-    tx.execute("UPDATE sessions SET seen_at = ?2 WHERE token_hash = ?1 AND seen_at < ?3", params![token_hash(token), now, now - 60_000])?;
+    tx.execute("UPDATE sessions SET seen_at = ?2 WHERE token_hash = ?1 AND seen_at < ?3", params![token_hash(token), now, now - TOUCH_EVERY_MS])?;
     Ok(())
 }
 

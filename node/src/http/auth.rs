@@ -157,7 +157,8 @@ pub async fn middleware(State(state): State<AppState>, matched: Option<MatchedPa
             let ctx = std::sync::Arc::clone(&state.ctx);
             match tokio::task::spawn_blocking(move || {
                 let s = ctx.store.read(|c| accounts::session(c, &t))?;
-                if s.is_some() {
+                // A write only when the mark is stale, not on every segment request.
+                if s.as_ref().is_some_and(|s| crate::store::now_ms() - s.seen_at > accounts::TOUCH_EVERY_MS) {
                     ctx.store.write(|tx| accounts::touch(tx, &t))?;
                 }
                 Ok::<_, AccountError>(s)

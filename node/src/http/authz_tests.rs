@@ -106,7 +106,7 @@ async fn the_authorization_matrix_holds_for_every_route_and_role() {
                 .chain(sessions.iter().map(|(r, s)| (Some(*r), Some(if *route == "/api/v1/session" && *method == "DELETE" { session(&w, *r) } else { s.clone() }))))
                 .collect();
             for (role, sess) in who {
-                let as_session = role.map(|r| accounts::Session { user: lookup(&w, r).expect("read").expect("user"), csrf: String::new() });
+                let as_session = role.map(|r| accounts::Session { user: lookup(&w, r).expect("read").expect("user"), csrf: String::new(), seen_at: 0 });
                 let expected = allowed(*access, as_session.as_ref(), anonymous_viewing);
                 let got = status(&w, request(&w, method, route, sess.as_ref())).await;
                 let label = format!("{method} {route} as {} (anonymous viewing {anonymous_viewing}) -> {got}", role.map_or("no one", |r| r.as_str()));
