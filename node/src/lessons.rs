@@ -669,6 +669,93 @@ pub fn by_ids(conn: &Connection, ids: &[String]) -> Result<Vec<Lesson>, DocError
     Ok(out)
 }
 
+/// Records which portal account brought a lesson in.
+pub fn set_owner(tx: &Transaction<'_>, id: &str, user: &str) -> Result<(), DocError> {
+    tx.execute("INSERT INTO lesson_owners (lesson_id, user) VALUES (?1, ?2) ON CONFLICT (lesson_id) DO UPDATE SET user = excluded.user", params![id, user])?;
+    Ok(())
+}
+
+/// Whether a teacher may change a lesson here: one they brought in, or one made at this node
+/// under their name (imported from the folder or by the CLI).
+pub fn is_owner(conn: &Connection, id: &str, user: &str, display: &str, this_node: &str) -> Result<bool, DocError> {
+    let owned: i64 = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM lesson_owners WHERE lesson_id = ?1 AND user = ?2)
+             OR EXISTS (SELECT 1 FROM lessons WHERE id = ?1 AND origin_node = ?4 AND teacher = ?3 AND teacher <> ''
+                        AND NOT EXISTS (SELECT 1 FROM lesson_owners WHERE lesson_id = ?1))",
+        params![id, user, display, this_node],
+        |r| r.get(0),
+    )?;
+    Ok(owned != 0)
+}
+
+/// A teacher's lessons at this node ([`is_owner`]), newest first.
+pub fn owned_by(conn: &Connection, user: &str, display: &str, this_node: &str) -> Result<Vec<Lesson>, DocError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM lessons WHERE id IN (SELECT lesson_id FROM lesson_owners WHERE user = ?1)
+            OR (origin_node = ?3 AND teacher = ?2 AND teacher <> '' AND id NOT IN (SELECT lesson_id FROM lesson_owners))
+         ORDER BY created_at DESC, id LIMIT 500"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user, display, this_node], from_row)?;
+    Ok(rows.map(|r| r.map(|(l, _)| l)).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// How far a lesson has travelled up the tree from this node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replication {
+    /// `local` (kept at this node: shared with the school only, or no parent), `waiting` (shared
+    /// up, the link to the parent is down), `sending` (on its way), `delivered` (the parent
+    /// confirmed the metadata and holds the media).
+    pub state: &'static str,
+    /// The parent node's name, when known.
+    pub parent: Option<String>,
+    /// The parent confirmed this version of the lesson's document.
+    pub metadata_confirmed: bool,
+    /// The recording's upload to the parent: none queued, or its progress.
+    pub media: Option<MediaUpload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MediaUpload {
+    pub done: bool,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// Each lesson's [`Replication`] towards this node's parent (`parent_tier`: its tier, `None` at
+/// the top of the tree).
+pub fn replication(conn: &Connection, lessons: &[Lesson], parent_tier: Option<Tier>) -> Result<Vec<Replication>, DocError> {
+    let parent: Option<(String, String)> =
+        conn.query_row("SELECT node_id, name FROM peers WHERE relation = 'parent'", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let link_up = conn.query_row("SELECT state FROM link_state WHERE id = 1", [], |r| r.get::<_, String>(0)).optional()?.as_deref() == Some("up");
+    let mut confirmed = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM docs d JOIN peer_heads p ON p.doc_id = d.id AND p.peer_id = ?2 WHERE d.id = ?1 AND p.heads = d.heads)",
+    )?;
+    let mut upload = conn.prepare_cached("SELECT done_at IS NOT NULL, attempts, last_error FROM uploads WHERE hash = ?1")?;
+    let mut out = Vec::with_capacity(lessons.len());
+    for l in lessons {
+        let parent_id = parent.as_ref().map_or("", |(id, _)| id.as_str());
+        let metadata_confirmed = !parent_id.is_empty() && confirmed.query_row(params![l.id, parent_id], |r| r.get::<_, i64>(0))? != 0;
+        let media = match &l.media {
+            Some(m) => upload
+                .query_row([&m.hash], |r| Ok(MediaUpload { done: r.get(0)?, attempts: r.get::<_, i64>(1)?.try_into().unwrap_or(u32::MAX), last_error: r.get(2)? }))
+                .optional()?,
+            None => None,
+        };
+        let state = if !parent_tier.is_some_and(|p| goes_up(l.share_level, p)) {
+            "local"
+        } else if metadata_confirmed && media.as_ref().is_none_or(|m| m.done) {
+            "delivered"
+        } else if !link_up {
+            "waiting"
+        } else {
+            "sending"
+        };
+        out.push(Replication { state, parent: parent.as_ref().map(|(_, n)| n.clone()), metadata_confirmed, media });
+    }
+    Ok(out)
+}
+
 /// Lessons whose row changed after `seq`, oldest change first, with their sequence numbers.
 pub fn changed_since(conn: &Connection, seq: u64, limit: u64) -> Result<Vec<(Lesson, u64)>, DocError> {
     let sql = format!("SELECT {COLUMNS} FROM lessons WHERE seq > ?1 ORDER BY seq LIMIT ?2");

@@ -283,6 +283,14 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     "#,
+    // 10: which portal account brought a lesson in (this node's accounts only: not synced).
+    r#"
+    CREATE TABLE lesson_owners (
+        lesson_id TEXT PRIMARY KEY,
+        user      TEXT NOT NULL
+    );
+    CREATE INDEX lesson_owners_by_user ON lesson_owners (user);
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -90,7 +90,7 @@ fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_se
 }
 
 #[test]
-fn a_teacher_signs_in_uploads_a_recording_and_finds_it_listed() {
+fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
     let dir = tempfile::tempdir().unwrap();
     let (data, http) = standalone_school(dir.path(), "上传学校", no_transcode);
     let server = Server::start(&data, http);
@@ -108,10 +108,55 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_listed() {
     assert!(seen["message"].as_str().unwrap().contains("上传完成"), "{seen:#}");
     assert_eq!(seen["progress"], 1.0, "{seen:#}");
     assert!(seen["listed"].as_array().unwrap().iter().any(|t| t == "阿基米德原理 实验课"), "{seen:#}");
+    assert_eq!(seen["state"], "local", "a school without a parent keeps its lessons: {seen:#}");
+    assert!(seen["link"].as_str().unwrap().starts_with("/lessons/"), "{seen:#}");
     assert!(shot.is_file());
     let found = server.get_json("/api/v1/search?q=%E9%98%BF%E5%9F%BA%E7%B1%B3%E5%BE%B7").unwrap();
     assert_eq!(found["items"][0]["teacher"], "wangfang", "the uploading teacher by default: {found}");
     // The upload is in the audit log under the teacher's name.
     let audit = server.get_json("/api/v1/audit").unwrap();
     assert!(audit.as_array().unwrap().iter().any(|e| e["user"] == "wangfang" && e["action"] == "PUT /api/v1/uploads"), "{audit}");
+}
+
+#[test]
+fn a_teacher_shares_a_lesson_watches_it_reach_the_city_and_switches_language() {
+    let root = tempfile::tempdir().unwrap();
+    let (p_dir, c_dir, s_dir) = (root.path().join("province"), root.path().join("city"), root.path().join("school"));
+    let (p_http, c_http, s_http) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let (p_quic, c_quic, s_quic) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let addr = |port: u16| format!("127.0.0.1:{port}");
+    youke_ok(&p_dir, &["init", "--role", "province", "--name", "河北省", "--http", &addr(p_http), "--quic", &addr(p_quic)]);
+    youke_ok(&c_dir, &["init", "--role", "city", "--name", "石家庄市", "--http", &addr(c_http), "--quic", &addr(c_quic), "--parent", &addr(p_quic)]);
+    youke_ok(&s_dir, &["init", "--role", "school", "--name", "第一中学", "--http", &addr(s_http), "--quic", &addr(s_quic), "--parent", &addr(c_quic)]);
+    for dir in [&p_dir, &c_dir, &s_dir] {
+        let cfg = dir.join("youke.toml");
+        std::fs::write(&cfg, no_transcode(std::fs::read_to_string(&cfg).unwrap())).unwrap();
+    }
+    let rec = root.path().join("浮力.mp4");
+    make_recording(&rec, 3, 800);
+    let id = youke_ok(&s_dir, &["import", rec.to_str().unwrap(), "--title", "浮力", "--teacher", "wangfang", "--subject", "物理"]).trim().to_string();
+    let _province = Server::start(&p_dir, p_http);
+    enroll(&p_dir, p_quic, &c_dir, "city", "石家庄市");
+    let city = Server::start(&c_dir, c_http);
+    enroll(&c_dir, c_quic, &s_dir, "school", "第一中学");
+    add_user(&s_dir, "wangfang", "teacher", "teacher password");
+    let school = Server::start(&s_dir, s_http);
+
+    let shot = artifacts().join("teacher-shares.png");
+    let seen = scenario("share.mjs", serde_json::json!({ "base": school.url(""), "name": "wangfang", "password": "teacher password", "lesson": id, "screenshot": shot }));
+    assert_eq!(seen["before"], "local", "{seen:#}");
+    assert_eq!((seen["level_before"].as_str(), seen["level_after"].as_str()), (Some("本校"), Some("全市")), "{seen:#}");
+    let states: Vec<&str> = seen["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(states.last(), Some(&"delivered"), "{seen:#}");
+    assert!(seen["state_text"].as_str().unwrap().contains("已送达石家庄市"), "{seen:#}");
+    assert_eq!(seen["en"]["url"], "/my", "the switch returns to the same page: {seen:#}");
+    assert_eq!(seen["en"]["lang"], "en", "{seen:#}");
+    assert_eq!(seen["en"]["h1"], "My lessons", "{seen:#}");
+    assert!(seen["en"]["state_text"].as_str().unwrap().contains("delivered to 石家庄市"), "{seen:#}");
+    assert!(seen["en"]["nav"].as_array().unwrap().iter().any(|n| n == "Teachers"), "{seen:#}");
+    assert_eq!((seen["back"]["lang"].as_str(), seen["back"]["h1"].as_str()), (Some("zh-CN"), Some("我的课程")), "{seen:#}");
+    // The city holds the lesson and its recording.
+    let at_city = city.get_json(&format!("/api/v1/lessons/{id}")).unwrap();
+    assert_eq!(at_city["media_present"], true, "{at_city}");
+    assert!(artifacts().join("teacher-shares-zh.png").is_file());
 }

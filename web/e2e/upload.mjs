@@ -1,5 +1,5 @@
 // A teacher signs in through the login page (sent there by the upload page), uploads a
-// recording with the progress bar and finds it in the lesson list.
+// recording with the progress bar and finds it under "my lessons".
 // Usage: node upload.mjs '{"base": "http://127.0.0.1:PORT", "name": "…", "password": "…", "file": "/path.mp4", "title": "…", "screenshot": "x.png"}'
 import { run } from './browser.mjs';
 
@@ -16,9 +16,11 @@ await run(async (page, args) => {
   await page.fill('#title', args.title);
   await page.click('#up button[type=submit]');
   await page.waitForFunction(() => /上传完成|未能导入|上传中断/.test(document.getElementById('msg').textContent), null, { timeout: 60000 });
+  seen.link = await page.getAttribute('#msg a', 'href');
   seen.message = await page.textContent('#msg');
   seen.progress = await page.evaluate(() => document.getElementById('bar').value);
-  await page.goto(args.base + '/', { waitUntil: 'load' });
-  seen.listed = await page.$$eval('table a', (as) => as.map((a) => a.textContent));
+  await page.goto(args.base + '/my', { waitUntil: 'load' });
+  seen.listed = await page.$$eval('#mine td:first-child a', (as) => as.map((a) => a.textContent));
+  seen.state = await page.getAttribute('#mine td.replication', 'data-state');
   return seen;
 });

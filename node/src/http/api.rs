@@ -252,8 +252,9 @@ pub struct ShareBody {
     pub to: String,
 }
 
-pub async fn share_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(body): Json<ShareBody>) -> Result<Json<LessonView>, ApiError> {
+pub async fn share_lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, Json(body): Json<ShareBody>) -> Result<Json<LessonView>, ApiError> {
     check_id(&id)?;
+    require_owner(&state, &auth, &id).await?;
     let level: Tier = body.to.parse().map_err(|e: youke_federation::tier::UnknownTier| ApiError::BadRequest(e.to_string()))?;
     let view = blocking(&state, move |ctx| {
         let lesson = crate::import::share(ctx, &id, level)?;
@@ -502,8 +503,46 @@ async fn edit_lesson(state: &AppState, id: String, edit: lessons::LessonEdit) ->
 
 /// Changes a lesson's descriptive fields (title, teacher, grade, subject, textbook_chapter,
 /// description, knowledge_points, tags) at its own school.
-pub async fn patch_lesson(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<lessons::LessonFields>) -> Result<Json<LessonView>, ApiError> {
+pub async fn patch_lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, Json(b): Json<lessons::LessonFields>) -> Result<Json<LessonView>, ApiError> {
+    check_id(&id)?;
+    require_owner(&state, &auth, &id).await?;
     edit_lesson(&state, id, lessons::LessonEdit::Fields(b)).await
+}
+
+/// Teachers change their own lessons only ([`lessons::is_owner`]); admins any lesson here.
+async fn require_owner(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiError> {
+    let Some(user) = auth.user().cloned() else { return Err(ApiError::Unauthorized("sign in first".into())) };
+    if user.role == accounts::Role::Admin {
+        return Ok(());
+    }
+    let id = id.to_string();
+    let owner = blocking(state, move |ctx| Ok(ctx.store.read(|c| lessons::is_owner(c, &id, &user.name, &user.display, &ctx.writer.node_id))?)).await?;
+    if owner { Ok(()) } else { Err(ApiError::Forbidden("only the lesson's own teacher or an administrator may change it".into())) }
+}
+
+/// A teacher's lesson with how far it has travelled up the tree.
+#[derive(Debug, Serialize)]
+pub struct MyLesson {
+    #[serde(flatten)]
+    pub lesson: LessonView,
+    pub replication: lessons::Replication,
+}
+
+/// The signed-in teacher's lessons at this node (an admin's: the ones they brought in), newest
+/// first, each with its replication state.
+pub async fn load_my_lessons(state: &AppState, auth: &Auth) -> Result<Vec<MyLesson>, ApiError> {
+    let Some(user) = auth.user().cloned() else { return Err(ApiError::Unauthorized("sign in first".into())) };
+    blocking(state, move |ctx| {
+        let mine = ctx.store.read(|c| lessons::owned_by(c, &user.name, &user.display, &ctx.writer.node_id))?;
+        let parent_tier = if ctx.writer.has_parent { ctx.writer.tier.parent() } else { None };
+        let states = ctx.store.read(|c| lessons::replication(c, &mine, parent_tier))?;
+        Ok(mine.into_iter().zip(states).map(|(l, replication)| MyLesson { lesson: LessonView::new(ctx, l), replication }).collect())
+    })
+    .await
+}
+
+pub async fn my_lessons(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Result<Json<Items<MyLesson>>, ApiError> {
+    Ok(Json(Items { items: load_my_lessons(&state, &auth).await? }))
 }
 
 /// The key of a user's rating or review in a lesson's document: the account at this node
@@ -707,11 +746,13 @@ pub struct SubtitleQuery {
 /// Attaches SRT subtitles (the request body) to a lesson.
 pub async fn put_subtitles(
     State(state): State<AppState>,
+    Extension(auth): Extension<Auth>,
     Path(id): Path<String>,
     Query(q): Query<SubtitleQuery>,
     body: axum::body::Bytes,
 ) -> Result<Json<LessonView>, ApiError> {
     check_id(&id)?;
+    require_owner(&state, &auth, &id).await?;
     let view = blocking(&state, move |ctx| {
         let lesson = crate::import::attach_subtitles(ctx, &id, &body, q.language.as_deref())?;
         Ok(LessonView::new(ctx, lesson))
@@ -793,9 +834,11 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
         subject: q.subject,
         knowledge_points: Vec::new(),
     };
+    let owner = auth.name().to_string();
     let result = blocking(&state, move |ctx| {
         match crate::import::import_file(ctx, &tmp, &meta, |_, _| {}) {
             Ok(lesson) => {
+                ctx.store.write(|tx| lessons::set_owner(tx, &lesson.id, &owner))?;
                 // The blob store holds its own copy now.
                 let _ = std::fs::remove_file(&tmp);
                 Ok(Ok(LessonView::new(ctx, lesson)))

@@ -39,6 +39,17 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/search", Access::View),
     ("GET", "/lessons/{id}", Access::View),
     ("GET", "/upload", Access::Teacher),
+    ("GET", "/lang", Access::Public),
+    ("GET", "/teachers", Access::View),
+    ("GET", "/teachers/{name}", Access::View),
+    ("GET", "/schools", Access::View),
+    ("GET", "/schools/{name}", Access::View),
+    ("GET", "/collections", Access::View),
+    ("GET", "/collections/{id}", Access::View),
+    ("GET", "/announcements", Access::View),
+    ("GET", "/my", Access::Teacher),
+    ("GET", "/lessons/{id}/edit", Access::Teacher),
+    ("GET", "/api/v1/me/lessons", Access::Teacher),
     ("GET", "/login", Access::Public),
     ("POST", "/login", Access::Public),
     ("GET", "/healthz", Access::Public),
@@ -109,6 +120,8 @@ pub fn allowed(access: Access, session: Option<&Session>, anonymous_viewing: boo
 pub struct Auth {
     pub session: Option<Session>,
     pub address: Option<IpAddr>,
+    /// The language the pages are shown in (its cookie, Chinese by default).
+    pub lang: super::i18n::Lang,
 }
 
 impl Auth {
@@ -127,16 +140,21 @@ impl Auth {
     }
 }
 
-/// The session token in a request's cookies.
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// A cookie's value in a request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
+}
+
+/// The session token in a request's cookies.
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
 }
 
 fn unsafe_method(m: &Method) -> bool {
@@ -199,7 +217,7 @@ pub async fn middleware(State(state): State<AppState>, matched: Option<MatchedPa
             return ApiError::Forbidden("your account's role may not do this".into()).into_response();
         }
     }
-    let auth = Auth { session, address };
+    let auth = Auth { session, address, lang: super::i18n::Lang::of(req.headers()) };
     req.extensions_mut().insert(auth.clone());
     let uri = req.uri().path().to_string();
     let response = next.run(req).await;
@@ -308,27 +326,33 @@ pub struct NextQuery {
 }
 
 /// Where to go after signing in: a path on this portal only.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => "/".to_string(),
     }
 }
 
-fn login_html(state: &AppState, next: &str, error: Option<&str>) -> Html<String> {
+fn login_html(state: &AppState, auth: &Auth, next: &str, error: Option<&str>) -> Html<String> {
+    let l = auth.lang;
     let err = error.map(|e| format!(r#"<p class="fail" role="alert">{}</p>"#, super::pages::esc(e))).unwrap_or_default();
     let body = format!(
-        r#"<h1>登录</h1>{err}<form method="post" action="/login"><dl>
-<dt><label for="name">用户名</label></dt><dd><input id="name" name="name" autocomplete="username" required autofocus></dd>
-<dt><label for="password">密码</label></dt><dd><input id="password" name="password" type="password" autocomplete="current-password" required></dd>
-</dl><input type="hidden" name="next" value="{next}"><p><button type="submit">登录</button></p></form>"#,
+        r#"<h1>{sign_in}</h1>{err}<form method="post" action="/login"><dl>
+<dt><label for="name">{user}</label></dt><dd><input id="name" name="name" autocomplete="username" required autofocus></dd>
+<dt><label for="password">{password}</label></dt><dd><input id="password" name="password" type="password" autocomplete="current-password" required></dd>
+</dl><input type="hidden" name="next" value="{next}"><p><button type="submit">{sign_in}</button></p></form>"#,
+        sign_in = l.t("登录", "Sign in"),
+        user = l.t("用户名", "User name"),
+        password = l.t("密码", "Password"),
         next = super::pages::esc(next)
     );
-    super::pages::layout(state, &Auth::default(), "登录", "", &body)
+    // The page itself is shown as no one: a stale session's name would only confuse.
+    let anonymous = Auth { lang: l, ..Auth::default() };
+    super::pages::layout(state, &anonymous, l.t("登录", "Sign in"), "", &body)
 }
 
-pub async fn login_page(State(state): State<AppState>, axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Html<String> {
-    login_html(&state, &safe_next(q.next.as_deref()), None)
+pub async fn login_page(State(state): State<AppState>, Extension(auth): Extension<Auth>, axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Html<String> {
+    login_html(&state, &auth, &safe_next(q.next.as_deref()), None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,7 +367,8 @@ pub struct LoginForm {
 pub async fn login_form(State(state): State<AppState>, Extension(auth): Extension<Auth>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let next = safe_next(f.next.as_deref());
     if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, login_html(&state, &next, Some("请从本门户的登录页登录"))).into_response();
+        let msg = auth.lang.t("请从本门户的登录页登录", "Sign in from this portal's own sign-in page");
+        return (StatusCode::FORBIDDEN, login_html(&state, &auth, &next, Some(msg))).into_response();
     }
     match sign_in(&state, &auth, f.name, f.password).await {
         Ok((token, _)) => {
@@ -351,8 +376,14 @@ pub async fn login_form(State(state): State<AppState>, Extension(auth): Extensio
             r.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token));
             r
         }
-        Err(ApiError::TooManyRequests(msg, _)) => (StatusCode::TOO_MANY_REQUESTS, login_html(&state, &next, Some(&format!("登录失败次数过多，请稍后再试（{msg}）")))).into_response(),
-        Err(ApiError::Unauthorized(_)) => (StatusCode::UNAUTHORIZED, login_html(&state, &next, Some("用户名或密码错误"))).into_response(),
+        Err(ApiError::TooManyRequests(msg, _)) => {
+            let text = format!("{}（{msg}）", auth.lang.t("登录失败次数过多，请稍后再试", "Too many failed sign-ins; try again later"));
+            (StatusCode::TOO_MANY_REQUESTS, login_html(&state, &auth, &next, Some(&text))).into_response()
+        }
+        Err(ApiError::Unauthorized(_)) => {
+            let msg = auth.lang.t("用户名或密码错误", "Wrong user name or password");
+            (StatusCode::UNAUTHORIZED, login_html(&state, &auth, &next, Some(msg))).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

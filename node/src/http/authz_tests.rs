@@ -32,6 +32,8 @@ fn world(anonymous_viewing: bool) -> World {
     for role in Role::ALL {
         ctx.store.write(|tx| accounts::create_user(tx, role.as_str(), role.zh(), role, "password for tests")).expect("user");
     }
+    // The teacher's own lesson (teachers change only their own: tested beside the matrix).
+    ctx.store.write(|tx| crate::lessons::set_owner(tx, &lesson, "teacher")).expect("owner");
     let index = Arc::new(LessonIndex::in_memory().expect("index"));
     World { _dir: dir, state: AppState::new(ctx, index), lesson }
 }

@@ -9,8 +9,11 @@ mod assets;
 pub mod auth;
 #[cfg(test)]
 mod authz_tests;
+mod browse;
+mod i18n;
 mod pages;
 pub mod server;
+mod teach;
 
 use crate::node::{NodeCtx, NodeError};
 use axum::Router;
@@ -39,6 +42,17 @@ pub fn router(state: AppState) -> Router {
         .route("/search", get(pages::search))
         .route("/lessons/{id}", get(pages::lesson))
         .route("/upload", get(pages::upload_page))
+        .route("/lang", get(i18n::switch))
+        .route("/teachers", get(browse::teachers))
+        .route("/teachers/{name}", get(browse::teacher))
+        .route("/schools", get(browse::schools))
+        .route("/schools/{name}", get(browse::school))
+        .route("/collections", get(browse::collections))
+        .route("/collections/{id}", get(browse::collection))
+        .route("/announcements", get(browse::announcements))
+        .route("/my", get(teach::my_lessons))
+        .route("/lessons/{id}/edit", get(teach::edit_page))
+        .route("/api/v1/me/lessons", get(api::my_lessons))
         .route("/assets/{name}", get(assets::serve))
         .route("/login", get(auth::login_page).post(auth::login_form))
         .route("/api/v1/session", get(auth::api_whoami).post(auth::api_login).delete(auth::api_logout))
@@ -227,6 +241,7 @@ async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::catalog;
     use crate::import::{ImportMeta, import_file};
     use axum::body::Body;
     use axum::http::Request;
@@ -439,5 +454,145 @@ mod tests {
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["awards"][&f.id], "一等奖");
+    }
+
+    /// Sends a request as no one, with the English cookie.
+    async fn call_en(f: &Fixture, uri: &str) -> (StatusCode, String) {
+        let req = Request::get(uri).header(header::COOKIE, "youke_lang=en").body(Body::empty()).expect("request");
+        let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
+        (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+    }
+
+    #[tokio::test]
+    async fn every_page_has_an_english_version_without_chinese_left_in_it() {
+        let f = fixture();
+        // Catalog content in English, so only the portal's own words could bring Chinese in.
+        let w = &f.state.ctx.writer;
+        let c = f.state.ctx.store.write(|tx| catalog::create_collection(tx, w, &catalog::Collection { title: "Best of 2026".into(), description: "Picked".into(), lessons: vec![f.id.clone()], featured: true, pinned: false, published: true, id: String::new(), origin_name: String::new() })).expect("collection");
+        f.state.ctx.store.write(|tx| catalog::create_announcement(tx, w, &serde_json::from_str(r#"{"title":"Summer training","body":"From July"}"#).expect("json"))).expect("notice");
+        // The fixture's own data is Chinese (node, lesson, teacher): taken out before looking.
+        let data = ["实验小学", "勾股定理", "王芳", "中文", "管理员"];
+        let pages = [
+            "/".to_string(),
+            "/search".into(),
+            "/search?q=gougu&grade=unknown".into(),
+            format!("/lessons/{}", f.id),
+            "/teachers".into(),
+            format!("/teachers/{}", pages::url_encode("王芳")),
+            "/schools".into(),
+            format!("/schools/{}", pages::url_encode("实验小学")),
+            "/collections".into(),
+            format!("/collections/{}", c.id),
+            "/announcements".into(),
+            "/login".into(),
+            format!("/lessons/{}", uuid::Uuid::new_v4()),
+        ];
+        for page in &pages {
+            let (status, mut html) = call_en(&f, page).await;
+            assert!(status == StatusCode::OK || status == StatusCode::NOT_FOUND, "{page}: {status}");
+            assert!(html.contains(r#"<html lang="en">"#), "{page}");
+            for d in data {
+                html = html.replace(d, "");
+            }
+            let han: String = html.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c) || ('\u{3000}'..='\u{303f}').contains(c) || ('\u{ff00}'..='\u{ffef}').contains(c)).collect();
+            assert!(han.is_empty(), "{page} has Chinese left in English: {han:?}");
+        }
+        // Signed-in pages, in English too.
+        for page in ["/my".to_string(), format!("/lessons/{}/edit", f.id), "/upload".into()] {
+            let req = Request::get(&page).header(header::COOKIE, format!("youke_session={}; youke_lang=en", f.session.0)).body(Body::empty()).expect("request");
+            let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
+            assert_eq!(resp.status(), StatusCode::OK, "{page}");
+            let mut html = String::from_utf8(axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body").to_vec()).expect("utf-8");
+            for d in data {
+                html = html.replace(d, "");
+            }
+            assert!(!html.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "{page} has Chinese left in English");
+        }
+        // Without the cookie, Chinese.
+        let (_, _, body) = call(&f, get("/teachers")).await;
+        assert!(String::from_utf8(body).expect("utf-8").contains("名师课堂"));
+    }
+
+    #[tokio::test]
+    async fn the_language_switch_sets_its_cookie_and_goes_back() {
+        let f = fixture();
+        let req = Request::get("/lang?to=en").header(header::HOST, "school.lan").header(header::REFERER, "http://school.lan/search?q=x").body(Body::empty()).expect("request");
+        let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
+        assert!(resp.status().is_redirection());
+        assert_eq!(resp.headers()[header::LOCATION], "/search?q=x");
+        assert!(resp.headers()[header::SET_COOKIE].to_str().expect("ascii").starts_with("youke_lang=en;"));
+        let req = Request::get("/lang?to=zh&next=//evil.example/").body(Body::empty()).expect("request");
+        let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
+        assert_eq!(resp.headers()[header::LOCATION], "/");
+        assert!(resp.headers()[header::SET_COOKIE].to_str().expect("ascii").starts_with("youke_lang=zh;"));
+    }
+
+    #[tokio::test]
+    async fn home_teacher_school_and_collection_pages_show_the_lesson() {
+        let f = fixture();
+        let w = &f.state.ctx.writer;
+        let c = f.state.ctx.store.write(|tx| catalog::create_collection(tx, w, &catalog::Collection { title: "省级精品课".into(), description: String::new(), lessons: vec![f.id.clone()], featured: true, pinned: false, published: true, id: String::new(), origin_name: String::new() })).expect("collection");
+        let (s, _, body) = call(&f, get("/")).await;
+        assert_eq!(s, StatusCode::OK);
+        let home = String::from_utf8(body).expect("utf-8");
+        for want in ["人气榜", "好评榜", "最新课程", "按年级浏览", "省级精品课", &format!("/lessons/{}", f.id)] {
+            assert!(home.contains(want), "home lacks {want}");
+        }
+        for (page, want) in [
+            ("/teachers".to_string(), "/teachers/%E7%8E%8B%E8%8A%B3"),
+            (format!("/teachers/{}", pages::url_encode("王芳")), "勾股定理"),
+            ("/schools".to_string(), "/schools/%E5%AE%9E%E9%AA%8C%E5%B0%8F%E5%AD%A6"),
+            (format!("/schools/{}", pages::url_encode("实验小学")), "勾股定理"),
+            (format!("/collections/{}", c.id), "勾股定理"),
+        ] {
+            let (s, _, body) = call(&f, get(&page)).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            assert!(String::from_utf8(body).expect("utf-8").contains(want), "{page} lacks {want}");
+        }
+        let (s, _, _) = call(&f, get("/teachers/nobody")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _, _) = call(&f, get(&format!("/collections/{}", f.id))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn teachers_change_only_their_own_lessons_and_see_them_under_my_lessons() {
+        let f = fixture();
+        let ctx = &f.state.ctx;
+        for (name, display) in [("wangfang", "王芳"), ("li", "李老师")] {
+            ctx.store.write(|tx| crate::accounts::create_user(tx, name, display, crate::accounts::Role::Teacher, "teacher password")).expect("user");
+        }
+        let as_teacher = |name: &str| {
+            let (token, s) = ctx.store.write(|tx| crate::accounts::login(tx, name, "teacher password")).expect("login");
+            Fixture { _dir: tempfile::tempdir().expect("dir"), state: f.state.clone(), id: f.id.clone(), session: (token, s.csrf) }
+        };
+        let (wang, li) = (as_teacher("wangfang"), as_teacher("li"));
+        let patch = |t: &str| Request::patch(format!("/api/v1/lessons/{}", f.id)).header(header::CONTENT_TYPE, "application/json").body(Body::from(format!(r#"{{"title":"{t}"}}"#))).expect("req");
+        // The lesson was imported at this node under 王芳's name: hers, not 李老师's.
+        let (s, _, _) = call(&li, patch("不是我的")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _, _) = call(&li, Request::post(format!("/api/v1/lessons/{}/share", f.id)).header(header::CONTENT_TYPE, "application/json").body(Body::from(r#"{"to":"city"}"#)).expect("req")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _, _) = call(&li, get(&format!("/lessons/{}/edit", f.id))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _, _) = call(&wang, patch("勾股定理（第二课时）")).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, _, body) = call(&wang, get("/api/v1/me/lessons")).await;
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["items"][0]["title"], "勾股定理（第二课时）");
+        assert_eq!(v["items"][0]["replication"]["state"], "local", "a node without a parent keeps its lessons");
+        let (_, _, body) = call(&li, get("/api/v1/me/lessons")).await;
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).expect("json")["items"], serde_json::json!([]));
+        let (_, _, body) = call(&wang, get("/my")).await;
+        let html = String::from_utf8(body).expect("utf-8");
+        assert!(html.contains("勾股定理（第二课时）") && html.contains("data-state=\"local\""), "{html}");
+        // Once 李老师 has uploaded-owned it (an admin reassigns), it is hers and no longer 王芳's.
+        ctx.store.write(|tx| crate::lessons::set_owner(tx, &f.id, "li")).expect("owner");
+        let (s, _, _) = call(&wang, patch("x")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _, _) = call(&li, patch("勾股定理")).await;
+        assert_eq!(s, StatusCode::OK);
     }
 }

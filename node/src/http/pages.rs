@@ -1,20 +1,23 @@
-//! Server-rendered portal pages, in Chinese (zh-CN).
+//! Server-rendered portal pages, in Chinese (zh-CN) or English ([`Lang`]).
 
-use super::api::{LessonView, PageQuery, SearchParams, SearchResult, run_search};
+use super::api::{LessonView, SearchParams, SearchResult, run_search};
 use super::auth::Auth;
+use super::i18n::Lang;
 use super::{ApiError, AppState, blocking};
+use crate::accounts::Role;
+use crate::{catalog, lessons};
 use axum::Extension;
-use crate::lessons;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write;
+use youke_federation::Tier;
 use youke_search::{Dim, Order};
 
 /// Escapes text for HTML element content and attribute values.
 pub use youke_search::escape_html as esc;
 
-fn url_encode(s: &str) -> String {
+pub(super) fn url_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -28,151 +31,300 @@ fn url_encode(s: &str) -> String {
 
 
 
-/// The page around `body`: the header with the node, navigation, the signed-in user (or a
-/// sign-in link) and the search box; the session's CSRF token in a `<meta>` for scripts.
+/// The page around `body`: the header with the node, navigation, the language switch, the
+/// signed-in user (or a sign-in link) and the search box; the session's CSRF token in a
+/// `<meta>` for scripts.
 pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, body: &str) -> Html<String> {
     let w = &state.ctx.writer;
+    let l = auth.lang;
+    let role = auth.user().map(|u| u.role);
     let account = match auth.user() {
         Some(u) => format!(
-            r#"<span class="node">{}（{}）</span><button id="logout" type="button" class="link">退出</button>"#,
+            r#"<span class="node">{}（{}）</span><button id="logout" type="button" class="link">{}</button>"#,
             esc(&u.display),
-            u.role.zh()
+            l.role(u.role),
+            l.t("退出", "Sign out")
         ),
-        None => r#"<a class="node" href="/login">登录</a>"#.to_string(),
+        None => format!(r#"<a class="node" href="/login">{}</a>"#, l.t("登录", "Sign in")),
     };
+    let mut nav = String::new();
+    let mut link = |href: &str, text: &str| {
+        let _ = write!(nav, r#"<a href="{href}">{text}</a>"#);
+    };
+    link("/search", l.t("浏览课程", "Browse"));
+    link("/teachers", l.t("名师课堂", "Teachers"));
+    link("/schools", l.t("名校网络课堂", "Schools"));
+    link("/collections", l.t("专辑", "Collections"));
+    link("/announcements", l.t("通知公告", "Notices"));
+    if matches!(role, Some(Role::Teacher | Role::Admin)) {
+        link("/my", l.t("我的课程", "My lessons"));
+        link("/upload", l.t("上传录像", "Upload"));
+    }
+    let (other, other_name) = l.other();
     Html(format!(
-        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="csrf-token" content="{csrf}"><title>{title} · 优课</title><link rel="stylesheet" href="{portal_css}"><script src="{portal_js}" defer></script></head><body>
-<header><a href="/">优课 Youke</a><span class="node">{tier}节点 · {name}</span><a class="node" href="/search">浏览课程</a><a class="node" href="/upload">上传录像</a>{account}
-<form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="搜索课程、教师、知识点" aria-label="搜索"><button type="submit">搜索</button></form></header>
+        r#"<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="csrf-token" content="{csrf}"><title>{title} · {brand}</title><link rel="stylesheet" href="{portal_css}"><script src="{portal_js}" defer></script></head><body>
+<header><a class="brand" href="/">{brand}</a><span class="node">{tier} · {name}</span><nav class="top">{nav}</nav>
+<a class="node lang" id="lang" href="/lang?to={other}" hreflang="{other}">{other_name}</a>{account}
+<form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="{placeholder}" aria-label="{search}"><button type="submit">{search}</button></form></header>
 <main>{body}</main></body></html>"#,
+        lang = l.tag(),
+        brand = l.t("优课 Youke", "Youke"),
         csrf = esc(auth.csrf()),
         portal_js = super::assets::url("portal.js"),
         portal_css = super::assets::url("portal.css"),
         title = esc(title),
-        tier = w.tier.zh(),
+        tier = l.t(
+            match w.tier {
+                Tier::School => "学校节点",
+                Tier::City => "市级节点",
+                Tier::Province => "省级节点",
+            },
+            match w.tier {
+                Tier::School => "School node",
+                Tier::City => "City node",
+                Tier::Province => "Province node",
+            }
+        ),
         name = esc(&w.node_name),
+        placeholder = l.t("搜索课程、教师、知识点", "Search lessons, teachers, topics"),
+        search = l.t("搜索", "Search"),
         q = esc(query),
     ))
 }
 
-fn lesson_rows(views: &[LessonView]) -> String {
-    let mut rows = String::new();
-    for v in views {
-        let l = &v.lesson;
-        let _ = write!(
-            rows,
-            r#"<tr><td><a href="/lessons/{id}">{title}</a></td><td>{teacher}</td><td>{subject}</td><td>{grade}</td><td>{origin}</td><td><span class="tag">{share}</span></td><td>{media}</td></tr>"#,
-            id = esc(&l.id),
-            title = esc(&l.title),
-            teacher = esc(&l.teacher),
-            subject = esc(&l.subject),
-            grade = esc(&l.grade),
-            origin = esc(&l.origin_name),
-            share = l.share_level.zh(),
-            media = if v.media_present { "可播放" } else { "传输中" },
-        );
+/// A date (China time) for lists: `2026-11-23`.
+pub(super) fn day(ms: i64) -> String {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
+        Ok(t) => {
+            let d = t.to_offset(offset).date();
+            format!("{}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+        }
+        Err(_) => String::new(),
     }
-    format!(
-        "<table><thead><tr><th>课程</th><th>教师</th><th>学科</th><th>年级</th><th>来源</th><th>共享范围</th><th>视频</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
 }
 
-pub async fn home(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<PageQuery>) -> Result<Html<String>, ApiError> {
-    let (page, per_page) = q.resolve()?;
-    let (views, total) = blocking(&state, move |ctx| {
-        let (items, total) = ctx.store.read(|c| lessons::list(c, (page - 1) * per_page, per_page))?;
-        Ok((items.into_iter().map(|l| LessonView::new(ctx, l)).collect::<Vec<_>>(), total))
+/// A lesson's rating as stars and count, or nothing before the first rating.
+pub(super) fn rating_text(l: Lang, lesson: &lessons::Lesson) -> String {
+    match lesson.rating_avg {
+        Some(avg) if lesson.rating_count > 0 => format!("★ {avg:.1} ({} {})", lesson.rating_count, l.t("人评分", "ratings")),
+        _ => String::new(),
+    }
+}
+
+pub(super) fn views_text(l: Lang, views: i64) -> String {
+    if views > 0 { format!("{views} {}", l.t("次观看", "views")) } else { String::new() }
+}
+
+/// Lessons as a grid of cards: poster, title, teacher and school, views and rating.
+pub(super) fn cards(l: Lang, views: &[LessonView]) -> String {
+    let mut out = String::from(r#"<div class="cards">"#);
+    for v in views {
+        let x = &v.lesson;
+        let poster = match &v.hls {
+            Some(h) => format!(r#"<img src="{}" alt="" loading="lazy">"#, esc(&h.poster_url)),
+            None => format!(r#"<span class="noposter">{}</span>"#, esc(&x.subject)),
+        };
+        let stats: Vec<String> = [views_text(l, x.views), rating_text(l, x)].into_iter().filter(|s| !s.is_empty()).collect();
+        let _ = write!(
+            out,
+            r#"<article class="card"><a class="poster" href="/lessons/{id}" tabindex="-1">{poster}</a><a class="title" href="/lessons/{id}">{title}</a><p class="muted"><a href="/teachers/{teacher_url}">{teacher}</a> · <a href="/schools/{school_url}">{school}</a></p><p class="muted">{grade} {subject} {stats}</p></article>"#,
+            id = esc(&x.id),
+            title = esc(&x.title),
+            teacher_url = url_encode(&x.teacher),
+            teacher = esc(&x.teacher),
+            school_url = url_encode(&x.origin_name),
+            school = esc(&x.origin_name),
+            grade = esc(&x.grade),
+            subject = esc(&x.subject),
+            stats = esc(&stats.join(" · ")),
+        );
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// A ranked list (人气榜, 好评榜): position, title, the figure it is ranked by.
+fn ranking(l: Lang, title: &str, views: &[LessonView], figure: impl Fn(&lessons::Lesson) -> String, more: &str) -> String {
+    let mut out = format!(r#"<section class="rank"><h2>{title} <a class="more" href="{more}">{}</a></h2><ol>"#, l.t("更多", "more"));
+    for v in views {
+        let x = &v.lesson;
+        let _ = write!(out, r#"<li><a href="/lessons/{}">{}</a> <span class="muted">{}</span></li>"#, esc(&x.id), esc(&x.title), esc(&figure(x)));
+    }
+    if views.is_empty() {
+        let _ = write!(out, r#"<li class="muted">{}</li>"#, l.t("暂无", "none yet"));
+    }
+    out.push_str("</ol></section>");
+    out
+}
+
+pub(super) fn listing(order: Order, per_page: u64, filters: Vec<(Dim, String)>, facets: bool) -> SearchParams {
+    SearchParams { q: String::new(), filters, order, page: 1, per_page, facets }
+}
+
+/// Facet values as links to the filtered browse page (按年级, 按学科).
+pub(super) fn chips(l: Lang, dim: Dim, r: &SearchResult) -> String {
+    let mut out = String::new();
+    for f in r.facets.get(dim.as_str()).into_iter().flatten() {
+        let href = serde_urlencoded::to_string([(dim.as_str(), f.value.as_str())]).unwrap_or_default();
+        let _ = write!(out, r#"<a class="chip" href="/search?{}">{} <span class="muted">{}</span></a>"#, esc(&href), esc(&value_name(l, dim, &f.value)), f.count);
+    }
+    out
+}
+
+/// Home (首页): notices, featured collections, 人气榜 and 好评榜, the newest lessons, browsing by
+/// grade and subject.
+pub async fn home(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Result<Html<String>, ApiError> {
+    let l = auth.lang;
+    let (popular, best, newest) = tokio::try_join!(
+        run_search(&state, listing(Order::MostViewed, 10, Vec::new(), false)),
+        run_search(&state, listing(Order::BestRated, 10, Vec::new(), false)),
+        run_search(&state, listing(Order::Newest, 8, Vec::new(), true)),
+    )?;
+    let (notices, featured) = blocking(&state, |ctx| {
+        let notices: Vec<catalog::Announcement> = ctx.store.read(catalog::announcements)?.into_iter().take(3).collect();
+        let mut featured = Vec::new();
+        for c in ctx.store.read(catalog::collections)?.into_iter().filter(|c| c.published && c.featured).take(4) {
+            let first: Vec<String> = c.lessons.iter().take(8).cloned().collect();
+            let lessons = ctx.store.read(|conn| lessons::by_ids(conn, &first))?;
+            featured.push((c, lessons.into_iter().map(|x| LessonView::new(ctx, x)).collect::<Vec<_>>()));
+        }
+        Ok((notices, featured))
     })
     .await?;
-    let mut body = format!("<h1>全部课程 <span class=\"muted\">共 {total} 节</span></h1>");
-    if views.is_empty() {
-        body.push_str("<p class=\"muted\">还没有课程。用 <code>youke import 文件.mp4</code> 导入录播课程。</p>");
-    } else {
-        body.push_str(&lesson_rows(&views));
+    let mut body = String::new();
+    if !notices.is_empty() {
+        let _ = write!(body, r#"<section class="notices"><h2>{}</h2><ul>"#, l.t("通知公告", "Notices"));
+        for n in &notices {
+            let _ = write!(body, r#"<li><a href="/announcements#n-{}">{}</a> <span class="muted">{} · {}</span></li>"#, esc(&n.id), esc(&n.title), esc(&n.origin_name), day(n.publish_at));
+        }
+        body.push_str("</ul></section>");
     }
-    let pages = total.div_ceil(per_page).max(1);
-    body.push_str("<div class=\"pager\">");
-    if page > 1 {
-        let _ = write!(body, "<a href=\"/?page={}&per_page={per_page}\">上一页</a>", page - 1);
+    if newest.total == 0 {
+        let _ = write!(
+            body,
+            r#"<h1>{}</h1><p class="muted">{}</p>"#,
+            l.t("还没有课程", "No lessons yet"),
+            l.t("教师可以在“上传录像”上传，管理员可以用 youke import 文件.mp4 导入录播课程。", "Teachers can upload recordings; administrators can import them with youke import FILE.mp4.")
+        );
+        return Ok(layout(&state, &auth, l.t("首页", "Home"), "", &body));
     }
-    let _ = write!(body, "<span class=\"muted\">第 {page} / {pages} 页</span>");
-    if page < pages {
-        let _ = write!(body, "<a href=\"/?page={}&per_page={per_page}\">下一页</a>", page + 1);
+    for (c, lessons) in &featured {
+        let _ = write!(
+            body,
+            r#"<section class="featured"><h2><a href="/collections/{}">{}</a> <span class="muted">{}</span></h2><p class="muted">{}</p>{}</section>"#,
+            esc(&c.id),
+            esc(&c.title),
+            esc(&c.origin_name),
+            esc(&c.description),
+            cards(l, lessons)
+        );
     }
+    body.push_str(r#"<div class="ranks">"#);
+    body.push_str(&ranking(l, l.t("人气榜", "Most viewed"), &hit_views(popular), |x| views_text(l, x.views), "/search?order=views"));
+    body.push_str(&ranking(l, l.t("好评榜", "Best rated"), &hit_views(best), |x| rating_text(l, x), "/search?order=rating"));
     body.push_str("</div>");
-    Ok(layout(&state, &auth, "全部课程", "", &body))
+    let _ = write!(
+        body,
+        r#"<section class="browse"><h2>{}</h2><p>{}</p><h2>{}</h2><p>{}</p></section>"#,
+        l.t("按年级浏览", "By grade"),
+        chips(l, Dim::Grade, &newest),
+        l.t("按学科浏览", "By subject"),
+        chips(l, Dim::Subject, &newest)
+    );
+    let _ = write!(
+        body,
+        r#"<section><h2>{} <a class="more" href="/search?order=newest">{}</a></h2>{}</section>"#,
+        l.t("最新课程", "Newest lessons"),
+        l.t("全部课程", "all lessons"),
+        cards(l, &hit_views(newest))
+    );
+    Ok(layout(&state, &auth, l.t("首页", "Home"), "", &body))
+}
+
+pub(super) fn hit_views(r: SearchResult) -> Vec<LessonView> {
+    r.items.into_iter().map(|h| h.lesson).collect()
 }
 
 pub async fn search(State(state): State<AppState>, Extension(auth): Extension<Auth>, RawQuery(raw): RawQuery) -> Result<Html<String>, ApiError> {
     let params = SearchParams::parse(raw.as_deref())?;
     let result = run_search(&state, params.clone()).await?;
-    let body = search_body(&params, &result);
-    let title = if params.q.is_empty() { "浏览课程".to_string() } else { format!("搜索 {}", params.q) };
+    let l = auth.lang;
+    let body = search_body(l, &params, &result);
+    let title = if params.q.is_empty() { l.t("浏览课程", "Browse lessons").to_string() } else { format!("{} {}", l.t("搜索", "Search"), params.q) };
     Ok(layout(&state, &auth, &title, &params.q, &body))
 }
 
-fn dim_zh(dim: Dim) -> &'static str {
+pub(super) fn dim_name(l: Lang, dim: Dim) -> &'static str {
     match dim {
-        Dim::Grade => "年级",
-        Dim::Subject => "学科",
-        Dim::School => "学校",
-        Dim::Teacher => "教师",
-        Dim::Year => "年份",
-        Dim::Tier => "来源",
-        Dim::Compliance => "课程视频标准",
+        Dim::Grade => l.t("年级", "Grade"),
+        Dim::Subject => l.t("学科", "Subject"),
+        Dim::School => l.t("学校", "School"),
+        Dim::Teacher => l.t("教师", "Teacher"),
+        Dim::Year => l.t("年份", "Year"),
+        Dim::Tier => l.t("来源", "From"),
+        Dim::Compliance => l.t("课程视频标准", "Video standard"),
     }
 }
 
-fn value_zh(dim: Dim, value: &str) -> String {
-    let zh = match (dim, value) {
-        (Dim::Tier, "school") => "学校",
-        (Dim::Tier, "city") => "市级",
-        (Dim::Tier, "province") => "省级",
-        (Dim::Compliance, "pass") => "符合",
-        (Dim::Compliance, "fail") => "不符合",
-        (Dim::Compliance, "unchecked") => "未检测",
-        (_, "unknown") => "未知",
-        (Dim::Year, y) => return format!("{y} 年"),
+pub(super) fn value_name(l: Lang, dim: Dim, value: &str) -> String {
+    let name = match (dim, value) {
+        (Dim::Tier, "school") => l.t("学校", "school"),
+        (Dim::Tier, "city") => l.t("市级", "city"),
+        (Dim::Tier, "province") => l.t("省级", "province"),
+        (Dim::Compliance, "pass") => l.t("符合", "meets it"),
+        (Dim::Compliance, "fail") => l.t("不符合", "fails it"),
+        (Dim::Compliance, "unchecked") => l.t("未检测", "not checked"),
+        (_, "unknown") => l.t("未知", "unknown"),
+        (Dim::Year, y) => return format!("{y}{}", l.t(" 年", "")),
         (_, v) => v,
     };
-    zh.to_string()
+    name.to_string()
 }
 
-fn order_zh(order: Order) -> &'static str {
+fn order_name(l: Lang, order: Order) -> &'static str {
     match order {
-        Order::Relevance => "综合排序",
-        Order::MostViewed => "人气榜",
-        Order::BestRated => "好评榜",
-        Order::Newest => "最新",
+        Order::Relevance => l.t("综合排序", "Relevance"),
+        Order::MostViewed => l.t("人气榜", "Most viewed"),
+        Order::BestRated => l.t("好评榜", "Best rated"),
+        Order::Newest => l.t("最新", "Newest"),
     }
 }
 
 /// The search page: order tabs, facets with counts (a click adds or removes a filter), hits with
 /// highlighted titles, snippets and subtitle moments, pages.
-fn search_body(p: &SearchParams, r: &SearchResult) -> String {
+fn search_body(l: Lang, p: &SearchParams, r: &SearchResult) -> String {
     let mut body = if p.q.is_empty() {
-        format!("<h1>浏览课程 <span class=\"muted\">共 {} 节</span></h1>", r.total)
+        format!("<h1>{} <span class=\"muted\">{}</span></h1>", l.t("浏览课程", "Browse lessons"), count_text(l, r.total))
     } else {
-        format!("<h1>搜索“{}” <span class=\"muted\">找到 {} 节课程</span></h1>", esc(&p.q), r.total)
+        format!("<h1>{}“{}” <span class=\"muted\">{}</span></h1>", l.t("搜索", "Search "), esc(&p.q), count_text(l, r.total))
     };
-    body.push_str(r#"<nav class="orders" aria-label="排序">"#);
+    let _ = write!(body, r#"<nav class="orders" aria-label="{}">"#, l.t("排序", "Order"));
     for order in Order::ALL {
         let class = if order == p.order { r#" class="on" aria-current="true""# } else { "" };
-        let _ = write!(body, r#"<a href="/search?{}"{class}>{}</a>"#, esc(&p.href(None, order, 1)), order_zh(order));
+        let _ = write!(body, r#"<a href="/search?{}"{class}>{}</a>"#, esc(&p.href(None, order, 1)), order_name(l, order));
     }
     body.push_str("</nav>");
     if !p.filters.is_empty() {
         body.push_str(r#"<p class="chosen">"#);
         for (dim, v) in &p.filters {
-            let _ = write!(body, r#"<a class="tag" href="/search?{}" title="取消筛选">{}：{} ✕</a> "#, esc(&p.href(Some((*dim, v)), p.order, 1)), dim_zh(*dim), esc(&value_zh(*dim, v)));
+            let _ = write!(
+                body,
+                r#"<a class="tag" href="/search?{}" title="{}">{}{}{} ✕</a> "#,
+                esc(&p.href(Some((*dim, v)), p.order, 1)),
+                l.t("取消筛选", "Remove this filter"),
+                dim_name(l, *dim),
+                l.t("：", ": "),
+                esc(&value_name(l, *dim, v))
+            );
         }
         body.push_str("</p>");
     }
     body.push_str(r#"<div class="results"><aside class="facets">"#);
     for dim in Dim::ALL {
         let Some(values) = r.facets.get(dim.as_str()).filter(|v| !v.is_empty()) else { continue };
-        let _ = write!(body, "<h3>{}</h3><ul>", dim_zh(dim));
+        let _ = write!(body, "<h3>{}</h3><ul>", dim_name(l, dim));
         for f in values {
             let on = p.filters.iter().any(|(d, v)| *d == dim && *v == f.value);
             let _ = write!(
@@ -180,7 +332,7 @@ fn search_body(p: &SearchParams, r: &SearchResult) -> String {
                 r#"<li><a href="/search?{}"{}>{} <span class="muted">{}</span></a></li>"#,
                 esc(&p.href(Some((dim, &f.value)), p.order, 1)),
                 if on { r#" class="on""# } else { "" },
-                esc(&value_zh(dim, &f.value)),
+                esc(&value_name(l, dim, &f.value)),
                 f.count
             );
         }
@@ -188,21 +340,22 @@ fn search_body(p: &SearchParams, r: &SearchResult) -> String {
     }
     body.push_str("</aside><section class=\"hits\">");
     if r.items.is_empty() {
-        body.push_str("<p class=\"muted\">没有找到匹配的课程，换个关键词或减少筛选条件试试。</p>");
+        let _ = write!(body, "<p class=\"muted\">{}</p>", l.t("没有找到匹配的课程，换个关键词或减少筛选条件试试。", "No lessons match; try other words or fewer filters."));
     }
     for h in &r.items {
-        let l = &h.lesson.lesson;
+        let x = &h.lesson.lesson;
         // The index escaped the highlighted title and snippet itself.
-        let title = h.title_html.clone().unwrap_or_else(|| esc(&l.title));
+        let title = h.title_html.clone().unwrap_or_else(|| esc(&x.title));
+        let views = views_text(l, x.views);
         let _ = write!(
             body,
             r#"<article class="hit"><a class="title" href="/lessons/{id}">{title}</a><p class="muted">{teacher} · {origin} · {subject} {grade}{views}</p>"#,
-            id = esc(&l.id),
-            teacher = esc(&l.teacher),
-            origin = esc(&l.origin_name),
-            subject = esc(&l.subject),
-            grade = esc(&l.grade),
-            views = if l.views > 0 { format!(" · {} 次观看", l.views) } else { String::new() },
+            id = esc(&x.id),
+            teacher = esc(&x.teacher),
+            origin = esc(&x.origin_name),
+            subject = esc(&x.subject),
+            grade = esc(&x.grade),
+            views = if views.is_empty() { String::new() } else { format!(" · {views}") },
         );
         if let Some(snippet) = &h.snippet_html {
             let _ = write!(body, r#"<p class="snippet">{snippet}</p>"#);
@@ -213,7 +366,7 @@ fn search_body(p: &SearchParams, r: &SearchResult) -> String {
                 let _ = write!(
                     body,
                     r#"<a href="/lessons/{id}?t={t:.3}">▶ <span class="muted">{clock}</span> {text}</a> "#,
-                    id = esc(&l.id),
+                    id = esc(&x.id),
                     t = m.start_secs,
                     clock = minute_clock((m.start_secs * 1000.0) as u64),
                     text = esc(&m.text),
@@ -224,39 +377,67 @@ fn search_body(p: &SearchParams, r: &SearchResult) -> String {
         body.push_str("</article>");
     }
     let pages = (r.total as u64).div_ceil(p.per_page).clamp(1, youke_search::MAX_DEPTH as u64 / p.per_page);
-    body.push_str(r#"<div class="pager">"#);
-    if p.page > 1 {
-        let _ = write!(body, r#"<a href="/search?{}" rel="prev">上一页</a>"#, esc(&p.href(None, p.order, p.page - 1)));
-    }
-    let _ = write!(body, "<span class=\"muted\">第 {} / {pages} 页</span>", p.page);
-    if p.page < pages {
-        let _ = write!(body, r#"<a href="/search?{}" rel="next">下一页</a>"#, esc(&p.href(None, p.order, p.page + 1)));
-    }
-    body.push_str("</div></section></div>");
+    body.push_str(&pager(l, p.page, pages, |page| format!("/search?{}", p.href(None, p.order, page))));
+    body.push_str("</section></div>");
     body
 }
 
+pub(super) fn count_text(l: Lang, n: usize) -> String {
+    match l {
+        Lang::Zh => format!("共 {n} 节"),
+        Lang::En => format!("{n} lesson{}", if n == 1 { "" } else { "s" }),
+    }
+}
+
+/// Previous / page n of m / next.
+pub(super) fn pager(l: Lang, page: u64, pages: u64, href: impl Fn(u64) -> String) -> String {
+    let mut out = String::from(r#"<div class="pager">"#);
+    if page > 1 {
+        let _ = write!(out, r#"<a href="{}" rel="prev">{}</a>"#, esc(&href(page - 1)), l.t("上一页", "Previous"));
+    }
+    let _ = match l {
+        Lang::Zh => write!(out, "<span class=\"muted\">第 {page} / {pages} 页</span>"),
+        Lang::En => write!(out, "<span class=\"muted\">page {page} of {pages}</span>"),
+    };
+    if page < pages {
+        let _ = write!(out, r#"<a href="{}" rel="next">{}</a>"#, esc(&href(page + 1)), l.t("下一页", "Next"));
+    }
+    out.push_str("</div>");
+    out
+}
+
+pub(super) fn not_found(state: &AppState, auth: &Auth, what: &str) -> Response {
+    let l = auth.lang;
+    let body = format!(r#"<h1>{what}</h1><p><a href="/">{}</a></p>"#, l.t("返回首页", "Back to the home page"));
+    (StatusCode::NOT_FOUND, layout(state, auth, l.t("未找到", "Not found"), "", &body)).into_response()
+}
+
 pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Response {
+    let l = auth.lang;
+    let viewer = auth.user().cloned();
     let found = blocking(&state, move |ctx| {
-        let Some(l) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
+        let Some(x) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
         // The subtitles as a transcript whose lines seek the player; a stored SRT that no longer
         // parses only loses the transcript, not the page.
         let cues = ctx.store.read(|c| lessons::subtitles_of(c, &id))?.and_then(|(srt, _)| youke_media::srt::parse(srt.as_bytes()).ok());
-        Ok(Some((LessonView::new(ctx, l), cues)))
+        let talk = ctx.store.read(|c| lessons::discussion(c, &ctx.writer, &id))?;
+        let may_edit = match &viewer {
+            Some(u) if u.role == Role::Admin => true,
+            Some(u) if u.role == Role::Teacher => ctx.store.read(|c| lessons::is_owner(c, &id, &u.name, &u.display, &ctx.writer.node_id))?,
+            _ => false,
+        };
+        Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit)))
     })
     .await;
-    let (v, cues) = match found {
+    let (v, cues, talk, may_edit) = match found {
         Ok(Some(found)) => found,
-        Ok(None) => {
-            let page = layout(&state, &auth, "未找到", "", "<h1>未找到这节课程</h1><p><a href=\"/\">返回课程列表</a></p>");
-            return (StatusCode::NOT_FOUND, page).into_response();
-        }
+        Ok(None) => return not_found(&state, &auth, l.t("未找到这节课程", "There is no such lesson")),
         Err(e) => return e.into_response(),
     };
-    let l = &v.lesson;
-    let player = player_html(&v);
-    let transcript = cues.map(|c| transcript_html(&c)).unwrap_or_default();
-    let probe = l.probe.as_ref();
+    let x = &v.lesson;
+    let player = player_html(l, &v);
+    let transcript = cues.map(|c| transcript_html(l, &c)).unwrap_or_default();
+    let probe = x.probe.as_ref();
     let video = probe.and_then(|p| p.get("video"));
     let audio = probe.and_then(|p| p.get("audio"));
     let fmt_video = video
@@ -274,52 +455,121 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
     let fmt_audio = audio
         .map(|a| {
             format!(
-                "{} {} Hz, {} 声道, {} kbit/s",
+                "{} {} Hz, {} {}, {} kbit/s",
                 a.get("codec").and_then(|c| c.as_str()).unwrap_or("?"),
                 a.get("sample_rate").and_then(|c| c.as_u64()).unwrap_or(0),
                 a.get("channels").and_then(|c| c.as_u64()).unwrap_or(0),
+                l.t("声道", "channels"),
                 a.get("bit_rate").and_then(|c| c.as_u64()).unwrap_or(0) / 1000
             )
         })
         .unwrap_or_else(|| "—".into());
-    let kps: Vec<String> = l
+    let kps: Vec<String> = x
         .knowledge_points
         .iter()
         .map(|k| format!("<a class=\"tag\" href=\"/search?q={}\">{}</a>", url_encode(k), esc(k)))
         .collect();
+    let actions = if may_edit {
+        format!(r#"<p class="actions"><a class="button" href="/lessons/{id}/edit">{}</a> <a class="button" href="/my">{}</a></p>"#, l.t("编辑信息", "Edit details"), l.t("共享与同步状态", "Sharing and sync"), id = esc(&x.id))
+    } else {
+        String::new()
+    };
     let body = format!(
-        r#"<h1>{title}</h1>{player}{transcript}
-<dl><dt>教师</dt><dd>{teacher}</dd><dt>学科</dt><dd>{subject}</dd><dt>年级</dt><dd>{grade}</dd>
-<dt>知识点</dt><dd>{kps}</dd><dt>来源学校</dt><dd>{origin}</dd><dt>共享范围</dt><dd><span class="tag">{share}</span></dd>
-<dt>时长</dt><dd>{duration:.1} 秒</dd><dt>视频</dt><dd>{fmt_video}</dd><dt>音频</dt><dd>{fmt_audio}</dd>
-<dt>原始文件</dt><dd>{file}</dd><dt>媒体哈希 (BLAKE3)</dt><dd><code>{hash}</code></dd></dl>
-{compliance}
-<p class="muted">课程编号 {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
-        compliance = compliance_table(l.compliance.as_ref()),
-        title = esc(&l.title),
-        teacher = esc(&l.teacher),
-        subject = esc(&l.subject),
-        grade = esc(&l.grade),
+        r#"<h1>{title}</h1>{player}{transcript}{actions}
+<p class="stats">{rating} {views}</p>
+{description}
+<dl><dt>{l_teacher}</dt><dd><a href="/teachers/{teacher_url}">{teacher}</a></dd><dt>{l_subject}</dt><dd>{subject}</dd><dt>{l_grade}</dt><dd>{grade}</dd>
+<dt>{l_chapter}</dt><dd>{chapter}</dd><dt>{l_kps}</dt><dd>{kps}</dd><dt>{l_school}</dt><dd><a href="/schools/{school_url}">{origin}</a></dd><dt>{l_share}</dt><dd><span class="tag">{share}</span></dd>
+<dt>{l_duration}</dt><dd>{duration:.1} {l_secs}</dd><dt>{l_video}</dt><dd>{fmt_video}</dd><dt>{l_audio}</dt><dd>{fmt_audio}</dd>
+<dt>{l_file}</dt><dd>{file}</dd><dt>{l_hash}</dt><dd><code>{hash}</code></dd></dl>
+{compliance}{discussion}
+<p class="muted">{l_id} {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
+        compliance = compliance_table(l, x.compliance.as_ref()),
+        discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some()),
+        title = esc(&x.title),
+        rating = esc(&rating_text(l, x)),
+        views = esc(&views_text(l, x.views)),
+        description = if x.description.is_empty() { String::new() } else { format!(r#"<p class="description">{}</p>"#, esc(&x.description)) },
+        teacher_url = url_encode(&x.teacher),
+        teacher = esc(&x.teacher),
+        subject = esc(&x.subject),
+        grade = esc(&x.grade),
+        chapter = esc(&x.textbook_chapter),
         kps = kps.join(" "),
-        origin = esc(&l.origin_name),
-        share = l.share_level.zh(),
-        duration = l.duration_secs.unwrap_or(0.0),
-        file = esc(&l.original_name),
-        hash = esc(l.media.as_ref().map(|m| m.hash.as_str()).unwrap_or("—")),
-        id = esc(&l.id),
+        school_url = url_encode(&x.origin_name),
+        origin = esc(&x.origin_name),
+        share = l.share(x.share_level),
+        duration = x.duration_secs.unwrap_or(0.0),
+        file = esc(&x.original_name),
+        hash = esc(x.media.as_ref().map(|m| m.hash.as_str()).unwrap_or("—")),
+        id = esc(&x.id),
+        l_teacher = l.t("教师", "Teacher"),
+        l_subject = l.t("学科", "Subject"),
+        l_grade = l.t("年级", "Grade"),
+        l_chapter = l.t("教材章节", "Textbook chapter"),
+        l_kps = l.t("知识点", "Topics"),
+        l_school = l.t("来源学校", "School"),
+        l_share = l.t("共享范围", "Shared with"),
+        l_duration = l.t("时长", "Duration"),
+        l_secs = l.t("秒", "s"),
+        l_video = l.t("视频", "Video"),
+        l_audio = l.t("音频", "Audio"),
+        l_file = l.t("原始文件", "Original file"),
+        l_hash = l.t("媒体哈希 (BLAKE3)", "Media hash (BLAKE3)"),
+        l_id = l.t("课程编号", "Lesson id"),
     );
-    layout(&state, &auth, &l.title, "", &body).into_response()
+    layout(&state, &auth, &x.title, "", &body).into_response()
+}
+
+/// Ratings, comments and expert reviews, with the forms to add one (portal.js sends them).
+fn discussion_html(l: Lang, x: &lessons::Lesson, talk: Option<&lessons::Discussion>, signed_in: bool) -> String {
+    let mut out = format!(r#"<section class="discussion" id="discussion" data-lesson="{}"><h2>{}</h2>"#, esc(&x.id), l.t("评分与评论", "Ratings and comments"));
+    if signed_in {
+        let mut options = String::new();
+        for n in (1..=5).rev() {
+            let _ = write!(options, r#"<option value="{n}">{}</option>"#, "★".repeat(n));
+        }
+        let _ = write!(
+            out,
+            r#"<form id="rate" class="inline"><label>{} <select name="score">{options}</select></label> <button type="submit">{}</button></form>
+<form id="comment"><textarea name="text" rows="3" maxlength="2000" required aria-label="{}" placeholder="{}"></textarea><p><button type="submit">{}</button> <span class="msg" role="status"></span></p></form>"#,
+            l.t("我的评分", "My rating"),
+            l.t("评分", "Rate"),
+            l.t("评论", "Comment"),
+            l.t("写下你的评论", "Write a comment"),
+            l.t("发表评论", "Post comment"),
+        );
+    } else {
+        let _ = write!(out, r#"<p class="muted"><a href="/login?next=/lessons/{}">{}</a></p>"#, esc(&x.id), l.t("登录后可评分和评论", "Sign in to rate and comment"));
+    }
+    let Some(talk) = talk else { return out + "</section>" };
+    if !talk.reviews.is_empty() {
+        let _ = write!(out, "<h3>{}</h3><ul class=\"comments\">", l.t("专家评审", "Expert reviews"));
+        for r in &talk.reviews {
+            let _ = write!(out, r#"<li><b>{}</b> <span class="tag">{}</span> <span class="muted">{}</span><p>{}</p></li>"#, esc(&r.expert), r.score, day(r.at), esc(&r.comment));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str(r#"<ul class="comments">"#);
+    for c in talk.comments.iter().rev() {
+        let _ = write!(out, r#"<li><b>{}</b> <span class="muted">{} · {}</span><p>{}</p></li>"#, esc(&c.author), esc(&c.node), day(c.at), esc(&c.text));
+    }
+    if talk.comments.is_empty() {
+        let _ = write!(out, r#"<li class="muted">{}</li>"#, l.t("还没有评论", "No comments yet"));
+    }
+    out.push_str("</ul></section>");
+    out
 }
 
 /// The player: HLS master first (phones and Safari play it natively and pick the rung that fits
 /// the network; elsewhere player.js hands it to hls.js), the original MP4 as the fallback, the
 /// subtitles as a WebVTT track, the poster from the ladder, and a quality menu.
-fn player_html(v: &LessonView) -> String {
-    let l = &v.lesson;
+fn player_html(l: Lang, v: &LessonView) -> String {
+    let x = &v.lesson;
     if !v.media_present && v.hls.is_none() {
-        return "<p class=\"muted\">视频正在从来源节点传输，稍后刷新即可播放。</p>".to_string();
+        return format!("<p class=\"muted\">{}</p>", l.t("视频正在从来源节点传输，稍后刷新即可播放。", "The video is on its way from the school it comes from; reload the page later."));
     }
-    let mp4_mime = l.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4");
+    let mp4_mime = x.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4");
     let mut attrs = String::new();
     let mut sources = String::new();
     if let Some(h) = &v.hls {
@@ -330,14 +580,14 @@ fn player_html(v: &LessonView) -> String {
         let _ = write!(attrs, r#" data-mp4="{}""#, esc(&v.media_url));
         let _ = write!(sources, r#"<source src="{}" type="{}">"#, esc(&v.media_url), esc(mp4_mime));
     }
-    if let Some(s) = &l.subtitles {
-        let (lang, label) = if s.language == "en" { ("en", "English") } else { ("zh", "中文字幕") };
-        let _ = write!(sources, r#"<track kind="subtitles" src="/api/v1/lessons/{}/subtitles.vtt" srclang="{lang}" label="{label}" default>"#, esc(&l.id));
+    if let Some(s) = &x.subtitles {
+        let (lang, label) = if s.language == "en" { ("en", "English") } else { ("zh", l.t("中文字幕", "Chinese")) };
+        let _ = write!(sources, r#"<track kind="subtitles" src="/api/v1/lessons/{}/subtitles.vtt" srclang="{lang}" label="{label}" default>"#, esc(&x.id));
     }
     let quality = if v.hls.is_some() {
-        r#"<p class="player-bar"><label>画质 <select id="quality" data-auto="自动" hidden></select></label></p>"#
+        format!(r#"<p class="player-bar"><label>{} <select id="quality" data-auto="{}" hidden></select></label></p>"#, l.t("画质", "Quality"), l.t("自动", "Auto"))
     } else {
-        ""
+        String::new()
     };
     format!(
         r#"<video id="player" controls playsinline preload="metadata"{attrs}>{sources}</video>{quality}<script src="{hls}" defer></script><script src="{player}" defer></script>"#,
@@ -347,7 +597,7 @@ fn player_html(v: &LessonView) -> String {
 }
 
 /// The subtitles as a list of lines, each a link that seeks the player to its moment.
-fn transcript_html(cues: &[youke_media::srt::Cue]) -> String {
+fn transcript_html(l: Lang, cues: &[youke_media::srt::Cue]) -> String {
     if cues.is_empty() {
         return String::new();
     }
@@ -361,7 +611,11 @@ fn transcript_html(cues: &[youke_media::srt::Cue]) -> String {
             text = esc(&c.text.replace('\n', " ")),
         );
     }
-    format!(r#"<details class="transcript"><summary>字幕文本（{} 条，点击跳转）</summary><ol>{lines}</ol></details>"#, cues.len())
+    let summary = match l {
+        Lang::Zh => format!("字幕文本（{} 条，点击跳转）", cues.len()),
+        Lang::En => format!("Transcript ({} lines; click one to jump there)", cues.len()),
+    };
+    format!(r#"<details class="transcript"><summary>{summary}</summary><ol>{lines}</ol></details>"#)
 }
 
 /// `mm:ss`, or `h:mm:ss` past the hour.
@@ -370,50 +624,106 @@ fn minute_clock(ms: u64) -> String {
     if s >= 3600 { format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) } else { format!("{:02}:{:02}", s / 60, s % 60) }
 }
 
+/// The Chinese names of the course video standard's items and requirements (the report
+/// itself is written in English by the media crate).
+fn rule_zh(id: &str) -> Option<(&'static str, &'static str)> {
+    Some(match id {
+        "V1" => ("视频编码", "H.264"),
+        "V2" => ("分辨率", "不低于 1920×1080"),
+        "V3" => ("帧率", "25 或 29.97 帧/秒，逐行扫描"),
+        "V4" => ("视频码率", "不低于 8 Mbit/s"),
+        "V5" => ("文件大小", "不超过 1 GB，或另有不低于 1280×720 的标清版本"),
+        "A1" => ("音频编码", "AAC"),
+        "A2" => ("音频采样率", "不低于 48 kHz"),
+        "A3" => ("音频码率", "不低于 128 kbit/s"),
+        "A4" => ("声道", "双声道（立体声）"),
+        "A5" => ("音频信噪比", "高于 50 dB（建议）"),
+        "D1" => ("时长", "不超过 20 分钟"),
+        "D2" => ("片头", "不超过 20 秒（建议）"),
+        "D3" => ("片尾", "不超过 10 秒（建议）"),
+        "S1" => ("字幕", "使用授课语言"),
+        "S2" => ("字幕文件", "单独的 SRT 文件"),
+        "S3" => ("字幕编码", "UTF-8"),
+        "S4" => ("字幕时间", "按顺序且不超出视频"),
+        "S5" => ("字幕文字", "错别字不超过 1%（建议）"),
+        "P1" => ("文档", "课件和文档为 PDF"),
+        _ => return None,
+    })
+}
+
 /// The course video standard report as a table (课程视频标准检测).
-fn compliance_table(report: Option<&serde_json::Value>) -> String {
+fn compliance_table(l: Lang, report: Option<&serde_json::Value>) -> String {
     let Some(rules) = report.and_then(|r| r.get("rules")).and_then(|r| r.as_array()) else { return String::new() };
     let mut rows = String::new();
     let mut fails = 0;
     for r in rules {
         let verdict = r.get("verdict").and_then(|v| v.as_str()).unwrap_or("");
-        let (zh, class) = match verdict {
-            "pass" => ("符合", "ok"),
+        let (name, class) = match verdict {
+            "pass" => (l.t("符合", "pass"), "ok"),
             "fail" => {
                 fails += 1;
-                ("不符合", "fail")
+                (l.t("不符合", "fail"), "fail")
             }
-            "warn" => ("提示", "warn"),
-            _ => ("无法检测", "muted"),
+            "warn" => (l.t("提示", "advice"), "warn"),
+            _ => (l.t("无法检测", "not checkable"), "muted"),
+        };
+        let id = r.get("id").and_then(|v| v.as_str()).unwrap_or("");
+        let field = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let (item, rule) = match (l, rule_zh(id)) {
+            (Lang::Zh, Some((item, rule))) => (item.to_string(), rule.to_string()),
+            _ => (field("item"), field("rule")),
         };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{zh}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
-            esc(r.get("id").and_then(|v| v.as_str()).unwrap_or("")),
-            esc(r.get("item").and_then(|v| v.as_str()).unwrap_or("")),
-            esc(r.get("measured").and_then(|v| v.as_str()).unwrap_or("")),
-            esc(r.get("rule").and_then(|v| v.as_str()).unwrap_or("")),
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{name}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
+            esc(id),
+            esc(&item),
+            esc(&field("measured")),
+            esc(&rule),
         );
     }
-    let summary = if fails == 0 { "符合课程视频标准".to_string() } else { format!("{fails} 项不符合课程视频标准") };
-    format!(r#"<h2>课程视频标准检测 <span class="tag">{summary}</span></h2><table><tr><th>编号</th><th>项目</th><th>结果</th><th>实测</th><th>要求</th></tr>{rows}</table>"#)
+    let summary = match (l, fails) {
+        (Lang::Zh, 0) => "符合课程视频标准".to_string(),
+        (Lang::Zh, n) => format!("{n} 项不符合课程视频标准"),
+        (Lang::En, 0) => "meets the course video standard".to_string(),
+        (Lang::En, n) => format!("fails {n} rule{} of the course video standard", if n == 1 { "" } else { "s" }),
+    };
+    format!(
+        r#"<h2>{} <span class="tag">{summary}</span></h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{rows}</table>"#,
+        l.t("课程视频标准检测", "Course video standard"),
+        l.t("编号", "Rule"),
+        l.t("项目", "Item"),
+        l.t("结果", "Verdict"),
+        l.t("实测", "Measured"),
+        l.t("要求", "Required"),
+    )
 }
 
-/// The upload page (上传录像): the file goes to `PUT /api/v1/uploads` with a progress bar.
+/// The upload page (上传录像): the file goes up in pieces with a progress bar and resumes after
+/// a dropped connection (upload.js).
 pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Html<String> {
+    let l = auth.lang;
     let body = format!(
-        r#"<h1>上传录像</h1>
+        r#"<h1>{h}</h1>
 <form id="up"><dl>
-<dt><label for="file">录像文件</label></dt><dd><input id="file" type="file" accept="video/*,.mp4,.mkv,.ts,.flv,.avi" required></dd>
-<dt><label for="title">课程名称</label></dt><dd><input id="title" placeholder="默认取文件名"></dd>
-<dt><label for="teacher">教师</label></dt><dd><input id="teacher"></dd>
-<dt><label for="grade">年级</label></dt><dd><input id="grade"></dd>
-<dt><label for="subject">学科</label></dt><dd><input id="subject"></dd>
-</dl><p><button type="submit">上传</button> <progress id="bar" max="1" value="0" hidden></progress> <span id="msg" role="status"></span></p></form>
-<script src="{}" defer></script>"#,
-        super::assets::url("upload.js")
+<dt><label for="file">{file}</label></dt><dd><input id="file" type="file" accept="video/*,.mp4,.mkv,.ts,.flv,.avi" required></dd>
+<dt><label for="title">{title}</label></dt><dd><input id="title" placeholder="{title_hint}"></dd>
+<dt><label for="teacher">{teacher}</label></dt><dd><input id="teacher"></dd>
+<dt><label for="grade">{grade}</label></dt><dd><input id="grade"></dd>
+<dt><label for="subject">{subject}</label></dt><dd><input id="subject"></dd>
+</dl><p><button type="submit">{go}</button> <progress id="bar" max="1" value="0" hidden></progress> <span id="msg" role="status"></span></p></form>
+<script src="{js}" defer></script>"#,
+        h = l.t("上传录像", "Upload a recording"),
+        file = l.t("录像文件", "Recording"),
+        title = l.t("课程名称", "Title"),
+        title_hint = l.t("默认取文件名", "the file's name if left empty"),
+        teacher = l.t("教师", "Teacher"),
+        grade = l.t("年级", "Grade"),
+        subject = l.t("学科", "Subject"),
+        go = l.t("上传", "Upload"),
+        js = super::assets::url("upload.js")
     );
-    layout(&state, &auth, "上传录像", "", &body)
+    layout(&state, &auth, l.t("上传录像", "Upload"), "", &body)
 }
 
 #[cfg(test)]

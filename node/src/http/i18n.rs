@@ -1,0 +1,148 @@
+//! The portal's two languages: Chinese (zh-CN, the default) and English.
+//!
+//! The choice is a cookie (`youke_lang`) set by `GET /lang?to=en&next=/path`; no cookie means
+//! Chinese, whatever the browser's Accept-Language says (school PCs often run English Windows).
+//! Every string a page shows is written as a pair at the place it is used, `lang.t("中文",
+//! "English")`, so a page cannot be half-translated without its English test seeing Chinese.
+//! Scripts read `<html lang>` and carry their own pairs.
+
+use crate::accounts::Role;
+use axum::extract::Query;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use youke_federation::Tier;
+
+pub const COOKIE: &str = "youke_lang";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// The language a request asks for by its cookie; Chinese without one.
+    pub fn of(headers: &HeaderMap) -> Lang {
+        let chosen = super::auth::cookie(headers, COOKIE);
+        if chosen.as_deref() == Some("en") { Lang::En } else { Lang::Zh }
+    }
+
+    /// The string in this language.
+    pub fn t(self, zh: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+
+    /// `<html lang>`.
+    pub fn tag(self) -> &'static str {
+        self.t("zh-CN", "en")
+    }
+
+    /// The other language: its code and its name in itself, for the switch.
+    pub fn other(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Zh => ("en", "English"),
+            Lang::En => ("zh", "中文"),
+        }
+    }
+
+    pub fn role(self, r: Role) -> &'static str {
+        match self {
+            Lang::Zh => r.zh(),
+            Lang::En => match r {
+                Role::Viewer => "viewer",
+                Role::Expert => "expert",
+                Role::Teacher => "teacher",
+                Role::Admin => "administrator",
+            },
+        }
+    }
+
+    /// A tier as a node's kind (学校 / 市级 / 省级).
+    pub fn tier(self, t: Tier) -> &'static str {
+        match self {
+            Lang::Zh => t.zh(),
+            Lang::En => match t {
+                Tier::School => "school",
+                Tier::City => "city",
+                Tier::Province => "province",
+            },
+        }
+    }
+
+    /// How far a lesson is shared.
+    pub fn share(self, t: Tier) -> &'static str {
+        match t {
+            Tier::School => self.t("本校", "this school"),
+            Tier::City => self.t("全市", "city-wide"),
+            Tier::Province => self.t("全省", "province-wide"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SwitchQuery {
+    pub to: String,
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// The page a same-site link was followed from (`Referer`, sent for same-origin requests), as
+/// a path on this portal.
+fn came_from(headers: &HeaderMap) -> Option<String> {
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let rest = referer.split_once("://")?.1.strip_prefix(host)?;
+    rest.starts_with('/').then(|| rest.to_string())
+}
+
+/// `GET /lang?to=en|zh[&next=/path]`: remembers the choice for a year and goes back to `next`,
+/// or to the page the link was on.
+pub async fn switch(headers: HeaderMap, Query(q): Query<SwitchQuery>) -> Response {
+    let value = match q.to.as_str() {
+        "en" => "en",
+        _ => "zh",
+    };
+    let next = q.next.or_else(|| came_from(&headers));
+    let mut r = Redirect::to(&super::auth::safe_next(next.as_deref())).into_response();
+    let cookie = format!("{COOKIE}={value}; Path=/; SameSite=Lax; Max-Age=31536000");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_unless_the_cookie_says_english() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Lang::of(&h), Lang::Zh);
+        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("en-US,en;q=0.9"));
+        assert_eq!(Lang::of(&h), Lang::Zh, "the browser's language does not switch the portal");
+        h.insert(header::COOKIE, HeaderValue::from_static("youke_session=abc; youke_lang=en"));
+        assert_eq!(Lang::of(&h), Lang::En);
+        h.insert(header::COOKIE, HeaderValue::from_static("youke_lang=fr"));
+        assert_eq!(Lang::of(&h), Lang::Zh);
+        assert_eq!((Lang::Zh.other(), Lang::En.other()), (("en", "English"), ("zh", "中文")));
+    }
+
+    #[test]
+    fn the_switch_returns_to_a_page_of_this_portal_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("school.lan:8080"));
+        assert_eq!(came_from(&h), None);
+        h.insert(header::REFERER, HeaderValue::from_static("http://school.lan:8080/search?q=%E5%8B%BE"));
+        assert_eq!(came_from(&h).as_deref(), Some("/search?q=%E5%8B%BE"));
+        h.insert(header::REFERER, HeaderValue::from_static("http://school.lan:8080.evil.example/x"));
+        assert_eq!(came_from(&h), None);
+        h.insert(header::REFERER, HeaderValue::from_static("http://evil.example/"));
+        assert_eq!(came_from(&h), None);
+    }
+}
