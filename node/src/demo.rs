@@ -166,6 +166,7 @@ async fn make_lessons(dir: &Path, school: &RunningNode) -> Result<Vec<String>, N
             grade: Some(s.grade.into()),
             subject: Some(s.subject.into()),
             knowledge_points: s.knowledge.iter().map(|k| k.to_string()).collect(),
+            original_name: None,
         };
         let level = s.share;
         let lesson = tokio::task::spawn_blocking(move || -> Result<lessons::Lesson, NodeError> {

@@ -17,6 +17,8 @@ pub struct ImportMeta {
     pub grade: Option<String>,
     pub subject: Option<String>,
     pub knowledge_points: Vec<String>,
+    /// The recording's own file name, when the file at hand has another (a staged upload).
+    pub original_name: Option<String>,
 }
 
 /// Imports one file. `progress(done, total)` reports bytes copied.
@@ -32,7 +34,7 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
     }
     let total = probe.size_bytes;
     let (hash, size) = ctx.blobs.put_file(path, |done| progress(done, total))?;
-    let original_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let original_name = meta.original_name.clone().unwrap_or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let stem = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "未命名课程".into());
     let probe_json = serde_json::to_string(&probe).map_err(|e| NodeError::Invalid(e.to_string()))?;
     // The course video standard, judged on the probe at once; the SNR estimate and subtitles

@@ -46,7 +46,7 @@ pub fn parse_sidecar(bytes: &[u8]) -> Result<ImportMeta, String> {
     if too_long {
         return Err("the sidecar has a field that is too long".into());
     }
-    Ok(ImportMeta { title: s.title, teacher: s.teacher, grade: s.grade, subject: s.subject, knowledge_points: s.knowledge_points })
+    Ok(ImportMeta { title: s.title, teacher: s.teacher, grade: s.grade, subject: s.subject, knowledge_points: s.knowledge_points, original_name: None })
 }
 
 /// A file-name pattern such as `{grade}_{subject}_{teacher}_{title}`: fields in braces

@@ -41,5 +41,6 @@ pub mod replication;
 pub mod status;
 pub mod store;
 pub mod trust;
+pub mod uploads;
 
 pub use node::{Node, NodeCtx, NodeError, RunningNode};

@@ -600,7 +600,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--srt goes with one recording; for several, put each SRT beside its recording with the same name");
             }
             let ctx = NodeCtx::open_dir(&cli.data)?;
-            let meta = ImportMeta { title, teacher, grade, subject, knowledge_points: knowledge };
+            let meta = ImportMeta { title, teacher, grade, subject, knowledge_points: knowledge, original_name: None };
             let mut failed = 0;
             for file in &files {
                 let bar = ProgressBar::new(0);

@@ -291,6 +291,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lesson_owners_by_user ON lesson_owners (user);
     "#,
+    // 11: resumable uploads from the portal (tus): the bytes acknowledged so far; the data is
+    // in `<import folder>/.uploading/<id>.part`.
+    r#"
+    CREATE TABLE resumable_uploads (
+        id          TEXT PRIMARY KEY,
+        user        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        meta        TEXT NOT NULL,
+        length      INTEGER NOT NULL,
+        offset      INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        lesson_id   TEXT,
+        error       TEXT
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

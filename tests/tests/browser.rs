@@ -95,13 +95,19 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
     let (data, http) = standalone_school(dir.path(), "上传学校", no_transcode);
     let server = Server::start(&data, http);
     add_user(&data, "wangfang", "teacher", "teacher password");
+    // Larger than two 8 MiB pieces; the second piece is cut off once on its way.
     let rec = dir.path().join("浮力 实验.mp4");
-    make_recording(&rec, 3, 800);
+    make_recording(&rec, 10, 19_000);
+    let size = std::fs::metadata(&rec).unwrap().len();
+    assert!(size > 16 << 20, "{size}");
     let shot = artifacts().join("teacher-uploads.png");
     let seen = scenario(
         "upload.mjs",
-        serde_json::json!({ "base": server.url(""), "name": "wangfang", "password": "teacher password", "file": rec, "title": "阿基米德原理 实验课", "screenshot": shot }),
+        serde_json::json!({ "base": server.url(""), "name": "wangfang", "password": "teacher password", "file": rec, "title": "阿基米德原理 实验课", "screenshot": shot, "drop_piece": 2 }),
     );
+    assert_eq!(seen["dropped"], 1, "{seen:#}");
+    assert_eq!(seen["upload"]["retries"], 1, "one retry after the cut: {seen:#}");
+    assert_eq!(seen["upload"]["pieces"], size.div_ceil(8 << 20), "every piece acknowledged once: {seen:#}");
     assert_eq!(seen["redirected_to"], "/login?next=%2Fupload", "{seen:#}");
     assert_eq!(seen["after_sign_in"], "/upload", "{seen:#}");
     assert!(seen["header"].as_str().unwrap().contains("wangfang（教师）"), "{seen:#}");
@@ -113,9 +119,10 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
     assert!(shot.is_file());
     let found = server.get_json("/api/v1/search?q=%E9%98%BF%E5%9F%BA%E7%B1%B3%E5%BE%B7").unwrap();
     assert_eq!(found["items"][0]["teacher"], "wangfang", "the uploading teacher by default: {found}");
+    assert_eq!(found["items"][0]["media"]["hash"], blake3_file(&rec), "the bytes arrived whole: {found}");
     // The upload is in the audit log under the teacher's name.
     let audit = server.get_json("/api/v1/audit").unwrap();
-    assert!(audit.as_array().unwrap().iter().any(|e| e["user"] == "wangfang" && e["action"] == "PUT /api/v1/uploads"), "{audit}");
+    assert!(audit.as_array().unwrap().iter().any(|e| e["user"] == "wangfang" && e["action"] == "POST /api/v1/uploads/resumable"), "{audit}");
 }
 
 #[test]

@@ -87,7 +87,7 @@ fn portal_uploads_are_imported_and_bad_ones_quarantined_with_the_reason() {
     let page = String::from_utf8(server.get_bytes("/upload").unwrap()).unwrap();
     let script = page.split(r#"<script src=""#).filter_map(|s| s.split('"').next()).find(|s| s.starts_with("/assets/upload.js")).unwrap_or_else(|| panic!("{page}"));
     let js = String::from_utf8(server.get_bytes(script).unwrap()).unwrap();
-    assert!(page.contains("上传录像") && js.contains("/api/v1/uploads?") && js.contains("X-CSRF-Token"), "{js}");
+    assert!(page.contains("上传录像") && js.contains("/api/v1/uploads/resumable") && js.contains("X-CSRF-Token"), "{js}");
 
     let (code, lesson) = server.put_bytes(&url("name=%E7%89%9B%E9%A1%BF.mp4&teacher=%E6%9D%8E%E6%98%8E"), &bytes).unwrap();
     assert_eq!(code, 201, "{lesson}");

@@ -4,7 +4,15 @@
 import { run } from './browser.mjs';
 
 await run(async (page, args) => {
-  const seen = {};
+  const seen = { patches: 0, dropped: 0 };
+  // With drop_piece = n, the n-th piece (PATCH, counting from 1) is cut off once, as a flaky
+  // school link would: the page must resume from the node's offset.
+  await page.route('**/api/v1/uploads/resumable/*', (route) => {
+    if (route.request().method() !== 'PATCH') return route.continue();
+    seen.patches += 1;
+    if (args.drop_piece && seen.patches === args.drop_piece) { seen.dropped += 1; return route.abort('connectionreset'); }
+    return route.continue();
+  });
   await page.goto(args.base + '/upload', { waitUntil: 'load' });
   seen.redirected_to = new URL(page.url()).pathname + new URL(page.url()).search;
   await page.fill('#name', args.name);
@@ -19,6 +27,7 @@ await run(async (page, args) => {
   seen.link = await page.getAttribute('#msg a', 'href');
   seen.message = await page.textContent('#msg');
   seen.progress = await page.evaluate(() => document.getElementById('bar').value);
+  seen.upload = await page.evaluate(() => window.youkeUpload);
   await page.goto(args.base + '/my', { waitUntil: 'load' });
   seen.listed = await page.$$eval('#mine td:first-child a', (as) => as.map((a) => a.textContent));
   seen.state = await page.getAttribute('#mine td.replication', 'data-state');

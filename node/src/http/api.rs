@@ -781,22 +781,79 @@ pub struct UploadQuery {
 /// How long an upload may go without a byte arriving.
 pub const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The teacher defaults to the signed-in teacher's name.
+/// A file name, not a path: nothing that could leave the import folder or hide in it.
+pub(super) fn check_upload_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::BadRequest("name the uploaded file (?name=…)".into()));
+    }
+    if name.contains(['/', '\\', '\0']) || name.starts_with('.') || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("{name:?} is not a plain file name (no /, \\, leading dot or control characters; at most 200 characters)")));
+    }
+    Ok(())
+}
+
+/// The import folder (where refused uploads are quarantined) and its `.uploading` staging
+/// directory, created if missing.
+pub(super) async fn upload_dirs(ctx: &crate::NodeCtx) -> Result<(std::path::PathBuf, std::path::PathBuf), ApiError> {
+    let root = ctx.config.watch_dir(&ctx.data_dir).unwrap_or_else(|| ctx.data_dir.join("import"));
+    let staging = root.join(".uploading");
+    tokio::fs::create_dir_all(&staging).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((root, staging))
+}
+
+/// What an upload says about its lesson; the title defaults to the file's name, the teacher to
+/// the signed-in teacher's name.
+pub(super) fn import_meta(auth: &Auth, name: &str, m: crate::uploads::UploadMeta) -> crate::import::ImportMeta {
+    crate::import::ImportMeta {
+        title: m.title.filter(|t| !t.trim().is_empty()).or_else(|| std::path::Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned())),
+        teacher: m.teacher.filter(|t| !t.trim().is_empty()).or_else(|| auth.user().filter(|u| u.role == accounts::Role::Teacher).map(|u| u.display.clone())),
+        grade: m.grade,
+        subject: m.subject,
+        knowledge_points: Vec::new(),
+        original_name: Some(name.to_string()),
+    }
+}
+
+/// Imports a complete upload (`file`, in the staging directory) as the signed-in user's lesson.
+/// A file that cannot be imported is quarantined under its own name and the reason returned.
+pub(super) async fn import_upload(
+    state: &AppState,
+    owner: String,
+    file: std::path::PathBuf,
+    root: std::path::PathBuf,
+    name: String,
+    meta: crate::import::ImportMeta,
+) -> Result<Result<LessonView, String>, ApiError> {
+    let result = blocking(state, move |ctx| match crate::import::import_file(ctx, &file, &meta, |_, _| {}) {
+        Ok(lesson) => {
+            ctx.store.write(|tx| lessons::set_owner(tx, &lesson.id, &owner))?;
+            // The blob store holds its own copy now.
+            let _ = std::fs::remove_file(&file);
+            Ok(Ok(LessonView::new(ctx, lesson)))
+        }
+        Err(e) => {
+            // Kept for the admin under its own name, with the reason.
+            let named = file.with_file_name(&name);
+            let kept = std::fs::rename(&file, &named).map(|_| named).unwrap_or(file);
+            crate::ingest::quarantine(ctx, &root, &kept, &e.to_string())?;
+            Ok(Err(e.to_string()))
+        }
+    })
+    .await?;
+    state.ctx.wake_media.notify_one();
+    Ok(result)
+}
+
+/// A recording uploaded in one request (`PUT /api/v1/uploads?name=…`, the file as the body,
+/// streamed to disk), for scripts; the portal uses the resumable upload. Answers the lesson
+/// (201), or the reason it could not be imported (422).
 pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<UploadQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     let name = q.name.trim().to_string();
-    if name.is_empty() {
-        return Err(ApiError::BadRequest("name the uploaded file (?name=…)".into()));
-    }
-    // A file name, not a path: nothing that could leave the import folder or hide in it.
-    if name.contains(['/', '\\', '\0']) || name.starts_with('.') || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!("{name:?} is not a plain file name (no /, \\, leading dot or control characters; at most 200 characters)")));
-    }
+    check_upload_name(&name)?;
     let ctx = std::sync::Arc::clone(&state.ctx);
-    let root = ctx.config.watch_dir(&ctx.data_dir).unwrap_or_else(|| ctx.data_dir.join("import"));
-    let staging = root.join(".uploading");
-    tokio::fs::create_dir_all(&staging).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (root, staging) = upload_dirs(&ctx).await?;
     let tmp = staging.join(format!("{}-{name}", uuid::Uuid::new_v4()));
     // Removes the partial file if the client goes away or anything fails before the import.
     struct Partial(Option<std::path::PathBuf>);
@@ -827,34 +884,9 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
     }
     file.sync_all().await.map_err(|e| ApiError::Internal(e.to_string()))?;
     drop(file);
-    let meta = crate::import::ImportMeta {
-        title: q.title.or_else(|| std::path::Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned())),
-        teacher: q.teacher.filter(|t| !t.trim().is_empty()).or_else(|| auth.user().filter(|u| u.role == accounts::Role::Teacher).map(|u| u.display.clone())),
-        grade: q.grade,
-        subject: q.subject,
-        knowledge_points: Vec::new(),
-    };
-    let owner = auth.name().to_string();
-    let result = blocking(&state, move |ctx| {
-        match crate::import::import_file(ctx, &tmp, &meta, |_, _| {}) {
-            Ok(lesson) => {
-                ctx.store.write(|tx| lessons::set_owner(tx, &lesson.id, &owner))?;
-                // The blob store holds its own copy now.
-                let _ = std::fs::remove_file(&tmp);
-                Ok(Ok(LessonView::new(ctx, lesson)))
-            }
-            Err(e) => {
-                // Kept for the admin under its own name, with the reason.
-                let named = tmp.with_file_name(&name);
-                let kept = std::fs::rename(&tmp, &named).map(|_| named).unwrap_or(tmp);
-                crate::ingest::quarantine(ctx, &root, &kept, &e.to_string())?;
-                Ok(Err(e.to_string()))
-            }
-        }
-    })
-    .await?;
+    let meta = import_meta(&auth, &name, crate::uploads::UploadMeta { title: q.title, teacher: q.teacher, grade: q.grade, subject: q.subject });
+    let result = import_upload(&state, auth.name().to_string(), tmp, root, name, meta).await?;
     partial.0 = None;
-    state.ctx.wake_media.notify_one();
     match result {
         Ok(view) => Ok((axum::http::StatusCode::CREATED, Json(view)).into_response()),
         Err(reason) => Err(ApiError::Unprocessable(reason)),

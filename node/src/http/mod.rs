@@ -12,6 +12,7 @@ mod authz_tests;
 mod browse;
 mod i18n;
 mod pages;
+mod resumable;
 pub mod server;
 mod teach;
 
@@ -28,11 +29,13 @@ pub struct AppState {
     pub ctx: Arc<NodeCtx>,
     pub index: Arc<LessonIndex>,
     pub throttle: Arc<crate::accounts::LoginThrottle>,
+    /// Resumable uploads a request is appending to now.
+    pub busy_uploads: Arc<resumable::Busy>,
 }
 
 impl AppState {
     pub fn new(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>) -> AppState {
-        AppState { ctx, index, throttle: Arc::default() }
+        AppState { ctx, index, throttle: Arc::default(), busy_uploads: Arc::default() }
     }
 }
 
@@ -83,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/media/jobs", get(api::media_jobs))
         .route("/api/v1/quarantine", get(api::quarantine))
         .route("/api/v1/uploads", axum::routing::put(api::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/api/v1/uploads/resumable", post(resumable::create))
+        .route("/api/v1/uploads/resumable/{id}", get(resumable::status).patch(resumable::append).delete(resumable::cancel).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/api/v1/media/jobs/{id}/cancel", post(api::cancel_media_job))
         .route("/api/v1/media/jobs/{id}/retry", post(api::retry_media_job))
         .route("/media/hls/{hash}/{*rest}", get(api::hls_file))
@@ -125,6 +130,14 @@ pub enum ApiError {
     Forbidden(String),
     /// The client stopped sending its request body.
     RequestTimeout(String),
+    /// Larger than this node accepts.
+    PayloadTooLarge(String),
+    /// The request's body is not of a type this endpoint takes.
+    UnsupportedMediaType(String),
+    /// The request does not fit the resource's current state (an upload's offset).
+    Conflict(String),
+    /// The resource is gone for good.
+    Gone(String),
     /// Too many failed sign-ins: the message and the seconds to wait.
     TooManyRequests(String, u64),
     Internal(String),
@@ -141,6 +154,10 @@ impl ApiError {
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
             ApiError::RequestTimeout(d) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", d),
             ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "forbidden", d),
+            ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
+            ApiError::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", d),
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
+            ApiError::Gone(d) => (StatusCode::GONE, "gone", d),
             ApiError::TooManyRequests(d, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", d),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node hit an internal error; see its log"),
         }
