@@ -117,7 +117,10 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
     assert_eq!(seen["state"], "local", "a school without a parent keeps its lessons: {seen:#}");
     assert!(seen["link"].as_str().unwrap().starts_with("/lessons/"), "{seen:#}");
     assert!(shot.is_file());
-    let found = server.get_json("/api/v1/search?q=%E9%98%BF%E5%9F%BA%E7%B1%B3%E5%BE%B7").unwrap();
+    // Searchable within moments of the upload's answer (the index commits right after it).
+    let found = wait_for("the upload in the index", Duration::from_secs(10), || {
+        server.get_json("/api/v1/search?q=%E9%98%BF%E5%9F%BA%E7%B1%B3%E5%BE%B7").filter(|f| f["total"] == 1)
+    });
     assert_eq!(found["items"][0]["teacher"], "wangfang", "the uploading teacher by default: {found}");
     assert_eq!(found["items"][0]["media"]["hash"], blake3_file(&rec), "the bytes arrived whole: {found}");
     // The upload is in the audit log under the teacher's name.

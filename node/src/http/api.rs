@@ -509,15 +509,23 @@ pub async fn patch_lesson(State(state): State<AppState>, Extension(auth): Extens
     edit_lesson(&state, id, lessons::LessonEdit::Fields(b)).await
 }
 
-/// Teachers change their own lessons only ([`lessons::is_owner`]); admins any lesson here.
+/// Whether `user` may change a lesson here: admins any, teachers their own
+/// ([`lessons::is_owner`]), no one else. The API, the lesson page and the edit page all ask this.
+pub(super) fn may_change(ctx: &crate::NodeCtx, user: Option<&accounts::User>, id: &str) -> Result<bool, ApiError> {
+    Ok(match user {
+        Some(u) if u.role == accounts::Role::Admin => true,
+        Some(u) if u.role == accounts::Role::Teacher => ctx.store.read(|c| lessons::is_owner(c, id, &u.name, &u.display, &ctx.writer.node_id))?,
+        _ => false,
+    })
+}
+
+pub(super) const NOT_YOURS: &str = "only the lesson's own teacher or an administrator may change it";
+
 async fn require_owner(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiError> {
     let Some(user) = auth.user().cloned() else { return Err(ApiError::Unauthorized("sign in first".into())) };
-    if user.role == accounts::Role::Admin {
-        return Ok(());
-    }
     let id = id.to_string();
-    let owner = blocking(state, move |ctx| Ok(ctx.store.read(|c| lessons::is_owner(c, &id, &user.name, &user.display, &ctx.writer.node_id))?)).await?;
-    if owner { Ok(()) } else { Err(ApiError::Forbidden("only the lesson's own teacher or an administrator may change it".into())) }
+    let may = blocking(state, move |ctx| may_change(ctx, Some(&user), &id)).await?;
+    if may { Ok(()) } else { Err(ApiError::Forbidden(NOT_YOURS.into())) }
 }
 
 /// A teacher's lesson with how far it has travelled up the tree.
@@ -526,17 +534,27 @@ pub struct MyLesson {
     #[serde(flatten)]
     pub lesson: LessonView,
     pub replication: lessons::Replication,
+    /// The replication state in the asker's language, as "my lessons" shows it.
+    pub replication_text: String,
 }
 
 /// The signed-in teacher's lessons at this node (an admin's: the ones they brought in), newest
 /// first, each with its replication state.
 pub async fn load_my_lessons(state: &AppState, auth: &Auth) -> Result<Vec<MyLesson>, ApiError> {
     let Some(user) = auth.user().cloned() else { return Err(ApiError::Unauthorized("sign in first".into())) };
+    let lang = auth.lang;
     blocking(state, move |ctx| {
         let mine = ctx.store.read(|c| lessons::owned_by(c, &user.name, &user.display, &ctx.writer.node_id))?;
         let parent_tier = if ctx.writer.has_parent { ctx.writer.tier.parent() } else { None };
         let states = ctx.store.read(|c| lessons::replication(c, &mine, parent_tier))?;
-        Ok(mine.into_iter().zip(states).map(|(l, replication)| MyLesson { lesson: LessonView::new(ctx, l), replication }).collect())
+        Ok(mine
+            .into_iter()
+            .zip(states)
+            .map(|(l, replication)| {
+                let replication_text = super::teach::replication_text(lang, &replication);
+                MyLesson { lesson: LessonView::new(ctx, l), replication, replication_text }
+            })
+            .collect())
     })
     .await
 }

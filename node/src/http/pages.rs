@@ -11,7 +11,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write;
-use youke_federation::Tier;
 use youke_search::{Dim, Order};
 
 /// Escapes text for HTML element content and attribute values.
@@ -74,18 +73,10 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
         portal_js = super::assets::url("portal.js"),
         portal_css = super::assets::url("portal.css"),
         title = esc(title),
-        tier = l.t(
-            match w.tier {
-                Tier::School => "学校节点",
-                Tier::City => "市级节点",
-                Tier::Province => "省级节点",
-            },
-            match w.tier {
-                Tier::School => "School node",
-                Tier::City => "City node",
-                Tier::Province => "Province node",
-            }
-        ),
+        tier = match l {
+            Lang::Zh => format!("{}节点", l.tier(w.tier)),
+            Lang::En => format!("{} node", l.tier(w.tier)),
+        },
         name = esc(&w.node_name),
         placeholder = l.t("搜索课程、教师、知识点", "Search lessons, teachers, topics"),
         search = l.t("搜索", "Search"),
@@ -421,11 +412,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         // parses only loses the transcript, not the page.
         let cues = ctx.store.read(|c| lessons::subtitles_of(c, &id))?.and_then(|(srt, _)| youke_media::srt::parse(srt.as_bytes()).ok());
         let talk = ctx.store.read(|c| lessons::discussion(c, &ctx.writer, &id))?;
-        let may_edit = match &viewer {
-            Some(u) if u.role == Role::Admin => true,
-            Some(u) if u.role == Role::Teacher => ctx.store.read(|c| lessons::is_owner(c, &id, &u.name, &u.display, &ctx.writer.node_id))?,
-            _ => false,
-        };
+        let may_edit = super::api::may_change(ctx, viewer.as_ref(), &id)?;
         Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit)))
     })
     .await;

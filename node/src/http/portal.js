@@ -1,7 +1,7 @@
 // Every page's script. Each part acts only when its element is on the page: signing out, the
 // lesson page's rating and comment forms, the edit form, and "my lessons" (share buttons and
 // replication states that refresh themselves). Changes go to the JSON API with the page's CSRF
-// token; messages follow the page's language (<html lang>).
+// token; messages follow the page's language (<html lang>); replication states come worded by the node.
 (function () {
   'use strict';
   var zh = document.documentElement.lang.indexOf('zh') === 0;
@@ -94,18 +94,6 @@
       send('POST', '/api/v1/lessons/' + encodeURIComponent(b.getAttribute('data-lesson')) + '/share', { to: b.getAttribute('data-to') })
         .then(function (r) { if (r[0] === 200) location.reload(); else { b.disabled = false; status.textContent = failure(r[1], r[0]); } });
     });
-    var words = {
-      local: t('仅在本节点', 'kept at this node'),
-      waiting: t('等待与上级的连接', 'waiting for the link to the parent'),
-      sending: t('正在送往', 'on its way to '),
-      delivered: t('已送达', 'delivered to ')
-    };
-    function describe(r) {
-      var parent = r.parent || t('上级节点', 'the parent node');
-      if (r.state === 'sending' || r.state === 'delivered') return words[r.state] + parent;
-      if (r.state === 'waiting') return zh ? '等待与' + parent + '的连接' : 'waiting for the link to ' + parent;
-      return words[r.state] || r.state;
-    }
     setInterval(function () {
       fetch('/api/v1/me/lessons', { credentials: 'same-origin' }).then(function (r) { return r.ok ? r.json() : null; }).then(function (v) {
         if (!v) return;
@@ -115,7 +103,7 @@
           row.setAttribute('data-state', item.replication.state);
           var span = document.createElement('span');
           span.className = 'state-' + item.replication.state;
-          span.textContent = describe(item.replication);
+          span.textContent = item.replication_text;
           row.replaceChildren(span);
         });
       }).catch(function () {});

@@ -7,7 +7,6 @@ use super::auth::Auth;
 use super::i18n::Lang;
 use super::pages::{esc, layout, not_found};
 use super::{ApiError, AppState, blocking};
-use crate::accounts::Role;
 use crate::lessons;
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -68,7 +67,7 @@ fn my_rows(l: Lang, node: Tier, mine: &[MyLesson]) -> String {
             subject = esc(&x.subject),
             share = l.share(x.share_level),
             state = m.replication.state,
-            text = esc(&replication_text(l, &m.replication)),
+            text = esc(&m.replication_text),
             edit = l.t("编辑", "Edit"),
         );
     }
@@ -104,17 +103,13 @@ pub async fn edit_page(State(state): State<AppState>, Extension(auth): Extension
     let user = auth.user().cloned();
     let found = blocking(&state, move |ctx| {
         let Some(x) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
-        let may = match &user {
-            Some(u) if u.role == Role::Admin => true,
-            Some(u) => ctx.store.read(|c| lessons::is_owner(c, &x.id, &u.name, &u.display, &ctx.writer.node_id))?,
-            None => false,
-        };
+        let may = super::api::may_change(ctx, user.as_ref(), &x.id)?;
         Ok(Some((x, may)))
     })
     .await?;
     let Some((x, may)) = found else { return Ok(not_found(&state, &auth, l.t("未找到这节课程", "There is no such lesson"))) };
     if !may {
-        return Err(ApiError::Forbidden("only the lesson's own teacher or an administrator may change it".into()));
+        return Err(ApiError::Forbidden(super::api::NOT_YOURS.into()));
     }
     let field = |id: &str, label: &str, value: &str| {
         format!(r#"<dt><label for="{id}">{label}</label></dt><dd><input id="{id}" name="{id}" value="{}" maxlength="200"></dd>"#, esc(value))
