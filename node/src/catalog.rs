@@ -7,8 +7,12 @@
 //! ids), `featured`, `pinned`, `published`}; announcement {`title`, `body`, `audience`
 //! (all | school | city), `publish_at` (ms)}; competition {`title`, `description`, `opens_at`,
 //! `closes_at` (ms), `requires_standard` (bool: entries must pass the course video standard),
-//! `entries` (list of lesson ids), `awards` (map lesson id → award name)}. Announcements and
-//! competitions are always published; a collection is published when `published` is true.
+//! `rubric` (list of {`name`, `max`}: what experts score), `awards` (map lesson id → award
+//! name), `awarded_at` (ms, 0 until the results are published), `archive_collection` (the
+//! collection of the winners)}; documents written before the workflow may hold an unused
+//! `entries` list. Entries themselves are written by the schools into their lessons'
+//! documents (see [`crate::competitions`]). Announcements and competitions are always
+//! published; a collection is published when `published` is true.
 
 use crate::documents::{self, DocError, Kind, Routing, Writer, boolean, child, int, text, text_list};
 use automerge::transaction::Transactable;
@@ -52,26 +56,60 @@ pub struct Announcement {
     pub origin_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Competition {
     #[serde(default)]
     pub id: String,
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// When submissions open (ms; 0: at once).
     #[serde(default)]
     pub opens_at: i64,
+    /// The deadline for submissions (ms; 0: none).
     #[serde(default)]
     pub closes_at: i64,
     #[serde(default)]
     pub requires_standard: bool,
+    /// What the experts score; empty when created means [`default_rubric`].
     #[serde(default)]
-    pub entries: Vec<String>,
+    pub rubric: Vec<Criterion>,
+    /// Lesson id → award name, once the results are published.
     #[serde(default)]
     pub awards: std::collections::BTreeMap<String, String>,
+    /// When the results were published (ms; 0: not yet).
+    #[serde(default)]
+    pub awarded_at: i64,
+    /// The published collection of the winning lessons.
+    #[serde(default)]
+    pub archive_collection: String,
+    #[serde(default)]
+    pub origin_node: String,
     #[serde(default)]
     pub origin_name: String,
+    /// The tier of the node that runs it: entries are shared at least this far.
+    #[serde(default)]
+    pub origin_tier: String,
 }
+
+/// One line of a competition's scoring rubric (评分标准).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    pub name: String,
+    /// The most points an expert can give for it.
+    pub max: i64,
+}
+
+/// The rubric a competition gets when its admin names none: 100 points in four parts.
+pub fn default_rubric() -> Vec<Criterion> {
+    [("教学设计", 30), ("教学实施", 40), ("教学效果", 20), ("视频质量", 10)].into_iter().map(|(n, m)| Criterion { name: n.into(), max: m }).collect()
+}
+
+/// Most rubric lines; longest name; most points per line.
+pub const MAX_CRITERIA: usize = 20;
+pub const MAX_POINTS: i64 = 100;
 
 fn yes() -> bool {
     true
@@ -130,11 +168,33 @@ pub fn create_announcement(tx: &Transaction<'_>, w: &Writer, a: &Announcement) -
     read_announcement(&doc)
 }
 
-/// Creates a competition at this node (published down the tree).
+/// Creates a competition at this node (published down the tree). Only a city or the province
+/// runs competitions; an empty rubric gets [`default_rubric`].
 pub fn create_competition(tx: &Transaction<'_>, w: &Writer, c: &Competition) -> Result<Competition, DocError> {
     check_title(&c.title)?;
+    if w.tier == Tier::School {
+        return Err(DocError::Invalid("competitions are published by a city or the province, not by a school".into()));
+    }
     if c.closes_at != 0 && c.closes_at < c.opens_at {
         return Err(DocError::Invalid("a competition cannot close before it opens".into()));
+    }
+    if c.description.chars().count() > crate::lessons::MAX_TEXT {
+        return Err(DocError::Invalid(format!("the rules text is longer than {} characters", crate::lessons::MAX_TEXT)));
+    }
+    let rubric = if c.rubric.is_empty() { default_rubric() } else { c.rubric.clone() };
+    if rubric.len() > MAX_CRITERIA {
+        return Err(DocError::Invalid(format!("a rubric has at most {MAX_CRITERIA} lines")));
+    }
+    for (i, k) in rubric.iter().enumerate() {
+        if k.name.trim().is_empty() || k.name.chars().count() > 50 || !(1..=MAX_POINTS).contains(&k.max) {
+            return Err(DocError::Invalid(format!("rubric line {}: a name of 1 to 50 characters and 1 to {MAX_POINTS} points", i + 1)));
+        }
+        if rubric[..i].iter().any(|o| o.name.trim() == k.name.trim()) {
+            return Err(DocError::Invalid(format!("rubric line {}: {} is named twice", i + 1, k.name.trim())));
+        }
+    }
+    if !c.awards.is_empty() || c.awarded_at != 0 {
+        return Err(DocError::Invalid("awards are given when the results are published, not when the competition is".into()));
     }
     let doc = create(tx, w, Kind::Competition, |doc| {
         doc.put(ROOT, "title", c.title.trim())?;
@@ -142,27 +202,33 @@ pub fn create_competition(tx: &Transaction<'_>, w: &Writer, c: &Competition) -> 
         doc.put(ROOT, "opens_at", c.opens_at)?;
         doc.put(ROOT, "closes_at", c.closes_at)?;
         doc.put(ROOT, "requires_standard", c.requires_standard)?;
-        documents::put_text_list(doc, &ROOT, "entries", &c.entries)?;
-        let awards = doc.put_object(ROOT, "awards", automerge::ObjType::Map)?;
-        for (lesson, award) in &c.awards {
-            doc.put(&awards, lesson.as_str(), award.as_str())?;
+        let list = doc.put_object(ROOT, "rubric", automerge::ObjType::List)?;
+        for (i, k) in rubric.iter().enumerate() {
+            let line = doc.insert_object(&list, i, automerge::ObjType::Map)?;
+            doc.put(&line, "name", k.name.trim())?;
+            doc.put(&line, "max", k.max)?;
         }
+        doc.put_object(ROOT, "awards", automerge::ObjType::Map)?;
+        doc.put(ROOT, "awarded_at", 0_i64)?;
+        doc.put(ROOT, "archive_collection", "")?;
         Ok(())
     })?;
     read_competition(&doc)
 }
 
-/// Gives an award to a lesson in a competition (an update that travels down to the lesson's school).
-pub fn award(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str, award: &str) -> Result<Option<Competition>, DocError> {
-    if award.trim().is_empty() {
-        return Err(DocError::Invalid("an award needs a name, e.g. 一等奖".into()));
-    }
+/// Writes a competition's results into its document: the awards, when, and the collection the
+/// winners are archived in. Checking them is [`crate::competitions::publish_results`]'s work.
+pub fn put_results(tx: &Transaction<'_>, w: &Writer, competition: &str, awards: &[(String, String)], collection: &str) -> Result<Option<Competition>, DocError> {
     let Some(mut doc) = documents::load(tx, w, Kind::Competition, competition)? else { return Ok(None) };
-    let awards = match child(&doc, &ROOT, "awards") {
+    let map = match child(&doc, &ROOT, "awards") {
         Some(a) => a,
         None => doc.put_object(ROOT, "awards", automerge::ObjType::Map)?,
     };
-    doc.put(&awards, lesson, award.trim())?;
+    for (lesson, award) in awards {
+        doc.put(&map, lesson.as_str(), award.trim())?;
+    }
+    doc.put(ROOT, "awarded_at", crate::store::now_ms())?;
+    doc.put(ROOT, "archive_collection", collection)?;
     documents::commit(tx, w, Kind::Competition, &mut doc)?;
     read_competition(&doc).map(Some)
 }
@@ -196,6 +262,18 @@ fn read_competition(doc: &AutoCommit) -> Result<Competition, DocError> {
         Some(a) => doc.keys(&a).filter_map(|k| text(doc, &a, &k).map(|v| (k, v))).collect(),
         None => Default::default(),
     };
+    let rubric = match child(doc, &ROOT, "rubric") {
+        Some(list) => (0..doc.length(&list))
+            .filter_map(|i| {
+                let line = match doc.get(&list, i).ok().flatten() {
+                    Some((automerge::Value::Object(_), id)) => id,
+                    _ => return None,
+                };
+                Some(Criterion { name: text(doc, &line, "name")?, max: int(doc, &line, "max")? })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Competition {
         id: text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("competition without id".into()))?,
         title: text(doc, &ROOT, "title").unwrap_or_default(),
@@ -203,9 +281,13 @@ fn read_competition(doc: &AutoCommit) -> Result<Competition, DocError> {
         opens_at: int(doc, &ROOT, "opens_at").unwrap_or(0),
         closes_at: int(doc, &ROOT, "closes_at").unwrap_or(0),
         requires_standard: boolean(doc, &ROOT, "requires_standard").unwrap_or(false),
-        entries: text_list(doc, &ROOT, "entries"),
+        rubric,
         awards,
+        awarded_at: int(doc, &ROOT, "awarded_at").unwrap_or(0),
+        archive_collection: text(doc, &ROOT, "archive_collection").unwrap_or_default(),
+        origin_node: text(doc, &ROOT, "origin_node").unwrap_or_default(),
         origin_name: text(doc, &ROOT, "origin_name").unwrap_or_default(),
+        origin_tier: text(doc, &ROOT, "origin_tier").unwrap_or_default(),
     })
 }
 
@@ -263,16 +345,17 @@ pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result
         Kind::Competition => {
             let c = read_competition(doc)?;
             tx.execute(
-                "INSERT INTO competitions (id, title, description, opens_at, closes_at, requires_standard, entries, awards, origin_node, origin_name)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO competitions (id, title, description, opens_at, closes_at, requires_standard, entries, awards, origin_node, origin_name,
+                    rubric, awarded_at, archive_collection, origin_tier)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '[]', ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description, opens_at = excluded.opens_at,
-                   closes_at = excluded.closes_at, requires_standard = excluded.requires_standard, entries = excluded.entries, awards = excluded.awards",
-                params![c.id, c.title, c.description, c.opens_at, c.closes_at, c.requires_standard, json(&c.entries), json(&c.awards), origin_node, origin_name],
-            )?;
-            // Competition entries go up first.
-            tx.execute(
-                "UPDATE uploads SET priority = 1 WHERE done_at IS NULL AND lesson_id IN (SELECT value FROM json_each(?1))",
-                [json(&c.entries)],
+                   closes_at = excluded.closes_at, requires_standard = excluded.requires_standard, awards = excluded.awards,
+                   rubric = excluded.rubric, awarded_at = excluded.awarded_at, archive_collection = excluded.archive_collection,
+                   origin_tier = excluded.origin_tier",
+                params![
+                    c.id, c.title, c.description, c.opens_at, c.closes_at, c.requires_standard, json(&c.awards), origin_node, origin_name,
+                    json(&c.rubric), c.awarded_at, c.archive_collection, c.origin_tier
+                ],
             )?;
             true
         }
@@ -308,20 +391,36 @@ pub fn announcements(conn: &Connection) -> Result<Vec<Announcement>, DocError> {
     })
 }
 
-pub fn competitions(conn: &Connection) -> Result<Vec<Competition>, DocError> {
-    list_json(conn, "SELECT id, title, description, opens_at, closes_at, requires_standard, entries, awards, origin_name FROM competitions ORDER BY opens_at DESC", |r| {
-        Ok(Competition {
-            id: r.get(0)?,
-            title: r.get(1)?,
-            description: r.get(2)?,
-            opens_at: r.get(3)?,
-            closes_at: r.get(4)?,
-            requires_standard: r.get(5)?,
-            entries: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
-            awards: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
-            origin_name: r.get(8)?,
-        })
+const COMPETITION_COLUMNS: &str =
+    "id, title, description, opens_at, closes_at, requires_standard, rubric, awards, awarded_at, archive_collection, origin_node, origin_name, origin_tier";
+
+fn competition_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Competition> {
+    Ok(Competition {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        opens_at: r.get(3)?,
+        closes_at: r.get(4)?,
+        requires_standard: r.get(5)?,
+        rubric: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+        awards: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+        awarded_at: r.get(8)?,
+        archive_collection: r.get(9)?,
+        origin_node: r.get(10)?,
+        origin_name: r.get(11)?,
+        origin_tier: r.get(12)?,
     })
+}
+
+/// Every competition here, the newest first.
+pub fn competitions(conn: &Connection) -> Result<Vec<Competition>, DocError> {
+    list_json(conn, &format!("SELECT {COMPETITION_COLUMNS} FROM competitions ORDER BY opens_at DESC, rowid DESC"), competition_row)
+}
+
+/// One competition, if this node has it.
+pub fn competition(conn: &Connection, id: &str) -> Result<Option<Competition>, DocError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn.query_row(&format!("SELECT {COMPETITION_COLUMNS} FROM competitions WHERE id = ?1"), [id], competition_row).optional()?)
 }
 
 #[cfg(test)]
@@ -343,7 +442,8 @@ mod tests {
         let comp = province
             .write(|tx| create_competition(tx, &wp, &Competition { title: "优质课评选".into(), requires_standard: true, ..serde_json::from_str(r#"{"title":"x"}"#).expect("defaults") }))
             .expect("competition");
-        province.write(|tx| award(tx, &wp, &comp.id, "l1", "一等奖")).expect("award").expect("exists");
+        assert_eq!(comp.rubric, default_rubric(), "no rubric named: the default one");
+        province.write(|tx| put_results(tx, &wp, &comp.id, &[("l1".into(), "一等奖".into())], &col.id)).expect("award").expect("exists");
         province.write(|tx| create_announcement(tx, &wp, &serde_json::from_str(r#"{"title":"暑期培训通知","body":"七月开始"}"#).expect("json"))).expect("announcement");
         // Ship every document to the city as bytes and compare rows.
         let docs: Vec<youke_federation::protocol::DocUpdate> = province
@@ -363,7 +463,14 @@ mod tests {
         assert_eq!(city.read(announcements).expect("list"), province.read(announcements).expect("list"));
         let comps = city.read(competitions).expect("list");
         assert_eq!(comps[0].awards.get("l1").map(String::as_str), Some("一等奖"));
-        assert!(comps[0].requires_standard);
+        assert!(comps[0].requires_standard && comps[0].awarded_at > 0);
+        assert_eq!((comps[0].archive_collection.as_str(), comps[0].origin_tier.as_str()), (col.id.as_str(), "province"));
+        assert_eq!(comps[0].rubric.iter().map(|k| k.max).sum::<i64>(), 100);
+        // A school does not run competitions; rubrics are checked.
+        let ws = Writer { tier: Tier::School, ..wc.clone() };
+        assert!(city.write(|tx| create_competition(tx, &ws, &Competition { title: "校内评选".into(), ..Default::default() })).is_err());
+        let bad = Competition { title: "评选".into(), rubric: vec![Criterion { name: "设计".into(), max: 0 }], ..Default::default() };
+        assert!(city.write(|tx| create_competition(tx, &wc, &bad)).is_err());
         assert!(province.write(|tx| create_collection(tx, &wp, &Collection { title: " ".into(), ..col.clone() })).is_err());
     }
 }

@@ -10,7 +10,9 @@
 //! the origin), `compliance_json` (the course-video-standard report as JSON text, empty until
 //! the lesson is checked), `ratings` (map user → score 1..5, so two users rating at once both count),
 //! `comments` (list of {`id`, `author`, `text`, `at`}), `reviews` (map expert → {`score`,
-//! `comment`, `at`}) and `views` (an automerge counter, so views counted at every tier add up).
+//! `comment`, `at`}), `views` (an automerge counter, so views counted at every tier add up) and
+//! `competitions` (map competition id → {`at`, `by`}: the competitions its school entered it in;
+//! absent until the first entry).
 
 use crate::documents::{self, DocError, Kind, Routing, Writer, child, int, text, text_list};
 use crate::store::now_ms;
@@ -240,6 +242,17 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
             tx.execute("DELETE FROM subtitles WHERE lesson_id = ?1", [&l.id])?;
         }
     }
+    // The competitions its school entered it in (before the upload queue, which puts entries first).
+    tx.execute("DELETE FROM competition_entries WHERE lesson_id = ?1", [&l.id])?;
+    if let Some(entries) = child(doc, &ROOT, "competitions") {
+        for competition in doc.keys(&entries) {
+            let Some(e) = child(doc, &entries, &competition) else { continue };
+            tx.execute(
+                "INSERT INTO competition_entries (competition_id, lesson_id, submitted_at, submitted_by) VALUES (?1, ?2, ?3, ?4)",
+                params![competition, l.id, int(doc, &e, "at").unwrap_or(0), text(doc, &e, "by").unwrap_or_default()],
+            )?;
+        }
+    }
     // Only media from this node's subtree goes up (not lessons published down from above).
     let from_subtree = l.origin_node == w.node_id
         || tx.query_row("SELECT EXISTS (SELECT 1 FROM doc_routes WHERE doc_id = ?1)", [&l.id], |r| r.get::<_, bool>(0))?;
@@ -264,7 +277,7 @@ fn queue_upload(tx: &Transaction<'_>, lesson: &str, m: &MediaRef, share: Tier, p
     if goes_up(share, parent) {
         tx.execute(
             "INSERT INTO uploads (hash, size, enqueued_at, lesson_id, priority)
-             VALUES (?1, ?2, ?3, ?4, EXISTS (SELECT 1 FROM competitions c, json_each(c.entries) e WHERE e.value = ?4))
+             VALUES (?1, ?2, ?3, ?4, EXISTS (SELECT 1 FROM competition_entries WHERE lesson_id = ?4))
              ON CONFLICT (hash) DO UPDATE SET priority = MAX(priority, excluded.priority)",
             params![m.hash, m.size as i64, now_ms(), lesson],
         )?;
@@ -846,9 +859,18 @@ mod tests {
                 .expect("order")
         };
         assert_eq!(order(&store), ids, "by share time");
-        // The third lesson enters a competition: it goes first.
-        let comp = crate::catalog::Competition { title: "优质课评选".into(), entries: vec![ids[2].clone()], ..serde_json::from_str(r#"{"title":"x"}"#).expect("defaults") };
-        store.write(|tx| crate::catalog::create_competition(tx, &w, &comp)).expect("competition");
+        // The third lesson enters a competition the city runs: it goes first.
+        let city = Store::open(&dir.path().join("city")).expect("open");
+        let wc = writer(Tier::City, true);
+        let comp = crate::catalog::Competition { title: "优质课评选".into(), ..Default::default() };
+        let comp = city.write(|tx| crate::catalog::create_competition(tx, &wc, &comp)).expect("competition");
+        let doc = city
+            .read(|c| c.query_row("SELECT id, kind, seq, bytes, heads FROM docs", [], |r| {
+                Ok(youke_federation::protocol::DocUpdate { id: r.get(0)?, kind: r.get(1)?, seq: r.get::<_, i64>(2)? as u64, bytes: r.get(3)?, version: r.get(4)?, full: true })
+            }).map_err(DocError::from))
+            .expect("document");
+        store.write(|tx| documents::merge_remote(tx, &w, &doc, Source::Parent(&wc.node_id))).expect("merge");
+        store.write(|tx| crate::competitions::submit(tx, &w, &comp.id, &ids[2], now_ms())).expect("enter");
         assert_eq!(order(&store), vec![ids[2].clone(), ids[0].clone(), ids[1].clone()]);
         // Unsharing the first removes its pending upload; sharing again queues it anew.
         store.write(|tx| set_share_level(tx, &w, &ids[0], Tier::School)).expect("unshare");

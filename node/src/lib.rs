@@ -4,7 +4,7 @@
 //! - [`store`]: the SQLite database, its migrations and shared helpers.
 //! - [`documents`]: the CRDT document store shared by every kind, with routing for sync.
 //! - [`lessons`]: lesson documents and their rows; [`catalog`]: collections, announcements,
-//!   competitions.
+//!   competitions; [`competitions`]: the competition workflow (entries, experts, results).
 //! - [`ftp`]: the FTP endpoint recording hosts publish to (into the import folder).
 //! - [`ingest`]: the watched import folder, sidecars and file-name patterns, the quarantine.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
@@ -24,6 +24,7 @@ pub mod bench_media;
 pub mod bench_search;
 pub mod bench_transcode;
 pub mod catalog;
+pub mod competitions;
 pub mod config;
 pub mod demo;
 pub mod documents;

@@ -307,6 +307,35 @@ const MIGRATIONS: &[&str] = &[
         error       TEXT
     );
     "#,
+    // 12: competitions (评选): rubric, results and the archive collection in their rows; entries
+    // as the schools' lessons record them (materialized from the lesson documents); the
+    // experts judging each entry and their scores (this node's accounts only: not synced).
+    r#"
+    ALTER TABLE competitions ADD COLUMN rubric TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE competitions ADD COLUMN awarded_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE competitions ADD COLUMN archive_collection TEXT NOT NULL DEFAULT '';
+    ALTER TABLE competitions ADD COLUMN origin_tier TEXT NOT NULL DEFAULT '';
+    CREATE TABLE competition_entries (
+        competition_id TEXT NOT NULL,
+        lesson_id      TEXT NOT NULL REFERENCES docs (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+        submitted_at   INTEGER NOT NULL,
+        submitted_by   TEXT NOT NULL,
+        PRIMARY KEY (competition_id, lesson_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX competition_entries_by_lesson ON competition_entries (lesson_id);
+    CREATE TABLE competition_judges (
+        competition_id TEXT NOT NULL,
+        lesson_id      TEXT NOT NULL,
+        expert         TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        assigned_at    INTEGER NOT NULL,
+        scores         TEXT,
+        total          INTEGER,
+        comment        TEXT NOT NULL DEFAULT '',
+        scored_at      INTEGER,
+        PRIMARY KEY (competition_id, lesson_id, expert)
+    ) WITHOUT ROWID;
+    CREATE INDEX competition_judges_by_expert ON competition_judges (expert);
+    "#,
 ];
 
 /// Schema version this binary writes.
@@ -439,6 +468,18 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A moment in China time (UTC+8), as the portal and messages show it: `2026-11-23 18:00`.
+pub fn china_time(ms: i64) -> String {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
+        Ok(t) => {
+            let t = t.to_offset(offset);
+            format!("{}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+        }
+        Err(_) => String::new(),
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,48 @@ fn scenario(script: &str, args: serde_json::Value) -> serde_json::Value {
     v["result"].clone()
 }
 
+/// A province (河北省), a city (石家庄市) and a school (第一中学) on free loopback ports, without
+/// background transcoding.
+struct Tree {
+    dirs: [PathBuf; 3],
+    http: [u16; 3],
+    quic: [u16; 3],
+}
+
+impl Tree {
+    fn init(root: &std::path::Path) -> Tree {
+        let t = Tree {
+            dirs: ["province", "city", "school"].map(|n| root.join(n)),
+            http: [(); 3].map(|_| free_tcp_port()),
+            quic: [(); 3].map(|_| free_udp_port()),
+        };
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+        let names = ["河北省", "石家庄市", "第一中学"];
+        for (i, role) in ["province", "city", "school"].into_iter().enumerate() {
+            let (http, quic) = (addr(t.http[i]), addr(t.quic[i]));
+            let mut args = vec!["init", "--role", role, "--name", names[i], "--http", &http, "--quic", &quic];
+            let parent = if i > 0 { addr(t.quic[i - 1]) } else { String::new() };
+            if i > 0 {
+                args.extend(["--parent", parent.as_str()]);
+            }
+            youke_ok(&t.dirs[i], &args);
+            let cfg = t.dirs[i].join("youke.toml");
+            std::fs::write(&cfg, no_transcode(std::fs::read_to_string(&cfg).unwrap())).unwrap();
+        }
+        t
+    }
+
+    /// Starts the three servers, enrolling the city and the school on the way.
+    fn start(&self) -> [Server; 3] {
+        let province = Server::start(&self.dirs[0], self.http[0]);
+        enroll(&self.dirs[0], self.quic[0], &self.dirs[1], "city", "石家庄市");
+        let city = Server::start(&self.dirs[1], self.http[1]);
+        enroll(&self.dirs[1], self.quic[1], &self.dirs[2], "school", "第一中学");
+        let school = Server::start(&self.dirs[2], self.http[2]);
+        [province, city, school]
+    }
+}
+
 #[test]
 fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_seeking() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,26 +173,13 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
 #[test]
 fn a_teacher_shares_a_lesson_watches_it_reach_the_city_and_switches_language() {
     let root = tempfile::tempdir().unwrap();
-    let (p_dir, c_dir, s_dir) = (root.path().join("province"), root.path().join("city"), root.path().join("school"));
-    let (p_http, c_http, s_http) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-    let (p_quic, c_quic, s_quic) = (free_udp_port(), free_udp_port(), free_udp_port());
-    let addr = |port: u16| format!("127.0.0.1:{port}");
-    youke_ok(&p_dir, &["init", "--role", "province", "--name", "河北省", "--http", &addr(p_http), "--quic", &addr(p_quic)]);
-    youke_ok(&c_dir, &["init", "--role", "city", "--name", "石家庄市", "--http", &addr(c_http), "--quic", &addr(c_quic), "--parent", &addr(p_quic)]);
-    youke_ok(&s_dir, &["init", "--role", "school", "--name", "第一中学", "--http", &addr(s_http), "--quic", &addr(s_quic), "--parent", &addr(c_quic)]);
-    for dir in [&p_dir, &c_dir, &s_dir] {
-        let cfg = dir.join("youke.toml");
-        std::fs::write(&cfg, no_transcode(std::fs::read_to_string(&cfg).unwrap())).unwrap();
-    }
+    let t = Tree::init(root.path());
+    let s_dir = t.dirs[2].clone();
     let rec = root.path().join("浮力.mp4");
     make_recording(&rec, 3, 800);
     let id = youke_ok(&s_dir, &["import", rec.to_str().unwrap(), "--title", "浮力", "--teacher", "wangfang", "--subject", "物理"]).trim().to_string();
-    let _province = Server::start(&p_dir, p_http);
-    enroll(&p_dir, p_quic, &c_dir, "city", "石家庄市");
-    let city = Server::start(&c_dir, c_http);
-    enroll(&c_dir, c_quic, &s_dir, "school", "第一中学");
     add_user(&s_dir, "wangfang", "teacher", "teacher password");
-    let school = Server::start(&s_dir, s_http);
+    let [_province, city, school] = t.start();
 
     let shot = artifacts().join("teacher-shares.png");
     let seen = scenario("share.mjs", serde_json::json!({ "base": school.url(""), "name": "wangfang", "password": "teacher password", "lesson": id, "screenshot": shot }));
@@ -169,4 +198,67 @@ fn a_teacher_shares_a_lesson_watches_it_reach_the_city_and_switches_language() {
     let at_city = city.get_json(&format!("/api/v1/lessons/{id}")).unwrap();
     assert_eq!(at_city["media_present"], true, "{at_city}");
     assert!(artifacts().join("teacher-shares-zh.png").is_file());
+}
+
+#[test]
+fn a_competition_runs_from_notice_to_award_across_a_school_and_the_province() {
+    let root = tempfile::tempdir().unwrap();
+    let t = Tree::init(root.path());
+    let (p_dir, s_dir) = (t.dirs[0].clone(), t.dirs[2].clone());
+    // One lesson meets the course video standard (1080p, 9 Mbit/s, Chinese subtitles), one does not (720p).
+    let good_rec = root.path().join("勾股定理 示范课.mp4");
+    make_recording_sized(&good_rec, 3, 9000, "1920x1080");
+    std::fs::write(good_rec.with_extension("srt"), "1\n00:00:00,500 --> 00:00:02,000\n同学们好\n").unwrap();
+    let bad_rec = root.path().join("浮力.mp4");
+    make_recording(&bad_rec, 2, 800);
+    let import = |rec: &std::path::Path, title: &str| {
+        youke_ok(&s_dir, &["import", rec.to_str().unwrap(), "--title", title, "--teacher", "wangfang", "--subject", "数学"]).trim().to_string()
+    };
+    let good = import(&good_rec, "勾股定理 示范课");
+    let bad = import(&bad_rec, "浮力");
+    let check = String::from_utf8(youke(&s_dir, &["check", good_rec.to_str().unwrap(), "--srt", good_rec.with_extension("srt").to_str().unwrap()]).stdout).unwrap();
+    assert!(check.contains(": meets the standard"), "the good recording meets the standard: {check}");
+
+    add_user(&p_dir, "shenghuiyuan", "admin", "province admin password");
+    add_user(&p_dir, "zhuanjia1", "expert", "expert one password");
+    add_user(&p_dir, "zhuanjia2", "expert", "expert two password");
+    add_user(&s_dir, "wangfang", "teacher", "teacher password");
+    let [province, _city, school] = t.start();
+
+    let shot = artifacts().join("competition.png");
+    let seen = scenario(
+        "competition.mjs",
+        serde_json::json!({
+            "province": province.url(""), "school": school.url(""),
+            "admin": ["shenghuiyuan", "province admin password"],
+            "experts": [["zhuanjia1", "expert one password"], ["zhuanjia2", "expert two password"]],
+            "teacher": ["wangfang", "teacher password"],
+            "good": good, "bad": bad, "closes": "2099-06-30T17:00", "screenshot": shot, "timeout_secs": 240,
+        }),
+    );
+    let rubric: Vec<&str> = seen["rubric"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(rubric, ["教学设计", "教学实施", "教学效果", "视频质量"], "the default rubric: {seen:#}");
+    assert!(seen["listed_at_school"].as_str().unwrap().contains("报送中"), "{seen:#}");
+    assert!(seen["options"].as_array().unwrap().iter().any(|o| o.as_str().unwrap().contains("不符合")), "{seen:#}");
+    let refused = seen["refused"].as_str().unwrap();
+    assert!(refused.contains("未能报送") && refused.contains("V2") && refused.contains("1280x720"), "the failing rules are named: {seen:#}");
+    assert_eq!(seen["entered"], serde_json::json!([good]), "{seen:#}");
+    assert!(seen["judges_before"].as_str().unwrap().contains("zhuanjia1 未评"), "{seen:#}");
+    assert_eq!(seen["expert_heading"].as_str().unwrap().split_whitespace().next(), Some("我的评审任务"), "{seen:#}");
+    assert_eq!(seen["expert_entries"], serde_json::json!([good]), "{seen:#}");
+    assert_eq!(seen["expert_total"], "已评：91", "{seen:#}");
+    assert_eq!(seen["other_expert_entries"], 0, "an expert sees only their assignments: {seen:#}");
+    assert!(seen["judges_after"].as_str().unwrap().contains("zhuanjia1 91") && seen["judges_after"].as_str().unwrap().contains("91.0"), "{seen:#}");
+    assert!(seen["results"][0].as_str().unwrap().contains("一等奖"), "{seen:#}");
+    assert!(seen["badge"].as_str().unwrap().contains("一等奖"), "{seen:#}");
+    assert!(seen["collections"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("获奖课例")), "{seen:#}");
+    assert!(seen["school_results"][0].as_str().unwrap().contains("勾股定理 示范课"), "{seen:#}");
+    // The scores stayed at the province: the school's API shows the entry without judgements.
+    let at_school = school.get_json(&format!("/api/v1/competitions/{}", seen["competition"].as_str().unwrap())).unwrap();
+    assert_eq!(at_school["entries"][0]["judges"], serde_json::json!([]), "{at_school}");
+    assert_eq!(at_school["entries"][0]["award"], "一等奖", "{at_school}");
+    assert_eq!(at_school["stage"], "awarded", "{at_school}");
+    // The winning lesson's recording reached the province (entries go up first).
+    assert_eq!(province.get_json(&format!("/api/v1/lessons/{good}")).unwrap()["media_present"], true);
+    assert!(artifacts().join("competition-school.png").is_file());
 }

@@ -105,10 +105,9 @@ async fn scopes_up_and_down_the_tree() {
         id: String::new(), title: "评选通知".into(), body: "请各校报送".into(), audience: "all".into(), publish_at: 0, origin_name: String::new(),
     })).unwrap();
     let comp = p.ctx.store.write(|tx| catalog::create_competition(tx, &p.ctx.writer, &Competition {
-        id: String::new(), title: "优质课评选".into(), description: String::new(), opens_at: 0, closes_at: 0,
-        requires_standard: true, entries: vec![b1_prov.clone()], awards: Default::default(), origin_name: String::new(),
+        title: "优质课评选".into(), requires_standard: true, ..Default::default()
     })).unwrap();
-    p.ctx.store.write(|tx| catalog::award(tx, &p.ctx.writer, &comp.id, &b1_prov, "一等奖")).unwrap();
+    p.ctx.store.write(|tx| catalog::put_results(tx, &p.ctx.writer, &comp.id, &[(b1_prov.clone(), "一等奖".into())], "")).unwrap();
     p.ctx.changed();
     edit(&p, &a1_prov, LessonEdit::Review { expert: "省专家".into(), score: 95, comment: "示范课".into() });
     edit(&a1, &a1_prov, LessonEdit::Rate { user: "本校教师".into(), score: 5 });

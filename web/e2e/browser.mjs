@@ -7,8 +7,9 @@ import { dirname } from 'node:path';
 
 export const CHROMIUM = process.env.YOUKE_CHROMIUM || '/usr/bin/chromium';
 
-// Runs `scenario(page, args)` and prints its result as one JSON line; any failure is printed as
-// {"error": ...} with a screenshot beside the requested one, and the exit code is 1.
+// Runs `scenario(page, args, more)` and prints its result as one JSON line; any failure is printed
+// as {"error": ...} with a screenshot beside the requested one, and the exit code is 1.
+// `more.newPage()` opens a page in a context of its own (its own cookies: another person).
 export async function run(scenario) {
   const args = JSON.parse(process.argv[2] || '{}');
   const limit = setTimeout(() => { console.log(JSON.stringify({ error: 'scenario timed out' })); process.exit(2); }, (args.timeout_secs || 90) * 1000);
@@ -25,7 +26,13 @@ export async function run(scenario) {
     page = await context.newPage();
     page.on('console', (m) => console_lines.push(m.type() + ': ' + m.text()));
     page.on('pageerror', (e) => console_lines.push('pageerror: ' + e.message));
-    const result = await scenario(page, args);
+    const newPage = async () => {
+      const c = await browser.newContext({ locale: args.locale || 'zh-CN', viewport: args.viewport || { width: 1280, height: 800 } });
+      const p = await c.newPage();
+      p.on('pageerror', (e) => console_lines.push('pageerror: ' + e.message));
+      return p;
+    };
+    const result = await scenario(page, args, { newPage });
     if (args.screenshot) { mkdirSync(dirname(args.screenshot), { recursive: true }); await page.screenshot({ path: args.screenshot, fullPage: true }); }
     console.log(JSON.stringify({ ok: true, result, console: console_lines }));
   } catch (e) {

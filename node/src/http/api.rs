@@ -479,10 +479,13 @@ pub struct ReviewBody {
 }
 
 /// Runs a local change in one transaction and tells the node's services about it.
-async fn change<T: Send + 'static>(
+pub(super) async fn change<T: Send + 'static, E: From<crate::store::StoreError> + Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&rusqlite::Transaction<'_>, &crate::documents::Writer) -> Result<T, crate::documents::DocError> + Send + 'static,
-) -> Result<T, ApiError> {
+    f: impl FnOnce(&rusqlite::Transaction<'_>, &crate::documents::Writer) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    ApiError: From<E>,
+{
     blocking(state, move |ctx| {
         let out = ctx.store.write(|tx| f(tx, &ctx.writer))?;
         ctx.changed();
@@ -521,7 +524,7 @@ pub(super) fn may_change(ctx: &crate::NodeCtx, user: Option<&accounts::User>, id
 
 pub(super) const NOT_YOURS: &str = "only the lesson's own teacher or an administrator may change it";
 
-async fn require_owner(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiError> {
+pub(super) async fn require_owner(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiError> {
     let Some(user) = auth.user().cloned() else { return Err(ApiError::Unauthorized("sign in first".into())) };
     let id = id.to_string();
     let may = blocking(state, move |ctx| may_change(ctx, Some(&user), &id)).await?;
@@ -662,36 +665,12 @@ pub async fn list_announcements(State(state): State<AppState>) -> Result<Json<It
     Ok(Json(Items { items }))
 }
 
-pub async fn list_competitions(State(state): State<AppState>) -> Result<Json<Items<catalog::Competition>>, ApiError> {
-    let items = blocking(&state, |ctx| Ok(ctx.store.read(catalog::competitions)?)).await?;
-    Ok(Json(Items { items }))
-}
-
 pub async fn create_collection(State(state): State<AppState>, Json(c): Json<catalog::Collection>) -> Result<Json<catalog::Collection>, ApiError> {
     Ok(Json(change(&state, move |tx, w| catalog::create_collection(tx, w, &c)).await?))
 }
 
 pub async fn create_announcement(State(state): State<AppState>, Json(a): Json<catalog::Announcement>) -> Result<Json<catalog::Announcement>, ApiError> {
     Ok(Json(change(&state, move |tx, w| catalog::create_announcement(tx, w, &a)).await?))
-}
-
-pub async fn create_competition(State(state): State<AppState>, Json(c): Json<catalog::Competition>) -> Result<Json<catalog::Competition>, ApiError> {
-    Ok(Json(change(&state, move |tx, w| catalog::create_competition(tx, w, &c)).await?))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct AwardBody {
-    pub lesson: String,
-    pub award: String,
-}
-
-pub async fn award(State(state): State<AppState>, Path(id): Path<String>, Json(b): Json<AwardBody>) -> Result<Json<catalog::Competition>, ApiError> {
-    check_id(&id)?;
-    let cid = id.clone();
-    let competition = change(&state, move |tx, w| catalog::award(tx, w, &cid, &b.lesson, &b.award))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no competition with id {id}")))?;
-    Ok(Json(competition))
 }
 
 /// The node's links: its parent, its children, and what crossed them.

@@ -10,6 +10,7 @@ pub mod auth;
 #[cfg(test)]
 mod authz_tests;
 mod browse;
+mod contest;
 mod i18n;
 mod pages;
 mod resumable;
@@ -53,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/collections", get(browse::collections))
         .route("/collections/{id}", get(browse::collection))
         .route("/announcements", get(browse::announcements))
+        .route("/competitions", get(contest::list_page))
+        .route("/competitions/{id}", get(contest::page))
         .route("/my", get(teach::my_lessons))
         .route("/lessons/{id}/edit", get(teach::edit_page))
         .route("/api/v1/me/lessons", get(api::my_lessons))
@@ -76,8 +79,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/lessons/{id}/subtitles.vtt", get(api::lesson_subtitles))
         .route("/api/v1/collections", get(api::list_collections).post(api::create_collection))
         .route("/api/v1/announcements", get(api::list_announcements).post(api::create_announcement))
-        .route("/api/v1/competitions", get(api::list_competitions).post(api::create_competition))
-        .route("/api/v1/competitions/{id}/awards", post(api::award))
+        .route("/api/v1/competitions", get(contest::list).post(contest::create))
+        .route("/api/v1/competitions/{id}", get(contest::get))
+        .route("/api/v1/competitions/{id}/entries", post(contest::submit))
+        .route("/api/v1/competitions/{id}/entries/{lesson}/judges", axum::routing::put(contest::assign))
+        .route("/api/v1/competitions/{id}/entries/{lesson}/score", axum::routing::put(contest::score))
+        .route("/api/v1/competitions/{id}/results", post(contest::results))
         .route("/api/v1/search", get(api::search))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/federation", get(api::federation))
@@ -464,13 +471,14 @@ mod tests {
         assert_eq!(v["items"][0]["published"], true);
         let (s, _, _) = call(&f, post_json("/api/v1/announcements", r#"{"title":"","body":"x"}"#)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
+        // A school enters competitions; it does not run them.
         let (s, _, body) = call(&f, post_json("/api/v1/competitions", r#"{"title":"优质课评选","requires_standard":true}"#)).await;
-        assert_eq!(s, StatusCode::OK);
-        let comp: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        let (s, _, body) = call(&f, post_json(&format!("/api/v1/competitions/{}/awards", comp["id"].as_str().expect("id")), &format!(r#"{{"lesson":"{}","award":"一等奖"}}"#, f.id))).await;
-        assert_eq!(s, StatusCode::OK);
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(v["awards"][&f.id], "一等奖");
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(String::from_utf8_lossy(&body).contains("published by a city or the province"));
+        let (s, _, _) = call(&f, post_json("/api/v1/competitions", r#"{"title":"评选","entries":["x"]}"#)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "unknown fields refused");
+        let (s, _, _) = call(&f, get(&format!("/api/v1/competitions/{}", uuid::Uuid::new_v4()))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
     }
 
     /// Sends a request as no one, with the English cookie.
@@ -489,6 +497,10 @@ mod tests {
         let w = &f.state.ctx.writer;
         let c = f.state.ctx.store.write(|tx| catalog::create_collection(tx, w, &catalog::Collection { title: "Best of 2026".into(), description: "Picked".into(), lessons: vec![f.id.clone()], featured: true, pinned: false, published: true, id: String::new(), origin_name: String::new() })).expect("collection");
         f.state.ctx.store.write(|tx| catalog::create_announcement(tx, w, &serde_json::from_str(r#"{"title":"Summer training","body":"From July"}"#).expect("json"))).expect("notice");
+        // A competition a city runs (written here as if it had come down from there).
+        let city = crate::documents::Writer { node_id: uuid::Uuid::new_v4().to_string(), node_name: "City".into(), tier: youke_federation::Tier::City, has_parent: true };
+        let rubric = vec![catalog::Criterion { name: "Design".into(), max: 50 }, catalog::Criterion { name: "Delivery".into(), max: 50 }];
+        let comp = f.state.ctx.store.write(|tx| catalog::create_competition(tx, &city, &catalog::Competition { title: "Lesson contest".into(), rubric, ..Default::default() })).expect("competition");
         // The fixture's own data is Chinese (node, lesson, teacher): taken out before looking.
         let data = ["实验小学", "勾股定理", "王芳", "中文", "管理员"];
         let pages = [
@@ -503,6 +515,8 @@ mod tests {
             "/collections".into(),
             format!("/collections/{}", c.id),
             "/announcements".into(),
+            "/competitions".into(),
+            format!("/competitions/{}", comp.id),
             "/login".into(),
             format!("/lessons/{}", uuid::Uuid::new_v4()),
         ];

@@ -55,6 +55,7 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
     link("/schools", l.t("名校网络课堂", "Schools"));
     link("/collections", l.t("专辑", "Collections"));
     link("/announcements", l.t("通知公告", "Notices"));
+    link("/competitions", l.t("评选", "Competitions"));
     if matches!(role, Some(Role::Teacher | Role::Admin)) {
         link("/my", l.t("我的课程", "My lessons"));
         link("/upload", l.t("上传录像", "Upload"));
@@ -86,14 +87,9 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
 
 /// A date (China time) for lists: `2026-11-23`.
 pub(super) fn day(ms: i64) -> String {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(t) => {
-            let d = t.to_offset(offset).date();
-            format!("{}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-        }
-        Err(_) => String::new(),
-    }
+    let mut t = crate::store::china_time(ms);
+    t.truncate(t.find(' ').unwrap_or(t.len()));
+    t
 }
 
 /// A lesson's rating as stars and count, or nothing before the first rating.
@@ -413,10 +409,11 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         let cues = ctx.store.read(|c| lessons::subtitles_of(c, &id))?.and_then(|(srt, _)| youke_media::srt::parse(srt.as_bytes()).ok());
         let talk = ctx.store.read(|c| lessons::discussion(c, &ctx.writer, &id))?;
         let may_edit = super::api::may_change(ctx, viewer.as_ref(), &id)?;
-        Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit)))
+        let contests = ctx.store.read(|c| crate::competitions::of_lesson(c, &id))?;
+        Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit, contests)))
     })
     .await;
-    let (v, cues, talk, may_edit) = match found {
+    let (v, cues, talk, may_edit, contests) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(&state, &auth, l.t("未找到这节课程", "There is no such lesson")),
         Err(e) => return e.into_response(),
@@ -462,7 +459,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         String::new()
     };
     let body = format!(
-        r#"<h1>{title}</h1>{player}{transcript}{actions}
+        r#"<h1>{title}</h1>{contests}{player}{transcript}{actions}
 <p class="stats">{rating} {views}</p>
 {description}
 <dl><dt>{l_teacher}</dt><dd><a href="/teachers/{teacher_url}">{teacher}</a></dd><dt>{l_subject}</dt><dd>{subject}</dd><dt>{l_grade}</dt><dd>{grade}</dd>
@@ -472,6 +469,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
 {compliance}{discussion}
 <p class="muted">{l_id} {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
         compliance = compliance_table(l, x.compliance.as_ref()),
+        contests = super::contest::lesson_badges(l, &contests),
         discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some()),
         title = esc(&x.title),
         rating = esc(&rating_text(l, x)),

@@ -109,4 +109,72 @@
       }).catch(function () {});
     }, 2000);
   }
+  // Competitions: publishing one (a city or province admin), entering a lesson (a teacher),
+  // assigning experts and publishing the results (the organizer's admin), scoring (an expert).
+  var newComp = document.getElementById('new-competition');
+  if (newComp) {
+    newComp.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var out = newComp.querySelector('.msg');
+      var rubric = [];
+      var bad = null;
+      newComp.rubric.value.split('\n').map(function (s) { return s.trim(); }).filter(Boolean).forEach(function (line) {
+        var m = /^(.+?)\s+(\d+)$/.exec(line);
+        if (m) rubric.push({ name: m[1], max: Number(m[2]) }); else bad = line;
+      });
+      if (bad) { out.textContent = t('评分标准每行写“名称 分值”：', 'Each rubric line is "name points": ') + bad; return; }
+      var closes = newComp.closes_at.value ? Date.parse(newComp.closes_at.value + ':00+08:00') : 0;
+      send('POST', '/api/v1/competitions', {
+        title: newComp.title.value, description: newComp.description.value, closes_at: closes,
+        requires_standard: newComp.requires_standard.checked, rubric: rubric
+      }).then(function (r) {
+        if (r[0] === 200) location.href = '/competitions/' + encodeURIComponent(r[1].id);
+        else out.textContent = failure(r[1], r[0]);
+      });
+    });
+  }
+  var contest = document.getElementById('competition');
+  if (contest) {
+    var cid = encodeURIComponent(contest.getAttribute('data-competition'));
+    var cmsg = contest.querySelector('p.msg:last-child');
+    var enter = document.getElementById('enter');
+    if (enter) {
+      enter.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var out = enter.querySelector('.msg');
+        send('POST', '/api/v1/competitions/' + cid + '/entries', { lesson: enter.lesson.value }).then(function (r) {
+          if (r[0] === 200) location.reload(); else out.textContent = t('未能报送：', 'Not entered: ') + (r[1].detail || r[0]);
+        });
+      });
+    }
+    contest.addEventListener('submit', function (e) {
+      var f = e.target;
+      var lesson = encodeURIComponent(f.getAttribute('data-lesson') || '');
+      if (f.classList.contains('assign')) {
+        e.preventDefault();
+        var experts = Array.prototype.filter.call(f.querySelectorAll('input[name=expert]'), function (b) { return b.checked; }).map(function (b) { return b.value; });
+        send('PUT', '/api/v1/competitions/' + cid + '/entries/' + lesson + '/judges', { experts: experts }).then(function (r) {
+          if (r[0] === 200) location.reload(); else cmsg.textContent = failure(r[1], r[0]);
+        });
+      } else if (f.classList.contains('score')) {
+        e.preventDefault();
+        var scores = {};
+        Array.prototype.forEach.call(f.querySelectorAll('input[data-criterion]'), function (i) { scores[i.getAttribute('data-criterion')] = Number(i.value); });
+        send('PUT', '/api/v1/competitions/' + cid + '/entries/' + lesson + '/score', { scores: scores, comment: f.comment.value }).then(function (r) {
+          if (r[0] === 200) f.querySelector('.total').textContent = t('已评：', 'scored: ') + r[1].total; else cmsg.textContent = failure(r[1], r[0]);
+        });
+      }
+    });
+    var publish = document.getElementById('publish-results');
+    if (publish) {
+      publish.addEventListener('click', function () {
+        var awards = Array.prototype.filter.call(contest.querySelectorAll('input.award-name'), function (i) { return i.value.trim(); })
+          .map(function (i) { return { lesson: i.getAttribute('data-lesson'), award: i.value.trim() }; });
+        publish.disabled = true;
+        send('POST', '/api/v1/competitions/' + cid + '/results', { awards: awards }).then(function (r) {
+          if (r[0] === 200) location.reload(); else { publish.disabled = false; cmsg.textContent = failure(r[1], r[0]); }
+        });
+      });
+    }
+  }
 })();

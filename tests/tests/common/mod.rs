@@ -299,9 +299,15 @@ pub fn wait_for_opt<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -
 /// Makes a real H.264 + AAC recording with the ffmpeg CLI (an independent encoder). Noise keeps
 /// the bit rate near `video_kbit` so the file has the size a test wants.
 pub fn make_recording(path: &Path, seconds: u32, video_kbit: u32) {
+    make_recording_sized(path, seconds, video_kbit, "1280x720");
+}
+
+/// [`make_recording`] at a picture size (`1920x1080` with 9000 kbit/s and an SRT beside it
+/// meets the course video standard).
+pub fn make_recording_sized(path: &Path, seconds: u32, video_kbit: u32, size: &str) {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=1280x720:rate=25:duration={seconds},noise=alls=30:allf=t"))
+        .arg(format!("testsrc2=size={size}:rate=25:duration={seconds},noise=alls=30:allf=t"))
         .args(["-f", "lavfi", "-i"])
         .arg(format!("sine=frequency=440:sample_rate=48000:duration={seconds}"))
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
