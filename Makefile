@@ -6,7 +6,7 @@
 CARGO ?= cargo
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build demo test lint fuzz clean
+.PHONY: setup build demo test lint fuzz clean bench-portal
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,12 @@ test: setup
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) nextest run --workspace --no-fail-fast -j $(JOBS)
+
+# The portal under load against nginx (docs/BENCHMARKS.md); not part of `make test`, which runs
+# it at small scale.
+bench-portal: setup
+	$(CARGO) build --release --bin youke
+	./target/release/youke bench portal
 
 # cargo-fuzz targets (federation messages, names and tokens, config), bounded in time:
 # FUZZ_SECONDS per target (default 60). Not part of `make test`, which replays their seed corpus.

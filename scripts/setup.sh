@@ -12,6 +12,7 @@ APT_PKGS=(
   rsync
   python3
   chromium fonts-wqy-microhei
+  wrk nginx-light
 )
 # Node.js and npm for the portal's front-end packages (web/): Debian's, unless a Node.js is
 # already installed (a nodesource nodejs ships its own npm and conflicts with Debian's npm).
@@ -32,7 +33,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
+  # Packages with services (nginx, for the portal benchmark) are installed without starting them.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$made_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

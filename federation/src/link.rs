@@ -15,7 +15,7 @@ use crate::transfers::{Direction, Transfer, Transfers};
 use crate::identity::{Fingerprint, IdentityError, NodeIdentity, Trust};
 use crate::pki::{self, JoinToken, Place, Revocations};
 use crate::tier::Tier;
-use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeInfo};
+use crate::protocol::{self, DocUpdate, ErrorCode, FrameError, Message, NodeHealth, NodeInfo};
 use crate::pull::{MAX_RANGE, Range, RangeSource, Upstream};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use std::net::SocketAddr;
@@ -158,6 +158,10 @@ pub trait LinkStore: Send + Sync + 'static {
     /// `child_id` at `place` (a certificate name), all or nothing. Returns the name the token
     /// was made for, or why it cannot be used (unknown, expired, used already).
     fn redeem_token(&self, token_id: &str, child_id: &str, place: &str) -> Result<Result<String, String>, StoreError>;
+    /// Child side: this node's health and its subtree's, to report to the parent.
+    fn health_report(&self, parent: &Peer) -> Result<Vec<NodeHealth>, StoreError>;
+    /// Parent side: a child's latest health report (replaces the one before).
+    fn child_health(&self, child: &Peer, nodes: Vec<NodeHealth>) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +232,8 @@ const DOCS_PER_BATCH: usize = 256;
 const RECONCILE_FIRST: Duration = Duration::from_secs(20);
 /// How often anti-entropy runs on a link after the first pass.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often a child reports its subtree's health to its parent (and once at link-up).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// Buckets compared per anti-entropy request, so entry lists stay well below the frame limit.
 const RECONCILE_BUCKETS_PER_REQUEST: usize = 4;
 /// How soon to offer a blob again that the parent is still receiving on a dead link.
@@ -596,6 +602,7 @@ impl Uplink {
         tasks.spawn(Arc::clone(&self).push_blobs(conn.clone(), parent.clone(), cancel.clone()));
         tasks.spawn(Arc::clone(&self).pull_docs(conn.clone(), parent.clone(), cancel.clone()));
         tasks.spawn(Arc::clone(&self).reconcile_loop(conn.clone(), parent.clone(), cancel.clone()));
+        tasks.spawn(Arc::clone(&self).report_health(conn.clone(), parent.clone(), cancel.clone()));
         let result = tokio::select! {
             e = conn.closed() => Err(LinkError::Connection(e)),
             Some(r) = tasks.join_next() => r.unwrap_or_else(|e| Err(LinkError::Protocol(e.to_string()))),
@@ -651,6 +658,24 @@ impl Uplink {
                     debug!(count, upto_seq, "documents acknowledged by parent");
                 }
                 other => return Err(LinkError::Protocol(format!("expected ack of {upto}, got {}", protocol::describe(&other)))),
+            }
+        }
+    }
+
+    /// Reports this node's subtree's health to the parent at link-up and then every
+    /// [`HEALTH_INTERVAL`], for the admin consoles up the tree.
+    async fn report_health(self: Arc<Self>, conn: Connection, parent: Peer, cancel: CancellationToken) -> Result<(), LinkError> {
+        loop {
+            let p = parent.clone();
+            let mut nodes = blocking(&self.store, move |s| s.health_report(&p)).await?;
+            nodes.truncate(protocol::MAX_HEALTH_NODES);
+            match request(&conn, &Message::Health { nodes }).await?.2 {
+                Message::HealthAck => {}
+                other => return Err(LinkError::Protocol(format!("expected health-ack, got {}", protocol::describe(&other)))),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
             }
         }
     }
@@ -1205,6 +1230,16 @@ impl ChildAcceptor {
                     Err(e) => {
                         warn!(child = %child.info.name, error = %e, "anti-entropy: cannot compare documents");
                         Message::Error { code: ErrorCode::Internal, message: "the parent could not compare documents".into() }
+                    }
+                }
+            }
+            Message::Health { nodes } => {
+                let c = child.clone();
+                match blocking(&self.store, move |s| s.child_health(&c, nodes)).await {
+                    Ok(()) => Message::HealthAck,
+                    Err(e) => {
+                        warn!(child = %child.info.name, error = %e, "cannot store the child's health report");
+                        Message::Error { code: ErrorCode::Internal, message: "the parent could not store the health report".into() }
                     }
                 }
             }

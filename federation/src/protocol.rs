@@ -12,11 +12,11 @@ use crate::tier::Tier;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; peers with another version are refused in the hello.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// ALPN for QUIC: carries the version so TLS itself refuses foreign protocols.
-pub const ALPN: &[u8] = b"youke/3";
+pub const ALPN: &[u8] = b"youke/4";
 /// ALPN of enrollment connections: a node without a certificate yet, holding a join token.
-pub const ENROLL_ALPN: &[u8] = b"youke-enroll/3";
+pub const ENROLL_ALPN: &[u8] = b"youke-enroll/4";
 /// Largest frame accepted from a peer. Document batches are cut to stay below it.
 pub const MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 /// Budget for the documents of one batch, leaving room for framing.
@@ -34,6 +34,32 @@ pub struct NodeInfo {
 }
 
 /// One document at one version, opaque to this crate.
+/// One node's health as reported up the tree, for the admin consoles above it: the reporting
+/// child itself and every node of its subtree it knows of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeHealth {
+    pub node_id: String,
+    pub name: String,
+    pub tier: Tier,
+    /// The node it links to ("" for the top of the tree).
+    pub parent_id: String,
+    /// Its link to its parent is up.
+    pub connected: bool,
+    /// How old these figures were when the report was sent, in milliseconds.
+    pub age_ms: u64,
+    /// Milliseconds since documents last moved on its link to its parent.
+    pub last_sync_ms_ago: Option<u64>,
+    /// Documents its parent does not hold at their current version yet (sync lag).
+    pub pending_docs: u64,
+    /// Media waiting to go up to its parent (replication queue).
+    pub pending_uploads: u64,
+    pub pending_upload_bytes: u64,
+    pub lessons: u64,
+}
+
+/// Most nodes one health report carries.
+pub const MAX_HEALTH_NODES: usize = 8192;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocUpdate {
     pub id: String,
@@ -108,6 +134,11 @@ pub enum Message {
     /// The parent's answer: the node's place and name, its certificate, the certificates
     /// between it and the root, and (for a city) its CA certificate.
     Enrolled { place: String, name: String, node_cert: Vec<u8>, intermediates: Vec<Vec<u8>>, ca_cert: Option<Vec<u8>> },
+    // New kinds go last, so the ones before keep their numbers on the wire.
+    /// Child to parent, periodically: the health of the child and of its subtree.
+    Health { nodes: Vec<NodeHealth> },
+    /// The parent stored the health report.
+    HealthAck,
 }
 
 /// The name of a message's kind, for logs and errors (never its payload, which a peer controls).
@@ -132,6 +163,8 @@ pub fn describe(m: &Message) -> &'static str {
         Message::Error { .. } => "error",
         Message::Enroll { .. } => "enroll",
         Message::Enrolled { .. } => "enrolled",
+        Message::Health { .. } => "health",
+        Message::HealthAck => "health-ack",
     }
 }
 
@@ -276,6 +309,15 @@ pub fn check_limits(m: &Message) -> Result<(), String> {
             if *len > crate::pull::MAX_RANGE { Err(format!("a range of {len} bytes (limit {})", crate::pull::MAX_RANGE)) } else { Ok(()) }
         }
         Message::Error { message, .. } => text("error message", message, 4 * MAX_TEXT),
+        Message::Health { nodes } => {
+            count("nodes in a health report", nodes.len(), MAX_HEALTH_NODES)?;
+            nodes.iter().try_for_each(|n| {
+                text("node id", &n.node_id, crate::pki::MAX_NODE_ID)?;
+                text("node id", &n.parent_id, crate::pki::MAX_NODE_ID)?;
+                text("node name", &n.name, MAX_TEXT)
+            })
+        }
+        Message::HealthAck => Ok(()),
         Message::Enroll { token, node_id, public_key, proof, ca_public_key, ca_proof } => {
             count("token bytes", token.len(), 16)?;
             text("node id", node_id, crate::pki::MAX_NODE_ID)?;

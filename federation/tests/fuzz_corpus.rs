@@ -36,6 +36,11 @@ fn seeds() -> Vec<(&'static str, Message)> {
         ("blob-fetch", Message::BlobFetch { hash, offset: 1 << 20, len: 2 << 20, manifest: true }),
         ("blob-range", Message::BlobRange { size: 3 << 20, manifest: vec![], offset: 0, len: 1 << 20 }),
         ("error", Message::Error { code: ErrorCode::Busy, message: "try later".into() }),
+        ("health", Message::Health { nodes: vec![protocol::NodeHealth {
+            node_id: "6c1f2a3e-0d4b-4f4e-9a54-0b7f2d7b9a11".into(), name: "石家庄市第一中学".into(), tier: Tier::School, parent_id: "c1".into(),
+            connected: true, age_ms: 1200, last_sync_ms_ago: Some(300), pending_docs: 2, pending_uploads: 1, pending_upload_bytes: 1 << 30, lessons: 40,
+        }] }),
+        ("health-ack", Message::HealthAck),
         ("enroll", Message::Enroll { token: vec![9; 16], node_id: "s1".into(), public_key: vec![4; 65], proof: vec![0x30; 70], ca_public_key: vec![4; 65], ca_proof: vec![0x30; 71] }),
         ("enrolled", Message::Enrolled { place: "school.s1.c1.p1.youke".into(), name: "第一中学".into(), node_cert: vec![0x30; 400], intermediates: vec![vec![0x30; 500]], ca_cert: None }),
     ]

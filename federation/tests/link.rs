@@ -16,7 +16,7 @@ use youke_federation::identity::Trust;
 use youke_federation::link::{BlobUpload, LinkState, Uplink, bind_endpoint};
 use youke_federation::pki::Revocations;
 use youke_federation::manifest::{CHUNK, ManifestBuilder};
-use youke_federation::protocol::{self, DocUpdate, ErrorCode, Message, NodeInfo};
+use youke_federation::protocol::{self, DocUpdate, ErrorCode, Message, NodeHealth, NodeInfo};
 use youke_federation::rate::{RateLimiter, RateSchedule};
 use youke_federation::transfers::Transfers;
 use youke_federation::{BlobHash, BlobStore, NodeIdentity, Tier};
@@ -45,6 +45,37 @@ async fn documents_and_blobs_reach_the_parent() {
     store.with(|s| s.outgoing.push(DocUpdate { id: "doc4".into(), kind: "lesson".into(), seq: 4, version: String::new(), full: true, bytes: vec![4] }));
     eventually("the new document", || parent.store.with(|s| s.applied.len() == 4)).await;
     assert_eq!(parent.store.with(|s| s.applied.iter().filter(|d| d.id == "doc1").count()), 1);
+    child.cancel.cancel();
+    parent.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_reports_its_subtrees_health_at_link_up_and_again_later() {
+    let parent = start_parent(Tier::City);
+    let store = Arc::new(Mem::default());
+    let node = |id: &str, parent_id: &str, pending_uploads: u64| NodeHealth {
+        node_id: id.into(),
+        name: format!("学校{id}"),
+        tier: Tier::School,
+        parent_id: parent_id.into(),
+        connected: true,
+        age_ms: 0,
+        last_sync_ms_ago: Some(10),
+        pending_docs: 0,
+        pending_uploads,
+        pending_upload_bytes: pending_uploads << 20,
+        lessons: 3,
+    };
+    store.with(|s| s.health = vec![node("school-1", "parent", 2)]);
+    let child = start_child(parent.addr, info(Tier::School, "school-1"), &NodeIdentity::generate("s").expect("id"), store.clone());
+    eventually("the first report", || parent.store.with(|s| s.reports.get("school-1").is_some_and(|r| r.len() == 1 && r[0].pending_uploads == 2))).await;
+    // The queue drains: the next report says so (each replaces the one before).
+    store.with(|s| s.health = vec![node("school-1", "parent", 0)]);
+    let deadline = Instant::now() + youke_federation::link::HEALTH_INTERVAL * 3;
+    while parent.store.with(|s| s.reports["school-1"][0].pending_uploads != 0) {
+        assert!(Instant::now() < deadline, "no second report");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     child.cancel.cancel();
     parent.cancel.cancel();
 }

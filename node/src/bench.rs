@@ -64,7 +64,7 @@ pub(crate) fn bar(len: u64, msg: &str) -> ProgressBar {
 }
 
 /// Creates `n` lessons at `ctx`, shared at `share`, in large transactions. Returns their ids.
-fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> Result<Vec<String>, NodeError> {
+pub(crate) fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> Result<Vec<String>, NodeError> {
     let b = bar(n, label);
     let mut ids = Vec::with_capacity(n as usize);
     let subjects = ["数学", "语文", "英语", "物理", "化学", "生物", "历史", "地理"];

@@ -288,7 +288,8 @@ pub fn media(opts: &MediaBenchOptions) -> Result<Vec<VariantResult>, NodeError> 
     Ok(results)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The middle value (the upper one of an even count); 0 for none.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

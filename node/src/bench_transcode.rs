@@ -6,6 +6,7 @@
 //! alternate the variants. Youke also writes the poster, the sprite and its map, which the CLI
 //! command does not: the comparison is conservative.
 
+use crate::bench_media::median;
 use crate::bench::peak_rss;
 use crate::node::NodeError;
 use serde::{Deserialize, Serialize};
@@ -179,11 +180,6 @@ pub fn transcode(opts: &TranscodeBenchOptions) -> Result<Vec<VariantResult>, Nod
         }
     }
     Ok(results)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// The results as a Markdown table, with the ratio the goal is about.

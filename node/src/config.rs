@@ -45,6 +45,8 @@ pub struct Config {
     pub import: ImportConfig,
     pub ftp: FtpConfig,
     pub portal: PortalConfig,
+    /// Assumptions of the storage forecast (admin console, `youke forecast`).
+    pub forecast: crate::forecast::ForecastConfig,
 }
 
 /// The portal's access rules.
@@ -148,6 +150,8 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Disk space for lessons watched through the parent (pull-through cache), in bytes.
     pub cache_bytes: u64,
+    /// Memory for HLS ladder files served recently (segments a class is watching), in bytes.
+    pub hls_cache_bytes: u64,
 }
 
 impl Default for Config {
@@ -164,6 +168,7 @@ impl Default for Config {
             import: ImportConfig::default(),
             ftp: FtpConfig::default(),
             portal: PortalConfig::default(),
+            forecast: Default::default(),
             trust: TrustMode::Federation,
         }
     }
@@ -172,7 +177,7 @@ impl Default for Config {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_blob_bytes: 8 << 30, cache_bytes: 100 << 30 }
+        Limits { max_blob_bytes: 8 << 30, cache_bytes: 100 << 30, hls_cache_bytes: 256 << 20 }
     }
 }
 
@@ -215,6 +220,19 @@ impl Config {
         }
         if let Some(p) = &self.import.name_pattern {
             p.parse::<crate::ingest::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
+        }
+        let f = &self.forecast;
+        for (name, v) in [
+            ("streams_per_lesson", f.streams_per_lesson),
+            ("classrooms", f.classrooms),
+            ("kbit_per_stream", f.kbit_per_stream),
+            ("lessons_per_day", f.lessons_per_day),
+            ("minutes_per_lesson", f.minutes_per_lesson),
+            ("days", f.days),
+        ] {
+            if !v.is_finite() || !(0.0..=1e6).contains(&v) {
+                return Err(format!("forecast.{name} must be a number from 0 to 1000000"));
+            }
         }
         Ok(())
     }

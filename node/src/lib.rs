@@ -16,11 +16,14 @@
 //! - [`http`]: the portal pages and the JSON API.
 //! - [`trust`]: join tokens, enrolled children and revocations (the federation PKI's node side).
 //! - [`node`]: the composition root that starts and stops all of the above.
+//! - [`forecast`]: the storage forecast for the next semester (COURSE-STANDARD.md's formula).
+//! - [`health`]: the node tree with link health, sync lag and queues (admin console, reported up).
 //! - [`status`], [`demo`]: operator commands.
 
 pub mod accounts;
 pub mod bench;
 pub mod bench_media;
+pub mod bench_portal;
 pub mod bench_search;
 pub mod bench_transcode;
 pub mod catalog;
@@ -28,7 +31,9 @@ pub mod competitions;
 pub mod config;
 pub mod demo;
 pub mod documents;
+pub mod forecast;
 pub mod ftp;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod ingest;

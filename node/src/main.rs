@@ -361,6 +361,28 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         join: u64,
     },
+    /// The portal under load with wrk: HLS segments against nginx serving the same files, side
+    /// by side, and the lesson and search pages at 200 connections. Prints Markdown tables.
+    /// Needs wrk and nginx (`make bench-portal` installs them).
+    Portal {
+        #[arg(long, default_value = "./youke-bench-portal")]
+        dir: PathBuf,
+        /// Seconds of each wrk run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Rounds per server and connection count (alternating).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Connection counts for the segments, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "200,1000")]
+        connections: Vec<u32>,
+        /// Segment files of 2 MiB to rotate over.
+        #[arg(long, default_value_t = 32)]
+        segments: usize,
+        /// Lessons in the catalog behind the pages.
+        #[arg(long, default_value_t = 10_000)]
+        lessons: u64,
+    },
 }
 
 fn parse_language(s: &str) -> Result<youke_media::standard::Language, String> {
@@ -782,6 +804,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::TranscodeVariant { variant, clip, dir }) => {
             let r = youke_node::bench_transcode::run_variant(variant, &clip, &dir)?;
             println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Portal { dir, seconds, rounds, connections, segments, lessons }) => {
+            let opts = youke_node::bench_portal::PortalBenchOptions { dir: dir.clone(), seconds, rounds, connections, segments, segment_bytes: 2 << 20, lessons };
+            let report = youke_node::bench_portal::portal(&opts)?;
+            print!("{}", youke_node::bench_portal::markdown(&report));
+            let _ = std::fs::remove_dir_all(&dir);
             Ok(())
         }
         Command::Bench(BenchCommand::Sync { dir, catalog, changes, join }) => runtime()?.block_on(async move {

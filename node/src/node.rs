@@ -294,7 +294,7 @@ impl Node {
         // 1. Search indexer, so the portal answers with current data.
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.
-        let app = crate::http::router(crate::http::AppState::new(Arc::clone(&ctx), Arc::clone(&index)));
+        let app = crate::http::router(crate::http::AppState::new(Arc::clone(&ctx), Arc::clone(&index)).with_shutdown(cancel.clone()));
         tasks.spawn(crate::http::server::serve(http_listener, app, cancel.clone()));
         info!(%http_addr, "portal listening");
         // 3. Federation: children in, parent out.

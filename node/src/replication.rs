@@ -362,6 +362,14 @@ impl LinkStore for NodeLinkStore {
     fn redeem_token(&self, token_id: &str, child_id: &str, place: &str) -> Result<Result<String, String>, StoreError> {
         self.ctx.store.write(|tx| crate::trust::redeem(tx, token_id, child_id, place, now_ms())).map_err(boxed)
     }
+
+    fn health_report(&self, _parent: &Peer) -> Result<Vec<youke_federation::protocol::NodeHealth>, StoreError> {
+        crate::health::tree(&self.ctx).map_err(boxed)
+    }
+
+    fn child_health(&self, child: &Peer, nodes: Vec<youke_federation::protocol::NodeHealth>) -> Result<(), StoreError> {
+        self.ctx.store.write(|tx| crate::health::store_report(tx, &child.info.node_id, &nodes).map_err(DbError::from)).map_err(boxed)
+    }
 }
 
 impl NodeLinkStore {

@@ -336,6 +336,15 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX competition_judges_by_expert ON competition_judges (expert);
     "#,
+    // 13: the latest health report of each child (itself and its subtree), for the node tree
+    // of the admin console and the report this node sends up in turn.
+    r#"
+    CREATE TABLE subtree_health (
+        child_id    TEXT PRIMARY KEY,
+        nodes       TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -262,3 +262,44 @@ fn a_competition_runs_from_notice_to_award_across_a_school_and_the_province() {
     assert_eq!(province.get_json(&format!("/api/v1/lessons/{good}")).unwrap()["media_present"], true);
     assert!(artifacts().join("competition-school.png").is_file());
 }
+
+#[test]
+fn the_province_console_follows_the_whole_tree_live_and_manages_tokens_links_and_users() {
+    let root = tempfile::tempdir().unwrap();
+    let t = Tree::init(root.path());
+    let [province, _city, mut school] = t.start();
+    let school_id = school.get_json("/api/v1/status").unwrap()["node_id"].as_str().unwrap().to_string();
+    let mut last = serde_json::Value::Null;
+    let reported = wait_for_opt(Duration::from_secs(60), Duration::from_millis(250), || {
+        last = province.get_json("/api/v1/admin/live")?;
+        last["tree"].as_array()?.iter().any(|n| n["node_id"] == school_id.as_str() && n["connected"] == true).then_some(())
+    });
+    assert!(reported.is_some(), "the school's health reaches the province through the city: {last:#}");
+    let marker = root.path().join("school-seen-up");
+    let shot = artifacts().join("console.png");
+    let args = serde_json::json!({
+        "base": province.url(""), "admin": [ADMIN.0, ADMIN.1], "school": school_id, "marker": marker, "screenshot": shot, "timeout_secs": 200,
+    });
+    let run = std::thread::spawn(move || scenario("console.mjs", args));
+    // Once the console shows the school up, the school stops: the console must see it go down.
+    wait_for("the console to show the school", Duration::from_secs(120), || marker.is_file().then_some(()));
+    school.kill();
+    let seen = run.join().unwrap();
+    assert_eq!(seen["h1"], "管理控制台", "{seen:#}");
+    let sections: Vec<&str> = seen["sections"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(sections, ["tree", "storage", "users", "tokens", "link", "quarantine", "audit"], "{seen:#}");
+    assert!(seen["forecast"].as_u64().unwrap() >= 7, "{seen:#}");
+    let tree: Vec<&str> = seen["tree"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(tree, ["河北省 省级", "石家庄市 市级", "第一中学 学校"], "the province sees its city's school: {seen:#}");
+    assert_eq!(seen["depth"], "depth-2", "the school is drawn under the city: {seen:#}");
+    assert_eq!(seen["down_text"], "离线", "{seen:#}");
+    assert_eq!(seen["reloaded"], 1, "the row changed without reloading the page: {seen:#}");
+    assert!(seen["token"].as_str().unwrap().starts_with("YK1"), "{seen:#}");
+    assert_eq!(seen["schedule"], "08:00-17:30 off, otherwise 20Mbit/s", "{seen:#}");
+    assert!(seen["users"].as_array().unwrap().iter().any(|u| u == "zhangsan"), "{seen:#}");
+    assert!(seen["audit"].as_array().unwrap().iter().any(|a| a == "POST /api/v1/tokens"), "the token is in the audit log: {seen:#}");
+    // The token is real: the province lists it, unused.
+    let tokens = province.get_json("/api/v1/tokens").unwrap();
+    assert!(tokens.as_array().unwrap().iter().any(|t| t["name"] == "保定市教育局" && t["used_by"].is_null()), "{tokens}");
+    assert!(shot.is_file());
+}

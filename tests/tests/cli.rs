@@ -85,6 +85,23 @@ fn the_transcode_benchmark_runs_at_small_scale_against_the_ffmpeg_cli() {
 }
 
 #[test]
+fn the_portal_benchmark_runs_at_small_scale_against_nginx() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("bench");
+    let out = youke_ok(data.path(), &[
+        "bench", "portal", "--dir", dir.to_str().unwrap(), "--seconds", "1", "--rounds", "1", "--connections", "20", "--segments", "4", "--lessons", "50",
+    ]);
+    for row in ["| 20 |", "| lesson page |", "| search page |", "nginx version", "wrk "] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    // Every wrk run answered without errors (the last column counts them).
+    for line in out.lines().filter(|l| l.starts_with("| 20 |") || l.starts_with("| lesson page") || l.starts_with("| search page")) {
+        assert!(line.trim_end().ends_with("| 0 |"), "errors in: {line}");
+    }
+    assert!(!dir.exists(), "the benchmark removes its data");
+}
+
+#[test]
 fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api() {
     let data = tempfile::tempdir().expect("tempdir");
     let http = free_tcp_port();

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use youke_federation::link::{BlobUpload, ChildAcceptor, LinkState, LinkStore, Peer, StoreError, Uplink, bind_endpoint};
 use youke_federation::pki::Revocations;
-use youke_federation::protocol::{DocUpdate, NodeInfo, PROTOCOL_VERSION};
+use youke_federation::protocol::{DocUpdate, NodeHealth, NodeInfo, PROTOCOL_VERSION};
 use youke_federation::rate::{RateLimiter, RateSchedule};
 use youke_federation::transfers::Transfers;
 use youke_federation::{BlobHash, BlobStore, Fingerprint, NodeIdentity, Tier};
@@ -34,6 +34,9 @@ pub struct State {
     /// Parent side: join tokens by id, and the children enrolled with them (id, place).
     pub tokens: HashMap<String, Token>,
     pub enrolled: Vec<(String, String)>,
+    /// Child side: the health it reports; parent side: the reports received, by child.
+    pub health: Vec<NodeHealth>,
+    pub reports: HashMap<String, Vec<NodeHealth>>,
 }
 
 pub struct Token {
@@ -148,6 +151,13 @@ impl LinkStore for Mem {
                 Ok(t.name.clone())
             }
         }))
+    }
+    fn health_report(&self, _parent: &Peer) -> Result<Vec<NodeHealth>, StoreError> {
+        Ok(self.with(|s| s.health.clone()))
+    }
+    fn child_health(&self, child: &Peer, nodes: Vec<NodeHealth>) -> Result<(), StoreError> {
+        self.with(|s| s.reports.insert(child.info.node_id.clone(), nodes));
+        Ok(())
     }
 }
 

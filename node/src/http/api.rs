@@ -76,11 +76,20 @@ pub async fn hls_file(State(state): State<AppState>, Path((hash, rest)): Path<(S
         _ => return Err(bad()),
     };
     let path = crate::media_jobs::hls_dir(&state.ctx, &hash.to_hex()).join(&rest);
-    if !path.is_file() {
+    // Whole files from memory (the usual segment request); ranges and large files from disk.
+    if !req.headers().contains_key(axum::http::header::RANGE)
+        && let Some(resp) = state.segments.answer(&path, mime).await
+    {
+        return Ok(resp.into_response());
+    }
+    if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
         return Err(bad());
     }
     let mime: mime::Mime = mime.parse().map_err(|_| bad())?;
-    let resp = tower_http::services::ServeFile::new_with_mime(path, &mime).oneshot(req).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut resp = tower_http::services::ServeFile::new_with_mime(path, &mime).oneshot(req).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    if resp.status().is_success() {
+        resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static(super::segments::IMMUTABLE));
+    }
     Ok(resp.into_response())
 }
 

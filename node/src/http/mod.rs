@@ -10,10 +10,12 @@ pub mod auth;
 #[cfg(test)]
 mod authz_tests;
 mod browse;
+mod console;
 mod contest;
 mod i18n;
 mod pages;
 mod resumable;
+pub mod segments;
 pub mod server;
 mod teach;
 
@@ -32,11 +34,21 @@ pub struct AppState {
     pub throttle: Arc<crate::accounts::LoginThrottle>,
     /// Resumable uploads a request is appending to now.
     pub busy_uploads: Arc<resumable::Busy>,
+    /// Fires when the node shuts down: long-lived answers (event streams) end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// HLS ladder files recently served, kept in memory.
+    pub segments: Arc<segments::SegmentCache>,
 }
 
 impl AppState {
     pub fn new(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>) -> AppState {
-        AppState { ctx, index, throttle: Arc::default(), busy_uploads: Arc::default() }
+        let segments = Arc::new(segments::SegmentCache::new(ctx.config.limits.hls_cache_bytes));
+        AppState { ctx, index, throttle: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments }
+    }
+
+    /// Ends long-lived answers when `cancel` fires.
+    pub fn with_shutdown(self, cancel: tokio_util::sync::CancellationToken) -> AppState {
+        AppState { shutdown: cancel, ..self }
     }
 }
 
@@ -54,6 +66,11 @@ pub fn router(state: AppState) -> Router {
         .route("/collections", get(browse::collections))
         .route("/collections/{id}", get(browse::collection))
         .route("/announcements", get(browse::announcements))
+        .route("/admin", get(console::page))
+        .route("/api/v1/admin/live", get(console::live_json))
+        .route("/api/v1/admin/events", get(console::events))
+        .route("/api/v1/admin/storage", get(console::storage_json))
+        .route("/api/v1/tokens", get(console::list_tokens).post(console::create_token))
         .route("/competitions", get(contest::list_page))
         .route("/competitions/{id}", get(contest::page))
         .route("/my", get(teach::my_lessons))
@@ -483,7 +500,9 @@ mod tests {
 
     /// Sends a request as no one, with the English cookie.
     async fn call_en(f: &Fixture, uri: &str) -> (StatusCode, String) {
-        let req = Request::get(uri).header(header::COOKIE, "youke_lang=en").body(Body::empty()).expect("request");
+        // Signed in as the admin, so the pages show every part they have (forms, the console).
+        let cookie = format!("youke_session={}; youke_lang=en", f.session.0);
+        let req = Request::get(uri).header(header::COOKIE, cookie).body(Body::empty()).expect("request");
         let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
         let status = resp.status();
         let body = axum::body::to_bytes(resp.into_body(), 64 << 20).await.expect("body");
@@ -517,6 +536,7 @@ mod tests {
             "/announcements".into(),
             "/competitions".into(),
             format!("/competitions/{}", comp.id),
+            "/admin".into(),
             "/login".into(),
             format!("/lessons/{}", uuid::Uuid::new_v4()),
         ];

@@ -39,9 +39,11 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
     let role = auth.user().map(|u| u.role);
     let account = match auth.user() {
         Some(u) => format!(
-            r#"<span class="node">{}（{}）</span><button id="logout" type="button" class="link">{}</button>"#,
+            r#"<span class="node">{}{}{}{}</span><button id="logout" type="button" class="link">{}</button>"#,
             esc(&u.display),
+            l.t("（", " ("),
             l.role(u.role),
+            l.t("）", ")"),
             l.t("退出", "Sign out")
         ),
         None => format!(r#"<a class="node" href="/login">{}</a>"#, l.t("登录", "Sign in")),
@@ -59,6 +61,9 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
     if matches!(role, Some(Role::Teacher | Role::Admin)) {
         link("/my", l.t("我的课程", "My lessons"));
         link("/upload", l.t("上传录像", "Upload"));
+    }
+    if role == Some(Role::Admin) {
+        link("/admin", l.t("管理", "Admin"));
     }
     let (other, other_name) = l.other();
     Html(format!(

@@ -177,4 +177,120 @@
       });
     }
   }
+  // The admin console: live node tree and queue (server-sent events), users, tokens, the link.
+  var consoleEl = document.getElementById('console');
+  if (consoleEl) {
+    var tiers = { school: t('学校', 'school'), city: t('市级', 'city'), province: t('省级', 'province') };
+    function ago(ms) {
+      if (ms === null || ms === undefined) return t('从未', 'never');
+      if (ms < 60000) return Math.floor(ms / 1000) + t(' 秒前', ' s ago');
+      if (ms < 3600000) return Math.floor(ms / 60000) + t(' 分钟前', ' min ago');
+      return Math.floor(ms / 3600000) + t(' 小时前', ' h ago');
+    }
+    function bytes(n) {
+      var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+      var i = 0; var v = n;
+      while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+      return i === 0 ? n + ' B' : v.toFixed(1) + ' ' + units[i];
+    }
+    function cell(text, cls) { var td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; return td; }
+    // Depth-first from this node, as the server draws it.
+    function rows(tree) {
+      var out = []; var seen = {};
+      if (!tree.length) return out;
+      var stack = [[0, tree[0]]];
+      while (stack.length) {
+        var top = stack.pop(); var n = top[1];
+        if (seen[n.node_id]) continue;
+        seen[n.node_id] = true; out.push(top);
+        var kids = tree.filter(function (c) { return c.parent_id === n.node_id && !seen[c.node_id]; });
+        kids.sort(function (a, b) { return a.name < b.name ? 1 : -1; });
+        kids.forEach(function (k) { stack.push([top[0] + 1, k]); });
+      }
+      return out;
+    }
+    function draw(live) {
+      var body = document.querySelector('#node-tree tbody');
+      body.replaceChildren.apply(body, rows(live.tree).map(function (r) {
+        var d = r[0]; var n = r[1];
+        var top = d === 0 && !n.parent_id;
+        var code = top ? 'top' : (n.connected ? 'up' : 'down');
+        var tr = document.createElement('tr');
+        tr.setAttribute('data-node', n.node_id); tr.setAttribute('data-link', code);
+        var name = cell(n.name + ' ', 'depth-' + Math.min(d, 4));
+        var tier = document.createElement('span'); tier.className = 'muted'; tier.textContent = tiers[n.tier] || n.tier; name.appendChild(tier);
+        tr.appendChild(name);
+        tr.appendChild(cell(top ? t('顶层节点', 'top of the tree') : (n.connected ? t('在线', 'up') : t('离线', 'down')), 'link-' + code));
+        tr.appendChild(cell(top ? '—' : ago(n.last_sync_ms_ago)));
+        tr.appendChild(cell(String(n.pending_docs), 'docs'));
+        tr.appendChild(cell(n.pending_uploads + ' · ' + bytes(n.pending_upload_bytes), 'queue'));
+        tr.appendChild(cell(String(n.lessons)));
+        tr.appendChild(cell(n.age_ms < 1000 ? t('实时', 'live') : ago(n.age_ms), 'muted'));
+        return tr;
+      }));
+      var queue = document.querySelector('#upload-queue tbody');
+      var qrows = live.upload_queue.map(function (u) {
+        var tr = document.createElement('tr');
+        tr.appendChild(cell((u.priority > 0 ? t('【参评】', '[competition] ') : '') + (u.title || u.hash)));
+        tr.appendChild(cell(bytes(u.size))); tr.appendChild(cell(String(u.attempts))); tr.appendChild(cell(u.last_error || '', 'muted'));
+        return tr;
+      });
+      if (!qrows.length) { var tr = document.createElement('tr'); var td = cell(t('队列为空', 'the queue is empty'), 'muted'); td.colSpan = 4; tr.appendChild(td); qrows.push(tr); }
+      queue.replaceChildren.apply(queue, qrows);
+      document.getElementById('transfers').textContent = live.transfers.map(function (x) {
+        return x.peer + ' ' + bytes(x.done) + ' / ' + bytes(x.size) + ' · ' + bytes(Math.round(x.rate)) + '/s' + (x.eta_secs ? ' · ' + Math.ceil(x.eta_secs) + ' s' : '');
+      }).join('；');
+      var at = document.getElementById('live-at');
+      at.setAttribute('data-at', live.at);
+      at.textContent = t('已更新 ', 'updated ') + new Date(live.at).toLocaleTimeString();
+      var p = document.getElementById('parent-link');
+      if (p && live.parent) p.setAttribute('data-state', live.parent.state);
+    }
+    if (window.EventSource) {
+      var events = new EventSource('/api/v1/admin/events');
+      events.addEventListener('console', function (e) { try { draw(JSON.parse(e.data)); } catch (_) {} });
+    }
+    function say(form, r, ok) { form.querySelector('.msg').textContent = r[0] < 300 ? ok : failure(r[1], r[0]); }
+    var newUser = document.getElementById('new-user');
+    if (newUser) {
+      newUser.addEventListener('submit', function (e) {
+        e.preventDefault();
+        send('POST', '/api/v1/users', { name: newUser.name.value, display: newUser.display.value || newUser.name.value, role: newUser.role.value, password: newUser.password.value })
+          .then(function (r) { if (r[0] < 300) location.reload(); else say(newUser, r); });
+      });
+    }
+    consoleEl.addEventListener('change', function (e) {
+      var el = e.target; var user = el.getAttribute('data-user');
+      if (!user) return;
+      var change = el.classList.contains('user-role') ? { role: el.value } : { disabled: el.checked };
+      send('PATCH', '/api/v1/users/' + encodeURIComponent(user), change).then(function (r) {
+        var m = document.querySelector('#new-user .msg');
+        m.textContent = r[0] < 300 ? t('已保存 ', 'Saved ') + user : failure(r[1], r[0]);
+      });
+    });
+    var newToken = document.getElementById('new-token');
+    if (newToken) {
+      newToken.addEventListener('submit', function (e) {
+        e.preventDefault();
+        send('POST', '/api/v1/tokens', { role: newToken.getAttribute('data-role'), name: newToken.name.value, expires: newToken.expires.value }).then(function (r) {
+          if (r[0] !== 200) { say(newToken, r); return; }
+          var out = document.getElementById('token-out');
+          out.hidden = false;
+          out.textContent = t('一次性令牌（只显示这一次）：\n', 'One-time token (shown this once):\n') + r[1].token;
+          say(newToken, r, t('已生成', 'Made'));
+        });
+      });
+    }
+    var linkForm = document.getElementById('link-form');
+    if (linkForm) {
+      var put = function (schedule) {
+        send('PUT', '/api/v1/link', { upload_schedule: schedule }).then(function (r) {
+          if (r[0] === 200) document.getElementById('schedule-now').textContent = r[1].upload_schedule;
+          say(linkForm, r, t('已生效', 'In force'));
+        });
+      };
+      linkForm.addEventListener('submit', function (e) { e.preventDefault(); put(linkForm.schedule.value); });
+      document.getElementById('link-reset').addEventListener('click', function () { put(null); });
+    }
+  }
 })();

@@ -1,0 +1,165 @@
+//! Storage forecast for the next semester by the formula of the central pilot platform
+//! requirements (COURSE-STANDARD.md, seed 000):
+//!
+//! M = D × B × C × E × F × 60 × G / 8 bytes (D streams per lesson, B recording classrooms, C
+//! kbit/s per stream, E lessons a classroom records a day, F minutes a lesson, G school days),
+//! provisioned as S = M × 1.25 / 0.8 (transcoded copies +25 %, RAID −20 %).
+//!
+//! The node's own figures replace the configured ones where it has them: the bit rate and
+//! length of the recordings it holds, and how many recordings it takes in on a day with
+//! recordings (which stands for D × B × E). The formula itself is [`semester_bytes`], pure.
+
+use crate::node::{NodeCtx, NodeError};
+use serde::{Deserialize, Serialize};
+
+/// The assumptions an admin sets in `[forecast]`, defaulting to the example of seed 000.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastConfig {
+    /// D: streams recorded per lesson (teacher close-up, wide, students, slides…).
+    pub streams_per_lesson: f64,
+    /// B: recording classrooms (录播教室) feeding this node.
+    pub classrooms: f64,
+    /// C: bit rate of one stream, kbit/s.
+    pub kbit_per_stream: f64,
+    /// E: lessons one classroom records on a school day.
+    pub lessons_per_day: f64,
+    /// F: minutes a lesson.
+    pub minutes_per_lesson: f64,
+    /// G: school days in a semester.
+    pub days: f64,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig { streams_per_lesson: 4.0, classrooms: 20.0, kbit_per_stream: 4096.0, lessons_per_day: 6.0, minutes_per_lesson: 45.0, days: 100.0 }
+    }
+}
+
+/// One input of the formula and where its value came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Input {
+    pub value: f64,
+    /// `configured` or `measured`.
+    pub source: &'static str,
+}
+
+/// The forecast with the figures it was made from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// D × B × E: recordings a school day (measured, or the product of the configured three).
+    pub recordings_per_day: Input,
+    pub kbit_per_recording: Input,
+    pub minutes_per_recording: Input,
+    pub days: f64,
+    /// Recordings the measurement is based on, and the days they came in on.
+    pub history_recordings: u64,
+    pub history_days: u64,
+    /// M: bytes recorded in a semester.
+    pub semester_bytes: u64,
+    /// S: storage to provision for them.
+    pub provision_bytes: u64,
+    /// What the node stores now (its blob store).
+    pub used_bytes: u64,
+}
+
+/// M of the formula: `recordings_per_day` (D × B × E) recordings a day of `kbit` kbit/s and
+/// `minutes` minutes for `days` days, in bytes (kbit as 1024 bits, as the seed computes: its
+/// example is 4 × 20 × 4096 × 6 × 45 × 60 × 100 / 8 ≈ 62 TiB).
+pub fn semester_bytes(recordings_per_day: f64, kbit: f64, minutes: f64, days: f64) -> u64 {
+    let bytes = recordings_per_day * kbit * 1024.0 * minutes * 60.0 * days / 8.0;
+    if bytes.is_finite() && bytes > 0.0 { bytes as u64 } else { 0 }
+}
+
+/// S of the formula: M with transcoded copies (+25 %) on RAID (−20 % usable).
+pub fn provision_bytes(semester: u64) -> u64 {
+    (semester as f64 * 1.25 / 0.8) as u64
+}
+
+/// Recordings needed before the node's own figures replace the configured ones.
+pub const MIN_HISTORY: u64 = 3;
+
+/// The forecast from this node's recordings (those it took in itself and those its subtree
+/// sent up) and its `[forecast]` configuration.
+pub fn forecast(ctx: &NodeCtx) -> Result<Forecast, NodeError> {
+    let cfg = &ctx.config.forecast;
+    let (n, days, kbit, secs, used): (i64, i64, Option<f64>, Option<f64>, i64) = ctx.store.read(|c| {
+        c.query_row(
+            "SELECT COUNT(*),
+                    COUNT(DISTINCT date(created_at / 1000, 'unixepoch', '+8 hours')),
+                    AVG((COALESCE(json_extract(probe, '$.video.bit_rate'), 0) + COALESCE(json_extract(probe, '$.audio.bit_rate'), 0)) / 1000.0),
+                    AVG(duration_secs),
+                    (SELECT COALESCE(SUM(size), 0) FROM blobs)
+             FROM lessons WHERE probe IS NOT NULL AND duration_secs > 0",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .map_err(NodeError::from)
+    })?;
+    let measured = n as u64 >= MIN_HISTORY && days > 0;
+    let pick = |m: Option<f64>, configured: f64| match m.filter(|v| measured && *v > 0.0) {
+        Some(v) => Input { value: v, source: "measured" },
+        None => Input { value: configured, source: "configured" },
+    };
+    let recordings_per_day = pick((days > 0).then(|| n as f64 / days as f64), cfg.streams_per_lesson * cfg.classrooms * cfg.lessons_per_day);
+    let kbit_per_recording = pick(kbit, cfg.kbit_per_stream);
+    let minutes_per_recording = pick(secs.map(|s| s / 60.0), cfg.minutes_per_lesson);
+    let semester = semester_bytes(recordings_per_day.value, kbit_per_recording.value, minutes_per_recording.value, cfg.days);
+    Ok(Forecast {
+        recordings_per_day,
+        kbit_per_recording,
+        minutes_per_recording,
+        days: cfg.days,
+        history_recordings: n as u64,
+        history_days: days as u64,
+        semester_bytes: semester,
+        provision_bytes: provision_bytes(semester),
+        used_bytes: used as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_example_needs_about_62_tib_and_100_tb_provisioned() {
+        let c = ForecastConfig::default();
+        let m = semester_bytes(c.streams_per_lesson * c.classrooms * c.lessons_per_day, c.kbit_per_stream, c.minutes_per_lesson, c.days);
+        let tib = m as f64 / (1u64 << 40) as f64;
+        assert!((tib - 61.8).abs() < 0.1, "{tib}");
+        let s = provision_bytes(m) as f64 / (1u64 << 40) as f64;
+        assert!((s - 96.6).abs() < 0.1, "{s}");
+        assert_eq!(semester_bytes(0.0, 4096.0, 45.0, 100.0), 0);
+        assert_eq!(semester_bytes(f64::NAN, 4096.0, 45.0, 100.0), 0);
+    }
+
+    #[test]
+    fn the_nodes_own_recordings_replace_the_configured_figures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = NodeCtx::open(&dir.path().join("node"), crate::config::Config::default()).expect("open");
+        let f = forecast(&ctx).expect("forecast");
+        assert_eq!(f.recordings_per_day, Input { value: 480.0, source: "configured" }, "no history: 4 streams × 20 classrooms × 6 lessons");
+        // Three 10-minute recordings at 2 Mbit/s + 128 kbit/s, all on one day.
+        ctx.store
+            .write(|tx| {
+                for i in 0..3 {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let new = crate::lessons::NewLesson {
+                        title: format!("第{i}课"),
+                        probe_json: r#"{"duration_secs": 600.0, "video": {"bit_rate": 2000000}, "audio": {"bit_rate": 128000}}"#.into(),
+                        ..Default::default()
+                    };
+                    crate::lessons::save(tx, &ctx.writer, &mut crate::lessons::new_document(&ctx.writer, &id, &new)?)?;
+                }
+                Ok::<_, crate::documents::DocError>(())
+            })
+            .expect("lessons");
+        let f = forecast(&ctx).expect("forecast");
+        assert_eq!((f.history_recordings, f.history_days), (3, 1));
+        assert_eq!(f.recordings_per_day, Input { value: 3.0, source: "measured" });
+        assert_eq!(f.kbit_per_recording, Input { value: 2128.0, source: "measured" });
+        assert_eq!(f.minutes_per_recording, Input { value: 10.0, source: "measured" });
+        assert_eq!(f.semester_bytes, semester_bytes(3.0, 2128.0, 10.0, 100.0));
+    }
+}

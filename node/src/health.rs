@@ -1,0 +1,82 @@
+//! The node tree with each node's link health, sync lag and replication queue: what the admin
+//! console shows and what a node reports to its parent (so a province sees its schools).
+//!
+//! A node knows itself and its children first-hand (its own status, its children's links); of
+//! the nodes further down it knows what its children reported, aged by the time since.
+
+use crate::node::{NodeCtx, NodeError};
+use crate::store::now_ms;
+use rusqlite::{OptionalExtension, Transaction, params};
+use youke_federation::protocol::{MAX_HEALTH_NODES, NodeHealth};
+
+/// This node first, then its children, then the nodes below them (as reported), at most
+/// [`MAX_HEALTH_NODES`].
+pub fn tree(ctx: &NodeCtx) -> Result<Vec<NodeHealth>, NodeError> {
+    let status = crate::status::collect(ctx, true)?;
+    let now = now_ms();
+    let parent_id: Option<String> = ctx.store.read(|c| c.query_row("SELECT node_id FROM peers WHERE relation = 'parent'", [], |r| r.get(0)).optional().map_err(NodeError::from))?;
+    let reports: Vec<(String, String, i64)> = ctx.store.read(|c| {
+        let mut st = c.prepare("SELECT child_id, nodes, received_at FROM subtree_health")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(NodeError::from)
+    })?;
+    let ms = |v: Option<i64>| v.map(|v| v.max(0) as u64);
+    let mut out = vec![NodeHealth {
+        node_id: status.node_id.clone(),
+        name: status.name.clone(),
+        tier: ctx.writer.tier,
+        parent_id: parent_id.unwrap_or_default(),
+        connected: status.parent.as_ref().is_some_and(|p| p.state == "up"),
+        age_ms: 0,
+        last_sync_ms_ago: ms(status.parent.as_ref().and_then(|p| p.last_sync_ms_ago)),
+        pending_docs: status.pending_docs,
+        pending_uploads: status.pending_uploads,
+        pending_upload_bytes: status.pending_upload_bytes,
+        lessons: status.lessons,
+    }];
+    let mut below = Vec::new();
+    for child in &status.children {
+        let report: Vec<NodeHealth> = reports
+            .iter()
+            .find(|(id, _, _)| *id == child.node_id)
+            .map(|(_, nodes, at)| {
+                let since = (now - at).max(0) as u64;
+                let mut nodes: Vec<NodeHealth> = serde_json::from_str(nodes).unwrap_or_default();
+                for n in &mut nodes {
+                    n.age_ms = n.age_ms.saturating_add(since);
+                }
+                nodes
+            })
+            .unwrap_or_default();
+        let own = report.iter().find(|n| n.node_id == child.node_id);
+        out.push(NodeHealth {
+            node_id: child.node_id.clone(),
+            name: child.name.clone(),
+            tier: child.tier.parse().unwrap_or(youke_federation::Tier::School),
+            parent_id: status.node_id.clone(),
+            // The link as this node sees it, now; the queue as the child last reported it.
+            connected: child.connected,
+            age_ms: own.map_or(0, |n| n.age_ms),
+            last_sync_ms_ago: ms(child.last_sync_ms_ago),
+            pending_docs: own.map_or(0, |n| n.pending_docs),
+            pending_uploads: own.map_or(0, |n| n.pending_uploads),
+            pending_upload_bytes: own.map_or(0, |n| n.pending_upload_bytes),
+            lessons: own.map_or(0, |n| n.lessons),
+        });
+        below.extend(report.into_iter().filter(|n| n.node_id != child.node_id && n.node_id != status.node_id));
+    }
+    out.extend(below);
+    out.truncate(MAX_HEALTH_NODES);
+    Ok(out)
+}
+
+/// Keeps a child's latest report (only nodes claiming to be below it are kept).
+pub fn store_report(tx: &Transaction<'_>, child_id: &str, nodes: &[NodeHealth]) -> Result<(), rusqlite::Error> {
+    let kept: Vec<&NodeHealth> = nodes.iter().filter(|n| !n.node_id.is_empty()).take(MAX_HEALTH_NODES).collect();
+    tx.execute(
+        "INSERT INTO subtree_health (child_id, nodes, received_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (child_id) DO UPDATE SET nodes = excluded.nodes, received_at = excluded.received_at",
+        params![child_id, serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into()), now_ms()],
+    )?;
+    Ok(())
+}
