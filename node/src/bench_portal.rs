@@ -191,6 +191,18 @@ fn start_nginx(dir: &Path, hls_base: &Path, port: u16) -> Result<Killed, NodeErr
     Err(err(format!("nginx did not start; see {}", prefix.join("error.log").display())))
 }
 
+/// A wrk script requesting `paths` in turn (each wrk thread from its own place in the list).
+fn rotation(dir: &Path, name: &str, paths: &[String]) -> Result<PathBuf, NodeError> {
+    let list: Vec<String> = paths.iter().map(|p| format!("\"{}\"", p.replace(['\\', '"'], ""))).collect();
+    let script = dir.join(name);
+    std::fs::write(
+        &script,
+        format!("local paths = {{ {} }}\nlocal i = math.random(#paths)\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n", list.join(", ")),
+    )
+    .map_err(err)?;
+    Ok(script)
+}
+
 fn free_port() -> Result<u16, NodeError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
     Ok(l.local_addr().map_err(err)?.port())
@@ -225,13 +237,7 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
         std::fs::write(rung.join(&name), fill(opts.segment_bytes, i as u64 + 1)).map_err(err)?;
         paths.push(format!("/media/hls/{hash}/720p/{name}"));
     }
-    let script = opts.dir.join("segments.lua");
-    let list: Vec<String> = paths.iter().map(|p| format!("\"{p}\"")).collect();
-    std::fs::write(
-        &script,
-        format!("local paths = {{ {} }}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n", list.join(", ")),
-    )
-    .map_err(err)?;
+    let script = rotation(&opts.dir, "segments.lua", &paths)?;
 
     // The catalog for the pages, indexed before they are measured.
     let ids = crate::bench::make_lessons(&ctx, opts.lessons, Tier::School, "lessons for the pages")?;
@@ -244,19 +250,20 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    let connections: &[u32] = if opts.segments == 0 { &[] } else { &opts.connections };
     let nginx_port = free_port()?;
     let _nginx = start_nginx(&opts.dir, &crate::media_jobs::hls_dir(&ctx, &hash).parent().map(Path::to_path_buf).unwrap_or_default(), nginx_port)?;
     let youke_url = format!("http://{}", node.http_addr);
     let nginx_url = format!("http://127.0.0.1:{nginx_port}");
 
     let mut runs = Vec::new();
-    let total = (opts.connections.len() * opts.rounds * 2 + 2 * opts.rounds) as u64;
+    let total = (connections.len() * opts.rounds * 2 + 2 * opts.rounds) as u64;
     let bar = crate::bench::bar(total, "wrk runs");
     // Warm both: the node's segment cache and the page cache nginx sends from.
-    for url in [&youke_url, &nginx_url] {
+    for url in [&youke_url, &nginx_url].into_iter().filter(|_| !connections.is_empty()) {
         wrk(url, Some(&script), 50, 2)?;
     }
-    for &c in &opts.connections {
+    for &c in connections {
         for round in 0..opts.rounds {
             let order: [(&str, &String); 2] = if round % 2 == 0 { [("youke", &youke_url), ("nginx", &nginx_url)] } else { [("nginx", &nginx_url), ("youke", &youke_url)] };
             for (name, url) in order {
@@ -266,12 +273,18 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
             }
         }
     }
-    let lesson = ids.first().cloned().unwrap_or_default();
-    let pages = [("lesson page", format!("{youke_url}/lessons/{lesson}")), ("search page", format!("{youke_url}/search?q=%E6%95%B0%E5%AD%A6&grade=3%E5%B9%B4%E7%BA%A7"))];
-    for (name, url) in &pages {
-        wrk(url, None, 200, 2)?;
+    // The pages rotate too: 100 lessons, and a search for each subject in each grade (72).
+    let lesson_paths: Vec<String> = ids.iter().take(100).map(|id| format!("/lessons/{id}")).collect();
+    let subjects = ["数学", "语文", "英语", "物理", "化学", "生物", "历史", "地理"];
+    let search_paths: Vec<String> = subjects
+        .iter()
+        .flat_map(|s| (1..=9).map(move |g| format!("/search?{}", serde_urlencoded::to_string([("q", s.to_string()), ("grade", format!("{g}年级"))]).unwrap_or_default())))
+        .collect();
+    let pages = [("lesson page", rotation(&opts.dir, "lessons.lua", &lesson_paths)?), ("search page", rotation(&opts.dir, "search.lua", &search_paths)?)];
+    for (name, script) in &pages {
+        wrk(&youke_url, Some(script), 200, 2)?;
         for _ in 0..opts.rounds {
-            let (rps, mbs, p50, p99, errors) = wrk(url, None, 200, opts.seconds)?;
+            let (rps, mbs, p50, p99, errors) = wrk(&youke_url, Some(script), 200, opts.seconds)?;
             runs.push(Run { target: (*name).to_string(), connections: 200, requests_per_sec: rps, megabytes_per_sec: mbs, p50_ms: p50, p99_ms: p99, errors });
             bar.inc(1);
         }

@@ -78,7 +78,7 @@ fn list_rules(rules: &[FailedRule]) -> String {
 
 /// The rules a lesson's compliance report fails; `None` when it has no report yet.
 pub fn failing_rules(lesson: &Lesson) -> Option<Vec<FailedRule>> {
-    let report: youke_media::standard::Report = serde_json::from_value(lesson.compliance.clone()?).ok()?;
+    let report: youke_media::standard::Report = serde_json::from_str(lesson.compliance.as_ref()?.as_str()).ok()?;
     Some(
         report
             .rules

@@ -28,7 +28,8 @@ fn to_doc(ctx: &NodeCtx, l: &lessons::Lesson) -> LessonDoc {
             .unwrap_or_default(),
     };
     // The course video standard, as a facet: fail when any rule fails.
-    let compliance = match l.compliance.as_ref().and_then(|c| c.get("rules")).and_then(|r| r.as_array()) {
+    let report = l.compliance.as_ref().and_then(|c| c.parse());
+    let compliance = match report.as_ref().and_then(|c| c.get("rules")).and_then(|r| r.as_array()) {
         None => "unchecked",
         Some(rules) if rules.iter().any(|r| r.get("verdict").and_then(|v| v.as_str()) == Some("fail")) => "fail",
         Some(_) => "pass",

@@ -23,6 +23,40 @@ use serde::Serialize;
 use youke_federation::Tier;
 use youke_federation::tier::goes_up;
 
+/// JSON kept as the text it was stored as, parsed only where it is read: listing twenty lessons
+/// for a search page does not parse twenty probes and compliance reports. Serialized as the
+/// JSON value itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonText(std::sync::Arc<str>);
+
+impl JsonText {
+    /// `text` if it is JSON.
+    pub fn new(text: &str) -> Option<JsonText> {
+        serde_json::from_str::<&serde_json::value::RawValue>(text).ok().map(|_| JsonText(text.into()))
+    }
+
+    fn trusted(text: String) -> JsonText {
+        JsonText(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn parse(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.0).ok()
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<&serde_json::value::RawValue>(&self.0) {
+            Ok(raw) => raw.serialize(s),
+            Err(_) => s.serialize_none(),
+        }
+    }
+}
+
 /// The original recording of a lesson.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MediaRef {
@@ -51,9 +85,9 @@ pub struct Lesson {
     pub share_level: Tier,
     pub original_name: String,
     pub media: Option<MediaRef>,
-    pub probe: Option<serde_json::Value>,
+    pub probe: Option<JsonText>,
     /// The course video standard report, once checked.
-    pub compliance: Option<serde_json::Value>,
+    pub compliance: Option<JsonText>,
     /// Subtitles attached (their language and number of cues); the text is at
     /// `/api/v1/lessons/{id}/subtitles.vtt`.
     pub subtitles: Option<SubtitleInfo>,
@@ -133,9 +167,9 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
             mime: text(doc, &o, "mime").unwrap_or_else(|| "application/octet-stream".into()),
         })
     });
-    let probe: Option<serde_json::Value> = text(doc, &ROOT, "probe_json").and_then(|s| serde_json::from_str(&s).ok());
-    let duration_secs = probe.as_ref().and_then(|p| p.get("duration_secs")).and_then(|d| d.as_f64());
-    let compliance: Option<serde_json::Value> = text(doc, &ROOT, "compliance_json").and_then(|s| serde_json::from_str(&s).ok());
+    let probe = text(doc, &ROOT, "probe_json").and_then(|s| JsonText::new(&s));
+    let duration_secs = probe.as_ref().and_then(JsonText::parse).and_then(|p| p.get("duration_secs").and_then(|d| d.as_f64()));
+    let compliance = text(doc, &ROOT, "compliance_json").and_then(|s| JsonText::new(&s));
     let scores = |key: &str, inner: Option<&str>| -> Vec<i64> {
         let Some(map) = child(doc, &ROOT, key) else { return Vec::new() };
         doc.keys(&map)
@@ -199,8 +233,8 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
 /// parent when its share level reaches the parent's tier.
 pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError> {
     let l = read_document(doc)?;
-    let probe = l.probe.as_ref().map(|p| p.to_string());
-    let compliance = l.compliance.as_ref().map(|c| c.to_string());
+    let probe = l.probe.as_ref().map(|p| p.as_str().to_string());
+    let compliance = l.compliance.as_ref().map(|c| c.as_str().to_string());
     let kp = serde_json::Value::from(l.knowledge_points.clone()).to_string();
     let tags = serde_json::Value::from(l.tags.clone()).to_string();
     let (mh, ms, mm) = match &l.media {
@@ -633,7 +667,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
             None => None,
         },
         original_name: r.get(12)?,
-        probe: probe.and_then(|p| serde_json::from_str(&p).ok()),
+        probe: probe.map(JsonText::trusted),
         duration_secs: r.get(14)?,
         created_at: r.get(15)?,
         textbook_chapter: r.get(17)?,
@@ -645,7 +679,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         review_avg: r.get(23)?,
         review_count: r.get::<_, i64>(24)? as u64,
         views: r.get(25)?,
-        compliance: r.get::<_, Option<String>>(26)?.and_then(|c| serde_json::from_str(&c).ok()),
+        compliance: r.get::<_, Option<String>>(26)?.map(JsonText::trusted),
         subtitles: match (r.get::<_, Option<String>>(27)?, r.get::<_, Option<i64>>(28)?) {
             (Some(language), Some(cues)) => Some(SubtitleInfo { language, cues: cues as u64 }),
             _ => None,
@@ -656,7 +690,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Lesson>, DocError> {
     let sql = format!("SELECT {COLUMNS} FROM lessons WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], from_row).optional()?.map(|(l, _)| l))
+    Ok(conn.prepare_cached(&sql)?.query_row([id], from_row).optional()?.map(|(l, _)| l))
 }
 
 /// Newest first, one page.
@@ -823,7 +857,7 @@ mod tests {
         assert_eq!(lesson.knowledge_points, vec!["直角三角形", "勾股数"]);
         assert_eq!(lesson.textbook_chapter, "第十七章 勾股定理");
         assert_eq!(lesson.duration_secs, Some(12.5));
-        assert_eq!(lesson.compliance, Some(serde_json::json!({"V1": "pass"})));
+        assert_eq!(lesson.compliance.as_ref().and_then(|c| c.parse()), Some(serde_json::json!({"V1": "pass"})));
         let row = store.read(|c| get(c, &id)).expect("get").expect("row");
         assert_eq!(row, lesson);
         assert_eq!(count(&store, "SELECT COUNT(*) FROM uploads"), 0, "a school-level lesson does not go up");

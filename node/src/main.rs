@@ -376,7 +376,7 @@ enum BenchCommand {
         /// Connection counts for the segments, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "200,1000")]
         connections: Vec<u32>,
-        /// Segment files of 2 MiB to rotate over.
+        /// Segment files of 2 MiB to rotate over (0: measure the pages only).
         #[arg(long, default_value_t = 32)]
         segments: usize,
         /// Lessons in the catalog behind the pages.

@@ -93,7 +93,7 @@ pub fn counts(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
 
 /// The finished ladder of a blob, if any.
 pub fn hls_of(conn: &Connection, hash: &str) -> Result<Option<HlsOutput>, StoreError> {
-    let out: Option<String> = conn.query_row("SELECT output FROM media_jobs WHERE hash = ?1 AND state = 'done'", [hash], |r| r.get(0)).optional()?.flatten();
+    let out: Option<String> = conn.prepare_cached("SELECT output FROM media_jobs WHERE hash = ?1 AND state = 'done'")?.query_row([hash], |r| r.get(0)).optional()?.flatten();
     Ok(out.and_then(|o| serde_json::from_str::<JobResult>(&o).ok()).map(|r| r.hls))
 }
 

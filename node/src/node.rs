@@ -295,7 +295,9 @@ impl Node {
         tasks.spawn(crate::indexer::run(Arc::clone(&ctx), Arc::clone(&index), cancel.clone()));
         // 2. Portal and API.
         let app = crate::http::router(crate::http::AppState::new(Arc::clone(&ctx), Arc::clone(&index)).with_shutdown(cancel.clone()));
-        tasks.spawn(crate::http::server::serve(http_listener, app, cancel.clone()));
+        // Ladder files go out by sendfile while they need no account.
+        let fast = cfg.portal.anonymous_viewing.then(|| crate::http::fastpath::FastPath { ctx: Arc::clone(&ctx) });
+        tasks.spawn(crate::http::server::serve(http_listener, app, cancel.clone(), fast));
         info!(%http_addr, "portal listening");
         // 3. Federation: children in, parent out.
         if cfg.role.child().is_some() {

@@ -362,7 +362,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-const POOL_MAX: usize = 8;
+/// Connections kept open: the portal's [`crate::http::DB_CONCURRENCY`] plus the services'.
+const POOL_MAX: usize = 16;
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.

@@ -122,7 +122,7 @@ impl Dim {
 }
 
 /// How results are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     /// BM25 blended with popularity and rating (newest first without query text):
@@ -175,7 +175,7 @@ fn blend(bm25: Score, views: u64, rating: f64) -> Score {
 }
 
 /// A search.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Request {
     pub text: String,
     /// (dimension, value): values of one dimension are alternatives, dimensions combine.
@@ -378,6 +378,49 @@ pub struct LessonIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     fields: Fields,
+    cache: Mutex<ResultCache>,
+}
+
+/// Results of recent searches, for the searcher generation they were computed on: the same
+/// search again (the home page's rankings, a class searching for its lesson) is answered
+/// without running it, until the next commit makes a new generation and empties the cache.
+#[derive(Debug, Default)]
+struct ResultCache {
+    generation: u64,
+    entries: std::collections::HashMap<Request, (Results, u64)>,
+    tick: u64,
+}
+
+/// Searches remembered per generation.
+pub const RESULT_CACHE_ENTRIES: usize = 512;
+
+impl ResultCache {
+    fn get(&mut self, generation: u64, req: &Request) -> Option<Results> {
+        if generation != self.generation {
+            self.entries.clear();
+            self.generation = generation;
+            return None;
+        }
+        self.tick += 1;
+        let tick = self.tick;
+        let (r, last) = self.entries.get_mut(req)?;
+        *last = tick;
+        Some(r.clone())
+    }
+
+    fn put(&mut self, generation: u64, req: Request, results: Results) {
+        if generation != self.generation {
+            self.entries.clear();
+            self.generation = generation;
+        }
+        if self.entries.len() >= RESULT_CACHE_ENTRIES
+            && let Some(oldest) = self.entries.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| k.clone())
+        {
+            self.entries.remove(&oldest);
+        }
+        self.tick += 1;
+        self.entries.insert(req, (results, self.tick));
+    }
 }
 
 impl std::fmt::Debug for LessonIndex {
@@ -453,7 +496,7 @@ impl LessonIndex {
         let threads = opts.threads.max(1);
         let writer = index.writer_with_num_threads(threads, opts.memory.max((threads * 16) << 20))?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(LessonIndex { index, reader, writer: Mutex::new(writer), fields })
+        Ok(LessonIndex { index, reader, writer: Mutex::new(writer), fields, cache: Mutex::default() })
     }
 
     /// The change sequence number the last commit covers (0 for a new index).
@@ -652,8 +695,21 @@ impl LessonIndex {
         if req.offset.saturating_add(req.limit) > MAX_DEPTH {
             return Err(SearchError::TooDeep);
         }
-        let words = terms(&req.text);
         let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
+        if let Some(r) = self.cache.lock().ok().and_then(|mut c| c.get(generation, req)) {
+            return Ok(r);
+        }
+        let results = self.search_on(&searcher, req)?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.put(generation, req.clone(), results.clone());
+        }
+        Ok(results)
+    }
+
+    fn search_on(&self, searcher: &Searcher, req: &Request) -> Result<Results, SearchError> {
+        let words = terms(&req.text);
+        let searcher = searcher.clone();
         let order = if words.is_empty() && req.order == Order::Relevance { Order::Newest } else { req.order };
         let query = self.build_query(&req.text, &words, &req.filters, true)?;
         let mut found = self.collect(&searcher, &*query, order, req)?;

@@ -215,3 +215,22 @@ fn years_are_china_time() {
     assert_eq!(year_of(0), 1970);
     assert_eq!(year_of(951_782_400_000), 2000);
 }
+
+#[test]
+fn a_repeated_search_is_answered_from_the_cache_until_the_next_commit() {
+    let idx = sample();
+    let req = Request::text("物理", 10);
+    let first = idx.search(&req).expect("search");
+    assert_eq!(idx.cache.lock().expect("lock").entries.len(), 1);
+    assert_eq!(idx.search(&req).expect("again"), first, "the same answer");
+    // A commit makes a new generation: the new lesson is found at once.
+    idx.upsert(&[lesson("e", "电路 串联与并联", "赵老师", "物理", "初三", &["电流"])]).expect("upsert");
+    idx.commit(5).expect("commit");
+    let after = idx.search(&req).expect("after the commit");
+    assert_eq!(after.total, first.total + 1, "{:?}", ids(&after));
+    // Bounded.
+    for i in 0..RESULT_CACHE_ENTRIES + 10 {
+        idx.search(&Request::text(&format!("物理 {i}"), 1)).expect("search");
+    }
+    assert!(idx.cache.lock().expect("lock").entries.len() <= RESULT_CACHE_ENTRIES);
+}

@@ -84,7 +84,7 @@ fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_se
     let dir = tempfile::tempdir().unwrap();
     let (data, http) = standalone_school(dir.path(), "播放学校", |t| t);
     let rec = dir.path().join("播放 测试.mp4");
-    make_recording(&rec, 16, 1200);
+    make_recording(&rec, 24, 1200);
     std::fs::write(
         rec.with_extension("srt"),
         "1\n00:00:01,000 --> 00:00:03,000\n同学们好\n\n2\n00:00:09,000 --> 00:00:11,500\n我们来看勾股定理\n",
@@ -97,15 +97,22 @@ fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_se
         l["hls"]["master_url"].is_string().then_some(())
     });
 
+    wait_for("the subtitles to be indexed", Duration::from_secs(30), || {
+        let page = String::from_utf8(server.get_bytes("/search?q=%E5%8B%BE%E8%82%A1%E5%AE%9A%E7%90%86")?).ok()?;
+        page.contains("?t=").then_some(())
+    });
     let shot = artifacts().join("lesson-plays.png");
-    let seen = scenario("play.mjs", serde_json::json!({ "url": server.url(&format!("/lessons/{id}?t=2")), "screenshot": shot }));
+    let seen = scenario("play.mjs", serde_json::json!({ "base": server.url(""), "query": "勾股定理", "lesson": id, "screenshot": shot }));
+    assert!(seen["hits"].as_array().unwrap().iter().any(|h| h == "播放测试"), "the search box finds it: {seen:#}");
+    assert_eq!(seen["moment_href"], format!("/lessons/{id}?t=9.000"), "the hit links to the moment the words are spoken: {seen:#}");
+    assert_eq!(seen["url"], format!("/lessons/{id}?t=9.000"), "{seen:#}");
     assert_eq!(seen["engine"], "hls.js", "{seen:#}");
     let heights: Vec<u64> = seen["levels"].as_array().unwrap().iter().map(|l| l["height"].as_u64().unwrap()).collect();
     assert_eq!(heights, [360, 480, 720], "hls.js orders the rungs by bit rate: {seen:#}");
     let menu: Vec<&str> = seen["menu"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
     assert_eq!(menu.len(), 4, "自动 and three rungs: {seen:#}");
     assert!(menu[0] == "自动" && menu[1].starts_with("720p") && menu[3].starts_with("360p"), "highest first: {menu:?}");
-    assert!(seen["started_at"].as_f64().unwrap() >= 1.9, "?t=2 starts at 2 s: {seen:#}");
+    assert!(seen["started_at"].as_f64().unwrap() >= 8.9, "the player starts at the subtitle hit (9 s): {seen:#}");
     assert!(seen["playing"]["time"].as_f64().unwrap() > 3.4 && seen["playing"]["paused"] == false, "{seen:#}");
     assert_eq!(seen["switched"]["height"], 360, "{seen:#}");
     assert_eq!(seen["tracks"][0]["language"], "zh", "{seen:#}");
@@ -114,13 +121,12 @@ fn a_lesson_plays_in_chromium_through_hlsjs_with_quality_choice_subtitles_and_se
     assert!((seen["seek"]["target"].as_f64().unwrap() - 1.0).abs() < 0.01, "{seen:#}");
     assert_eq!(seen["errors"].as_array().unwrap().len(), 0, "{seen:#}");
     assert!(shot.is_file());
-
-    // A search hit in the subtitles links to the lesson at that moment.
-    let hits = wait_for("the subtitles to be indexed", Duration::from_secs(30), || {
-        let page = String::from_utf8(server.get_bytes("/search?q=%E5%8B%BE%E8%82%A1%E5%AE%9A%E7%90%86")?).ok()?;
-        page.contains("?t=").then_some(page)
-    });
-    assert!(hits.contains(&format!(r#"<a href="/lessons/{id}?t=9.000">"#)), "{hits}");
+    // At a phone's width nothing is wider than the screen.
+    for page in ["home", "search", "lesson"] {
+        let p = &seen["phone"][page];
+        assert!(p["scroll"].as_u64().unwrap() <= p["width"].as_u64().unwrap(), "{page} overflows a phone screen: {seen:#}");
+        assert!(artifacts().join(format!("lesson-plays-phone-{page}.png")).is_file());
+    }
 
     // The built-in hls.js is served with a content tag and cached for good.
     let page = String::from_utf8(server.get_bytes(&format!("/lessons/{id}")).unwrap()).unwrap();
@@ -248,6 +254,7 @@ fn a_competition_runs_from_notice_to_award_across_a_school_and_the_province() {
     assert_eq!(seen["expert_entries"], serde_json::json!([good]), "{seen:#}");
     assert_eq!(seen["expert_total"], "已评：91", "{seen:#}");
     assert_eq!(seen["other_expert_entries"], 0, "an expert sees only their assignments: {seen:#}");
+    assert!(seen["expert_assignments"][0].as_str().unwrap().contains("已评 91"), "{seen:#}");
     assert!(seen["judges_after"].as_str().unwrap().contains("zhuanjia1 91") && seen["judges_after"].as_str().unwrap().contains("91.0"), "{seen:#}");
     assert!(seen["results"][0].as_str().unwrap().contains("一等奖"), "{seen:#}");
     assert!(seen["badge"].as_str().unwrap().contains("一等奖"), "{seen:#}");

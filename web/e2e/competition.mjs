@@ -71,6 +71,8 @@ await run(async (admin, args, { newPage }) => {
   await expert.waitForFunction((sel) => document.querySelector(sel + ' .total').textContent.length > 0, entry);
   seen.expert_total = (await expert.textContent(entry + ' .total')).trim();
   await expert.screenshot({ path: shot('expert'), fullPage: true });
+  await expert.goto(args.province + '/competitions', { waitUntil: 'load' });
+  seen.expert_assignments = await expert.$$eval('#assignments li', (ls) => ls.map((l) => l.textContent.trim()));
   const other = await newPage();
   await signIn(other, args.province, url, args.experts[1]);
   seen.other_expert_entries = await other.$$eval('section.entry', (ss) => ss.length);

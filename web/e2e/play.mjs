@@ -1,11 +1,20 @@
-// Plays a lesson in the portal's player: HLS through hls.js, a quality chosen from the menu, the
-// subtitle track loaded, a transcript line seeking the video. Prints what it saw as JSON.
-// Usage: node play.mjs '{"url": "http://127.0.0.1:PORT/lessons/ID?t=2", "screenshot": "x.png"}'
+// Searches for a lesson and plays it in the portal's player: the search box finds it by a word
+// spoken in its subtitles, the hit's moment link opens the player there; HLS through hls.js, a
+// quality chosen from the menu, the subtitle track loaded, a transcript line seeking the video;
+// then the home, search and lesson pages at a phone's width. Prints what it saw as JSON.
+// Usage: node play.mjs '{"base": "http://127.0.0.1:PORT", "query": "勾股定理", "lesson": "ID", "screenshot": "x.png"}'
 import { run } from './browser.mjs';
 
 await run(async (page, args) => {
   const seen = {};
-  await page.goto(args.url, { waitUntil: 'load' });
+  await page.goto(args.base + '/', { waitUntil: 'load' });
+  await page.fill('header form[role=search] input[name=q]', args.query);
+  await Promise.all([page.waitForURL('**/search?q=**'), page.click('header form[role=search] button[type=submit]')]);
+  seen.hits = await page.$$eval('article.hit a.title', (as) => as.map((a) => a.textContent));
+  const moment = 'article.hit .moments a[href^="/lessons/' + args.lesson + '?t="]';
+  seen.moment_href = await page.getAttribute(moment, 'href');
+  await Promise.all([page.waitForURL('**/lessons/**'), page.click(moment)]);
+  seen.url = new URL(page.url()).pathname + new URL(page.url()).search;
   await page.waitForFunction(() => window.youkePlayer && (window.youkePlayer.levels.length > 0 || window.youkePlayer.engine === 'mp4'), null, { timeout: 20000 });
   seen.engine = await page.evaluate(() => window.youkePlayer.engine);
   seen.levels = await page.evaluate(() => window.youkePlayer.levels);
@@ -46,5 +55,15 @@ await run(async (page, args) => {
     seen.seek = { target, time: await page.evaluate(() => document.querySelector('video').currentTime) };
   }
   seen.errors = await page.evaluate(() => window.youkePlayer.errors);
+
+  // A phone's screen: nothing wider than it on the pages a student uses.
+  const lessonUrl = page.url();
+  await page.setViewportSize({ width: 390, height: 844 });
+  seen.phone = {};
+  for (const [name, url] of [['home', args.base + '/'], ['search', args.base + '/search?q=' + encodeURIComponent(args.query)], ['lesson', lessonUrl]]) {
+    await page.goto(url, { waitUntil: 'load' });
+    seen.phone[name] = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+    if (args.screenshot) await page.screenshot({ path: args.screenshot.replace(/\.png$/, '-phone-' + name + '.png'), fullPage: true });
+  }
   return seen;
 });

@@ -39,12 +39,21 @@ pub struct HlsView {
 
 impl LessonView {
     pub fn new(ctx: &crate::NodeCtx, lesson: Lesson) -> Self {
+        Self::build(ctx, lesson, |hex| ctx.store.read(|c| crate::media_jobs::hls_of(c, hex)).ok().flatten())
+    }
+
+    /// [`LessonView::new`] on an open connection (many lessons in one read).
+    pub fn with_conn(ctx: &crate::NodeCtx, conn: &rusqlite::Connection, lesson: Lesson) -> Self {
+        Self::build(ctx, lesson, |hex| crate::media_jobs::hls_of(conn, hex).ok().flatten())
+    }
+
+    fn build(ctx: &crate::NodeCtx, lesson: Lesson, ladder: impl FnOnce(&str) -> Option<youke_media::hls::HlsOutput>) -> Self {
         let hash = lesson.media.as_ref().and_then(|m| m.hash.parse::<BlobHash>().ok());
         let media_present = hash.is_some_and(|h| ctx.blobs.contains(&h));
         let media_url = format!("/api/v1/lessons/{}/media", lesson.id);
         let hls = hash.and_then(|h| {
             let hex = h.to_hex();
-            let out = ctx.store.read(|c| crate::media_jobs::hls_of(c, &hex)).ok().flatten()?;
+            let out = ladder(&hex)?;
             let base = format!("/media/hls/{hex}");
             Some(HlsView {
                 master_url: format!("{base}/{}", out.master),
@@ -61,21 +70,7 @@ impl LessonView {
 /// A file of an HLS ladder: playlists, segments, poster, sprite, SD version.
 pub async fn hls_file(State(state): State<AppState>, Path((hash, rest)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
     let bad = || ApiError::NotFound("no such media file".into());
-    let hash: BlobHash = hash.parse().map_err(|_| bad())?;
-    // Only plain names below the ladder's directory: `720p/seg_00001.ts`, `master.m3u8`.
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty() || p.starts_with('.') || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))) {
-        return Err(bad());
-    }
-    let mime = match rest.rsplit('.').next() {
-        Some("m3u8") => "application/vnd.apple.mpegurl",
-        Some("ts") => "video/mp2t",
-        Some("jpg") => "image/jpeg",
-        Some("vtt") => "text/vtt; charset=utf-8",
-        Some("mp4") => "video/mp4",
-        _ => return Err(bad()),
-    };
-    let path = crate::media_jobs::hls_dir(&state.ctx, &hash.to_hex()).join(&rest);
+    let (path, mime) = super::segments::resolve(&state.ctx, &hash, &rest).ok_or_else(bad)?;
     // Whole files from memory (the usual segment request); ranges and large files from disk.
     if !req.headers().contains_key(axum::http::header::RANGE)
         && let Some(resp) = state.segments.answer(&path, mime).await
@@ -411,18 +406,21 @@ pub async fn run_search(state: &AppState, p: SearchParams) -> Result<SearchResul
             e => ApiError::Internal(e.to_string()),
         })?;
         let ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
-        let mut rows: std::collections::HashMap<String, lessons::Lesson> =
-            ctx.store.read(|c| lessons::by_ids(c, &ids))?.into_iter().map(|l| (l.id.clone(), l)).collect();
-        // In the index's order; a lesson deleted since the last commit is left out.
-        let items = found
-            .hits
-            .into_iter()
-            .filter_map(|h| {
-                let l = rows.remove(&h.id)?;
-                let moments = h.moments.iter().map(|m| MomentView { start_secs: m.start_ms as f64 / 1000.0, text: m.text.clone() }).collect();
-                Some(SearchHit { score: h.score, title_html: h.title_html, snippet_html: h.snippet_html, moments, lesson: LessonView::new(ctx, l) })
-            })
-            .collect();
+        // One read transaction for the page's rows and their ladders.
+        let items = ctx.store.read(|c| -> Result<Vec<SearchHit>, ApiError> {
+            let tx = c.unchecked_transaction().map_err(crate::store::StoreError::from)?;
+            let mut rows: std::collections::HashMap<String, lessons::Lesson> = lessons::by_ids(&tx, &ids)?.into_iter().map(|l| (l.id.clone(), l)).collect();
+            // In the index's order; a lesson deleted since the last commit is left out.
+            Ok(found
+                .hits
+                .into_iter()
+                .filter_map(|h| {
+                    let l = rows.remove(&h.id)?;
+                    let moments = h.moments.iter().map(|m| MomentView { start_secs: m.start_ms as f64 / 1000.0, text: m.text.clone() }).collect();
+                    Some(SearchHit { score: h.score, title_html: h.title_html, snippet_html: h.snippet_html, moments, lesson: LessonView::with_conn(ctx, &tx, l) })
+                })
+                .collect())
+        })?;
         let facets = found
             .facets
             .into_iter()

@@ -212,6 +212,31 @@ pub async fn list_page(State(state): State<AppState>, Extension(auth): Extension
         );
     }
     body.push_str("</ul>");
+    // An expert's assignments at this node, across its competitions.
+    if let Some(u) = auth.user().filter(|u| u.role == Role::Expert) {
+        let name = u.name.clone();
+        let mine = blocking(&state, move |ctx| Ok(ctx.store.read(|c| comp::assignments(c, &name))?)).await?;
+        let _ = write!(body, r#"<h2>{}</h2><ul class="directory wide" id="assignments">"#, l.t("我的评审任务", "My assignments"));
+        if mine.is_empty() {
+            let _ = write!(body, r#"<li class="muted">{}</li>"#, l.t("暂无分配给你的参评课程。", "No entries are assigned to you."));
+        }
+        for (c, e) in &mine {
+            let scored = e.judges.first().and_then(|j| j.total);
+            let _ = write!(
+                body,
+                r#"<li><a href="/competitions/{cid}">{ctitle}</a> · <a href="/lessons/{lid}">{ltitle}</a> <span class="tag">{state}</span></li>"#,
+                cid = esc(&c.id),
+                ctitle = esc(&c.title),
+                lid = esc(&e.lesson.id),
+                ltitle = esc(&e.lesson.title),
+                state = match scored {
+                    Some(t) => format!("{}{t}", l.t("已评 ", "scored ")),
+                    None => l.t("待评", "to score").to_string(),
+                },
+            );
+        }
+        body.push_str("</ul>");
+    }
     if auth.user().is_some_and(|u| u.role == Role::Admin) && state.ctx.writer.tier != Tier::School {
         let rubric: Vec<String> = catalog::default_rubric().iter().map(|k| format!("{} {}", k.name, k.max)).collect();
         let _ = write!(

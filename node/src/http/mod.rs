@@ -12,6 +12,7 @@ mod authz_tests;
 mod browse;
 mod console;
 mod contest;
+pub mod fastpath;
 mod i18n;
 mod pages;
 mod resumable;
@@ -38,12 +39,17 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS ladder files recently served, kept in memory.
     pub segments: Arc<segments::SegmentCache>,
+    /// Requests doing database work at once ([`blocking`]); the rest wait their turn without
+    /// holding a thread, so a burst of page views reuses the pooled connections instead of
+    /// opening new ones.
+    pub db_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     pub fn new(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>) -> AppState {
         let segments = Arc::new(segments::SegmentCache::new(ctx.config.limits.hls_cache_bytes));
-        AppState { ctx, index, throttle: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments }
+        let db_permits = Arc::new(tokio::sync::Semaphore::new(DB_CONCURRENCY));
+        AppState { ctx, index, throttle: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits }
     }
 
     /// Ends long-lived answers when `cancel` fires.
@@ -267,13 +273,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Runs blocking database work off the async threads.
+/// Requests doing database work at once (within the store's connection pool).
+pub const DB_CONCURRENCY: usize = 8;
+
+/// Runs blocking database work off the async threads, at most [`DB_CONCURRENCY`] at once.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&NodeCtx) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let ctx = Arc::clone(&state.ctx);
-    tokio::task::spawn_blocking(move || f(&ctx))
+    let permit = Arc::clone(&state.db_permits).acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let out = f(&ctx);
+        drop(permit);
+        out
+    })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
 }

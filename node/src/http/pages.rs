@@ -174,18 +174,34 @@ pub async fn home(State(state): State<AppState>, Extension(auth): Extension<Auth
         run_search(&state, listing(Order::BestRated, 10, Vec::new(), false)),
         run_search(&state, listing(Order::Newest, 8, Vec::new(), true)),
     )?;
-    let (notices, featured) = blocking(&state, |ctx| {
+    let (notices, featured, contests) = blocking(&state, |ctx| {
         let notices: Vec<catalog::Announcement> = ctx.store.read(catalog::announcements)?.into_iter().take(3).collect();
+        let now = crate::store::now_ms();
+        let contests: Vec<catalog::Competition> = ctx
+            .store
+            .read(catalog::competitions)?
+            .into_iter()
+            .filter(|c| crate::competitions::stage(c, now) == crate::competitions::Stage::Open)
+            .take(3)
+            .collect();
         let mut featured = Vec::new();
         for c in ctx.store.read(catalog::collections)?.into_iter().filter(|c| c.published && c.featured).take(4) {
             let first: Vec<String> = c.lessons.iter().take(8).cloned().collect();
             let lessons = ctx.store.read(|conn| lessons::by_ids(conn, &first))?;
             featured.push((c, lessons.into_iter().map(|x| LessonView::new(ctx, x)).collect::<Vec<_>>()));
         }
-        Ok((notices, featured))
+        Ok((notices, featured, contests))
     })
     .await?;
     let mut body = String::new();
+    if !contests.is_empty() {
+        let _ = write!(body, r#"<section class="notices contests"><h2>{}</h2><ul>"#, l.t("评选通知", "Competitions taking entries"));
+        for c in &contests {
+            let deadline = if c.closes_at > 0 { format!("{}{}", l.t(" · 截止 ", " · closes "), crate::store::china_time(c.closes_at)) } else { String::new() };
+            let _ = write!(body, r#"<li><a href="/competitions/{}">{}</a> <span class="muted">{}{}</span></li>"#, esc(&c.id), esc(&c.title), esc(&c.origin_name), esc(&deadline));
+        }
+        body.push_str("</ul></section>");
+    }
     if !notices.is_empty() {
         let _ = write!(body, r#"<section class="notices"><h2>{}</h2><ul>"#, l.t("通知公告", "Notices"));
         for n in &notices {
@@ -426,7 +442,8 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
     let x = &v.lesson;
     let player = player_html(l, &v);
     let transcript = cues.map(|c| transcript_html(l, &c)).unwrap_or_default();
-    let probe = x.probe.as_ref();
+    let probe = x.probe.as_ref().and_then(|p| p.parse());
+    let probe = probe.as_ref();
     let video = probe.and_then(|p| p.get("video"));
     let audio = probe.and_then(|p| p.get("audio"));
     let fmt_video = video
@@ -473,7 +490,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
 <dt>{l_file}</dt><dd>{file}</dd><dt>{l_hash}</dt><dd><code>{hash}</code></dd></dl>
 {compliance}{discussion}
 <p class="muted">{l_id} {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
-        compliance = compliance_table(l, x.compliance.as_ref()),
+        compliance = compliance_table(l, x.compliance.as_ref().and_then(|c| c.parse()).as_ref()),
         contests = super::contest::lesson_badges(l, &contests),
         discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some()),
         title = esc(&x.title),

@@ -14,6 +14,26 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The file and MIME type of a ladder path as the player asks for it (`<hash>/720p/seg_00001.ts`,
+/// `<hash>/master.m3u8`): only plain names below the ladder's directory, only the kinds a
+/// ladder has.
+pub fn resolve(ctx: &crate::NodeCtx, hash: &str, rest: &str) -> Option<(PathBuf, &'static str)> {
+    let hash: youke_federation::BlobHash = hash.parse().ok()?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty() || p.starts_with('.') || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))) {
+        return None;
+    }
+    let mime = match rest.rsplit('.').next() {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("ts") => "video/mp2t",
+        Some("jpg") => "image/jpeg",
+        Some("vtt") => "text/vtt; charset=utf-8",
+        Some("mp4") => "video/mp4",
+        _ => return None,
+    };
+    Some((crate::media_jobs::hls_dir(ctx, &hash.to_hex()).join(rest), mime))
+}
+
 /// Largest file kept in memory (a 4 s segment at 1080p is 2–5 MiB).
 pub const MAX_CACHED_FILE: u64 = 16 << 20;
 

@@ -21,7 +21,10 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) {
+/// Serves `app` on `listener` until `cancel` fires. With `fast`, connections start on the
+/// zero-copy path for HLS ladder files ([`super::fastpath`]) and move to hyper at their first
+/// other request.
+pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken, fast: Option<super::fastpath::FastPath>) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEADER_BYTES).max_headers(MAX_HEADERS);
     builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
@@ -41,8 +44,16 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(axum::Extension(ConnectInfo::<SocketAddr>(addr)).layer(app.clone()));
-        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+        let (builder, watcher, fast, cancel) = (builder.clone(), graceful.watcher(), fast.clone(), cancel.clone());
         tokio::spawn(async move {
+            let io = match &fast {
+                Some(f) => match f.serve(stream, &cancel).await {
+                    Some(io) => io,
+                    None => return,
+                },
+                None => super::fastpath::Rewind::new(stream),
+            };
+            let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
             if let Err(e) = conn.await {
                 tracing::debug!(%addr, error = %e, "HTTP connection ended with an error");
             }
