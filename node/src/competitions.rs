@@ -232,17 +232,21 @@ fn build_entry(conn: &Connection, c: &Competition, lesson: Lesson, submitted_at:
 }
 
 fn entry(conn: &Connection, competition: &str, lesson: &str) -> Result<Option<Entry>, CompetitionError> {
-    let c = get(conn, competition)?;
+    entry_in(conn, &get(conn, competition)?, lesson, None)
+}
+
+/// A lesson's entry in `c`, with the judgements of `only` that expert (all when `None`).
+fn entry_in(conn: &Connection, c: &Competition, lesson: &str, only: Option<&str>) -> Result<Option<Entry>, CompetitionError> {
     let row: Option<(i64, String)> = conn
         .query_row(
             "SELECT submitted_at, submitted_by FROM competition_entries WHERE competition_id = ?1 AND lesson_id = ?2",
-            params![competition, lesson],
+            params![c.id, lesson],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     let Some((at, by)) = row else { return Ok(None) };
     let Some(l) = lessons::get(conn, lesson)? else { return Ok(None) };
-    Ok(Some(build_entry(conn, &c, l, at, by, None)?))
+    Ok(Some(build_entry(conn, c, l, at, by, only)?))
 }
 
 /// Who is looking at a competition's entries, which decides what they see.
@@ -421,8 +425,9 @@ pub fn assignments(conn: &Connection, expert: &str) -> Result<Vec<(Competition, 
     let mut out = Vec::new();
     for (cid, lid) in pairs {
         let Some(c) = catalog::competition(conn, &cid)? else { continue };
-        let Some(e) = entries(conn, &cid, Viewer::Expert(expert))?.into_iter().find(|e| e.lesson.id == lid) else { continue };
-        out.push((c, e));
+        if let Some(e) = entry_in(conn, &c, &lid, Some(expert))? {
+            out.push((c, e));
+        }
     }
     Ok(out)
 }

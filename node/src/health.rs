@@ -12,7 +12,11 @@ use youke_federation::protocol::{MAX_HEALTH_NODES, NodeHealth};
 /// This node first, then its children, then the nodes below them (as reported), at most
 /// [`MAX_HEALTH_NODES`].
 pub fn tree(ctx: &NodeCtx) -> Result<Vec<NodeHealth>, NodeError> {
-    let status = crate::status::collect(ctx, true)?;
+    tree_from(ctx, &crate::status::collect(ctx, true)?)
+}
+
+/// [`tree`] from a status already collected.
+pub fn tree_from(ctx: &NodeCtx, status: &crate::status::Status) -> Result<Vec<NodeHealth>, NodeError> {
     let now = now_ms();
     let parent_id: Option<String> = ctx.store.read(|c| c.query_row("SELECT node_id FROM peers WHERE relation = 'parent'", [], |r| r.get(0)).optional().map_err(NodeError::from))?;
     let reports: Vec<(String, String, i64)> = ctx.store.read(|c| {

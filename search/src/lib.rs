@@ -709,13 +709,12 @@ impl LessonIndex {
 
     fn search_on(&self, searcher: &Searcher, req: &Request) -> Result<Results, SearchError> {
         let words = terms(&req.text);
-        let searcher = searcher.clone();
         let order = if words.is_empty() && req.order == Order::Relevance { Order::Newest } else { req.order };
         let query = self.build_query(&req.text, &words, &req.filters, true)?;
-        let mut found = self.collect(&searcher, &*query, order, req)?;
+        let mut found = self.collect(searcher, &*query, order, req)?;
         if found.0 == 0 && words.len() > 1 {
             let relaxed = self.build_query(&req.text, &words, &req.filters, false)?;
-            found = self.collect(&searcher, &*relaxed, order, req)?;
+            found = self.collect(searcher, &*relaxed, order, req)?;
         }
         let (total, docs, facets) = found;
         let docs = if req.limit == 0 { Vec::new() } else { docs };

@@ -140,8 +140,9 @@ pub async fn list_lessons(State(state): State<AppState>, Query(q): Query<PageQue
     Ok(Json(out))
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
-    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ApiError::NotFound(format!("{id:?} is not a lesson id")))
+/// Ids of lessons and catalog documents are UUIDs; anything else is not found.
+pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
+    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ApiError::NotFound(format!("{id:?} is not an id")))
 }
 
 pub async fn get_lesson(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {

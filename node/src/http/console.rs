@@ -45,7 +45,7 @@ pub struct Live {
 fn live(ctx: &crate::NodeCtx) -> Result<Live, ApiError> {
     let s = status::collect(ctx, true)?;
     Ok(Live {
-        tree: crate::health::tree(ctx)?,
+        tree: crate::health::tree_from(ctx, &s)?,
         parent: s.parent,
         upload_queue: s.upload_queue,
         transfers: s.transfers,
@@ -216,6 +216,16 @@ fn queue_html(l: Lang, live: &Live) -> String {
             esc(u.last_error.as_deref().unwrap_or("")),
         );
     }
+    out
+}
+
+/// A table with an id, its column heads and its rows.
+fn table(id: &str, heads: &[&str], rows: &str) -> String {
+    let mut out = format!(r#"<table id="{id}"><thead><tr>"#);
+    for h in heads {
+        let _ = write!(out, "<th>{h}</th>");
+    }
+    let _ = write!(out, "</tr></thead><tbody>{rows}</tbody></table>");
     out
 }
 
@@ -464,13 +474,7 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         &mut body,
         "quarantine",
         l.t("隔离区", "Quarantine"),
-        &format!(
-            r#"<table id="quarantine-table"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{q}</tbody></table>"#,
-            l.t("文件", "File"),
-            l.t("原因", "Reason"),
-            l.t("存放位置", "Kept at"),
-            l.t("时间", "When"),
-        ),
+        &table("quarantine-table", &[l.t("文件", "File"), l.t("原因", "Reason"), l.t("存放位置", "Kept at"), l.t("时间", "When")], &q),
     );
     let mut a = String::new();
     for e in &audit {
@@ -488,14 +492,7 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         &mut body,
         "audit",
         l.t("审计日志（最近 100 条）", "Audit log (latest 100)"),
-        &format!(
-            r#"<table id="audit-table"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{a}</tbody></table>"#,
-            l.t("时间", "When"),
-            l.t("用户", "User"),
-            l.t("操作", "Action"),
-            l.t("对象", "Target"),
-            l.t("地址", "Address"),
-        ),
+        &table("audit-table", &[l.t("时间", "When"), l.t("用户", "User"), l.t("操作", "Action"), l.t("对象", "Target"), l.t("地址", "Address")], &a),
     );
     body.insert_str(0, r#"<div id="console">"#);
     body.push_str("</div>");

@@ -7,6 +7,7 @@
 use super::auth::Auth;
 use super::i18n::Lang;
 use super::pages::{esc, layout, not_found};
+use super::api::check_id;
 use super::{ApiError, AppState, blocking};
 use crate::accounts::{self, Role};
 use crate::catalog::{self, Competition, Criterion};
@@ -34,10 +35,6 @@ impl From<CompetitionError> for ApiError {
             E::Store(e) => ApiError::from(e),
         }
     }
-}
-
-fn check_id(id: &str) -> Result<(), ApiError> {
-    uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ApiError::NotFound(format!("{id:?} is not an id")))
 }
 
 /// Who the caller is to the competitions of this node.
