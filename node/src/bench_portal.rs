@@ -44,6 +44,16 @@ pub struct Run {
     pub p99_ms: f64,
     /// Socket errors and non-2xx answers wrk counted.
     pub errors: u64,
+    /// CPU time (user + system) this process (the node) spent per request: steadier than the
+    /// latencies on a shared machine.
+    pub cpu_us_per_request: f64,
+}
+
+/// CPU seconds (user + system) used by this process so far.
+fn cpu_seconds() -> f64 {
+    let Ok(u) = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) else { return 0.0 };
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    secs(u.user_time()) + secs(u.system_time())
 }
 
 #[derive(Debug)]
@@ -267,8 +277,11 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
         for round in 0..opts.rounds {
             let order: [(&str, &String); 2] = if round % 2 == 0 { [("youke", &youke_url), ("nginx", &nginx_url)] } else { [("nginx", &nginx_url), ("youke", &youke_url)] };
             for (name, url) in order {
+                let cpu = cpu_seconds();
                 let (rps, mbs, p50, p99, errors) = wrk(url, Some(&script), c, opts.seconds)?;
-                runs.push(Run { target: format!("segments/{name}"), connections: c, requests_per_sec: rps, megabytes_per_sec: mbs, p50_ms: p50, p99_ms: p99, errors });
+                // nginx's CPU is its own processes'; this process's is only the idle node's.
+                let cpu_us_per_request = if name == "youke" { per_request(cpu_seconds() - cpu, rps, opts.seconds) } else { 0.0 };
+                runs.push(Run { target: format!("segments/{name}"), connections: c, requests_per_sec: rps, megabytes_per_sec: mbs, p50_ms: p50, p99_ms: p99, errors, cpu_us_per_request });
                 bar.inc(1);
             }
         }
@@ -284,8 +297,10 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
     for (name, script) in &pages {
         wrk(&youke_url, Some(script), 200, 2)?;
         for _ in 0..opts.rounds {
+            let cpu = cpu_seconds();
             let (rps, mbs, p50, p99, errors) = wrk(&youke_url, Some(script), 200, opts.seconds)?;
-            runs.push(Run { target: (*name).to_string(), connections: 200, requests_per_sec: rps, megabytes_per_sec: mbs, p50_ms: p50, p99_ms: p99, errors });
+            let cpu_us_per_request = per_request(cpu_seconds() - cpu, rps, opts.seconds);
+            runs.push(Run { target: (*name).to_string(), connections: 200, requests_per_sec: rps, megabytes_per_sec: mbs, p50_ms: p50, p99_ms: p99, errors, cpu_us_per_request });
             bar.inc(1);
         }
     }
@@ -293,6 +308,12 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
     cancel.cancel();
     runtime.block_on(node.wait());
     Ok(PortalBenchReport { runs, nginx, wrk: wrk_v, opts: opts.clone() })
+}
+
+/// Microseconds of CPU per request from a run's CPU seconds and wrk's rate.
+fn per_request(cpu: f64, rps: f64, seconds: u32) -> f64 {
+    let requests = rps * f64::from(seconds);
+    if requests > 0.0 { cpu * 1e6 / requests } else { 0.0 }
 }
 
 fn spread(v: &[f64]) -> String {
@@ -313,8 +334,12 @@ pub fn markdown(r: &PortalBenchReport) -> String {
         r.nginx,
         r.wrk
     );
-    o.push_str("| connections | youke requests/s, median (min–max) | nginx requests/s, median (min–max) | youke / nginx | youke MiB/s | youke p99 | nginx p99 | errors |\n|---|---|---|---|---|---|---|---|\n");
-    for &c in &r.opts.connections {
+    // With no segments (`--segments 0`) only the pages were measured.
+    let segment_connections: &[u32] = if r.opts.segments == 0 { &[] } else { &r.opts.connections };
+    if !segment_connections.is_empty() {
+        o.push_str("| connections | youke requests/s, median (min–max) | nginx requests/s, median (min–max) | youke / nginx | youke MiB/s | youke p99 | nginx p99 | errors |\n|---|---|---|---|---|---|---|---|\n");
+    }
+    for &c in segment_connections {
         let (y, n) = (of("segments/youke", c), of("segments/nginx", c));
         let rps = |v: &[&Run]| v.iter().map(|x| x.requests_per_sec).collect::<Vec<_>>();
         let ratio = median(rps(&y)) / median(rps(&n)).max(f64::MIN_POSITIVE);
@@ -331,7 +356,7 @@ pub fn markdown(r: &PortalBenchReport) -> String {
             ),
         );
     }
-    o.push_str("\n| page, 200 connections | requests/s, median (min–max) | p50 | p99, median (min–max) | errors |\n|---|---|---|---|---|\n");
+    o.push_str("\n| page, 200 connections | requests/s, median (min–max) | p50 | p99, median (min–max) | node CPU per request | errors |\n|---|---|---|---|---|---|\n");
     for name in ["lesson page", "search page"] {
         let v = of(name, 200);
         let p99: Vec<f64> = v.iter().map(|x| x.p99_ms).collect();
@@ -340,10 +365,11 @@ pub fn markdown(r: &PortalBenchReport) -> String {
         let _ = std::fmt::Write::write_fmt(
             &mut o,
             format_args!(
-                "| {name} | {} | {:.1} ms | {:.1} ms ({min:.1}–{max:.1}) | {} |\n",
+                "| {name} | {} | {:.1} ms | {:.1} ms ({min:.1}–{max:.1}) | {:.0} µs | {} |\n",
                 spread(&v.iter().map(|x| x.requests_per_sec).collect::<Vec<_>>()),
                 median(v.iter().map(|x| x.p50_ms).collect()),
                 median(p99.clone()),
+                median(v.iter().map(|x| x.cpu_us_per_request).collect()),
                 v.iter().map(|x| x.errors).sum::<u64>(),
             ),
         );

@@ -49,13 +49,13 @@ pub fn mark(text: &str, needles: &[String], max_chars: usize) -> Option<String> 
             continue;
         }
         let (s, e) = (s.max(start), e.min(end));
-        out.push_str(&escape(&text[pos..s]));
+        push_escaped(&mut out, &text[pos..s]);
         out.push_str("<b>");
-        out.push_str(&escape(&text[s..e]));
+        push_escaped(&mut out, &text[s..e]);
         out.push_str("</b>");
         pos = e;
     }
-    out.push_str(&escape(&text[pos..end]));
+    push_escaped(&mut out, &text[pos..end]);
     if end < text.len() {
         out.push('…');
     }
@@ -65,18 +65,51 @@ pub fn mark(text: &str, needles: &[String], max_chars: usize) -> Option<String> 
 /// Escapes text for HTML element content and attribute values (the one escaper of the
 /// project: the portal's pages use it too).
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    push_escaped(&mut out, s);
+    out
+}
+
+/// The HTML replacement of a byte, for the five that need one.
+fn replacement(b: u8) -> Option<&'static str> {
+    match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'"' => Some("&quot;"),
+        b'\'' => Some("&#39;"),
+        _ => None,
+    }
+}
+
+/// Appends `s` escaped to `out`.
+pub fn push_escaped(out: &mut String, s: &str) {
+    let _ = escape_into(out, s);
+}
+
+/// `s` escaped as it is formatted (`write!(page, "{}", Escaped(title))`), without a string of
+/// its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        escape_into(f, self.0)
+    }
+}
+
+/// Writes `s` escaped: the runs between special bytes are written whole (the special bytes are
+/// all ASCII, so every cut is on a character boundary).
+fn escape_into(w: &mut impl std::fmt::Write, s: &str) -> std::fmt::Result {
+    let mut last = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if let Some(r) = replacement(b) {
+            w.write_str(&s[last..i])?;
+            w.write_str(r)?;
+            last = i + 1;
         }
     }
-    out
+    w.write_str(&s[last..])
 }
 
 #[cfg(test)]
@@ -98,5 +131,18 @@ mod tests {
         let cut = mark(&long, &n(&["浮力"]), 20).expect("match");
         assert!(cut.starts_with('…') && cut.ends_with('…') && cut.contains("<b>浮力</b>"), "{cut}");
         assert!(cut.chars().count() <= 20 + 2 + 7, "{cut}");
+    }
+
+    #[test]
+    fn escapes_the_five_and_keeps_the_rest() {
+        let raw = "勾股<定理> & \"引号\" 'x' 末尾&";
+        let want = "勾股&lt;定理&gt; &amp; &quot;引号&quot; &#39;x&#39; 末尾&amp;";
+        assert_eq!(escape(raw), want);
+        assert_eq!(Escaped(raw).to_string(), want);
+        let mut out = String::from("前");
+        push_escaped(&mut out, raw);
+        assert_eq!(out, format!("前{want}"));
+        assert_eq!(escape("没有特殊字符"), "没有特殊字符");
+        assert_eq!(escape(""), "");
     }
 }

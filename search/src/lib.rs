@@ -17,7 +17,7 @@ mod facets;
 mod highlight;
 
 pub use analysis::{analyzer, bigrams, terms};
-pub use highlight::escape as escape_html;
+pub use highlight::{Escaped, escape as escape_html, push_escaped};
 
 use std::path::Path;
 use std::sync::Mutex;

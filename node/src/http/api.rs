@@ -323,41 +323,44 @@ impl SearchParams {
 
     /// This search's query string with one filter toggled (`None`: as it is), from page 1.
     pub fn href(&self, toggle: Option<(Dim, &str)>, order: Order, page: u64) -> String {
-        let mut pairs: Vec<(&str, String)> = Vec::new();
+        let page_text = page.to_string();
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.filters.len() + 4);
         if !self.q.is_empty() {
-            pairs.push(("q", self.q.clone()));
+            pairs.push(("q", &self.q));
         }
-        let mut filters = self.filters.clone();
-        if let Some((dim, value)) = toggle {
-            match filters.iter().position(|(d, v)| *d == dim && v == value) {
-                Some(i) => {
-                    filters.remove(i);
-                }
-                None => filters.push((dim, value.to_string())),
+        // The toggled filter is removed where it is, or added last.
+        let mut toggled = false;
+        for (d, v) in &self.filters {
+            if !toggled && toggle.is_some_and(|(dim, value)| *d == dim && v == value) {
+                toggled = true;
+                continue;
             }
+            pairs.push((d.as_str(), v));
         }
-        for (d, v) in &filters {
-            pairs.push((d.as_str(), v.clone()));
+        if let Some((dim, value)) = toggle.filter(|_| !toggled) {
+            pairs.push((dim.as_str(), value));
         }
         if order != Order::Relevance {
-            pairs.push(("order", order.as_str().to_string()));
+            pairs.push(("order", order.as_str()));
         }
         if page > 1 {
-            pairs.push(("page", page.to_string()));
+            pairs.push(("page", &page_text));
         }
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     }
 }
 
+/// A page of search hits; `L` is what each hit carries of its lesson: the whole [`LessonView`]
+/// (API, cards with posters) or just its row (the search page's list).
 #[derive(Debug, Serialize)]
-pub struct SearchResult {
+pub struct SearchResult<L = LessonView> {
     pub query: String,
     pub order: Order,
     pub page: u64,
     pub per_page: u64,
     /// Lessons matching, in all.
     pub total: usize,
-    pub items: Vec<SearchHit>,
+    pub items: Vec<SearchHit<L>>,
     /// Per dimension, its values and how many matching lessons have each, most first.
     pub facets: std::collections::BTreeMap<&'static str, Vec<FacetCount>>,
 }
@@ -369,7 +372,7 @@ pub struct FacetCount {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SearchHit {
+pub struct SearchHit<L = LessonView> {
     pub score: f32,
     /// The title with the matching words in `<b>` (HTML, escaped), when the title matched.
     pub title_html: Option<String>,
@@ -379,7 +382,7 @@ pub struct SearchHit {
     /// from there with `?t=<seconds>`.
     pub moments: Vec<MomentView>,
     #[serde(flatten)]
-    pub lesson: LessonView,
+    pub lesson: L,
 }
 
 #[derive(Debug, Serialize)]
@@ -392,6 +395,19 @@ pub const MAX_QUERY_CHARS: usize = 200;
 
 /// Runs a search and loads the matching lessons, best first.
 pub async fn run_search(state: &AppState, p: SearchParams) -> Result<SearchResult, ApiError> {
+    search_with(state, p, |ctx, c, ids| Ok(lessons::by_ids(c, ids)?.into_iter().map(|l| (l.id.clone(), LessonView::with_conn(ctx, c, l))).collect())).await
+}
+
+/// [`run_search`] with each hit's card only (title, names, views: no ladders, no blob checks):
+/// for pages that list lessons as lines.
+pub async fn search_cards(state: &AppState, p: SearchParams) -> Result<SearchResult<lessons::LessonCard>, ApiError> {
+    search_with(state, p, |_, c, ids| Ok(lessons::cards_by_ids(c, ids)?.into_iter().map(|l| (l.id.clone(), l)).collect())).await
+}
+
+/// The lessons of a page of hits, by id, as each kind of result carries them.
+type HitRows<L> = fn(&crate::NodeCtx, &rusqlite::Connection, &[String]) -> Result<std::collections::HashMap<String, L>, ApiError>;
+
+async fn search_with<L: Send + 'static>(state: &AppState, p: SearchParams, rows: HitRows<L>) -> Result<SearchResult<L>, ApiError> {
     let index = std::sync::Arc::clone(&state.index);
     blocking(state, move |ctx| {
         let req = youke_search::Request {
@@ -408,9 +424,9 @@ pub async fn run_search(state: &AppState, p: SearchParams) -> Result<SearchResul
         })?;
         let ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
         // One read transaction for the page's rows and their ladders.
-        let items = ctx.store.read(|c| -> Result<Vec<SearchHit>, ApiError> {
+        let items = ctx.store.read(|c| -> Result<Vec<SearchHit<L>>, ApiError> {
             let tx = c.unchecked_transaction().map_err(crate::store::StoreError::from)?;
-            let mut rows: std::collections::HashMap<String, lessons::Lesson> = lessons::by_ids(&tx, &ids)?.into_iter().map(|l| (l.id.clone(), l)).collect();
+            let mut rows = rows(ctx, &tx, &ids)?;
             // In the index's order; a lesson deleted since the last commit is left out.
             Ok(found
                 .hits
@@ -418,7 +434,7 @@ pub async fn run_search(state: &AppState, p: SearchParams) -> Result<SearchResul
                 .filter_map(|h| {
                     let l = rows.remove(&h.id)?;
                     let moments = h.moments.iter().map(|m| MomentView { start_secs: m.start_ms as f64 / 1000.0, text: m.text.clone() }).collect();
-                    Some(SearchHit { score: h.score, title_html: h.title_html, snippet_html: h.snippet_html, moments, lesson: LessonView::with_conn(ctx, &tx, l) })
+                    Some(SearchHit { score: h.score, title_html: h.title_html, snippet_html: h.snippet_html, moments, lesson: l })
                 })
                 .collect())
         })?;
@@ -895,5 +911,24 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
     match result {
         Ok(view) => Ok((axum::http::StatusCode::CREATED, Json(view)).into_response()),
         Err(reason) => Err(ApiError::Unprocessable(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_links_toggle_one_filter_and_parse_back() {
+        let p = SearchParams::parse(Some("q=%E5%8B%BE%E8%82%A1&grade=%E5%88%9D%E4%BA%8C&subject=%E6%95%B0%E5%AD%A6&order=views&page=3")).expect("parses");
+        // As it is, from page 1.
+        assert_eq!(SearchParams::parse(Some(&p.href(None, p.order, 1))).expect("parses"), SearchParams { page: 1, ..p.clone() });
+        // A chosen filter is removed, another added last; Chinese values survive.
+        let without = SearchParams::parse(Some(&p.href(Some((Dim::Grade, "初二")), p.order, 1))).expect("parses");
+        assert_eq!(without.filters, vec![(Dim::Subject, "数学".to_string())]);
+        let with = SearchParams::parse(Some(&p.href(Some((Dim::School, "一中 & 二中")), Order::Relevance, 2))).expect("parses");
+        assert_eq!(with.filters.last(), Some(&(Dim::School, "一中 & 二中".to_string())));
+        assert_eq!((with.order, with.page, with.q.as_str()), (Order::Relevance, 2, "勾股"));
+        assert_eq!(SearchParams::parse(None).expect("parses").href(None, Order::Relevance, 1), "");
     }
 }

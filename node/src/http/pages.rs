@@ -1,6 +1,6 @@
 //! Server-rendered portal pages, in Chinese (zh-CN) or English ([`Lang`]).
 
-use super::api::{LessonView, SearchParams, SearchResult, run_search};
+use super::api::{LessonView, SearchParams, SearchResult, run_search, search_cards};
 use super::auth::Auth;
 use super::i18n::Lang;
 use super::{ApiError, AppState, blocking};
@@ -15,6 +15,7 @@ use youke_search::{Dim, Order};
 
 /// Escapes text for HTML element content and attribute values.
 pub use youke_search::escape_html as esc;
+use youke_search::{Escaped, push_escaped};
 
 pub(super) fn url_encode(s: &str) -> String {
     let mut out = String::new();
@@ -156,7 +157,7 @@ pub(super) fn listing(order: Order, per_page: u64, filters: Vec<(Dim, String)>, 
 }
 
 /// Facet values as links to the filtered browse page (按年级, 按学科).
-pub(super) fn chips(l: Lang, dim: Dim, r: &SearchResult) -> String {
+pub(super) fn chips<L>(l: Lang, dim: Dim, r: &SearchResult<L>) -> String {
     let mut out = String::new();
     for f in r.facets.get(dim.as_str()).into_iter().flatten() {
         let href = serde_urlencoded::to_string([(dim.as_str(), f.value.as_str())]).unwrap_or_default();
@@ -257,7 +258,7 @@ pub(super) fn hit_views(r: SearchResult) -> Vec<LessonView> {
 
 pub async fn search(State(state): State<AppState>, Extension(auth): Extension<Auth>, RawQuery(raw): RawQuery) -> Result<Html<String>, ApiError> {
     let params = SearchParams::parse(raw.as_deref())?;
-    let result = run_search(&state, params.clone()).await?;
+    let result = search_cards(&state, params.clone()).await?;
     let l = auth.lang;
     let body = search_body(l, &params, &result);
     let title = if params.q.is_empty() { l.t("浏览课程", "Browse lessons").to_string() } else { format!("{} {}", l.t("搜索", "Search"), params.q) };
@@ -302,11 +303,12 @@ fn order_name(l: Lang, order: Order) -> &'static str {
 
 /// The search page: order tabs, facets with counts (a click adds or removes a filter), hits with
 /// highlighted titles, snippets and subtitle moments, pages.
-fn search_body(l: Lang, p: &SearchParams, r: &SearchResult) -> String {
-    let mut body = if p.q.is_empty() {
-        format!("<h1>{} <span class=\"muted\">{}</span></h1>", l.t("浏览课程", "Browse lessons"), count_text(l, r.total))
-    } else {
-        format!("<h1>{}“{}” <span class=\"muted\">{}</span></h1>", l.t("搜索", "Search "), esc(&p.q), count_text(l, r.total))
+fn search_body(l: Lang, p: &SearchParams, r: &SearchResult<crate::lessons::LessonCard>) -> String {
+    // A page of hits is some 10 KiB: room for it from the start.
+    let mut body = String::with_capacity(16 << 10);
+    let _ = match p.q.is_empty() {
+        true => write!(body, "<h1>{} <span class=\"muted\">{}</span></h1>", l.t("浏览课程", "Browse lessons"), count_text(l, r.total)),
+        false => write!(body, "<h1>{}“{}” <span class=\"muted\">{}</span></h1>", l.t("搜索", "Search "), Escaped(&p.q), count_text(l, r.total)),
     };
     let _ = write!(body, r#"<nav class="orders" aria-label="{}">"#, l.t("排序", "Order"));
     for order in Order::ALL {
@@ -338,9 +340,9 @@ fn search_body(l: Lang, p: &SearchParams, r: &SearchResult) -> String {
             let _ = write!(
                 body,
                 r#"<li><a href="/search?{}"{}>{} <span class="muted">{}</span></a></li>"#,
-                esc(&p.href(Some((dim, &f.value)), p.order, 1)),
+                Escaped(&p.href(Some((dim, &f.value)), p.order, 1)),
                 if on { r#" class="on""# } else { "" },
-                esc(&value_name(l, dim, &f.value)),
+                Escaped(&value_name(l, dim, &f.value)),
                 f.count
             );
         }
@@ -351,20 +353,26 @@ fn search_body(l: Lang, p: &SearchParams, r: &SearchResult) -> String {
         let _ = write!(body, "<p class=\"muted\">{}</p>", l.t("没有找到匹配的课程，换个关键词或减少筛选条件试试。", "No lessons match; try other words or fewer filters."));
     }
     for h in &r.items {
-        let x = &h.lesson.lesson;
+        let x = &h.lesson;
         // The index escaped the highlighted title and snippet itself.
-        let title = h.title_html.clone().unwrap_or_else(|| esc(&x.title));
-        let views = views_text(l, x.views);
+        let _ = write!(body, r#"<article class="hit"><a class="title" href="/lessons/{}">"#, Escaped(&x.id));
+        match &h.title_html {
+            Some(html) => body.push_str(html),
+            None => push_escaped(&mut body, &x.title),
+        }
         let _ = write!(
             body,
-            r#"<article class="hit"><a class="title" href="/lessons/{id}">{title}</a><p class="muted">{teacher} · {origin} · {subject} {grade}{views}</p>"#,
-            id = esc(&x.id),
-            teacher = esc(&x.teacher),
-            origin = esc(&x.origin_name),
-            subject = esc(&x.subject),
-            grade = esc(&x.grade),
-            views = if views.is_empty() { String::new() } else { format!(" · {views}") },
+            r#"</a><p class="muted">{teacher} · {origin} · {subject} {grade}"#,
+            teacher = Escaped(&x.teacher),
+            origin = Escaped(&x.origin_name),
+            subject = Escaped(&x.subject),
+            grade = Escaped(&x.grade),
         );
+        let views = views_text(l, x.views);
+        if !views.is_empty() {
+            let _ = write!(body, " · {views}");
+        }
+        body.push_str("</p>");
         if let Some(snippet) = &h.snippet_html {
             let _ = write!(body, r#"<p class="snippet">{snippet}</p>"#);
         }
@@ -374,10 +382,10 @@ fn search_body(l: Lang, p: &SearchParams, r: &SearchResult) -> String {
                 let _ = write!(
                     body,
                     r#"<a href="/lessons/{id}?t={t:.3}">▶ <span class="muted">{clock}</span> {text}</a> "#,
-                    id = esc(&x.id),
+                    id = Escaped(&x.id),
                     t = m.start_secs,
                     clock = minute_clock((m.start_secs * 1000.0) as u64),
-                    text = esc(&m.text),
+                    text = Escaped(&m.text),
                 );
             }
             body.push_str("</p>");
