@@ -82,7 +82,12 @@ pub const MIN_HISTORY: u64 = 3;
 /// The forecast from this node's recordings (those it took in itself and those its subtree
 /// sent up) and its `[forecast]` configuration.
 pub fn forecast(ctx: &NodeCtx) -> Result<Forecast, NodeError> {
-    let cfg = &ctx.config.forecast;
+    forecast_with(ctx, &ctx.config.forecast)
+}
+
+/// [`forecast`] with other assumptions (`youke forecast --classrooms 30`); a measured rate of
+/// recordings is scaled by the classrooms and streams of `cfg` against the configured ones.
+pub fn forecast_with(ctx: &NodeCtx, cfg: &ForecastConfig) -> Result<Forecast, NodeError> {
     let (n, days, kbit, secs, used): (i64, i64, Option<f64>, Option<f64>, i64) = ctx.store.read(|c| {
         c.query_row(
             "SELECT COUNT(*),
@@ -101,7 +106,11 @@ pub fn forecast(ctx: &NodeCtx) -> Result<Forecast, NodeError> {
         Some(v) => Input { value: v, source: "measured" },
         None => Input { value: configured, source: "configured" },
     };
-    let recordings_per_day = pick((days > 0).then(|| n as f64 / days as f64), cfg.streams_per_lesson * cfg.classrooms * cfg.lessons_per_day);
+    // A what-if of more classrooms or streams than configured scales the measured rate too.
+    let base = &ctx.config.forecast;
+    let growth = (cfg.classrooms / base.classrooms) * (cfg.streams_per_lesson / base.streams_per_lesson);
+    let growth = if growth.is_finite() && growth > 0.0 { growth } else { 1.0 };
+    let recordings_per_day = pick((days > 0).then(|| n as f64 / days as f64 * growth), cfg.streams_per_lesson * cfg.classrooms * cfg.lessons_per_day);
     let kbit_per_recording = pick(kbit, cfg.kbit_per_stream);
     let minutes_per_recording = pick(secs.map(|s| s / 60.0), cfg.minutes_per_lesson);
     let semester = semester_bytes(recordings_per_day.value, kbit_per_recording.value, minutes_per_recording.value, cfg.days);
@@ -116,6 +125,67 @@ pub fn forecast(ctx: &NodeCtx) -> Result<Forecast, NodeError> {
         provision_bytes: provision_bytes(semester),
         used_bytes: used as u64,
     })
+}
+
+/// The storage of a node: its disk, what its blobs use, and the forecast.
+#[derive(Debug, Clone, Serialize)]
+pub struct Storage {
+    pub disk_total_bytes: Option<u64>,
+    pub disk_free_bytes: Option<u64>,
+    pub blob_bytes: u64,
+    pub forecast: Forecast,
+}
+
+impl Storage {
+    /// Whether the disk has room for the next semester as provisioned (unknown disk: `None`).
+    pub fn fits(&self) -> Option<bool> {
+        self.disk_free_bytes.map(|free| free >= self.forecast.provision_bytes)
+    }
+}
+
+/// The node's [`Storage`] with the forecast made from `cfg`.
+pub fn storage(ctx: &NodeCtx, cfg: &ForecastConfig) -> Result<Storage, NodeError> {
+    let disk = nix::sys::statvfs::statvfs(&ctx.data_dir).ok();
+    let forecast = forecast_with(ctx, cfg)?;
+    Ok(Storage {
+        disk_total_bytes: disk.as_ref().map(|d| d.blocks().saturating_mul(d.fragment_size())),
+        disk_free_bytes: disk.as_ref().map(|d| d.blocks_available().saturating_mul(d.fragment_size())),
+        blob_bytes: forecast.used_bytes,
+        forecast,
+    })
+}
+
+/// `youke forecast` as text: the result, then each input with where it came from.
+pub fn render(s: &Storage) -> String {
+    use crate::status::human_bytes;
+    let f = &s.forecast;
+    let source = |i: &Input| if i.source == "measured" { format!("measured from {} recordings over {} days", f.history_recordings, f.history_days) } else { "configured in [forecast]".to_string() };
+    let mut out = format!(
+        "Next semester ({} school days):\n  recorded        {}\n  to provision    {} (transcoded copies +25 %, RAID -20 %)\n  stored now      {}\n",
+        f.days,
+        human_bytes(f.semester_bytes),
+        human_bytes(f.provision_bytes),
+        human_bytes(f.used_bytes),
+    );
+    if let (Some(free), Some(total)) = (s.disk_free_bytes, s.disk_total_bytes) {
+        let verdict = if s.fits() == Some(true) { "enough" } else { "NOT enough: add storage before the semester (docs/SCALING.md)" };
+        out.push_str(&format!("  disk free       {} of {}: {verdict}\n", human_bytes(free), human_bytes(total)));
+    }
+    out.push_str(&format!(
+        "From:\n  recordings a school day  {:.1} ({})\n  bit rate                 {:.0} kbit/s ({})\n  minutes a recording      {:.1} ({})\n",
+        f.recordings_per_day.value,
+        source(&f.recordings_per_day),
+        f.kbit_per_recording.value,
+        source(&f.kbit_per_recording),
+        f.minutes_per_recording.value,
+        source(&f.minutes_per_recording),
+    ));
+    if f.recordings_per_day.source == "configured" {
+        out.push_str(&format!(
+            "  (recordings a day = streams per lesson × classrooms × lessons a day; fewer than {MIN_HISTORY} recordings here to measure)\n"
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -161,5 +231,13 @@ mod tests {
         assert_eq!(f.kbit_per_recording, Input { value: 2128.0, source: "measured" });
         assert_eq!(f.minutes_per_recording, Input { value: 10.0, source: "measured" });
         assert_eq!(f.semester_bytes, semester_bytes(3.0, 2128.0, 10.0, 100.0));
+        // What if the school doubles its recording classrooms and records for 90 days.
+        let cfg = ForecastConfig { classrooms: 40.0, days: 90.0, ..ctx.config.forecast.clone() };
+        let s = storage(&ctx, &cfg).expect("storage");
+        assert_eq!(s.forecast.recordings_per_day, Input { value: 6.0, source: "measured" });
+        assert_eq!(s.forecast.semester_bytes, semester_bytes(6.0, 2128.0, 10.0, 90.0));
+        assert!(s.disk_free_bytes.is_some() && s.fits().is_some());
+        let text = render(&s);
+        assert!(text.contains("90 school days") && text.contains("measured from 3 recordings over 1 days"), "{text}");
     }
 }

@@ -114,6 +114,10 @@ pub async fn run(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>, cancel: Cancellatio
     loop {
         let (c, i) = (Arc::clone(&ctx), Arc::clone(&index));
         let n = match tokio::task::spawn_blocking(move || index_pending(&c, &i)).await {
+            Ok(Ok(0)) => {
+                ctx.index_current.store(true, std::sync::atomic::Ordering::Release);
+                0
+            }
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "indexing failed; will retry");

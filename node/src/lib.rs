@@ -46,6 +46,7 @@ pub mod pull;
 pub mod replication;
 pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod trust;
 pub mod uploads;
 

@@ -22,6 +22,9 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log format: text for people, json (one object a line) for journald or a log collector.
+    #[arg(long, global = true, env = "YOUKE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -184,6 +187,22 @@ enum Command {
         /// Follow the running node: refresh every second with progress bars for transfers.
         #[arg(long, conflicts_with = "json")]
         watch: bool,
+    },
+    /// Storage needed for the next semester by the course standard's formula, from this node's
+    /// own recordings where it has enough of them and the [forecast] assumptions otherwise.
+    Forecast {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// What if: recording classrooms feeding this node (B of the formula).
+        #[arg(long)]
+        classrooms: Option<f64>,
+        /// What if: school days in the semester (G).
+        #[arg(long)]
+        days: Option<f64>,
+        /// What if: streams recorded per lesson (D).
+        #[arg(long)]
+        streams: Option<f64>,
     },
     /// The link to the parent: show or change its media rate schedule.
     #[command(subcommand)]
@@ -397,7 +416,7 @@ fn parse_tier(s: &str) -> Result<Tier, String> {
     s.parse().map_err(|e: youke_federation::tier::UnknownTier| e.to_string())
 }
 
-fn init_logging(verbose: u8, default: &str) {
+fn init_logging(verbose: u8, json: bool, default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = match verbose {
         0 => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
@@ -405,7 +424,12 @@ fn init_logging(verbose: u8, default: &str) {
         _ => EnvFilter::new("trace"),
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        fmt.json().with_current_span(false).init();
+    } else {
+        fmt.with_target(false).with_ansi(ansi).init();
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -429,7 +453,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    init_logging(cli.verbose, if matches!(cli.command, Command::Serve { .. }) { "info,quinn=warn,tantivy=warn" } else { "warn" });
+    init_logging(cli.verbose, cli.log_format == "json", if matches!(cli.command, Command::Serve { .. }) { "info,quinn=warn,tantivy=warn" } else { "warn" });
     match cli.command {
         Command::Init { role, name, parent, http, quic, upload_rate, force, dev_pinned } => {
             let path = cli.data.join(CONFIG_FILE);
@@ -498,8 +522,15 @@ fn run(cli: Cli) -> Result<()> {
                 let cancel = CancellationToken::new();
                 let node = Node::spawn(&cli.data, config, cancel.clone()).await?;
                 println!("youke {} node {:?} serving: portal http://{}/ federation {}", node.ctx.writer.tier, node.ctx.writer.node_name, node.http_addr, node.quic_addr);
+                // Under systemd (Type=notify): up once the listeners are bound; the watchdog
+                // is pinged while the database answers.
+                youke_node::systemd::tell(&format!("READY=1\nSTATUS=serving: portal http://{}/", node.http_addr));
+                if let Some(interval) = youke_node::systemd::watchdog_interval() {
+                    tokio::spawn(youke_node::systemd::watchdog(std::sync::Arc::clone(&node.ctx), interval, cancel.clone()));
+                }
                 shutdown_signal().await;
                 tracing::info!("shutting down");
+                youke_node::systemd::tell("STOPPING=1");
                 node.shutdown().await;
                 Ok(())
             })
@@ -761,6 +792,23 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 print!("{}", status::render(&s));
+            }
+            Ok(())
+        }
+        Command::Forecast { json, classrooms, days, streams } => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let mut cfg = ctx.config.forecast.clone();
+            for (v, slot, what) in [(classrooms, &mut cfg.classrooms, "--classrooms"), (days, &mut cfg.days, "--days"), (streams, &mut cfg.streams_per_lesson, "--streams")] {
+                if let Some(v) = v {
+                    anyhow::ensure!(v.is_finite() && v > 0.0, "{what} must be a positive number, not {v}");
+                    *slot = v;
+                }
+            }
+            let s = youke_node::forecast::storage(&ctx, &cfg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", youke_node::forecast::render(&s));
             }
             Ok(())
         }

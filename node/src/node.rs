@@ -70,6 +70,9 @@ pub struct NodeCtx {
     pub wake_uplink: Arc<Notify>,
     /// Woken when lesson rows change.
     pub wake_indexer: Arc<Notify>,
+    /// Set once the search index has caught up with the database since the node started
+    /// (`/readyz` waits for it).
+    pub index_current: std::sync::atomic::AtomicBool,
     /// Woken when documents arrive from the parent (new pinned collections to prefetch).
     pub wake_prefetch: Arc<Notify>,
     /// Woken when a media job is queued.
@@ -126,6 +129,7 @@ impl NodeCtx {
             writer,
             wake_uplink: Arc::new(Notify::new()),
             wake_indexer: Arc::new(Notify::new()),
+            index_current: std::sync::atomic::AtomicBool::new(false),
             wake_prefetch: Arc::new(Notify::new()),
             wake_media: Arc::new(Notify::new()),
             counters: Arc::default(),

@@ -746,6 +746,31 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
+/// What `/readyz` found.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// The database answered a read.
+    pub database: bool,
+    /// The search index has caught up with the database since the node started.
+    pub search_index: bool,
+    /// The node is shutting down.
+    pub stopping: bool,
+}
+
+/// `GET /readyz`: 200 when this node can serve its portal with current data (database answers,
+/// search index caught up, not stopping), else 503 with what is missing: for load balancers in
+/// front of several portal frontends, and for the appliance's first boot.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let stopping = state.shutdown.is_cancelled();
+    let search_index = state.ctx.index_current.load(std::sync::atomic::Ordering::Acquire);
+    let probe = blocking(&state, |ctx| Ok(ctx.store.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from))?));
+    let database = tokio::time::timeout(std::time::Duration::from_secs(2), probe).await.is_ok_and(|r| r.is_ok());
+    let r = Readiness { ready: database && search_index && !stopping, database, search_index, stopping };
+    let code = if r.ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(r)).into_response()
+}
+
 /// The lesson's subtitles as WebVTT, for the player's `<track>`.
 pub async fn lesson_subtitles(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     check_id(&id)?;

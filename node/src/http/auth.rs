@@ -61,6 +61,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/login", Access::Public),
     ("POST", "/login", Access::Public),
     ("GET", "/healthz", Access::Public),
+    ("GET", "/readyz", Access::Public),
     ("GET", "/assets/{name}", Access::Public),
     ("GET", "/metrics", Access::Public),
     ("POST", "/api/v1/session", Access::Public),

@@ -87,28 +87,12 @@ pub async fn events(State(state): State<AppState>) -> Sse<impl futures_util::Str
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// The storage of this node: its disk, what its blobs use, and the forecast.
-#[derive(Debug, Serialize)]
-pub struct Storage {
-    pub disk_total_bytes: Option<u64>,
-    pub disk_free_bytes: Option<u64>,
-    pub blob_bytes: u64,
-    pub forecast: crate::forecast::Forecast,
-}
-
-fn storage(ctx: &crate::NodeCtx) -> Result<Storage, ApiError> {
-    let disk = nix::sys::statvfs::statvfs(&ctx.data_dir).ok();
-    let forecast = crate::forecast::forecast(ctx)?;
-    Ok(Storage {
-        disk_total_bytes: disk.as_ref().map(|d| d.blocks().saturating_mul(d.fragment_size())),
-        disk_free_bytes: disk.as_ref().map(|d| d.blocks_available().saturating_mul(d.fragment_size())),
-        blob_bytes: forecast.used_bytes,
-        forecast,
-    })
+fn storage(ctx: &crate::NodeCtx) -> Result<crate::forecast::Storage, ApiError> {
+    Ok(crate::forecast::storage(ctx, &ctx.config.forecast)?)
 }
 
 /// `GET /api/v1/admin/storage`.
-pub async fn storage_json(State(state): State<AppState>) -> Result<Json<Storage>, ApiError> {
+pub async fn storage_json(State(state): State<AppState>) -> Result<Json<crate::forecast::Storage>, ApiError> {
     Ok(Json(blocking(&state, storage).await?))
 }
 

@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/users/{name}", axum::routing::patch(api::update_user))
         .route("/api/v1/audit", get(api::audit_log))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::readyz))
         .route("/api/v1/lessons", get(api::list_lessons))
         .route("/api/v1/lessons/{id}", get(api::get_lesson).patch(api::patch_lesson))
         .route("/api/v1/lessons/{id}/media", get(api::lesson_media))

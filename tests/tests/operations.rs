@@ -1,0 +1,114 @@
+//! What the people who run nodes rely on (issue 9): systemd's readiness and watchdog
+//! notifications, `/readyz`, JSON logs, `youke forecast`, backup and restore.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Messages that arrived on a notification socket within `timeout`, until `until` is among them.
+fn notifications_until(socket: &UnixDatagram, until: &str, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        socket.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)))).expect("timeout");
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let done = m.lines().any(|l| l == until);
+                got.push(m);
+                if done {
+                    return got;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no {until:?} within {timeout:?}; got {got:?}");
+}
+
+#[test]
+fn serve_tells_systemd_it_is_ready_pings_the_watchdog_and_logs_json() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, http) = standalone_school(root.path(), "运维测试学校", no_transcode);
+    let sock_path = root.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&sock_path).expect("bind the notification socket");
+    let log = root.path().join("serve.log");
+    let mut child = Command::new(youke_bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["--log-format", "json", "serve"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "600000")
+        .env_remove("WATCHDOG_PID")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn youke serve");
+
+    let first = notifications_until(&socket, "READY=1", Duration::from_secs(30));
+    assert!(first.last().is_some_and(|m| m.contains(&format!("STATUS=serving: portal http://127.0.0.1:{http}/"))), "{first:?}");
+    // The watchdog at half of 600 ms: a few pings in two seconds.
+    let start = Instant::now();
+    let mut pings = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        notifications_until(&socket, "WATCHDOG=1", Duration::from_secs(5));
+        pings += 1;
+    }
+    assert!(pings >= 3, "{pings} watchdog pings in {:?}", start.elapsed());
+
+    // Ready once the index caught up; the answer says what was checked.
+    let ready = wait_for("/readyz to answer 200", Duration::from_secs(30), || {
+        let r = ureq::get(&format!("http://127.0.0.1:{http}/readyz")).call().ok()?;
+        r.into_body().read_json::<serde_json::Value>().ok()
+    });
+    assert_eq!(ready, serde_json::json!({"ready": true, "database": true, "search_index": true, "stopping": false}));
+    assert_eq!(ureq::get(&format!("http://127.0.0.1:{http}/healthz")).call().expect("healthz").into_body().read_to_string().expect("body"), "ok");
+
+    // SIGTERM, as systemctl stop sends: STOPPING=1, then a clean exit.
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
+    notifications_until(&socket, "STOPPING=1", Duration::from_secs(10));
+    let status = wait_for("youke serve to exit", Duration::from_secs(30), || child.try_wait().ok().flatten());
+    assert!(status.success(), "{status:?}");
+
+    // Every log line is one JSON object with a level and a message.
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(lines.iter().any(|v| v["fields"]["message"] == "portal listening" && v["level"] == "INFO"), "{text}");
+    assert!(lines.iter().any(|v| v["fields"]["message"] == "node stopped"), "{text}");
+}
+
+#[test]
+fn forecast_reports_from_the_nodes_own_recordings_with_what_ifs() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, _) = standalone_school(root.path(), "预测学校", no_transcode);
+    // No recordings yet: the configured assumptions, the seed's example (61.8 TiB a semester).
+    let json: serde_json::Value = serde_json::from_str(&youke_ok(&data, &["forecast", "--json"])).expect("json");
+    assert_eq!(json["forecast"]["recordings_per_day"], serde_json::json!({"value": 480.0, "source": "configured"}));
+    let tib = json["forecast"]["semester_bytes"].as_f64().expect("bytes") / (1u64 << 40) as f64;
+    assert!((tib - 61.8).abs() < 0.1, "{tib}");
+    assert!(json["disk_free_bytes"].as_u64().is_some());
+    // Three real recordings of 2 s at 800 kbit/s: the node's own figures take over.
+    for i in 0..3 {
+        let file = root.path().join(format!("第{i}课.mp4"));
+        make_recording(&file, 2, 800);
+        youke_ok(&data, &["import", file.to_str().expect("utf-8"), "--title", &format!("第{i}课")]);
+    }
+    let json: serde_json::Value = serde_json::from_str(&youke_ok(&data, &["forecast", "--json", "--days", "90", "--classrooms", "40"])).expect("json");
+    let f = &json["forecast"];
+    assert_eq!(f["recordings_per_day"]["source"], "measured", "{f}");
+    // Measured 3 a day, doubled by 40 classrooms against the configured 20.
+    assert_eq!(f["recordings_per_day"]["value"], 6.0, "{f}");
+    assert_eq!(f["kbit_per_recording"]["source"], "measured");
+    assert!(f["minutes_per_recording"]["value"].as_f64().is_some_and(|m| (m - 2.0 / 60.0).abs() < 0.01), "{f}");
+    assert_eq!(f["days"], 90.0);
+    let text = youke_ok(&data, &["forecast"]);
+    assert!(text.contains("Next semester (100 school days)") && text.contains("measured from 3 recordings"), "{text}");
+    let bad = youke(&data, &["forecast", "--days", "0"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--days must be a positive number"), "{bad:?}");
+}
