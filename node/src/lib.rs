@@ -28,6 +28,7 @@ pub mod bench_search;
 pub mod bench_transcode;
 pub mod catalog;
 pub mod competitions;
+pub mod backup;
 pub mod config;
 pub mod demo;
 pub mod documents;

@@ -204,6 +204,21 @@ enum Command {
         #[arg(long)]
         streams: Option<f64>,
     },
+    /// Back up this node (while it runs) into DEST: a snapshot of its database, its originals,
+    /// ladders, config and enrollment, and a manifest written last. Again into the same DEST
+    /// copies only what is new. Keep backups as private as the node: they hold its key.
+    Backup {
+        dest: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup made by `youke backup` into the (empty) data directory given by --data.
+    /// An interrupted restore is resumed by running it again.
+    Restore {
+        src: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The link to the parent: show or change its media rate schedule.
     #[command(subcommand)]
     Link(LinkCommand),
@@ -410,6 +425,42 @@ fn parse_language(s: &str) -> Result<youke_media::standard::Language, String> {
         "en" | "english" | "英文" => Ok(youke_media::standard::Language::English),
         _ => Err(format!("unknown language {s:?}: expected zh or en")),
     }
+}
+
+/// A bytes progress bar for `youke backup` and `youke restore` (hidden when not a terminal).
+struct BytesBar(ProgressBar);
+
+impl BytesBar {
+    fn new(what: &str) -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(what.to_string());
+        BytesBar(bar)
+    }
+}
+
+impl youke_node::backup::Progress for BytesBar {
+    fn total(&mut self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn advance(&mut self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+fn print_copy_report(r: &youke_node::backup::Report, json: bool, done: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("{done}");
+        println!("  database    {}", status::human_bytes(r.database_bytes));
+        println!("  blobs       {} ({} copied)", r.blobs, r.blobs_copied);
+        println!("  files       {} ({} copied)", r.files, r.files_copied);
+        println!("  copied      {}", status::human_bytes(r.bytes_copied));
+    }
+    Ok(())
 }
 
 fn parse_tier(s: &str) -> Result<Tier, String> {
@@ -811,6 +862,19 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", youke_node::forecast::render(&s));
             }
             Ok(())
+        }
+        Command::Backup { dest, json } => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let mut bar = BytesBar::new("backing up");
+            let report = youke_node::backup::backup(&ctx, &dest, &mut bar)?;
+            bar.0.finish_and_clear();
+            print_copy_report(&report, json, &format!("backed up {:?} into {}", ctx.writer.node_name, dest.display()))
+        }
+        Command::Restore { src, json } => {
+            let mut bar = BytesBar::new("restoring");
+            let report = youke_node::backup::restore(&src, &cli.data, &mut bar)?;
+            bar.0.finish_and_clear();
+            print_copy_report(&report, json, &format!("restored {} into {}; start it with: youke --data {} serve", src.display(), cli.data.display(), cli.data.display()))
         }
         Command::Link(cmd) => {
             let ctx = NodeCtx::open_dir(&cli.data)?;

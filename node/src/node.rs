@@ -41,6 +41,8 @@ pub enum NodeError {
     Identity(#[from] youke_federation::identity::IdentityError),
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     #[error("cannot use data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {addr}: {source}")]

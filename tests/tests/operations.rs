@@ -112,3 +112,77 @@ fn forecast_reports_from_the_nodes_own_recordings_with_what_ifs() {
     let bad = youke(&data, &["forecast", "--days", "0"]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--days must be a positive number"), "{bad:?}");
 }
+
+#[test]
+fn a_backup_of_a_running_node_restores_onto_an_empty_node_with_every_lesson_blob_and_document() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // Transcoding on: the ladders are part of what comes back.
+    let (data, http) = standalone_school(root.path(), "备份学校", |t| t);
+    let server = Server::start(&data, http);
+    let mut originals = Vec::new();
+    for (i, title) in ["勾股定理", "浮力与阿基米德原理"].iter().enumerate() {
+        let file = root.path().join(format!("录像{i}.mp4"));
+        make_recording(&file, 2, 400);
+        let id = youke_ok(&data, &["import", file.to_str().expect("utf-8"), "--title", title]).trim().to_string();
+        assert_eq!(server.post_json(&format!("/api/v1/lessons/{id}/comments"), serde_json::json!({"text": format!("{title}讲得清楚")})), Some(200));
+        originals.push((id, title.to_string(), blake3_file(&file)));
+    }
+    let ladders = wait_for("both ladders", Duration::from_secs(180), || {
+        originals.iter().map(|(id, ..)| server.get_json(&format!("/api/v1/lessons/{id}"))?["hls"]["master_url"].as_str().map(str::to_string)).collect::<Option<Vec<_>>>()
+    });
+
+    // While it runs.
+    let dest = root.path().join("备份盘");
+    let out = youke_ok(&data, &["backup", dest.to_str().expect("utf-8"), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((report["blobs"].as_u64(), report["blobs_copied"].as_u64()), (Some(2), Some(2)), "{report}");
+    assert!(report["files_copied"].as_u64().is_some_and(|n| n > 10), "config, enrollment and ladder files: {report}");
+    // Again: nothing new to copy.
+    let again: serde_json::Value = serde_json::from_str(&youke_ok(&data, &["backup", dest.to_str().expect("utf-8"), "--json"])).expect("json");
+    assert_eq!((again["blobs_copied"].as_u64(), again["files_copied"].as_u64()), (Some(0), Some(0)), "{again}");
+    // Into the node's own data directory: refused.
+    let inside = youke(&data, &["backup", data.join("b").to_str().expect("utf-8")]);
+    assert!(!inside.status.success() && String::from_utf8_lossy(&inside.stderr).contains("inside the node's data directory"), "{inside:?}");
+    let discussion = |s: &Server, id: &str| s.get_json(&format!("/api/v1/lessons/{id}/discussion")).map(|d| d["comments"].clone());
+    let before: Vec<_> = originals.iter().map(|(id, ..)| discussion(&server, id)).collect();
+    drop(server);
+
+    // Onto an empty node (the old one is gone; the restored one uses its config and ports).
+    let fresh = root.path().join("新节点");
+    let out = youke_ok(&fresh, &["restore", dest.to_str().expect("utf-8")]);
+    assert!(out.contains("restored"), "{out}");
+    let twice = youke(&fresh, &["restore", dest.to_str().expect("utf-8")]);
+    assert!(!twice.status.success() && String::from_utf8_lossy(&twice.stderr).contains("holds a node already"), "{twice:?}");
+    let restored = Server::start(&fresh, http);
+    for ((id, title, hash), (ladder, comments)) in originals.iter().zip(ladders.iter().zip(&before)) {
+        let l = restored.get_json(&format!("/api/v1/lessons/{id}")).expect("the lesson");
+        assert_eq!(l["title"], title.as_str());
+        assert_eq!(l["media_present"], true);
+        let media = restored.get_bytes(&format!("/api/v1/lessons/{id}/media")).expect("the original");
+        assert_eq!(&blake3::hash(&media).to_hex().to_string(), hash, "the original, byte for byte");
+        assert!(restored.get_bytes(ladder).is_some_and(|m| m.starts_with(b"#EXTM3U")), "the ladder plays");
+        assert_eq!(&discussion(&restored, id), comments, "the lesson's document");
+        // The search index was rebuilt from the restored database.
+        let q: String = title.bytes().map(|b| format!("%{b:02X}")).collect();
+        wait_for("the lesson in search", Duration::from_secs(30), || {
+            let r = restored.get_json(&format!("/api/v1/search?q={q}"))?;
+            r["items"].as_array()?.iter().any(|h| h["id"] == id.as_str()).then_some(())
+        });
+    }
+    drop(restored);
+
+    // A backup whose blob was changed on its disk is refused, naming the blob.
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dest.join("backup.json")).expect("manifest")).expect("json");
+    let hash = manifest["blobs"][0]["hash"].as_str().expect("hash").to_string();
+    let blob = dest.join("media/blobs").join(&hash[..2]).join(&hash[2..]);
+    let mut bytes = std::fs::read(&blob).expect("blob");
+    bytes[100] ^= 0xff;
+    std::fs::write(&blob, bytes).expect("write");
+    let bad = youke(&root.path().join("另一个"), &["restore", dest.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("damaged") && err.contains(&hash), "{err}");
+    // An unfinished backup (no manifest) is refused.
+    std::fs::remove_file(dest.join("backup.json")).expect("remove");
+    let bad = youke(&root.path().join("第三个"), &["restore", dest.to_str().expect("utf-8")]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("did not finish"), "{bad:?}");
+}
