@@ -6,7 +6,7 @@
 CARGO ?= cargo
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build demo test lint fuzz clean bench-portal
+.PHONY: setup build demo test lint fuzz clean bench-portal deb
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,10 @@ test: setup
 bench-portal: setup
 	$(CARGO) build --release --bin youke
 	./target/release/youke bench portal
+
+# The Debian package (docs/OPERATIONS.md), from a release build, into target/debian/.
+deb: setup
+	$(CARGO) deb -p youke-node
 
 # cargo-fuzz targets (federation messages, names and tokens, config), bounded in time:
 # FUZZ_SECONDS per target (default 60). Not part of `make test`, which replays their seed corpus.

@@ -13,6 +13,7 @@ APT_PKGS=(
   python3
   chromium fonts-wqy-microhei
   wrk nginx-light
+  debootstrap
 )
 # Node.js and npm for the portal's front-end packages (web/): Debian's, unless a Node.js is
 # already installed (a nodesource nodejs ships its own npm and conflicts with Debian's npm).
@@ -42,6 +43,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ -n "$made_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+# The Debian package (cargo deb) and its install test into a debootstrapped root.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-deb"
+  cargo install --locked cargo-deb
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -114,7 +114,7 @@ impl Progress for () {
 fn node_files(data_dir: &Path) -> Result<Vec<FileEntry>, BackupError> {
     let mut out = Vec::new();
     for name in [crate::config::CONFIG_FILE, youke_federation::pki::ENROLLMENT_FILE] {
-        let p = data_dir.join(name);
+        let p = location(data_dir, Path::new(name));
         if let Some(m) = std::fs::metadata(&p).ok().filter(std::fs::Metadata::is_file) {
             out.push(FileEntry { path: name.to_string(), size: m.len() });
         }
@@ -148,6 +148,12 @@ fn node_files(data_dir: &Path) -> Result<Vec<FileEntry>, BackupError> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Where a node keeps the file of a manifest entry: in its data directory, but the config where
+/// [`crate::config::config_path`] says (`/etc/youke/youke.toml` when packaged).
+fn location(data_dir: &Path, rel: &Path) -> PathBuf {
+    if rel == Path::new(crate::config::CONFIG_FILE) { crate::config::config_path(data_dir) } else { data_dir.join(rel) }
 }
 
 /// A relative manifest path that stays inside its directory.
@@ -287,7 +293,7 @@ pub fn backup(ctx: &NodeCtx, dest: &Path, progress: &mut dyn Progress) -> Result
             progress.advance(f.size);
             continue;
         }
-        report.bytes_copied += copy_durably(&ctx.data_dir.join(rel), &target, progress)?;
+        report.bytes_copied += copy_durably(&location(&ctx.data_dir, rel), &target, progress)?;
         report.files_copied += 1;
     }
 
@@ -360,7 +366,7 @@ pub fn restore(src: &Path, data_dir: &Path, progress: &mut dyn Progress) -> Resu
         if !std::fs::metadata(&from).is_ok_and(|m| m.len() == f.size) {
             return Err(damaged(format!("{} is missing or of another size", f.path)));
         }
-        report.bytes_copied += copy_durably(&from, &data_dir.join(rel), progress)?;
+        report.bytes_copied += copy_durably(&from, &location(data_dir, rel), progress)?;
         report.files_copied += 1;
     }
     // The database last.

@@ -181,10 +181,26 @@ impl Default for Limits {
     }
 }
 
+/// Where a node's config file is: `$YOUKE_CONFIG` when set (the Debian package sets
+/// `/etc/youke/youke.toml`), else `youke.toml` in the data directory.
+/// A symbolic link there is followed (the package links `/var/lib/youke/youke.toml` to
+/// `/etc/youke/youke.toml`), so that writing the config replaces its target, not the link.
+pub fn config_path(data_dir: &Path) -> PathBuf {
+    let path = match std::env::var_os("YOUKE_CONFIG").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => data_dir.join(CONFIG_FILE),
+    };
+    match std::fs::read_link(&path) {
+        Ok(target) => path.parent().map(|d| d.join(&target)).unwrap_or(target),
+        Err(_) => path,
+    }
+}
+
 impl Config {
-    /// Reads `youke.toml` from `data_dir` (defaults if absent), then applies `YOUKE_*` variables.
+    /// Reads the config file ([`config_path`]; defaults if absent), then applies `YOUKE_*`
+    /// variables.
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
-        let path = data_dir.join(CONFIG_FILE);
+        let path = config_path(data_dir);
         let mut config = match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.clone(), message })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
@@ -286,13 +302,13 @@ impl Config {
         parse_utc_offset(&self.link.utc_offset).unwrap_or(8 * 3600)
     }
 
-    /// Writes the config as `youke.toml` in `data_dir` (temp file, fsync, rename).
+    /// Writes the config file ([`config_path`]; temp file, fsync, rename).
     pub fn save(&self, data_dir: &Path) -> Result<PathBuf, ConfigError> {
         use std::io::Write;
-        let path = data_dir.join(CONFIG_FILE);
+        let path = config_path(data_dir);
         let body = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() })?;
         let text = format!("# Youke node configuration, written by `youke init`.\n# Every key is explained in appliance-image/youke.toml.\n\n{body}");
-        let tmp = data_dir.join(format!("{CONFIG_FILE}.tmp"));
+        let tmp = path.with_extension("toml.tmp");
         let werr = |source| ConfigError::Write { path: path.clone(), source };
         let mut f = std::fs::File::create(&tmp).map_err(werr)?;
         f.write_all(text.as_bytes()).map_err(werr)?;
@@ -318,6 +334,21 @@ pub fn fuzz_parse(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_linked_config_is_read_and_written_at_its_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (etc, data) = (dir.path().join("etc"), dir.path().join("data"));
+        std::fs::create_dir_all(&etc).expect("etc");
+        std::fs::create_dir_all(&data).expect("data");
+        std::os::unix::fs::symlink(etc.join(CONFIG_FILE), data.join(CONFIG_FILE)).expect("link");
+        assert_eq!(config_path(&data), etc.join(CONFIG_FILE), "a dangling link still names its target");
+        let c = Config { name: "石家庄市第一中学".into(), ..Config::default() };
+        c.save(&data).expect("save");
+        assert!(std::fs::symlink_metadata(data.join(CONFIG_FILE)).expect("link").file_type().is_symlink(), "the link stays");
+        assert!(std::fs::read_to_string(etc.join(CONFIG_FILE)).expect("target").contains("石家庄市第一中学"));
+        assert_eq!(Config::load(&data).expect("load").name, "石家庄市第一中学");
+    }
 
     #[test]
     fn the_fuzz_seed_corpus_replays() {

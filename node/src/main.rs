@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use youke_federation::{NodeIdentity, Tier};
 use youke_federation::rate::RateSchedule;
-use youke_node::config::{CONFIG_FILE, Config, TrustMode};
+use youke_node::config::{Config, TrustMode};
 use youke_federation::pki::Enrollment;
 use youke_node::import::{ImportMeta, import_file, share};
 use youke_node::{Node, NodeCtx, status};
@@ -507,7 +507,7 @@ fn run(cli: Cli) -> Result<()> {
     init_logging(cli.verbose, cli.log_format == "json", if matches!(cli.command, Command::Serve { .. }) { "info,quinn=warn,tantivy=warn" } else { "warn" });
     match cli.command {
         Command::Init { role, name, parent, http, quic, upload_rate, force, dev_pinned } => {
-            let path = cli.data.join(CONFIG_FILE);
+            let path = youke_node::config::config_path(&cli.data);
             if path.exists() && !force {
                 bail!("{} already exists; this node is initialized (use --force to rewrite its config)", path.display());
             }
