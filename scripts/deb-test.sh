@@ -38,7 +38,7 @@ step "install $(basename "$deb1") with its dependencies"
 cp "$deb1" "$root/tmp/youke-1.deb"; cp "$deb2" "$root/tmp/youke-2.deb"
 in_root apt-get update -qq
 in_root apt-get install -y -qq --no-install-recommends /tmp/youke-1.deb >"$work/apt.log" 2>&1 || { tail -30 "$work/apt.log"; fail "apt-get install failed"; }
-grep -q "sudo -u youke youke --data /var/lib/youke setup" "$work/apt.log" || fail "postinst did not say how to configure the node"
+grep -q "sudo -u youke youke --data /var/lib/youke enroll" "$work/apt.log" || fail "postinst did not say how to configure the node"
 
 step "what the package put in place"
 in_root getent passwd youke >/dev/null || fail "no youke user"
