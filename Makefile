@@ -6,7 +6,7 @@
 CARGO ?= cargo
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build demo test lint fuzz clean bench-portal deb
+.PHONY: setup build demo test lint fuzz clean bench-portal deb image-test
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,12 @@ bench-portal: setup
 # The Debian package (docs/OPERATIONS.md), from a release build, into target/debian/.
 deb: setup
 	$(CARGO) deb -p youke-node
+
+# The appliance image (appliance-image/build.sh) booted in qemu under software emulation: the
+# first boot sets it up and the portal answers. Slow (minutes); not part of `make test`; the
+# last result is recorded in docs/OPERATIONS.md.
+image-test: setup
+	bash appliance-image/image-test.sh
 
 # cargo-fuzz targets (federation messages, names and tokens, config), bounded in time:
 # FUZZ_SECONDS per target (default 60). Not part of `make test`, which replays their seed corpus.

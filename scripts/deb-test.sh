@@ -47,6 +47,7 @@ in_root getent passwd youke >/dev/null || fail "no youke user"
 [ "$(in_root stat -c '%U %a' /etc/youke)" = "youke 750" ] || fail "/etc/youke: $(in_root stat -c '%U %a' /etc/youke)"
 [ -e "$root/usr/share/youke/youke.toml.example" ] || fail "no example config"
 [ "$(readlink "$root/var/lib/youke/youke.toml")" = /etc/youke/youke.toml ] || fail "/var/lib/youke/youke.toml is not a link to /etc/youke/youke.toml"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/youke.service" ] || fail "youke.service is not enabled"
 unit="$root/usr/lib/systemd/system/youke.service"
 grep -q '^Type=notify' "$unit" && grep -q '^WatchdogSec=' "$unit" && grep -q '^Restart=on-failure' "$unit" || fail "the unit is not Type=notify with a watchdog and restart"
 # The unit's directives as systemd reads them (its binary path pointed at the root's).

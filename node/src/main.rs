@@ -77,6 +77,27 @@ enum Command {
         #[arg(long)]
         quic: Option<SocketAddr>,
     },
+    /// First-boot setup of an appliance: a province is created here, a city or school joins its
+    /// parent with a join token. Asks in a terminal for whatever the flags leave out.
+    Setup {
+        #[arg(long, value_parser = parse_tier)]
+        role: Option<Tier>,
+        /// A province's name (a city's or school's comes with its token).
+        #[arg(long)]
+        name: Option<String>,
+        /// The parent's federation address, HOST:PORT (city or school).
+        #[arg(long)]
+        parent: Option<String>,
+        /// The join token (YK1…), city or school.
+        #[arg(long, env = "YOUKE_JOIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Portal and API listen address.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Federation (QUIC/UDP) listen address.
+        #[arg(long)]
+        quic: Option<SocketAddr>,
+    },
     /// One-time join tokens for child nodes.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -427,6 +448,175 @@ fn parse_language(s: &str) -> Result<youke_media::standard::Language, String> {
     }
 }
 
+/// `youke init`: a node's config, database and identity (a province's root CA).
+#[allow(clippy::too_many_arguments)]
+fn init_node(
+    data: &std::path::Path,
+    role: Tier,
+    name: String,
+    parent: Option<String>,
+    http: Option<SocketAddr>,
+    quic: Option<SocketAddr>,
+    upload_rate: Option<String>,
+    force: bool,
+    dev_pinned: bool,
+) -> Result<()> {
+    let path = youke_node::config::config_path(data);
+    if path.exists() && !force {
+        bail!("{} already exists; this node is initialized (use --force to rewrite its config)", path.display());
+    }
+    if let Some(r) = &upload_rate {
+        r.parse::<RateSchedule>().map_err(anyhow::Error::msg)?;
+    }
+    if role == Tier::Province && parent.is_some() {
+        bail!("a province node has no parent; drop --parent");
+    }
+    let mut config = Config { role, name, parent, ..Config::default() };
+    config.link.upload_rate = upload_rate;
+    if dev_pinned {
+        config.trust = TrustMode::DevPinned;
+    }
+    if let Some(h) = http {
+        config.http = h;
+    }
+    if let Some(q) = quic {
+        config.quic = q;
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    config.save(data)?;
+    let ctx = NodeCtx::open(data, config)?;
+    let federation = ctx.config.trust == TrustMode::Federation;
+    if federation && role == Tier::Province && Enrollment::load(data)?.is_none() {
+        let e = youke_federation::pki::create_federation(&ctx.writer.node_id, &ctx.writer.node_name)?;
+        e.save(data)?;
+    }
+    println!("initialized {} node {:?}", ctx.writer.tier, ctx.writer.node_name);
+    println!("  data        {}", data.display());
+    println!("  node id     {}", ctx.writer.node_id);
+    match Enrollment::load(data)? {
+        Some(e) if federation => {
+            println!("  place       {}", e.place);
+            println!("  root CA     {}", hex::encode(e.root_hash()));
+        }
+        _ if federation => println!("  trust       not enrolled yet: youke --data {} enroll --parent HOST:PORT --token TOKEN", data.display()),
+        _ => {
+            let identity = NodeIdentity::load_or_create(data, &ctx.writer.node_id)?;
+            println!("  certificate {} (development trust: pinned, not verified)", identity.fingerprint());
+        }
+    }
+    println!("  portal      http://{}/", ctx.config.http);
+    println!("  federation  {} (udp)", ctx.config.quic);
+    if let Some(p) = &ctx.config.parent {
+        println!("  parent      {p}");
+    }
+    println!("start it with: youke --data {} serve", data.display());
+    Ok(())
+}
+
+/// `youke enroll`: this node's certificates from its parent, with a join token.
+fn enroll_node(data: &std::path::Path, parent: &str, token: &str, http: Option<SocketAddr>, quic: Option<SocketAddr>) -> Result<()> {
+    if let Some(e) = Enrollment::load(data)? {
+        bail!("this node is enrolled already as {} ({}); to enroll it again, move {} away first", e.place, e.name, data.join(youke_federation::pki::ENROLLMENT_FILE).display());
+    }
+    let token = youke_federation::pki::JoinToken::parse(token)?;
+    let mut config = Config::load(data)?;
+    if config.trust == TrustMode::DevPinned {
+        bail!("this node is configured for development trust (trust = \"dev-pinned\"); set trust = \"federation\" in youke.toml to enroll it");
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let node_id = NodeCtx::open(data, config.clone())?.writer.node_id.clone();
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(format!("enrolling at {parent}…"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let result = runtime()?.block_on(youke_federation::link::enroll(parent, &token, &node_id));
+    spinner.finish_and_clear();
+    let e = result.with_context(|| format!("enrollment at {parent} failed"))?;
+    config.role = e.place.tier();
+    config.name = e.name.clone();
+    config.parent = Some(parent.to_string());
+    if let Some(h) = http {
+        config.http = h;
+    }
+    if let Some(q) = quic {
+        config.quic = q;
+    }
+    config.save(data)?;
+    e.save(data)?;
+    println!("enrolled {} node {:?}", e.place.tier(), e.name);
+    println!("  node id     {node_id}");
+    println!("  place       {}", e.place);
+    println!("  parent      {parent}");
+    println!("  root CA     {}", hex::encode(e.root_hash()));
+    println!("start it with: youke --data {} serve", data.display());
+    Ok(())
+}
+
+/// `youke setup`: the appliance's first boot. A province is created here; a city or a school
+/// joins its parent with a join token (its role and name come with the token). What the flags
+/// leave out is asked for in a terminal; elsewhere a missing flag is an error naming it.
+fn setup(
+    data: &std::path::Path,
+    role: Option<Tier>,
+    name: Option<String>,
+    parent: Option<String>,
+    token: Option<String>,
+    http: Option<SocketAddr>,
+    quic: Option<SocketAddr>,
+) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let interactive = std::io::stdin().is_terminal();
+    let ask = |prompt: &str, flag: &str| -> Result<String> {
+        if !interactive {
+            bail!("{flag} is missing: give it, or run youke setup in a terminal to be asked");
+        }
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line)? == 0 {
+            bail!("no answer for {flag}");
+        }
+        let v = line.trim().to_string();
+        if v.is_empty() {
+            bail!("{flag} cannot be empty");
+        }
+        Ok(v)
+    };
+    if let Some(e) = Enrollment::load(data)? {
+        bail!("this node is set up already: {} {:?}; `youke status` shows it", e.place, e.name);
+    }
+    let role = match role {
+        Some(r) => r,
+        None => parse_tier(&ask("节点角色 Role (province / city / school): ", "--role")?).map_err(anyhow::Error::msg)?,
+    };
+    if role == Tier::Province {
+        if parent.is_some() || token.is_some() {
+            bail!("a province has no parent: drop --parent and --token");
+        }
+        let name = match name {
+            Some(n) => n,
+            None => ask("省级中心名称 Name (e.g. 河北省优课中心): ", "--name")?,
+        };
+        return init_node(data, role, name, None, http, quic, None, false, false);
+    }
+    let parent = match parent {
+        Some(p) => p,
+        None => ask(&format!("上级节点地址 Parent's federation address ({}, HOST:PORT): ", if role == Tier::City { "the province" } else { "the city" }), "--parent")?,
+    };
+    let token = match token {
+        Some(t) => t,
+        None => ask("加入令牌 Join token (YK1…, from the parent's console or `youke token create`): ", "--token")?,
+    };
+    if name.is_some() {
+        eprintln!("note: a {role}'s name comes with its join token; --name is not used");
+    }
+    enroll_node(data, &parent, &token, http, quic)?;
+    let got = Config::load(data)?.role;
+    if got != role {
+        eprintln!("note: the token made this node a {got}, not a {role}");
+    }
+    Ok(())
+}
+
 /// A bytes progress bar for `youke backup` and `youke restore` (hidden when not a terminal).
 struct BytesBar(ProgressBar);
 
@@ -506,58 +696,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     init_logging(cli.verbose, cli.log_format == "json", if matches!(cli.command, Command::Serve { .. }) { "info,quinn=warn,tantivy=warn" } else { "warn" });
     match cli.command {
-        Command::Init { role, name, parent, http, quic, upload_rate, force, dev_pinned } => {
-            let path = youke_node::config::config_path(&cli.data);
-            if path.exists() && !force {
-                bail!("{} already exists; this node is initialized (use --force to rewrite its config)", path.display());
-            }
-            if let Some(r) = &upload_rate {
-                r.parse::<RateSchedule>().map_err(anyhow::Error::msg)?;
-            }
-            if role == Tier::Province && parent.is_some() {
-                bail!("a province node has no parent; drop --parent");
-            }
-            let mut config = Config { role, name, parent, ..Config::default() };
-            config.link.upload_rate = upload_rate;
-            if dev_pinned {
-                config.trust = TrustMode::DevPinned;
-            }
-            if let Some(h) = http {
-                config.http = h;
-            }
-            if let Some(q) = quic {
-                config.quic = q;
-            }
-            std::fs::create_dir_all(&cli.data).with_context(|| format!("cannot create {}", cli.data.display()))?;
-            config.save(&cli.data)?;
-            let ctx = NodeCtx::open(&cli.data, config)?;
-            let federation = ctx.config.trust == TrustMode::Federation;
-            if federation && role == Tier::Province && Enrollment::load(&cli.data)?.is_none() {
-                let e = youke_federation::pki::create_federation(&ctx.writer.node_id, &ctx.writer.node_name)?;
-                e.save(&cli.data)?;
-            }
-            println!("initialized {} node {:?}", ctx.writer.tier, ctx.writer.node_name);
-            println!("  data        {}", cli.data.display());
-            println!("  node id     {}", ctx.writer.node_id);
-            match Enrollment::load(&cli.data)? {
-                Some(e) if federation => {
-                    println!("  place       {}", e.place);
-                    println!("  root CA     {}", hex::encode(e.root_hash()));
-                }
-                _ if federation => println!("  trust       not enrolled yet: youke --data {} enroll --parent HOST:PORT --token TOKEN", cli.data.display()),
-                _ => {
-                    let identity = NodeIdentity::load_or_create(&cli.data, &ctx.writer.node_id)?;
-                    println!("  certificate {} (development trust: pinned, not verified)", identity.fingerprint());
-                }
-            }
-            println!("  portal      http://{}/", ctx.config.http);
-            println!("  federation  {} (udp)", ctx.config.quic);
-            if let Some(p) = &ctx.config.parent {
-                println!("  parent      {p}");
-            }
-            println!("start it with: youke --data {} serve", cli.data.display());
-            Ok(())
-        }
+        Command::Init { role, name, parent, http, quic, upload_rate, force, dev_pinned } => init_node(&cli.data, role, name, parent, http, quic, upload_rate, force, dev_pinned),
         Command::Serve { http, quic, parent } => {
             let mut config = Config::load(&cli.data)?;
             if let Some(h) = http {
@@ -586,42 +725,8 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             })
         }
-        Command::Enroll { parent, token, http, quic } => {
-            if let Some(e) = Enrollment::load(&cli.data)? {
-                bail!("this node is enrolled already as {} ({}); to enroll it again, move {} away first", e.place, e.name, cli.data.join(youke_federation::pki::ENROLLMENT_FILE).display());
-            }
-            let token = youke_federation::pki::JoinToken::parse(&token)?;
-            let mut config = Config::load(&cli.data)?;
-            if config.trust == TrustMode::DevPinned {
-                bail!("this node is configured for development trust (trust = \"dev-pinned\"); set trust = \"federation\" in youke.toml to enroll it");
-            }
-            std::fs::create_dir_all(&cli.data).with_context(|| format!("cannot create {}", cli.data.display()))?;
-            let node_id = NodeCtx::open(&cli.data, config.clone())?.writer.node_id.clone();
-            let spinner = ProgressBar::new_spinner();
-            spinner.set_message(format!("enrolling at {parent}…"));
-            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-            let result = runtime()?.block_on(youke_federation::link::enroll(&parent, &token, &node_id));
-            spinner.finish_and_clear();
-            let e = result.with_context(|| format!("enrollment at {parent} failed"))?;
-            config.role = e.place.tier();
-            config.name = e.name.clone();
-            config.parent = Some(parent.clone());
-            if let Some(h) = http {
-                config.http = h;
-            }
-            if let Some(q) = quic {
-                config.quic = q;
-            }
-            config.save(&cli.data)?;
-            e.save(&cli.data)?;
-            println!("enrolled {} node {:?}", e.place.tier(), e.name);
-            println!("  node id     {node_id}");
-            println!("  place       {}", e.place);
-            println!("  parent      {parent}");
-            println!("  root CA     {}", hex::encode(e.root_hash()));
-            println!("start it with: youke --data {} serve", cli.data.display());
-            Ok(())
-        }
+        Command::Enroll { parent, token, http, quic } => enroll_node(&cli.data, &parent, &token, http, quic),
+        Command::Setup { role, name, parent, token, http, quic } => setup(&cli.data, role, name, parent, token, http, quic),
         Command::Token(TokenCommand::Create { role, name, expires }) => {
             let lifetime = youke_federation::pki::parse_lifetime(&expires).map_err(anyhow::Error::msg)?;
             let ctx = NodeCtx::open_dir(&cli.data)?;

@@ -186,3 +186,40 @@ fn a_backup_of_a_running_node_restores_onto_an_empty_node_with_every_lesson_blob
     let bad = youke(&root.path().join("第三个"), &["restore", dest.to_str().expect("utf-8")]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("did not finish"), "{bad:?}");
 }
+
+#[test]
+fn setup_makes_a_province_by_flags_and_joins_a_city_by_answers_in_a_terminal() {
+    use std::io::Write;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (prov, city) = (root.path().join("省"), root.path().join("市"));
+    let (http, quic) = (free_tcp_port(), free_udp_port());
+    let out = youke_ok(&prov, &["setup", "--role", "province", "--name", "河北省优课中心", "--http", &format!("127.0.0.1:{http}"), "--quic", &format!("127.0.0.1:{quic}")]);
+    assert!(out.contains("initialized province node \"河北省优课中心\""), "{out}");
+    let again = youke(&prov, &["setup", "--role", "province", "--name", "又一个"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("set up already"), "{again:?}");
+    let _province = Server::start(&prov, http);
+    let token = youke_ok(&prov, &["token", "create", "--role", "city", "--name", "石家庄市教育局"]).lines().last().expect("token").trim().to_string();
+
+    // Not in a terminal: a missing flag is named.
+    let parent = format!("127.0.0.1:{quic}");
+    let out = youke(&city, &["setup", "--role", "city", "--parent", &parent]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--token is missing"), "{out:?}");
+
+    // In a terminal (script(1) gives it one), the role, the parent and the token are asked for.
+    let (city_http, city_quic) = (free_tcp_port(), free_udp_port());
+    let cmd = format!("'{}' --data '{}' setup --http 127.0.0.1:{city_http} --quic 127.0.0.1:{city_quic}", youke_bin().display(), city.display());
+    let mut child = Command::new("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("script(1)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for answer in ["city", &parent, &token] {
+        writeln!(stdin, "{answer}").expect("answer");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(stdin);
+    let output = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("Role (province / city / school)") && text.contains("Join token"), "the prompts: {text}");
+    assert!(text.contains("enrolled city node \"石家庄市教育局\""), "{text}");
+    let status: serde_json::Value = serde_json::from_str(&youke_ok(&city, &["status", "--json"])).expect("json");
+    assert_eq!(status["role"], "city", "{status}");
+}
