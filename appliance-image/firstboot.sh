@@ -14,7 +14,7 @@ else
   as_youke youke setup </dev/tty1 >/dev/tty1 2>&1
 fi
 touch /var/lib/youke/.setup-done
-systemctl start youke.service
+systemctl start --no-block youke.service
 for _ in $(seq 1 120); do
   if curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1; then break; fi
   sleep 1

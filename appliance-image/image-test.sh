@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deb=${1:-}
-need=(qemu-system-x86 ovmf mtools dosfstools fdisk debootstrap)
+need=(qemu-system-x86 qemu-utils ovmf mtools dosfstools fdisk debootstrap)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
