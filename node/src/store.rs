@@ -411,6 +411,11 @@ impl Store {
     }
 
     /// Runs `f` on a pooled connection.
+    /// Whether the database answers a read (the watchdog's and `/readyz`'s probe).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(StoreError::from))
+    }
+
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
         let conn = self.take()?;
         let r = f(&conn);

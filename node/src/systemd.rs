@@ -74,7 +74,7 @@ pub async fn watchdog(ctx: Arc<NodeCtx>, interval: Duration, cancel: Cancellatio
             _ = tick.tick() => {}
         }
         let c = Arc::clone(&ctx);
-        let probe = tokio::task::spawn_blocking(move || c.store.read(|conn| conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from)));
+        let probe = tokio::task::spawn_blocking(move || c.store.ping());
         match tokio::time::timeout(interval, probe).await {
             Ok(Ok(Ok(_))) => tell("WATCHDOG=1"),
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "the database does not answer; not pinging the watchdog"),

@@ -764,7 +764,7 @@ pub struct Readiness {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let stopping = state.shutdown.is_cancelled();
     let search_index = state.ctx.index_current.load(std::sync::atomic::Ordering::Acquire);
-    let probe = blocking(&state, |ctx| Ok(ctx.store.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from))?));
+    let probe = blocking(&state, |ctx| Ok(ctx.store.ping()?));
     let database = tokio::time::timeout(std::time::Duration::from_secs(2), probe).await.is_ok_and(|r| r.is_ok());
     let r = Readiness { ready: database && search_index && !stopping, database, search_index, stopping };
     let code = if r.ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
