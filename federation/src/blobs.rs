@@ -7,8 +7,13 @@
 //! interrupted transfer resumes at the last whole chunk; only a complete partial file is renamed
 //! into the store. Each stored blob of more than one chunk keeps its manifest in
 //! `manifests/ab/cdef…` so that it can be sent on without hashing it again.
+//!
+//! With a [`Remote`] (S3-compatible object storage, see [`crate::objects`]) verified blobs go
+//! to the bucket instead of `blobs/`, and `remote/ab/cdef…` records each one the bucket
+//! acknowledged. [`BlobStore::blob`] finds a blob in either place and reads it the same way.
 
 use crate::manifest::{self, CHUNK, Manifest, ManifestBuilder, ManifestError};
+use crate::objects::Remote;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -79,6 +84,10 @@ pub enum BlobError {
     Busy { hash: BlobHash },
     #[error("disk full while storing blob {hash} under {path}; free space and the transfer resumes where it stopped")]
     DiskFull { hash: BlobHash, path: PathBuf },
+    #[error("cannot {action} blob {hash} in {remote}: {source}; check that the object storage answers and [object_store] in youke.toml")]
+    Object { action: &'static str, hash: BlobHash, remote: String, source: Box<object_store::Error> },
+    #[error("object storage: {message}")]
+    ObjectConfig { message: String },
 }
 
 impl BlobError {
@@ -100,6 +109,8 @@ impl BlobError {
 pub struct BlobStore {
     root: PathBuf,
     shared: Arc<Shared>,
+    /// Where verified blobs go instead of `blobs/`, if set.
+    remote: Option<Remote>,
 }
 
 #[derive(Debug, Default)]
@@ -118,18 +129,35 @@ impl BlobStore {
     /// Opens (creating if needed) a store under `root`. Leftover temp files from a crash are removed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        for sub in ["blobs", "tmp", "partial", "manifests", "cache"] {
+        for sub in ["blobs", "tmp", "partial", "manifests", "cache", "remote"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(BlobError::io("create", &p))?;
         }
-        let store = BlobStore { root, shared: Arc::default() };
+        let store = BlobStore { root, shared: Arc::default(), remote: None };
+        // Leftovers of processes that died; not the files of a node serving beside this one (a
+        // CLI command opens the same store while `youke serve` runs).
         let tmp = store.root.join("tmp");
         if let Ok(entries) = fs::read_dir(&tmp) {
             for e in entries.flatten() {
-                let _ = fs::remove_file(e.path());
+                let owner = e.file_name().to_str().and_then(|n| n.split('-').nth(1)).and_then(|p| p.parse::<u32>().ok());
+                let alive = owner.is_some_and(|pid| pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists());
+                if !alive {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         Ok(store)
+    }
+
+    /// This store, putting new blobs into `remote` from now on (those on local disk stay
+    /// readable there until [`BlobStore::migrate_to_remote`] moves them).
+    pub fn with_remote(mut self, remote: Remote) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
     }
 
     pub fn root(&self) -> &Path {
@@ -147,6 +175,11 @@ impl BlobStore {
         self.root.join("manifests").join(&hex[..2]).join(&hex[2..])
     }
 
+    fn marker_path(&self, hash: &BlobHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root.join("remote").join(&hex[..2]).join(&hex[2..])
+    }
+
     fn partial_path(&self, hash: &BlobHash) -> PathBuf {
         self.root.join("partial").join(hash.to_hex())
     }
@@ -155,14 +188,109 @@ impl BlobStore {
         self.root.join("tmp").join(format!("{what}-{}-{}", std::process::id(), unique()))
     }
 
-    /// The stored blob's path, if the store holds it.
-    pub fn get(&self, hash: &BlobHash) -> Option<PathBuf> {
+    /// The stored blob, on local disk or in the bucket, if the store holds it. Makes no request
+    /// (a bucket's blobs are known by their markers).
+    pub fn blob(&self, hash: &BlobHash) -> Option<Blob> {
         let p = self.path_of(hash);
-        p.is_file().then_some(p)
+        if let Ok(meta) = fs::metadata(&p)
+            && meta.is_file()
+        {
+            return Some(Blob { hash: *hash, size: meta.len(), at: At::File(p) });
+        }
+        let remote = self.remote.as_ref()?;
+        let size = fs::read_to_string(self.marker_path(hash)).ok()?.trim().parse().ok()?;
+        Some(Blob { hash: *hash, size, at: At::Object(remote.clone()) })
     }
 
     pub fn contains(&self, hash: &BlobHash) -> bool {
-        self.get(hash).is_some()
+        self.path_of(hash).is_file() || (self.remote.is_some() && self.marker_path(hash).is_file())
+    }
+
+    /// The blob as a file on local disk, for programs that want a path (the transcoder): the
+    /// stored file itself, or a verified temporary copy from the bucket, deleted when dropped.
+    pub fn local_copy(&self, hash: &BlobHash) -> Result<Option<LocalCopy>, BlobError> {
+        let Some(blob) = self.blob(hash) else { return Ok(None) };
+        let tmp = self.tmp_path("fetch");
+        if let Some(p) = blob.path() {
+            // A second name for the stored file: it stays readable while the copy lives, even if
+            // `youke storage migrate` moves the blob into the bucket meanwhile.
+            return match fs::hard_link(p, &tmp) {
+                Ok(()) => Ok(Some(LocalCopy { path: tmp, temporary: true })),
+                Err(_) => Ok(Some(LocalCopy { path: p.to_path_buf(), temporary: false })),
+            };
+        }
+        let copy = LocalCopy { path: tmp.clone(), temporary: true };
+        let mut file = File::create(&tmp).map_err(BlobError::io("create", &tmp))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut reader = blob.reader();
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BlobError::Io { action: "fetch into", path: tmp, source: e }),
+            };
+            let piece = buf.get(..n).unwrap_or_default();
+            hasher.update(piece);
+            file.write_all(piece).map_err(|e| BlobError::write(*hash, &tmp, e))?;
+        }
+        let actual = BlobHash::from(hasher.finalize());
+        if actual != *hash {
+            return Err(BlobError::HashMismatch { expected: *hash, actual });
+        }
+        Ok(Some(copy))
+    }
+
+    /// Moves every blob on local disk into the bucket (except those `skip` names, such as a
+    /// cache's), one at a time: uploaded, recorded, then deleted here. Safe to interrupt and run
+    /// again. `progress` gets (bytes done, bytes in all). Returns the blobs and bytes moved.
+    pub fn migrate_to_remote(&self, skip: impl Fn(&BlobHash) -> bool, mut progress: impl FnMut(u64, u64)) -> Result<(usize, u64), BlobError> {
+        let Some(remote) = &self.remote else {
+            return Err(BlobError::ObjectConfig { message: "no object storage is configured ([object_store] in youke.toml)".into() });
+        };
+        let mut local = Vec::new();
+        let dir = self.root.join("blobs");
+        for sub in fs::read_dir(&dir).map_err(BlobError::io("list", &dir))?.flatten() {
+            let Ok(files) = fs::read_dir(sub.path()) else { continue };
+            for f in files.flatten() {
+                let name = format!("{}{}", sub.file_name().to_string_lossy(), f.file_name().to_string_lossy());
+                if let (Ok(hash), Ok(meta)) = (name.parse::<BlobHash>(), f.metadata())
+                    && meta.is_file()
+                    && !skip(&hash)
+                {
+                    local.push((hash, meta.len()));
+                }
+            }
+        }
+        let total = local.iter().map(|(_, s)| s).sum();
+        let mut done = 0;
+        progress(0, total);
+        for (hash, size) in &local {
+            let path = self.path_of(hash);
+            remote.upload(&path, hash, *size)?;
+            self.write_marker(hash, *size)?;
+            fs::remove_file(&path).map_err(BlobError::io("remove", &path))?;
+            done += size;
+            progress(done, total);
+        }
+        Ok((local.len(), done))
+    }
+
+    /// Records that the bucket holds blob `hash` of `size` bytes (temp file, fsync, rename).
+    fn write_marker(&self, hash: &BlobHash, size: u64) -> Result<(), BlobError> {
+        let tmp = self.tmp_path("marker");
+        let write = || -> Result<(), BlobError> {
+            let mut f = File::create(&tmp).map_err(BlobError::io("create", &tmp))?;
+            f.write_all(format!("{size}\n").as_bytes()).map_err(|e| BlobError::write(*hash, &tmp, e))?;
+            f.sync_all().map_err(BlobError::io("fsync", &tmp))?;
+            rename_durably(&tmp, &self.marker_path(hash))
+        };
+        let r = write();
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
     }
 
     /// Copies `reader` into the store. Returns the hash and size. `progress` is called with the
@@ -218,11 +346,18 @@ impl BlobStore {
         self.put_reader(f, progress)
     }
 
-    /// Renames a complete, verified, fsynced file into place and fsyncs the directory.
-    fn install(&self, from: &Path, hash: &BlobHash) -> Result<PathBuf, BlobError> {
-        let dest = self.path_of(hash);
-        rename_durably(from, &dest)?;
-        Ok(dest)
+    /// Stores a complete, verified, fsynced file: uploads it to the bucket and records it there
+    /// (then deletes it here), or renames it into `blobs/` and fsyncs the directory.
+    fn install(&self, from: &Path, hash: &BlobHash) -> Result<(), BlobError> {
+        let Some(remote) = &self.remote else { return self.install_local(from, hash) };
+        let size = fs::metadata(from).map_err(BlobError::io("stat", from))?.len();
+        remote.upload(from, hash, size)?;
+        self.write_marker(hash, size)?;
+        fs::remove_file(from).map_err(BlobError::io("remove", from))
+    }
+
+    fn install_local(&self, from: &Path, hash: &BlobHash) -> Result<(), BlobError> {
+        rename_durably(from, &self.path_of(hash))
     }
 
     /// The manifest of a stored blob, computed (and kept) if it was never saved.
@@ -233,8 +368,12 @@ impl BlobStore {
         {
             return Ok(m);
         }
-        let blob = self.path_of(hash);
-        let mut f = File::open(&blob).map_err(BlobError::io("open", &blob))?;
+        let blob = self.blob(hash).ok_or_else(|| BlobError::Io {
+            action: "open",
+            path: self.path_of(hash),
+            source: io::Error::new(io::ErrorKind::NotFound, "the store does not hold this blob"),
+        })?;
+        let mut f = blob.reader();
         let mut builder = ManifestBuilder::new();
         let mut buf = vec![0u8; COPY_BUF];
         loop {
@@ -242,7 +381,7 @@ impl BlobStore {
                 Ok(0) => break,
                 Ok(n) => builder.update(buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(BlobError::Io { action: "read", path: blob, source: e }),
+                Err(e) => return Err(BlobError::Io { action: "read", path: self.path_of(hash), source: e }),
             }
         }
         let (actual, manifest) = builder.finish();
@@ -313,11 +452,12 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Moves a cache file whose every chunk verified into the store.
-    pub fn cache_promote(&self, hash: &BlobHash) -> Result<PathBuf, BlobError> {
+    /// Moves a cache file whose every chunk verified into the store (on local disk: a cache
+    /// is evicted again, never put in the bucket).
+    pub fn cache_promote(&self, hash: &BlobHash) -> Result<(), BlobError> {
         let path = self.cache_path(hash);
         File::open(&path).and_then(|f| f.sync_all()).map_err(BlobError::io("fsync", &path))?;
-        self.install(&path, hash)
+        self.install_local(&path, hash)
     }
 
     /// Deletes a cached blob: its cache file, or its stored copy once promoted, and its manifest.
@@ -571,8 +711,8 @@ impl Incoming {
         Ok(())
     }
 
-    /// Completes the blob: every chunk verified, fsynced, manifest kept, renamed into the store.
-    pub fn finish(mut self) -> Result<PathBuf, BlobError> {
+    /// Completes the blob: every chunk verified, fsynced, manifest kept, put into the store.
+    pub fn finish(mut self) -> Result<(), BlobError> {
         if !self.buf.is_empty() || self.verified != self.manifest.size {
             return Err(BlobError::SizeMismatch {
                 hash: self.hash,
@@ -582,9 +722,105 @@ impl Incoming {
         }
         self.sync()?;
         self.store.save_manifest(&self.hash, &self.manifest)?;
-        let dest = self.store.install(&self.path, &self.hash)?;
+        self.store.install(&self.path, &self.hash)?;
         lock(&self.store.shared.verified).remove(&self.hash);
-        Ok(dest)
+        Ok(())
+    }
+}
+
+/// A stored blob: where it is and how big. Cheap to clone; reading it may make requests.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    hash: BlobHash,
+    size: u64,
+    at: At,
+}
+
+#[derive(Debug, Clone)]
+enum At {
+    File(PathBuf),
+    Object(Remote),
+}
+
+impl Blob {
+    pub fn hash(&self) -> BlobHash {
+        self.hash
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The file, if the blob is on local disk.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.at {
+            At::File(p) => Some(p),
+            At::Object(_) => None,
+        }
+    }
+
+    /// The bucket, if the blob is there.
+    pub fn remote(&self) -> Option<&Remote> {
+        match &self.at {
+            At::File(_) => None,
+            At::Object(r) => Some(r),
+        }
+    }
+
+    /// Fills `buf` from byte `offset` (blocking).
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), BlobError> {
+        match &self.at {
+            At::File(p) => File::open(p).and_then(|f| f.read_exact_at(buf, offset)).map_err(BlobError::io("read", p)),
+            At::Object(r) => {
+                let got = r.read_blocking(&self.hash, offset..offset + buf.len() as u64)?;
+                if got.len() != buf.len() {
+                    return Err(BlobError::SizeMismatch { hash: self.hash, expected: offset + buf.len() as u64, actual: offset + got.len() as u64 });
+                }
+                buf.copy_from_slice(&got);
+                Ok(())
+            }
+        }
+    }
+
+    /// A sequential reader of the whole blob (blocking).
+    pub fn reader(&self) -> Box<dyn Read + Send> {
+        match &self.at {
+            At::File(p) => match File::open(p) {
+                Ok(f) => Box::new(f),
+                Err(e) => Box::new(FailedReader(Some(io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()))))),
+            },
+            At::Object(r) => Box::new(r.reader(&self.hash, self.size)),
+        }
+    }
+}
+
+/// A reader whose first read fails with the error of opening it.
+struct FailedReader(Option<io::Error>);
+
+impl Read for FailedReader {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self.0.take().unwrap_or_else(|| io::Error::other("read failed")))
+    }
+}
+
+/// A blob as a local file (see [`BlobStore::local_copy`]).
+#[derive(Debug)]
+pub struct LocalCopy {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl LocalCopy {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LocalCopy {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -631,7 +867,7 @@ mod tests {
         assert_eq!(h1, h2);
         assert_eq!(n1, 12);
         assert_eq!(h1, BlobHash::from(blake3::hash(b"hello lesson")));
-        let path = store.get(&h1).expect("stored");
+        let path = store.blob(&h1).expect("stored").path().expect("local").to_path_buf();
         assert_eq!(fs::read(path).expect("read"), b"hello lesson");
         assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
     }
@@ -670,7 +906,8 @@ mod tests {
         assert_eq!(inc.have(), CHUNK);
         inc.write(&data[CHUNK as usize..]).expect("rest");
         assert!(inc.is_complete());
-        let path = inc.finish().expect("finish");
+        inc.finish().expect("finish");
+        let path = store.path_of(&hash);
         assert_eq!(fs::read(path).expect("read"), data);
         assert_eq!(store.manifest(&hash).expect("manifest kept"), manifest);
         assert_eq!(fs::read_dir(dir.path().join("partial")).expect("partial").count(), 0);
@@ -695,7 +932,8 @@ mod tests {
         assert_eq!(inc.have(), 4 * CHUNK);
         inc.set_sync_every(CHUNK);
         inc.write(&data[4 * CHUNK as usize..]).expect("rest");
-        let path = inc.finish().expect("finish");
+        inc.finish().expect("finish");
+        let path = store.path_of(&hash);
         assert_eq!(fs::read(path).expect("read"), data);
     }
 
@@ -716,7 +954,7 @@ mod tests {
         assert_eq!(inc.have(), 2 * CHUNK);
         inc.write(&data[2 * CHUNK as usize..]).expect("good bytes");
         inc.finish().expect("finish");
-        assert_eq!(fs::read(store.get(&hash).expect("stored")).expect("read"), data);
+        assert_eq!(fs::read(store.blob(&hash).expect("stored").path().expect("local")).expect("read"), data);
     }
 
     #[test]
@@ -779,5 +1017,94 @@ mod tests {
         let h = BlobHash::from(blake3::hash(b"x"));
         assert_eq!(h.to_hex().parse::<BlobHash>().ok(), Some(h));
         assert!("zz".parse::<BlobHash>().is_err());
+    }
+
+    #[test]
+    fn opening_removes_temp_files_of_dead_processes_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        BlobStore::open(dir.path()).expect("open");
+        let live = dir.path().join("tmp").join(format!("put-{}-77", std::process::id()));
+        let dead = dir.path().join("tmp").join("put-999999999-1");
+        let odd = dir.path().join("tmp").join("stray");
+        for p in [&live, &dead, &odd] {
+            fs::write(p, b"x").expect("plant");
+        }
+        BlobStore::open(dir.path()).expect("reopen");
+        assert!(live.exists(), "a running process's temp file is kept");
+        assert!(!dead.exists() && !odd.exists());
+    }
+
+    fn bucket() -> Remote {
+        Remote::new(std::sync::Arc::new(object_store::memory::InMemory::new()), "p", "memory")
+    }
+
+    #[test]
+    fn with_a_bucket_blobs_go_there_and_read_back_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::open(dir.path()).expect("open").with_remote(bucket());
+        let data = data(2 * CHUNK as usize + 77);
+        let (hash, size) = store.put_reader(&data[..], |_| {}).expect("put");
+        assert_eq!(size, data.len() as u64);
+        assert!(!store.path_of(&hash).exists(), "not on local disk");
+        assert!(store.contains(&hash));
+        let blob = store.blob(&hash).expect("held");
+        assert!(blob.path().is_none() && blob.remote().is_some());
+        assert_eq!(blob.size(), size);
+        let mut mid = vec![0u8; 1000];
+        blob.read_exact_at(&mut mid, CHUNK - 10).expect("range");
+        assert_eq!(mid, data[CHUNK as usize - 10..CHUNK as usize + 990]);
+        // The manifest is computed from the bucket when it was not kept.
+        fs::remove_file(store.manifest_path(&hash)).expect("drop manifest");
+        assert_eq!(store.manifest(&hash).expect("manifest"), describe(&data).1);
+        // A local copy for the transcoder is verified, and deleted when dropped.
+        let copy = store.local_copy(&hash).expect("copy").expect("held");
+        assert_eq!(fs::read(copy.path()).expect("read"), data);
+        let p = copy.path().to_path_buf();
+        drop(copy);
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_received_blob_goes_to_the_bucket_and_a_crash_before_the_upload_resumes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let remote = bucket();
+        let data = data(3 * CHUNK as usize + 5);
+        let (hash, manifest) = describe(&data);
+        {
+            // All bytes arrive, then the process dies before finishing.
+            let store = BlobStore::open(dir.path()).expect("open").with_remote(remote.clone());
+            let mut inc = store.begin_incoming(hash, manifest.clone()).expect("begin");
+            inc.write(&data).expect("write");
+            inc.sync().expect("sync");
+        }
+        let store = BlobStore::open(dir.path()).expect("reopen").with_remote(remote.clone());
+        assert!(!store.contains(&hash));
+        let inc = store.begin_incoming(hash, manifest).expect("resume");
+        assert!(inc.is_complete());
+        inc.finish().expect("finish");
+        assert_eq!(remote.head(&hash).expect("head"), Some(data.len() as u64));
+        assert_eq!(fs::read_dir(dir.path().join("partial")).expect("partial").count(), 0);
+        let mut all = Vec::new();
+        store.blob(&hash).expect("held").reader().read_to_end(&mut all).expect("read");
+        assert!(all == data);
+    }
+
+    #[test]
+    fn migrating_moves_local_blobs_into_the_bucket_except_the_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = BlobStore::open(dir.path()).expect("open");
+        let (a, _) = local.put_reader(&b"lesson one"[..], |_| {}).expect("a");
+        let (b, _) = local.put_reader(&b"cached lesson"[..], |_| {}).expect("b");
+        let store = BlobStore::open(dir.path()).expect("reopen").with_remote(bucket());
+        assert!(store.blob(&a).expect("a").path().is_some(), "still read from local disk");
+        let mut seen = Vec::new();
+        let (n, bytes) = store.migrate_to_remote(|h| *h == b, |d, t| seen.push((d, t))).expect("migrate");
+        assert_eq!((n, bytes), (1, 10));
+        assert_eq!(seen.last(), Some(&(10, 10)));
+        assert!(store.blob(&a).expect("a").remote().is_some());
+        assert!(store.blob(&b).expect("b").path().is_some());
+        // Again: nothing left to move.
+        assert_eq!(store.migrate_to_remote(|h| *h == b, |_, _| {}).expect("again"), (0, 0));
+        assert!(BlobStore::open(dir.path()).expect("plain").migrate_to_remote(|_| false, |_, _| {}).is_err());
     }
 }

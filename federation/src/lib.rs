@@ -17,6 +17,7 @@ pub mod blobs;
 pub mod identity;
 pub mod link;
 pub mod manifest;
+pub mod objects;
 pub mod pki;
 pub mod protocol;
 pub mod pull;

@@ -8,7 +8,7 @@
 //! node's business, reached through [`LinkStore`]; the rules themselves live in
 //! [`crate::protocol`] and [`crate::tier`].
 
-use crate::blobs::{BlobError, BlobHash, BlobStore, Incoming};
+use crate::blobs::{Blob, BlobError, BlobHash, BlobStore, Incoming};
 use crate::manifest::{CHUNK, Manifest};
 use crate::rate::{Rate, RateLimiter};
 use crate::transfers::{Direction, Transfer, Transfers};
@@ -790,7 +790,7 @@ impl Uplink {
     }
 
     async fn send_blob(&self, conn: &Connection, parent: &Peer, job: BlobUpload) -> Result<(), LinkError> {
-        let path = self.blobs.get(&job.hash).ok_or_else(|| {
+        let blob = self.blobs.blob(&job.hash).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, format!("blob {} is not in the local store", job.hash))
         })?;
         let blobs = self.blobs.clone();
@@ -809,7 +809,7 @@ impl Uplink {
             info!(hash = %job.hash, offset = have, size = job.size, "resuming blob upload");
         }
         let progress = self.transfers.start(job.hash, Direction::Upload, &parent.info.name, job.size, have);
-        let sent = send_file_range(&mut send, &path, have, job.size - have, Some(&self.limiter), &progress, &self.counters).await;
+        let sent = send_blob_range(&mut send, &blob, have, job.size - have, Some(&self.limiter), &progress, &self.counters).await;
         if let Err(e) = sent {
             // The parent may have refused the bytes (a bad chunk, a full disk): its answer says why.
             return Err(match tokio::time::timeout(Duration::from_secs(2), read_msg(&mut recv)).await {
@@ -827,6 +827,45 @@ impl Uplink {
             other => Err(LinkError::Protocol(format!("expected blob stored, got {}", protocol::describe(&other)))),
         }
     }
+}
+
+/// Sends `len` bytes of a blob from `offset`: from its file, or streamed from the bucket.
+async fn send_blob_range(
+    send: &mut SendStream,
+    blob: &Blob,
+    offset: u64,
+    len: u64,
+    limiter: Option<&RateLimiter>,
+    progress: &Transfer,
+    counters: &LinkCounters,
+) -> Result<(), LinkError> {
+    if let Some(path) = blob.path() {
+        return send_file_range(send, path, offset, len, limiter, progress, counters).await;
+    }
+    let Some(remote) = blob.remote() else { return Err(LinkError::Protocol(format!("blob {} has no place", blob.hash()))) };
+    let mut pieces = remote.stream(&blob.hash(), offset..offset + len);
+    let mut sent = 0u64;
+    while let Some(piece) = pieces.recv().await {
+        let piece = piece?;
+        if let Some(l) = limiter {
+            for part in piece.chunks(RATED_PIECE) {
+                l.acquire(part.len() as u64).await;
+                send.write_all(part).await?;
+            }
+        } else {
+            send.write_all(&piece).await?;
+        }
+        LinkCounters::add(&counters.blob_bytes_sent, piece.len() as u64);
+        progress.advance(piece.len() as u64);
+        sent += piece.len() as u64;
+    }
+    if sent != len {
+        return Err(LinkError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("blob {} in {} gave {sent} of {len} bytes", blob.hash(), remote.describe()),
+        )));
+    }
+    Ok(())
 }
 
 /// Streams `len` bytes of the file at `path` from `offset`, paced by `limiter` if given.
@@ -1313,7 +1352,7 @@ impl ChildAcceptor {
             send.finish()?;
             return Ok(());
         }
-        let local = self.blobs.get(&hash);
+        let local = self.blobs.blob(&hash);
         let range = match (&local, &self.ranges) {
             (Some(_), _) => {
                 let blobs = self.blobs.clone();
@@ -1345,7 +1384,7 @@ impl ChildAcceptor {
         write_msg(&mut send, &Message::BlobRange { size, manifest: cvs, offset, len }).await?;
         let progress = self.transfers.start(hash, Direction::Serve, &child.info.name, offset + len, offset);
         match local {
-            Some(path) => send_file_range(&mut send, &path, offset, len, None, &progress, &self.counters).await?,
+            Some(blob) => send_blob_range(&mut send, &blob, offset, len, None, &progress, &self.counters).await?,
             None => {
                 let bytes = range.bytes.slice(..(len as usize).min(range.bytes.len()));
                 send.write_all(&bytes).await?;
@@ -1375,8 +1414,8 @@ fn error_code(e: &LinkError) -> ErrorCode {
 /// chunks; each chunk is checked and written (on the blocking pool) before the next is read, so
 /// what this node has taken off the stream but not yet kept is always less than one chunk (QUIC's
 /// flow-control window keeps the sender busy meanwhile). Completes the blob if all of it came;
-/// otherwise keeps the verified prefix and fails. Returns where the blob lives.
-pub async fn receive_into(incoming: Incoming, recv: &mut RecvStream, progress: &Transfer, counters: &LinkCounters) -> Result<std::path::PathBuf, LinkError> {
+/// otherwise keeps the verified prefix and fails.
+pub async fn receive_into(incoming: Incoming, recv: &mut RecvStream, progress: &Transfer, counters: &LinkCounters) -> Result<(), LinkError> {
     let mut incoming = Some(incoming);
     // Bytes of the chunk being gathered; read straight into it (several QUIC frames per read).
     let mut buf: Vec<u8> = vec![0u8; CHUNK as usize];
@@ -1431,7 +1470,7 @@ pub async fn receive_into(incoming: Incoming, recv: &mut RecvStream, progress: &
     .await
     .map_err(join_err)?;
     match (network, written) {
-        (_, Ok(path)) => Ok(path),
+        (_, Ok(())) => Ok(()),
         (Err(e), Err(BlobError::Incomplete { .. })) => Err(e),
         (_, Err(e)) => Err(e.into()),
     }

@@ -36,7 +36,7 @@ async fn documents_and_blobs_reach_the_parent() {
     eventually("documents applied and acknowledged", || store.with(|s| s.acked == 3) && parent.store.with(|s| s.applied.len() == 3)).await;
     eventually("blob stored at the parent", || store.with(|s| s.uploaded.contains(&hash))).await;
     assert_eq!(parent.store.with(|s| s.received.clone()), vec![(hash, size)]);
-    let stored = std::fs::read(parent.blobs.get(&hash).expect("stored")).expect("read");
+    let stored = std::fs::read(parent.blobs.blob(&hash).expect("stored").path().expect("local")).expect("read");
     assert_eq!(stored, data);
     assert!(matches!(store.with(|s| s.states.last().cloned()), Some(LinkState::Up { .. })));
     assert!(store.with(|s| s.parent.clone()).is_some(), "the child pins its parent");
@@ -269,7 +269,7 @@ async fn a_corrupted_chunk_is_refused_and_sent_again_while_good_chunks_are_kept(
     send.write_all(&data[have as usize..]).await.expect("rest");
     send.finish().expect("finish");
     assert!(matches!(read(&mut recv).await, Message::BlobStored { hash: h } if h == hash));
-    assert_eq!(std::fs::read(parent.blobs.get(&hash).expect("stored")).expect("read"), data);
+    assert_eq!(std::fs::read(parent.blobs.blob(&hash).expect("stored").path().expect("local")).expect("read"), data);
     assert_eq!(parent.store.with(|s| s.received.clone()), vec![(hash, data.len() as u64)]);
     parent.cancel.cancel();
 }

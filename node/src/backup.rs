@@ -207,9 +207,8 @@ fn copy_blobs(
             progress.advance(b.size);
             continue;
         }
-        let src = from.get(&hash).ok_or_else(|| missing(&b.hash))?;
-        let file = File::open(&src).map_err(io("open", &src))?;
-        let (got, size) = to.put_reader(file, |_| {})?;
+        let src = from.blob(&hash).ok_or_else(|| missing(&b.hash))?;
+        let (got, size) = to.put_reader(src.reader(), |_| {})?;
         if got != hash {
             return Err(damaged(format!("blob {} has other content (hash {})", b.hash, got.to_hex())));
         }

@@ -72,7 +72,18 @@ fn err(e: impl std::fmt::Display) -> NodeError {
 struct Killed(Child);
 
 impl Drop for Killed {
+    /// SIGTERM first (nginx's master then stops its workers; SIGKILL would orphan them, still
+    /// listening), SIGKILL if it has not gone within two seconds.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            for _ in 0..40 {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -47,6 +47,10 @@ pub struct Config {
     pub portal: PortalConfig,
     /// Assumptions of the storage forecast (admin console, `youke forecast`).
     pub forecast: crate::forecast::ForecastConfig,
+    /// Media blobs on S3-compatible object storage (a SeaweedFS cluster) instead of this
+    /// machine's disk; docs/SCALING.md. The secret may be given as YOUKE_S3_SECRET_ACCESS_KEY.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<youke_federation::objects::S3Settings>,
 }
 
 /// The portal's access rules.
@@ -170,6 +174,7 @@ impl Default for Config {
             portal: PortalConfig::default(),
             forecast: Default::default(),
             trust: TrustMode::Federation,
+            object_store: None,
         }
     }
 }
@@ -197,6 +202,18 @@ pub fn config_path(data_dir: &Path) -> PathBuf {
 }
 
 impl Config {
+    /// The object storage settings with the secret from YOUKE_S3_SECRET_ACCESS_KEY when the
+    /// file leaves it out.
+    pub fn object_store_settings(&self) -> Option<youke_federation::objects::S3Settings> {
+        let mut s = self.object_store.clone()?;
+        if s.secret_access_key.is_empty()
+            && let Ok(v) = std::env::var("YOUKE_S3_SECRET_ACCESS_KEY")
+        {
+            s.secret_access_key = v;
+        }
+        Some(s)
+    }
+
     /// Reads the config file ([`config_path`]; defaults if absent), then applies `YOUKE_*`
     /// variables.
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
@@ -233,6 +250,14 @@ impl Config {
         }
         if self.ftp.passive_ports.0 > self.ftp.passive_ports.1 || self.ftp.stale_secs == 0 {
             return Err("ftp.passive_ports must be [first, last] and ftp.stale_secs more than 0".into());
+        }
+        if let Some(o) = &self.object_store {
+            // The secret may come from the environment at start (never written back here).
+            let mut o = o.clone();
+            if o.secret_access_key.is_empty() {
+                o.secret_access_key = "from-environment".into();
+            }
+            o.check().map_err(|e| format!("object_store: {e}"))?;
         }
         if let Some(p) = &self.import.name_pattern {
             p.parse::<crate::ingest::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
@@ -367,6 +392,19 @@ mod tests {
     fn shipped_default_config_parses_to_the_defaults() {
         let text = include_str!("../../appliance-image/youke.toml");
         assert_eq!(Config::parse(text).expect("parses"), Config::default());
+    }
+
+    #[test]
+    fn the_shipped_object_store_example_parses_and_bad_settings_are_named() {
+        let text = include_str!("../../appliance-image/youke.toml");
+        let section: String = text.split("# [object_store]").nth(1).expect("the example").lines().map(|l| l.strip_prefix("# ").unwrap_or(l)).collect::<Vec<_>>().join("\n");
+        let c = Config::parse(&format!("[object_store]{section}")).expect("parses");
+        let o = c.object_store.expect("set");
+        assert_eq!((o.endpoint.as_str(), o.bucket.as_str(), o.prefix.as_str()), ("http://10.20.0.3:8333", "youke", "河北省"));
+        // The secret may be left to the environment; a bad endpoint is named.
+        assert!(Config::parse("[object_store]\nendpoint = \"http://s3:8333\"\nbucket = \"b\"\naccess_key_id = \"k\"").is_ok());
+        let err = Config::parse("[object_store]\nendpoint = \"s3:8333\"\nbucket = \"b\"\naccess_key_id = \"k\"").unwrap_err();
+        assert!(err.contains("object_store") && err.contains("http://"), "{err}");
     }
 
     #[test]

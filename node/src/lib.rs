@@ -46,6 +46,7 @@ pub mod node;
 pub mod pull;
 pub mod replication;
 pub mod status;
+pub mod storage;
 pub mod store;
 pub mod systemd;
 pub mod trust;

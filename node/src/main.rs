@@ -243,6 +243,9 @@ enum Command {
     /// The link to the parent: show or change its media rate schedule.
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Where media blobs live: check the object storage settings, move local blobs there.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Benchmarks (results for docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -326,6 +329,18 @@ fn read_password() -> Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Write, read back and delete a small object in the bucket of [object_store].
+    Check,
+    /// Move the blobs on this machine's disk into the bucket of [object_store], one at a time
+    /// (resumable; may run while the node serves with the same settings).
+    Migrate {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -980,6 +995,24 @@ fn run(cli: Cli) -> Result<()> {
             let report = youke_node::backup::restore(&src, &cli.data, &mut bar)?;
             bar.0.finish_and_clear();
             print_copy_report(&report, json, &format!("restored {} into {}; start it with: youke --data {} serve", src.display(), cli.data.display(), cli.data.display()))
+        }
+        Command::Storage(StorageCommand::Check) => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let at = youke_node::storage::check(&ctx)?;
+            println!("object storage ok: {at} (wrote, read back and deleted a test object)");
+            Ok(())
+        }
+        Command::Storage(StorageCommand::Migrate { json }) => {
+            let ctx = NodeCtx::open_dir(&cli.data)?;
+            let mut bar = BytesBar::new("moving to object storage");
+            let r = youke_node::storage::migrate(&ctx, &mut bar)?;
+            bar.0.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("moved {} blobs ({}) into {}", r.blobs_moved, youke_node::status::human_bytes(r.bytes_moved), r.remote);
+            }
+            Ok(())
         }
         Command::Link(cmd) => {
             let ctx = NodeCtx::open_dir(&cli.data)?;

@@ -145,7 +145,7 @@ pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
             let c = Arc::clone(&ctx);
             tokio::task::spawn_blocking(move || {
                 c.store.write(|tx| -> Result<Option<JobInfo>, StoreError> {
-                    let job = tx.query_row(&format!("SELECT {COLUMNS} FROM media_jobs WHERE state = 'queued' ORDER BY id LIMIT 1"), [], row).optional()?;
+                    let job = tx.query_row(&format!("SELECT {COLUMNS} FROM media_jobs WHERE state = 'queued' ORDER BY error IS NOT NULL, id LIMIT 1"), [], row).optional()?;
                     if let Some(j) = &job {
                         tx.execute("UPDATE media_jobs SET state = 'running', attempts = attempts + 1, progress = 0, updated_at = ?1 WHERE id = ?2", params![now_ms(), j.id])?;
                     }
@@ -162,8 +162,17 @@ pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
                     // The node is stopping: the job is queued again at the next start.
                     return;
                 }
+                let later = matches!(outcome, Outcome::Later(_));
                 if let Err(e) = finish(&ctx, &job, outcome) {
                     tracing::warn!(job = id, error = %e, "cannot record the media job's result");
+                }
+                if later {
+                    // Its recording is out of reach for now (object storage down): wait before
+                    // trying the queue again.
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(RETRY_AFTER) => {}
+                    }
                 }
                 continue;
             }
@@ -182,13 +191,29 @@ pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
 enum Outcome {
     Done(JobResult),
     Failed(String),
+    /// Could not start for a passing reason (the recording's object storage did not answer):
+    /// queued again.
+    Later(String),
     Cancelled,
 }
 
+/// How long the queue waits after a job had to be put back.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
 async fn run_job(ctx: &Arc<NodeCtx>, job: &JobInfo, stop: &CancellationToken) -> Outcome {
     let Ok(hash) = job.hash.parse::<youke_federation::BlobHash>() else { return Outcome::Failed("bad blob hash".into()) };
-    let Some(input) = ctx.blobs.get(&hash) else { return Outcome::Failed("the recording is not on this node (yet)".into()) };
     let Some(exe) = worker_exe() else { return Outcome::Failed("cannot find the youke binary to run media jobs with (set YOUKE_BIN)".into()) };
+    // The transcoder reads a file: the stored one, or a verified copy from object storage
+    // (deleted when the job ends).
+    let blobs = ctx.blobs.clone();
+    let copy = match tokio::task::spawn_blocking(move || blobs.local_copy(&hash)).await {
+        Ok(Ok(Some(c))) => c,
+        Ok(Ok(None)) => return Outcome::Failed("the recording is not on this node (yet)".into()),
+        Ok(Err(e @ (youke_federation::blobs::BlobError::Object { .. } | youke_federation::blobs::BlobError::ObjectConfig { .. }))) => return Outcome::Later(e.to_string()),
+        Ok(Err(e)) => return Outcome::Failed(e.to_string()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let input = copy.path().to_path_buf();
     let size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
     let out = hls_dir(ctx, &job.hash);
     let mut cmd = if std::path::Path::new("/usr/bin/nice").is_file() {
@@ -278,6 +303,13 @@ fn finish(ctx: &NodeCtx, job: &JobInfo, outcome: Outcome) -> Result<(), NodeErro
         Outcome::Cancelled => {
             tracing::info!(job = job.id, "media job cancelled");
             Ok(())
+        }
+        Outcome::Later(why) => {
+            tracing::warn!(job = job.id, hash = %job.hash, error = %why, "media job put back: its recording is out of reach for now");
+            ctx.store.write(|tx| {
+                tx.execute("UPDATE media_jobs SET state = 'queued', error = ?1, updated_at = ?2 WHERE id = ?3 AND state = 'running'", params![why, now, job.id])?;
+                Ok(())
+            })
         }
         Outcome::Failed(why) => {
             tracing::warn!(job = job.id, hash = %job.hash, error = %why, "media job failed");

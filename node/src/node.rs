@@ -114,7 +114,12 @@ impl NodeCtx {
             meta_set(tx, "node_id", &id)?;
             Ok(id)
         })?;
-        let blobs = BlobStore::open(data_dir.join("media"))?;
+        let mut blobs = BlobStore::open(data_dir.join("media"))?;
+        if let Some(settings) = config.object_store_settings() {
+            blobs = blobs.with_remote(youke_federation::objects::Remote::s3(&settings)?);
+        } else if std::fs::read_dir(data_dir.join("media/remote")).is_ok_and(|mut d| d.next().is_some()) {
+            tracing::warn!("media of this node is recorded as in object storage, but youke.toml has no [object_store]: those lessons cannot be played or sent on until it is back");
+        }
         let schedule = crate::link_settings::override_of(&store)?.unwrap_or_else(|| config.upload_schedule());
         let limiter = Arc::new(RateLimiter::new(schedule, config.utc_offset_secs()));
         let writer = Writer {

@@ -73,14 +73,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PullError> + 
 /// holds it, else from the cache, fetching what is missing from the parent.
 pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> Result<Range, PullError> {
     let len = len.min(MAX_RANGE);
-    if let Some(path) = ctx.blobs.get(&hash) {
+    if let Some(blob) = ctx.blobs.blob(&hash) {
         let blobs = ctx.blobs.clone();
         return blocking(move || {
             let manifest = blobs.manifest(&hash)?;
             let end = (offset + len).min(manifest.size);
             let mut bytes = vec![0u8; end.saturating_sub(offset) as usize];
-            let f = std::fs::File::open(&path).map_err(|e| PullError::Task(format!("cannot open {}: {e}", path.display())))?;
-            std::os::unix::fs::FileExt::read_exact_at(&f, &mut bytes, offset).map_err(|e| PullError::Task(format!("cannot read {}: {e}", path.display())))?;
+            blob.read_exact_at(&mut bytes, offset)?;
             Ok(Range { manifest, offset, bytes: bytes.into() })
         })
         .await;

@@ -18,6 +18,9 @@ pub struct Status {
     pub lessons: u64,
     pub blobs: u64,
     pub blob_bytes: u64,
+    /// Where new media blobs go: "local disk" or the bucket of [object_store].
+    #[serde(default)]
+    pub blob_store: String,
     /// Media blobs queued for the parent and not yet confirmed.
     pub pending_uploads: u64,
     pub pending_upload_bytes: u64,
@@ -213,6 +216,7 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             lessons: count("SELECT COUNT(*) FROM lessons")? as u64,
             blobs: count("SELECT COUNT(*) FROM blobs")? as u64,
             blob_bytes: count("SELECT COALESCE(SUM(size), 0) FROM blobs")? as u64,
+            blob_store: ctx.blobs.remote().map_or_else(|| "local disk".to_string(), |r| r.describe().to_string()),
             pending_uploads: count("SELECT COUNT(*) FROM uploads WHERE done_at IS NULL")? as u64,
             pending_upload_bytes: count("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE done_at IS NULL")? as u64,
             pending_docs: pending_docs as u64,
@@ -358,7 +362,7 @@ pub fn render(s: &Status) -> String {
         );
     }
     let _ = writeln!(o, "lessons   {}", s.lessons);
-    let _ = writeln!(o, "media     {} blobs, {}", s.blobs, human_bytes(s.blob_bytes));
+    let _ = writeln!(o, "media     {} blobs, {} (on {})", s.blobs, human_bytes(s.blob_bytes), s.blob_store);
     let _ = writeln!(
         o,
         "pending   {} blob(s) ({}) and {} document(s) to replicate to the parent",

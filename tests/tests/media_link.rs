@@ -188,7 +188,7 @@ async fn full_disk(dir: &Path, media: &Path) {
         city.ctx.blobs.contains(&hash)
     })
     .await;
-    let stored = std::fs::read(city.ctx.blobs.get(&hash).unwrap()).unwrap();
+    let stored = std::fs::read(city.ctx.blobs.blob(&hash).unwrap().path().unwrap()).unwrap();
     assert_eq!(BlobHash::from(blake3::hash(&stored)), hash);
     cancel.cancel();
 }

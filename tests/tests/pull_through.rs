@@ -129,7 +129,7 @@ async fn a_school_watches_a_province_lesson_through_its_city_with_ranges_and_kee
     assert_eq!(blake3::hash(&body), blake3::hash(&bytes));
     wait("the school to hold the lesson", Duration::from_secs(10), || school.ctx.blobs.contains(&hash)).await;
     assert!(city.ctx.blobs.contains(&hash), "the city cached what it passed through");
-    assert_eq!(blake3::hash(&std::fs::read(school.ctx.blobs.get(&hash).unwrap()).unwrap()), blake3::hash(&bytes));
+    assert_eq!(blake3::hash(&std::fs::read(school.ctx.blobs.blob(&hash).unwrap().path().unwrap()).unwrap()), blake3::hash(&bytes));
     assert_eq!(cache_rows(&school), vec![(hash.to_hex(), bytes.len() as i64, true)]);
 
     // Unsatisfiable ranges are refused.

@@ -162,11 +162,12 @@ pub async fn lesson_media(State(state): State<AppState>, Path(id): Path<String>,
         let lesson = ctx.store.read(|c| lessons::get(c, &id))?.ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
         let media = lesson.media.ok_or_else(|| ApiError::NotFound("this lesson has no media".into()))?;
         let hash: BlobHash = media.hash.parse().map_err(|_| ApiError::Internal("bad media hash".into()))?;
-        Ok((ctx.blobs.get(&hash), media, hash))
+        Ok((ctx.blobs.blob(&hash), media, hash))
     })
     .await?;
     let mime: mime::Mime = media.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
-    if let Some(path) = path {
+    if let Some(blob) = path {
+        let Some(path) = blob.path() else { return object_media(&blob, &mime, req.method().clone(), req.headers().clone()).await };
         let resp = tower_http::services::ServeFile::new_with_mime(path, &mime)
             .oneshot(req)
             .await
@@ -177,6 +178,60 @@ pub async fn lesson_media(State(state): State<AppState>, Path(id): Path<String>,
         return Err(ApiError::NotFound("the media of this lesson has not arrived at this node yet".into()));
     }
     pull_media(&state, hash, media.size, &mime, req.headers().get(axum::http::header::RANGE)).await
+}
+
+/// Serves media held in object storage: the range asked for (or all of it) streamed from the
+/// bucket as it arrives, with the blob's hash as its ETag (the bytes behind a hash never change).
+/// A bucket out of reach is a 503 naming it, before any byte is sent.
+async fn object_media(blob: &youke_federation::blobs::Blob, mime: &mime::Mime, method: axum::http::Method, asked: axum::http::HeaderMap) -> Result<Response, ApiError> {
+    use axum::http::{Method, StatusCode, header};
+    let size = blob.size();
+    let etag = format!("\"{}\"", blob.hash());
+    if asked.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let range = asked.get(header::RANGE).and_then(|v| v.to_str().ok());
+    // A range whose If-Range names another version is answered with the whole blob.
+    let if_range_ok = asked.get(header::IF_RANGE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.trim() == etag);
+    let (status, start, end) = match range.filter(|_| if_range_ok) {
+        None => (StatusCode::OK, 0, size),
+        Some(r) => match parse_range(r, size) {
+            Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
+            None if r.trim().starts_with("bytes=") && !r.contains(',') => {
+                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response());
+            }
+            None => (StatusCode::OK, 0, size), // Several ranges: the whole blob, as allowed.
+        },
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    let hv = |s: String| axum::http::HeaderValue::from_str(&s).unwrap_or(axum::http::HeaderValue::from_static(""));
+    headers.insert(header::CONTENT_TYPE, hv(mime.to_string()));
+    headers.insert(header::CONTENT_LENGTH, hv((end - start).to_string()));
+    headers.insert(header::ACCEPT_RANGES, axum::http::HeaderValue::from_static("bytes"));
+    headers.insert(header::ETAG, hv(etag));
+    if status == StatusCode::PARTIAL_CONTENT {
+        headers.insert(header::CONTENT_RANGE, hv(format!("bytes {start}-{}/{size}", end - 1)));
+    }
+    if method == Method::HEAD || start == end {
+        return Ok((status, headers).into_response());
+    }
+    let Some(remote) = blob.remote() else { return Err(ApiError::Internal("the blob is not in object storage".into())) };
+    let mut pieces = remote.stream(&blob.hash(), start..end);
+    let first = match pieces.recv().await {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            tracing::warn!(hash = %blob.hash(), error = %e, "cannot read media from object storage");
+            return Err(ApiError::Unavailable(e.to_string()));
+        }
+        None => return Err(ApiError::Unavailable(format!("{} sent no bytes of blob {}", remote.describe(), blob.hash()))),
+    };
+    let stream = futures_util::stream::unfold((Some(first), pieces), |(first, mut rx)| async move {
+        if let Some(b) = first {
+            return Some((Ok(b), (None, rx)));
+        }
+        rx.recv().await.map(|item| (item.map_err(std::io::Error::other), (None, rx)))
+    });
+    Ok((status, headers, axum::body::Body::from_stream(stream)).into_response())
 }
 
 /// Most bytes answered to one range request for media fetched through the parent; players ask
@@ -756,6 +811,9 @@ pub struct Readiness {
     pub search_index: bool,
     /// The node is shutting down.
     pub stopping: bool,
+    /// The bucket of [object_store] answered (absent when media is on local disk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_storage: Option<bool>,
 }
 
 /// `GET /readyz`: 200 when this node can serve its portal with current data (database answers,
@@ -766,7 +824,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let search_index = state.ctx.index_current.load(std::sync::atomic::Ordering::Acquire);
     let probe = blocking(&state, |ctx| Ok(ctx.store.ping()?));
     let database = tokio::time::timeout(std::time::Duration::from_secs(2), probe).await.is_ok_and(|r| r.is_ok());
-    let r = Readiness { ready: database && search_index && !stopping, database, search_index, stopping };
+    let object_storage = match state.ctx.blobs.remote().cloned() {
+        None => None,
+        Some(remote) => {
+            let probe = tokio::task::spawn_blocking(move || remote.probe());
+            Some(tokio::time::timeout(std::time::Duration::from_secs(2), probe).await.is_ok_and(|r| r.is_ok_and(|r| r.is_ok())))
+        }
+    };
+    let ready = database && search_index && !stopping && object_storage != Some(false);
+    let r = Readiness { ready, database, search_index, stopping, object_storage };
     let code = if r.ready { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(r)).into_response()
 }
