@@ -15,7 +15,12 @@ WEED=${YOUKE_WEED:-.tools/seaweedfs/bin/weed}
 
 dir=$(mktemp -d /tmp/youke-bench-s3.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  pkill -9 -f "$dir/" 2>/dev/null || true   # the nodes, started inside $(...)
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
