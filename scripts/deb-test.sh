@@ -87,7 +87,9 @@ stop() {
 }
 serve
 grep -q '"ready":true' "$work/ready.json" || fail "readyz: $(cat "$work/ready.json")"
-as_youke youke status --json | grep -q '"role": "school"' || fail "youke status does not report the school role"
+# Whole output first: grep -q stopping at its match would close the pipe while youke still writes.
+status_json="$(as_youke youke status --json)" || fail "youke status failed"
+grep -q '"role": "school"' <<<"$status_json" || fail "youke status does not report the school role: $status_json"
 curl -fsS "http://127.0.0.1:$http/api/v1/lessons/$lesson" | grep -q 勾股定理 || fail "the lesson is not served"
 stop
 

@@ -163,13 +163,18 @@ impl Remote {
         })?
     }
 
-    /// Uploads the verified file `path` (`size` bytes) as blob `hash`, then checks that the
-    /// bucket reports its size. Blocking.
+    /// Uploads the verified file `path` (`size` bytes) as blob `hash`, hashing what it reads
+    /// again (an upload whose bytes do not match is abandoned before it completes, so the bucket
+    /// never shows it), then checks that the bucket reports its size. Blocking.
     pub fn upload(&self, path: &Path, hash: &BlobHash, size: u64) -> Result<(), BlobError> {
         if self.head(hash)? == Some(size) {
             return Ok(()); // Content-addressed: already there (an upload before a crash, a restore).
         }
-        let (store, key, err, path_buf) = (Arc::clone(&self.store), self.key(hash), self.err("upload", hash), path.to_path_buf());
+        let (store, key, err, path_buf, expected) = (Arc::clone(&self.store), self.key(hash), self.err("upload", hash), path.to_path_buf(), *hash);
+        let check = move |hasher: blake3::Hasher| {
+            let actual = BlobHash::from(hasher.finalize());
+            if actual == expected { Ok(()) } else { Err(BlobError::HashMismatch { expected, actual }) }
+        };
         block(async move {
             let io = |action| {
                 let p = path_buf.clone();
@@ -179,20 +184,26 @@ impl Remote {
             if size <= PART as u64 {
                 let mut bytes = Vec::with_capacity(size as usize);
                 tokio::io::AsyncReadExt::read_to_end(&mut file, &mut bytes).await.map_err(io("read"))?;
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&bytes);
+                check(hasher)?;
                 store.put(&key, PutPayload::from(bytes)).await.map_err(&err)?;
                 return Ok(());
             }
             let upload = store.put_multipart(&key).await.map_err(&err)?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
             let mut buf = vec![0u8; PART];
+            let mut hasher = blake3::Hasher::new();
             let sent: Result<(), BlobError> = async {
                 loop {
                     let n = read_full(&mut file, &mut buf).await.map_err(io("read"))?;
                     if n == 0 {
-                        return Ok(());
+                        return check(hasher);
                     }
+                    let piece = buf.get(..n).unwrap_or_default();
+                    hasher.update(piece);
                     writer.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(&err)?;
-                    writer.write(buf.get(..n).unwrap_or_default());
+                    writer.write(piece);
                 }
             }
             .await;
@@ -394,6 +405,15 @@ mod tests {
         assert!(all == data);
         // Uploading again finds it there.
         r.upload(&path, &hash, data.len() as u64).unwrap();
+        // A file whose bytes no longer match its hash is not uploaded (one PUT or in parts).
+        for len in [1000usize, PART * 2 + 1] {
+            let mut bad: Vec<u8> = (0..len).map(|i| (i % 7) as u8).collect();
+            let claimed = BlobHash::from(blake3::hash(&bad));
+            bad[len / 2] ^= 1;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(matches!(r.upload(&path, &claimed, len as u64), Err(BlobError::HashMismatch { .. })));
+            assert_eq!(r.head(&claimed).unwrap(), None, "nothing visible in the bucket");
+        }
     }
 
     #[tokio::test]
