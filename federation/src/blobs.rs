@@ -267,30 +267,19 @@ impl BlobStore {
         let mut done = 0;
         progress(0, total);
         for (hash, size) in &local {
-            let path = self.path_of(hash);
-            remote.upload(&path, hash, *size)?;
-            self.write_marker(hash, *size)?;
-            fs::remove_file(&path).map_err(BlobError::io("remove", &path))?;
+            self.move_to_remote(remote, &self.path_of(hash), hash, *size)?;
             done += size;
             progress(done, total);
         }
         Ok((local.len(), done))
     }
 
-    /// Records that the bucket holds blob `hash` of `size` bytes (temp file, fsync, rename).
-    fn write_marker(&self, hash: &BlobHash, size: u64) -> Result<(), BlobError> {
-        let tmp = self.tmp_path("marker");
-        let write = || -> Result<(), BlobError> {
-            let mut f = File::create(&tmp).map_err(BlobError::io("create", &tmp))?;
-            f.write_all(format!("{size}\n").as_bytes()).map_err(|e| BlobError::write(*hash, &tmp, e))?;
-            f.sync_all().map_err(BlobError::io("fsync", &tmp))?;
-            rename_durably(&tmp, &self.marker_path(hash))
-        };
-        let r = write();
-        if r.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        r
+    /// Puts the verified file `from` into the bucket as blob `hash`, records that the bucket
+    /// holds it (only once it acknowledged it), then deletes `from`.
+    fn move_to_remote(&self, remote: &Remote, from: &Path, hash: &BlobHash, size: u64) -> Result<(), BlobError> {
+        remote.upload(from, hash, size)?;
+        self.write_small(hash, "marker", format!("{size}\n").as_bytes(), &self.marker_path(hash))?;
+        fs::remove_file(from).map_err(BlobError::io("remove", from))
     }
 
     /// Copies `reader` into the store. Returns the hash and size. `progress` is called with the
@@ -351,9 +340,7 @@ impl BlobStore {
     fn install(&self, from: &Path, hash: &BlobHash) -> Result<(), BlobError> {
         let Some(remote) = &self.remote else { return self.install_local(from, hash) };
         let size = fs::metadata(from).map_err(BlobError::io("stat", from))?.len();
-        remote.upload(from, hash, size)?;
-        self.write_marker(hash, size)?;
-        fs::remove_file(from).map_err(BlobError::io("remove", from))
+        self.move_to_remote(remote, from, hash, size)
     }
 
     fn install_local(&self, from: &Path, hash: &BlobHash) -> Result<(), BlobError> {
@@ -396,12 +383,17 @@ impl BlobStore {
         if manifest.cvs.is_empty() {
             return Ok(()); // One chunk: the hash is the whole manifest.
         }
-        let tmp = self.tmp_path("manifest");
+        self.write_small(hash, "manifest", &manifest.to_bytes(), &self.manifest_path(hash))
+    }
+
+    /// Writes a small file of blob `hash` durably: temp file, fsync, rename, directory fsync.
+    fn write_small(&self, hash: &BlobHash, what: &str, bytes: &[u8], dest: &Path) -> Result<(), BlobError> {
+        let tmp = self.tmp_path(what);
         let write = || -> Result<(), BlobError> {
             let mut f = File::create(&tmp).map_err(BlobError::io("create", &tmp))?;
-            f.write_all(&manifest.to_bytes()).map_err(|e| BlobError::write(*hash, &tmp, e))?;
+            f.write_all(bytes).map_err(|e| BlobError::write(*hash, &tmp, e))?;
             f.sync_all().map_err(BlobError::io("fsync", &tmp))?;
-            rename_durably(&tmp, &self.manifest_path(hash))
+            rename_durably(&tmp, dest)
         };
         let r = write();
         if r.is_err() {

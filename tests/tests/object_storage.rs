@@ -200,16 +200,21 @@ impl Drop for Frontend {
     }
 }
 
-/// GET through a frontend: (status, X-Cache, body).
-fn get_cached(url: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
+/// GET, with a Range header if given: (status, the response's `header`, body).
+fn fetch(url: &str, range: Option<&str>, header: &str) -> (u16, String, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut req = agent.get(url);
     if let Some(r) = range {
         req = req.header("Range", r);
     }
     let mut r = req.call().expect("request");
-    let cache = r.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    (r.status().as_u16(), cache, r.body_mut().with_config().limit(1 << 30).read_to_vec().expect("body"))
+    let value = r.headers().get(header).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    (r.status().as_u16(), value, r.body_mut().with_config().limit(1 << 30).read_to_vec().expect("body"))
+}
+
+/// GET through a frontend: (status, X-Cache, body).
+fn get_cached(url: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
+    fetch(url, range, "x-cache")
 }
 
 /// The first segment of the first variant of an HLS master playlist at `master` (a path).
@@ -234,10 +239,7 @@ fn port_with_grpc_at_plus_10000() -> (u16, u16) {
 
 /// GET with a Range header: (status, Content-Range, body).
 fn get_range(url: &str, range: &str) -> (u16, String, Vec<u8>) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut r = agent.get(url).header("Range", range).call().expect("request");
-    let cr = r.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    (r.status().as_u16(), cr, r.body_mut().with_config().limit(1 << 30).read_to_vec().expect("body"))
+    fetch(url, Some(range), "content-range")
 }
 
 fn local_blob_files(data: &Path) -> usize {

@@ -197,7 +197,7 @@ async fn object_media(blob: &youke_federation::blobs::Blob, mime: &mime::Mime, m
         None => (StatusCode::OK, 0, size),
         Some(r) => match parse_range(r, size) {
             Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
-            None if r.trim().starts_with("bytes=") && !r.contains(',') => {
+            None if is_single_range(r) => {
                 return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response());
             }
             None => (StatusCode::OK, 0, size), // Several ranges: the whole blob, as allowed.
@@ -244,7 +244,7 @@ async fn pull_media(state: &AppState, hash: BlobHash, size: u64, mime: &mime::Mi
     use axum::http::{StatusCode, header};
     let ctx = std::sync::Arc::clone(&state.ctx);
     let Some((start, end)) = range.and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size)) else {
-        if range.is_some_and(|v| v.to_str().is_ok_and(|v| v.trim().starts_with("bytes=") && !v.contains(','))) {
+        if range.is_some_and(|v| v.to_str().is_ok_and(is_single_range)) {
             return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response());
         }
         // The whole file, fetched piece by piece as the client reads.
@@ -285,6 +285,12 @@ async fn pull_media(state: &AppState, hash: BlobHash, size: u64, mime: &mime::Mi
         r.bytes,
     )
         .into_response())
+}
+
+/// Whether a Range header asks for one byte range (which, if [`parse_range`] refuses it, is
+/// unsatisfiable: 416), not several (answered with the whole body).
+fn is_single_range(value: &str) -> bool {
+    value.trim().starts_with("bytes=") && !value.contains(',')
 }
 
 /// A single `bytes=` range as `[start, end)` within `size`; `None` if absent, several, or
