@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"federation_message names config srt ingest"}
+targets=${FUZZ_TARGETS:-"federation_message names config srt ingest http_head fast_path"}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 toolchain=()
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

@@ -185,6 +185,12 @@ impl NodeIdentity {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
     }
 
+    /// The key that signs this node's QUIC connection ids (see [`crate::datagrams`]), derived
+    /// from its private key so that ids of its previous life are still recognized.
+    pub fn cid_key(&self) -> crate::datagrams::CidKey {
+        crate::datagrams::CidKey::new(blake3::derive_key("youke 2026-12 QUIC connection id key", &self.key_der))
+    }
+
     fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
     }

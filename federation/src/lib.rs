@@ -11,9 +11,12 @@
 //! - [`identity`]: a node's key pair and certificate, and pinned-certificate TLS configs.
 //! - [`blobs`]: the content-addressed blob store on disk, including resumable partial files.
 //! - [`schedule`]: link timing (reconnect backoff with jitter), sans-IO.
+//! - [`datagrams`]: what arrives on the UDP port, QUIC told from garbage (counted), and the
+//!   signed connection ids that make the difference.
 //! - [`link`]: the tokio/quinn driver: the parent's accept loop and the child's uplink.
 
 pub mod blobs;
+pub mod datagrams;
 pub mod identity;
 pub mod link;
 pub mod manifest;

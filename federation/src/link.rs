@@ -65,6 +65,8 @@ pub struct LinkCounters {
     /// Parent side: enrollments refused, and children enrolled.
     pub enrollments_refused: AtomicU64,
     pub enrollments: AtomicU64,
+    /// Datagrams on the federation port that are not QUIC of this federation.
+    pub garbage_datagrams: AtomicU64,
 }
 
 impl LinkCounters {
@@ -282,46 +284,27 @@ pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// Binds this node's QUIC endpoint: it accepts children (if its tier has any) and dials its parent.
-pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity) -> Result<Endpoint, LinkError> {
+/// Binds this node's QUIC endpoint: it accepts children (if its tier has any) and dials its
+/// parent. Every datagram received is looked at ([`crate::datagrams`]): garbage is counted in
+/// `counters` and logged at a bounded rate.
+pub fn bind_endpoint(addr: SocketAddr, identity: &NodeIdentity, counters: Arc<LinkCounters>) -> Result<Endpoint, LinkError> {
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(identity.quic_server_config(protocol::ALPN, protocol::ENROLL_ALPN)?));
     server.transport_config(transport());
-    let socket = udp_socket(addr)?;
     let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
+    let socket = runtime.wrap_udp_socket(udp_socket(addr)?)?;
+    let key = identity.cid_key();
+    let socket = Arc::new(crate::datagrams::WatchedSocket::new(socket, key.clone(), counters));
     let mut config = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
-    // Random connection ids that a restarted node does not reject as foreign (quinn's default
-    // generator signs its ids with a per-process key, so packets for the previous life of the
-    // node would be dropped silently instead of answered with a stateless reset).
-    config.cid_generator(|| Box::new(RandomCids(ring::rand::SystemRandom::new())));
-    let mut endpoint = Endpoint::new(config, Some(server), socket, runtime)?;
+    // Connection ids signed with a key that survives restarts: packets for the previous life
+    // of the node are answered with a stateless reset, random bytes are told apart.
+    config.cid_generator(move || Box::new(crate::datagrams::SignedCids::new(key.clone())));
+    // Peers must not clear the fixed bit toward this node, so a clear one marks garbage.
+    config.grease_quic_bit(false);
+    let mut endpoint = Endpoint::new_with_abstract_socket(config, Some(server), socket, runtime)?;
     let mut client = quinn::ClientConfig::new(Arc::new(identity.quic_client_config(protocol::ALPN)?));
     client.transport_config(transport());
     endpoint.set_default_client_config(client);
     Ok(endpoint)
-}
-
-/// Connection ids of 8 random bytes.
-struct RandomCids(ring::rand::SystemRandom);
-
-impl quinn::ConnectionIdGenerator for RandomCids {
-    fn generate_cid(&mut self) -> quinn::ConnectionId {
-        let mut id = [0u8; 8];
-        if ring::rand::SecureRandom::fill(&self.0, &mut id).is_err() {
-            // The OS random source failing is not recoverable in any useful way; fall back to
-            // a clock-derived id rather than a constant one.
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            id = blake3::hash(&t.to_le_bytes()).as_bytes()[..8].try_into().unwrap_or([1; 8]);
-        }
-        quinn::ConnectionId::new(&id)
-    }
-
-    fn cid_len(&self) -> usize {
-        8
-    }
-
-    fn cid_lifetime(&self) -> Option<Duration> {
-        None
-    }
 }
 
 /// TLS alert 120, no_application_protocol: the peer offered no ALPN this node speaks, which is

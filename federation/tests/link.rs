@@ -207,7 +207,7 @@ async fn a_hello_with_another_protocol_version_is_refused_by_name() {
 
 /// A hand-driven child: connects and says hello, then lets the test write raw protocol.
 async fn raw_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity) -> quinn::Connection {
-    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), identity).expect("bind");
+    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), identity, Default::default()).expect("bind");
     let conn = endpoint.connect(parent, "youke-node").expect("connect").await.expect("handshake");
     let (mut send, mut recv) = conn.open_bi().await.expect("stream");
     send.write_all(&protocol::encode(&Message::Hello(local)).expect("encode")).await.expect("hello");

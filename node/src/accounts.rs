@@ -104,30 +104,9 @@ fn token_hash(token: &str) -> Vec<u8> {
     blake3::hash(token.as_bytes()).as_bytes().to_vec()
 }
 
-fn hasher() -> argon2::Argon2<'static> {
-    // argon2id with the OWASP parameters: 19 MiB, 2 passes, 1 lane.
-    argon2::Argon2::default()
-}
-
-/// The argon2id PHC string of a password.
+/// The argon2id PHC string of a password ([`crate::passwords::hash`]).
 pub fn hash_password(password: &str) -> Result<String, AccountError> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| AccountError::Hash(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AccountError::Hash(e.to_string()))?;
-    Ok(hasher().hash_password(password.as_bytes(), &salt).map_err(|e| AccountError::Hash(e.to_string()))?.to_string())
-}
-
-fn verify(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(phc).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// A hash no password matches, verified for unknown names so a login takes as long whether or
-/// not the name exists.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("unknown user, no password").unwrap_or_default())
+    crate::passwords::hash(password).map_err(AccountError::Hash)
 }
 
 fn check_name(name: &str) -> Result<(), AccountError> {
@@ -207,21 +186,19 @@ pub struct Session {
 /// segments, pages) then only read the database.
 pub const TOUCH_EVERY_MS: i64 = 60_000;
 
-/// Checks a password and opens a session: (the cookie's token, the session). Verifies against a
-/// dummy hash when the name is unknown, so both cases take the same time.
-pub fn login(tx: &Transaction<'_>, name: &str, password: &str) -> Result<(String, Session), AccountError> {
-    let found: Option<(String, i64)> = tx.query_row("SELECT password, disabled FROM users WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-    let ok = match &found {
-        Some((phc, disabled)) => verify(password, phc) && *disabled == 0,
-        None => {
-            let _ = verify(password, dummy_hash());
-            false
-        }
-    };
-    if !ok {
-        return Err(AccountError::BadLogin);
-    }
-    let user = get_user(tx, name)?.ok_or(AccountError::BadLogin)?;
+/// What a sign-in checks the password against: the stored hash (a dummy one for an unknown
+/// name, so both cases take the same time) and whether the account may sign in at all.
+pub fn password_of(conn: &Connection, name: &str) -> Result<(String, bool), AccountError> {
+    let found: Option<(String, i64)> = conn.query_row("SELECT password, disabled FROM users WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    Ok(match found {
+        Some((phc, disabled)) => (phc, disabled == 0),
+        None => (crate::passwords::dummy_hash().to_string(), false),
+    })
+}
+
+/// Opens a session for a user whose password was checked: (the cookie's token, the session).
+pub fn open_session(tx: &Transaction<'_>, name: &str) -> Result<(String, Session), AccountError> {
+    let user = get_user(tx, name)?.filter(|u| !u.disabled).ok_or(AccountError::BadLogin)?;
     let (token, csrf) = (random_token()?, random_token()?);
     let now = now_ms();
     tx.execute(
@@ -229,6 +206,16 @@ pub fn login(tx: &Transaction<'_>, name: &str, password: &str) -> Result<(String
         params![token_hash(&token), name, csrf, now],
     )?;
     Ok((token, Session { user, csrf, seen_at: now }))
+}
+
+/// Checks a password and opens a session in one transaction (commands and tests; the portal
+/// checks passwords in [`crate::passwords::PasswordPool`], outside any transaction).
+pub fn login(tx: &Transaction<'_>, name: &str, password: &str) -> Result<(String, Session), AccountError> {
+    let (phc, may_sign_in) = password_of(tx, name)?;
+    if !(crate::passwords::verify(password, &phc) && may_sign_in) {
+        return Err(AccountError::BadLogin);
+    }
+    open_session(tx, name)
 }
 
 /// The live session of a cookie token, if any (and marks it used).
@@ -290,44 +277,90 @@ pub fn audit_log(conn: &Connection, limit: u64) -> Result<Vec<AuditEntry>, Accou
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Failed-login counting: at most `PER_NAME` failures per (address, name) and `PER_ADDRESS` per
-/// address within `WINDOW`; past that, logins from there wait until the window has passed.
+/// Sign-in attempts counted per (address, name) and per address: at most [`PER_NAME`] and
+/// [`PER_ADDRESS`] within [`WINDOW`]; past that, sign-ins from there wait until the window has
+/// passed. An attempt is counted when it begins, in the same step as the check of the limits
+/// and before its password is checked, so however many attempts arrive at once no more than
+/// the limits are ever checked. A success clears its (address, name); an attempt whose password
+/// was never checked (the node was busy) is taken back.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<(IpAddr, String), Vec<Instant>>>,
+    state: Mutex<ThrottleState>,
 }
 
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-const PER_NAME: usize = 5;
-const PER_ADDRESS: usize = 20;
+#[derive(Debug, Default)]
+struct ThrottleState {
+    /// Per address, per name: when each attempt began.
+    by_address: HashMap<IpAddr, HashMap<String, Vec<Instant>>>,
+    last_sweep: Option<Instant>,
+}
+
+/// One sign-in attempt, counted until it is taken back.
+#[derive(Debug)]
+pub struct Attempt {
+    addr: IpAddr,
+    name: String,
+    at: Instant,
+}
+
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const PER_NAME: usize = 5;
+pub const PER_ADDRESS: usize = 20;
+/// Addresses tracked at most: beyond, new addresses are refused until old attempts expire
+/// (the table cannot grow without bound under attacks from many addresses).
+const MAX_ADDRESSES: usize = 100_000;
 
 impl LoginThrottle {
-    /// `Err(Throttled)` if this address (for this name) must wait.
-    pub fn check(&self, addr: IpAddr, name: &str) -> Result<(), AccountError> {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        f.retain(|_, v| {
-            v.retain(|t| now.duration_since(*t) < WINDOW);
+    /// Counts an attempt by `name` from `addr`, or `Err(Throttled)` if one must wait.
+    pub fn begin(&self, addr: IpAddr, name: &str) -> Result<Attempt, AccountError> {
+        self.begin_at(addr, name, Instant::now())
+    }
+
+    fn begin_at(&self, addr: IpAddr, name: &str, now: Instant) -> Result<Attempt, AccountError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = |v: &mut Vec<Instant>| {
+            v.retain(|t| now.saturating_duration_since(*t) < WINDOW);
             !v.is_empty()
-        });
-        let by_name = f.get(&(addr, name.to_string())).map_or(0, Vec::len);
-        let by_addr: usize = f.iter().filter(|((a, _), _)| *a == addr).map(|(_, v)| v.len()).sum();
-        if by_name >= PER_NAME || by_addr >= PER_ADDRESS {
-            let oldest = f.iter().filter(|((a, _), _)| *a == addr).flat_map(|(_, v)| v.iter()).min().copied().unwrap_or(now);
-            let wait = WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
-            return Err(AccountError::Throttled(wait));
+        };
+        if st.last_sweep.is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(60)) {
+            st.by_address.retain(|_, names| {
+                names.retain(|_, v| fresh(v));
+                !names.is_empty()
+            });
+            st.last_sweep = Some(now);
         }
-        Ok(())
+        if !st.by_address.contains_key(&addr) && st.by_address.len() >= MAX_ADDRESSES {
+            return Err(AccountError::Throttled(60));
+        }
+        let names = st.by_address.entry(addr).or_default();
+        names.retain(|_, v| fresh(v));
+        let by_name = names.get(name).map_or(0, Vec::len);
+        let by_addr: usize = names.values().map(Vec::len).sum();
+        if by_name >= PER_NAME || by_addr >= PER_ADDRESS {
+            let oldest = if by_name >= PER_NAME { names.get(name).and_then(|v| v.iter().min()) } else { names.values().flatten().min() };
+            let age = oldest.map_or(Duration::ZERO, |t| now.saturating_duration_since(*t));
+            return Err(AccountError::Throttled(WINDOW.saturating_sub(age).as_secs().max(1)));
+        }
+        names.entry(name.to_string()).or_default().push(now);
+        Ok(Attempt { addr, name: name.to_string(), at: now })
     }
 
-    pub fn failed(&self, addr: IpAddr, name: &str) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.entry((addr, name.to_string())).or_default().push(Instant::now());
+    /// The attempt signed in: its (address, name) starts afresh.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(names) = st.by_address.get_mut(&attempt.addr) {
+            names.remove(&attempt.name);
+        }
     }
 
-    pub fn succeeded(&self, addr: IpAddr, name: &str) {
-        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.remove(&(addr, name.to_string()));
+    /// The attempt's password was never checked: it does not count.
+    pub fn take_back(&self, attempt: Attempt) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = st.by_address.get_mut(&attempt.addr).and_then(|names| names.get_mut(&attempt.name))
+            && let Some(i) = v.iter().position(|t| *t == attempt.at)
+        {
+            v.swap_remove(i);
+        }
     }
 }
 
@@ -371,18 +404,47 @@ mod tests {
     }
 
     #[test]
-    fn failed_logins_are_throttled_per_address_and_name() {
+    fn attempts_are_counted_before_their_password_is_checked() {
         let t = LoginThrottle::default();
         let a: IpAddr = "10.0.0.7".parse().expect("ip");
         let b: IpAddr = "10.0.0.8".parse().expect("ip");
-        for _ in 0..PER_NAME {
-            t.check(a, "admin").expect("not yet");
-            t.failed(a, "admin");
+        // Five attempts begun and none finished yet: the sixth is refused already.
+        let open: Vec<Attempt> = (0..PER_NAME).map(|_| t.begin(a, "admin").expect("under the limit")).collect();
+        assert!(matches!(t.begin(a, "admin"), Err(AccountError::Throttled(s)) if s > 0 && s <= WINDOW.as_secs()));
+        let other = t.begin(b, "admin").expect("another address is not throttled");
+        t.take_back(other);
+        // A busy node takes an unchecked attempt back; a success clears the name.
+        let mut open = open.into_iter();
+        t.take_back(open.next().expect("one"));
+        let again = t.begin(a, "admin").expect("one place free again");
+        t.succeeded(again);
+        t.begin(a, "admin").expect("a success clears the count");
+        // The address as a whole: 20 attempts over many names, then nothing more.
+        let t = LoginThrottle::default();
+        for i in 0..PER_ADDRESS {
+            t.begin(a, &format!("user{}", i / 4)).expect("under the address limit");
         }
-        assert!(matches!(t.check(a, "admin"), Err(AccountError::Throttled(s)) if s > 0 && s <= WINDOW.as_secs()));
-        t.check(b, "admin").expect("another address is not throttled");
-        t.check(a, "teacher").expect("another name from the same address, under the address limit");
-        t.succeeded(a, "admin");
-        t.check(a, "admin").expect("a success clears the count");
+        assert!(matches!(t.begin(a, "someone-else"), Err(AccountError::Throttled(_))));
+        // Once the window has passed, the address may try again.
+        let later = Instant::now() + WINDOW + Duration::from_secs(1);
+        t.begin_at(a, "someone-else", later).expect("the window passed");
+    }
+
+    #[test]
+    fn forty_attempts_at_once_check_no_more_than_the_limits() {
+        let t = std::sync::Arc::new(LoginThrottle::default());
+        let a: IpAddr = "10.0.0.9".parse().expect("ip");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(40));
+        let threads: Vec<_> = (0..40)
+            .map(|_| {
+                let (t, barrier) = (std::sync::Arc::clone(&t), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    t.begin(a, "admin").is_ok()
+                })
+            })
+            .collect();
+        let let_through = threads.into_iter().map(|h| h.join().expect("thread")).filter(|ok| *ok).count();
+        assert_eq!(let_through, PER_NAME);
     }
 }

@@ -170,7 +170,7 @@ async fn bare_quinn(source: &Path, dir: &Path) -> Result<(f64, f64, u64), NodeEr
     let runtime = quinn::default_runtime().ok_or_else(|| err("no runtime"))?;
     let server = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server_cfg), udp_socket(local()).map_err(err)?, Arc::clone(&runtime)).map_err(err)?;
     let server_addr = server.local_addr().map_err(err)?;
-    let mut client = bind_endpoint(local(), &client_id).map_err(err)?;
+    let mut client = bind_endpoint(local(), &client_id, Arc::default()).map_err(err)?;
     let mut client_cfg = quinn::ClientConfig::new(Arc::new(client_id.quic_client_config(ALPN).map_err(err)?));
     client_cfg.transport_config(transport());
     client.set_default_client_config(client_cfg);

@@ -156,6 +156,18 @@ pub struct Limits {
     pub cache_bytes: u64,
     /// Memory for HLS ladder files served recently (segments a class is watching), in bytes.
     pub hls_cache_bytes: u64,
+    /// Portal connections open at once from one address (an IPv6 client by its /64); more are
+    /// answered 503 and closed. A school behind one NAT address counts as one.
+    pub connections_per_address: usize,
+    /// Portal connections open at once in all (also bounded by the process's file limit).
+    pub max_connections: usize,
+    /// Disk space uploads must leave free, in percent of the disk: an upload whose declared
+    /// size does not fit in the free space minus this reserve is refused before it starts.
+    pub disk_reserve_percent: u8,
+    /// The quarantine (files the import could not take) keeps at most this many bytes and
+    /// files; the oldest are deleted first.
+    pub quarantine_bytes: u64,
+    pub quarantine_files: u64,
 }
 
 impl Default for Config {
@@ -182,7 +194,16 @@ impl Default for Config {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_blob_bytes: 8 << 30, cache_bytes: 100 << 30, hls_cache_bytes: 256 << 20 }
+        Limits {
+            max_blob_bytes: 8 << 30,
+            cache_bytes: 100 << 30,
+            hls_cache_bytes: 256 << 20,
+            connections_per_address: 128,
+            max_connections: 8192,
+            disk_reserve_percent: 5,
+            quarantine_bytes: 50 << 30,
+            quarantine_files: 500,
+        }
     }
 }
 
@@ -261,6 +282,13 @@ impl Config {
         }
         if let Some(p) = &self.import.name_pattern {
             p.parse::<crate::ingest::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
+        }
+        let l = &self.limits;
+        if l.connections_per_address == 0 || l.max_connections == 0 {
+            return Err("limits.connections_per_address and limits.max_connections must be more than 0".into());
+        }
+        if l.disk_reserve_percent > 90 {
+            return Err("limits.disk_reserve_percent must be from 0 to 90".into());
         }
         let f = &self.forecast;
         for (name, v) in [

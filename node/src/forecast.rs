@@ -145,11 +145,11 @@ impl Storage {
 
 /// The node's [`Storage`] with the forecast made from `cfg`.
 pub fn storage(ctx: &NodeCtx, cfg: &ForecastConfig) -> Result<Storage, NodeError> {
-    let disk = nix::sys::statvfs::statvfs(&ctx.data_dir).ok();
+    let disk = crate::disk::space(&ctx.data_dir).ok();
     let forecast = forecast_with(ctx, cfg)?;
     Ok(Storage {
-        disk_total_bytes: disk.as_ref().map(|d| d.blocks().saturating_mul(d.fragment_size())),
-        disk_free_bytes: disk.as_ref().map(|d| d.blocks_available().saturating_mul(d.fragment_size())),
+        disk_total_bytes: disk.map(|(_, total)| total),
+        disk_free_bytes: disk.map(|(free, _)| free),
         blob_bytes: forecast.used_bytes,
         forecast,
     })

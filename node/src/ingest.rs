@@ -185,16 +185,56 @@ pub fn quarantined(conn: &Connection) -> Result<Vec<Quarantined>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A file name as it may be stored and shown: control characters and the bidirectional
+/// formatting characters (U+202E before `4pm.exe` shows it as `exe.mp4`) become `_`.
+pub fn plain_name(name: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    name.chars().map(|c| if c.is_control() || bidi(c) { '_' } else { c }).collect()
+}
+
 /// Moves a refused file (and its sidecar and subtitles) to `quarantine/` and records why.
+/// The quarantine keeps at most `limits.quarantine_files` files and `limits.quarantine_bytes`
+/// bytes: the oldest beyond are deleted (the newest is always kept).
 pub fn quarantine(ctx: &NodeCtx, root: &Path, path: &Path, reason: &str) -> Result<PathBuf, NodeError> {
     let dest = move_aside(root, "quarantine", path)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    ctx.store.write(|tx| {
-        tx.execute("INSERT INTO quarantine (name, path, reason, at) VALUES (?1, ?2, ?3, ?4)", params![name, dest.to_string_lossy(), reason, now_ms()])
-            .map_err(StoreError::from)
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+    let limits = &ctx.config.limits;
+    let dropped = ctx.store.write(|tx| {
+        tx.execute(
+            "INSERT INTO quarantine (name, path, reason, at, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, dest.to_string_lossy(), reason, now_ms(), i64::try_from(size).unwrap_or(i64::MAX)],
+        )?;
+        over_the_cap(tx, limits.quarantine_files, limits.quarantine_bytes)
     })?;
     tracing::warn!(file = %name, %reason, quarantine = %dest.display(), "recording quarantined");
+    // Deleted once their rows are gone: a crash in between leaves a file, not a dangling row.
+    for old in dropped {
+        let old = PathBuf::from(old);
+        for p in [old.clone(), old.with_extension("json"), old.with_extension("srt")] {
+            let _ = std::fs::remove_file(p);
+        }
+        tracing::info!(file = %old.display(), "the quarantine is full: its oldest file was deleted");
+    }
     Ok(dest)
+}
+
+/// Removes the rows of the oldest quarantined files beyond the caps (never the newest);
+/// returns their paths.
+fn over_the_cap(tx: &rusqlite::Transaction<'_>, max_files: u64, max_bytes: u64) -> Result<Vec<String>, StoreError> {
+    let mut st = tx.prepare("SELECT id, path, size FROM quarantine ORDER BY id DESC")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?.collect::<Result<Vec<_>, _>>()?;
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut dropped = Vec::new();
+    for (i, (id, path, size)) in rows.into_iter().enumerate() {
+        files += 1;
+        bytes = bytes.saturating_add(u64::try_from(size).unwrap_or(0));
+        if i > 0 && (files > max_files || bytes > max_bytes) {
+            tx.execute("DELETE FROM quarantine WHERE id = ?1", [id])?;
+            dropped.push(path);
+        }
+    }
+    Ok(dropped)
 }
 
 /// Moves `path` (and its `.json` and `.srt` companions) into `root/<dir>/`, keeping the name
@@ -206,7 +246,7 @@ fn move_aside(root: &Path, dir: &str, path: &Path) -> Result<PathBuf, NodeError>
     };
     let target_dir = root.join(dir);
     std::fs::create_dir_all(&target_dir).map_err(io(&target_dir))?;
-    let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let name = plain_name(&path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let mut dest = target_dir.join(&name);
     let mut n = 1;
     while dest.exists() {

@@ -698,7 +698,8 @@ pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<(Vec<Lesson>, 
     let total: i64 = conn.query_row("SELECT COUNT(*) FROM lessons", [], |r| r.get(0))?;
     let sql = format!("SELECT {COLUMNS} FROM lessons ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![limit as i64, offset as i64], from_row)?;
+    // Past i64's range is past every row (SQLite reads a negative offset as 0: the first page).
+    let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX)], from_row)?;
     let items = rows.map(|r| r.map(|(l, _)| l)).collect::<Result<Vec<_>, _>>()?;
     Ok((items, total as u64))
 }

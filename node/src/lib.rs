@@ -14,8 +14,10 @@
 //! - [`link_settings`]: the uplink's media rate schedule (config, API, CLI) and blob housekeeping.
 //! - [`indexer`]: keeps the search index up to date with the database.
 //! - [`http`]: the portal pages and the JSON API.
+//! - [`passwords`]: argon2id hashes and the bounded pool that checks sign-in passwords.
 //! - [`trust`]: join tokens, enrolled children and revocations (the federation PKI's node side).
 //! - [`node`]: the composition root that starts and stops all of the above.
+//! - [`disk`]: room on disk for uploads (free space less a reserve and what is promised).
 //! - [`forecast`]: the storage forecast for the next semester (COURSE-STANDARD.md's formula).
 //! - [`health`]: the node tree with link health, sync lag and queues (admin console, reported up).
 //! - [`status`], [`demo`]: operator commands.
@@ -25,12 +27,14 @@ pub mod bench;
 pub mod bench_media;
 pub mod bench_portal;
 pub mod bench_search;
+pub mod bench_signin;
 pub mod bench_transcode;
 pub mod catalog;
 pub mod competitions;
 pub mod backup;
 pub mod config;
 pub mod demo;
+pub mod disk;
 pub mod documents;
 pub mod forecast;
 pub mod ftp;
@@ -43,6 +47,7 @@ pub mod lessons;
 pub mod link_settings;
 pub mod media_jobs;
 pub mod node;
+pub mod passwords;
 pub mod pull;
 pub mod replication;
 pub mod status;

@@ -453,6 +453,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         lessons: u64,
     },
+    /// Bursts of sign-ins, each attempt from its own loopback address, against a `youke serve`
+    /// process: its memory (idle, peak, after), open files, answers, and the lesson page's
+    /// latency meanwhile. Prints a Markdown table. Linux, as root or the owner of the process.
+    Signin {
+        #[arg(long, default_value = "./youke-bench-signin")]
+        dir: PathBuf,
+        /// Attempts per burst, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,200,500")]
+        bursts: Vec<u32>,
+        /// Rounds of each burst size.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds to wait after the last burst before the last memory reading (the password
+        /// workers give their memory back after 20 s idle).
+        #[arg(long, default_value_t = 25)]
+        settle_seconds: u64,
+    },
 }
 
 fn parse_language(s: &str) -> Result<youke_media::standard::Language, String> {
@@ -1060,6 +1077,13 @@ fn run(cli: Cli) -> Result<()> {
             let opts = youke_node::bench_portal::PortalBenchOptions { dir: dir.clone(), seconds, rounds, connections, segments, segment_bytes: 2 << 20, lessons };
             let report = youke_node::bench_portal::portal(&opts)?;
             print!("{}", youke_node::bench_portal::markdown(&report));
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Signin { dir, bursts, rounds, settle_seconds }) => {
+            let opts = youke_node::bench_signin::SigninBenchOptions { dir: dir.clone(), bursts, rounds, settle: std::time::Duration::from_secs(settle_seconds) };
+            let report = youke_node::bench_signin::signin(&opts)?;
+            print!("{}", youke_node::bench_signin::markdown(&report));
             let _ = std::fs::remove_dir_all(&dir);
             Ok(())
         }

@@ -278,7 +278,7 @@ impl Node {
             .await
             .map_err(|source| NodeError::Listen { addr: cfg.http, source })?;
         let http_addr = http_listener.local_addr().map_err(|source| NodeError::Listen { addr: cfg.http, source })?;
-        let endpoint = bind_endpoint(cfg.quic, &identity).map_err(|e| match e {
+        let endpoint = bind_endpoint(cfg.quic, &identity, Arc::clone(&ctx.counters)).map_err(|e| match e {
             LinkError::Io(source) => NodeError::Listen { addr: cfg.quic, source },
             other => NodeError::Link(other),
         })?;
@@ -308,7 +308,7 @@ impl Node {
         let app = crate::http::router(crate::http::AppState::new(Arc::clone(&ctx), Arc::clone(&index)).with_shutdown(cancel.clone()));
         // Ladder files go out by sendfile while they need no account.
         let fast = cfg.portal.anonymous_viewing.then(|| crate::http::fastpath::FastPath { ctx: Arc::clone(&ctx) });
-        tasks.spawn(crate::http::server::serve(http_listener, app, cancel.clone(), fast));
+        tasks.spawn(crate::http::server::serve(http_listener, app, cancel.clone(), fast, cfg.limits.clone()));
         info!(%http_addr, "portal listening");
         // 3. Federation: children in, parent out.
         if cfg.role.child().is_some() {

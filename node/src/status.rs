@@ -280,6 +280,7 @@ pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> S
     gauge("youke_link_blobs_total", "Media blobs moved over links, verified.", "counter", dir(C::get(&counters.blobs_sent), C::get(&counters.blobs_received)));
     gauge("youke_peers_refused_total", "Peers refused: certificate, hello, revoked, version, too many handshakes.", "counter", one(C::get(&counters.peers_refused) as f64));
     gauge("youke_peers_garbage_total", "Peers disconnected for sending garbage.", "counter", one(C::get(&counters.peers_garbage) as f64));
+    gauge("youke_quic_garbage_datagrams_total", "Datagrams on the federation port that are not QUIC of this federation (scans, floods, stray traffic).", "counter", one(C::get(&counters.garbage_datagrams) as f64));
     gauge(
         "youke_enrollments_total",
         "Enrollments of child nodes.",

@@ -18,6 +18,14 @@ pub enum StoreError {
     Open { path: PathBuf, source: rusqlite::Error },
 }
 
+impl StoreError {
+    /// The database is busy with other writers beyond the busy timeout (or locked): a moment
+    /// later the same work succeeds, so callers answer "try again" rather than fail.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    }
+}
+
 /// Migrations, applied in order; index + 1 is the schema version. Never edit one that shipped:
 /// append a new one.
 const MIGRATIONS: &[&str] = &[
@@ -344,6 +352,10 @@ const MIGRATIONS: &[&str] = &[
         nodes       TEXT NOT NULL,
         received_at INTEGER NOT NULL
     );
+    "#,
+    // 14: the size of each quarantined file, so the quarantine can be kept under its cap.
+    r#"
+    ALTER TABLE quarantine ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -54,6 +54,12 @@ pub fn create(tx: &Transaction<'_>, user: &str, name: &str, meta: &UploadMeta, l
     Ok(Upload { id, user: user.into(), name: name.into(), meta: meta.clone(), length, offset: 0, created_at: now, updated_at: now, lesson_id: None, error: None })
 }
 
+/// Bytes the unfinished uploads still expect (declared length less what arrived).
+pub fn outstanding_bytes(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COALESCE(SUM(MAX(length - offset, 0)), 0) FROM resumable_uploads WHERE lesson_id IS NULL AND error IS NULL", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Upload>, StoreError> {
     Ok(conn
         .query_row(

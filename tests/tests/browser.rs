@@ -177,6 +177,34 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
 }
 
 #[test]
+fn a_teacher_is_told_in_chinese_when_sign_ins_are_held_back_and_the_disk_has_no_room() {
+    let dir = tempfile::tempdir().unwrap();
+    // The node on a 64 MiB disk of its own (a mount namespace of this test's thread, made before
+    // anything else starts); the recording outside it.
+    let root = dir.path().join("disk");
+    std::fs::create_dir_all(&root).unwrap();
+    mount_tmpfs(&root, "64m", false);
+    let (data, http) = standalone_school(&root, "小硬盘学校", no_transcode);
+    let server = Server::start(&data, http);
+    add_user(&data, "wangfang", "teacher", "teacher password");
+    add_user(&data, "lihua", "teacher", "teacher password");
+    // 80 MiB: what the page declares is all that matters, the node refuses before any byte.
+    let file = dir.path().join("公开课 全程.mp4");
+    std::fs::File::create(&file).unwrap().set_len(80 << 20).unwrap();
+    let shot = artifacts().join("no-room.png");
+    let seen = scenario(
+        "refusals.mjs",
+        serde_json::json!({ "base": server.url(""), "name": "wangfang", "other_name": "lihua", "password": "teacher password", "file": file, "screenshot": shot }),
+    );
+    let sign_in = seen["sign_in_message"].as_str().unwrap();
+    assert!(sign_in.contains("登录失败次数过多"), "{seen:#}");
+    let upload = seen["upload_message"].as_str().unwrap();
+    assert!(upload.contains("节点磁盘空间不足") && upload.contains("80.0 MiB") && upload.contains("5% 预留"), "{seen:#}");
+    assert_eq!(seen["patches"], 0, "not a byte was sent: {seen:#}");
+    assert!(shot.is_file());
+}
+
+#[test]
 fn a_teacher_shares_a_lesson_watches_it_reach_the_city_and_switches_language() {
     let root = tempfile::tempdir().unwrap();
     let t = Tree::init(root.path());

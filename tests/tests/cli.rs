@@ -102,6 +102,17 @@ fn the_portal_benchmark_runs_at_small_scale_against_nginx() {
 }
 
 #[test]
+fn the_sign_in_benchmark_runs_at_small_scale() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("bench");
+    let out = youke_ok(data.path(), &["bench", "signin", "--dir", dir.to_str().unwrap(), "--bursts", "12", "--rounds", "1", "--settle-seconds", "0"]);
+    let row = out.lines().find(|l| l.starts_with("| 12 |")).unwrap_or_else(|| panic!("no row for 12 attempts in:\n{out}"));
+    // Twelve at once fit in the queue: each is checked (401), none fails; no page failed.
+    assert!(row.contains("| 12× 401 |") && row.trim_end().ends_with("| 0 |"), "{row}");
+    assert!(!dir.exists(), "the benchmark removes its data");
+}
+
+#[test]
 fn the_media_rate_schedule_is_shown_changed_kept_and_reset_from_the_cli_and_api() {
     let data = tempfile::tempdir().expect("tempdir");
     let http = free_tcp_port();

@@ -113,20 +113,6 @@ async fn a_rate_schedule_changed_at_runtime_paces_a_running_transfer() {
     cancel.cancel();
 }
 
-/// Mounts a tmpfs of `size` at `path` in this test process's own mount namespace (nextest runs
-/// each test in a process of its own, so nothing leaks to the machine). Needs root, as on the
-/// appliance's CI and development machines.
-fn mount_tmpfs(path: &Path, size: &str, remount: bool) {
-    use nix::mount::{MsFlags, mount};
-    if !remount {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("a mount namespace of the test's own (needs root)");
-        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).expect("make mounts private");
-    }
-    let flags = if remount { MsFlags::MS_REMOUNT } else { MsFlags::empty() };
-    let data = format!("size={size}");
-    mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some(data.as_str())).unwrap_or_else(|e| panic!("cannot mount a tmpfs at {}: {e}", path.display()));
-}
-
 #[test]
 fn a_full_disk_stops_the_transfer_with_a_clear_error_and_it_resumes_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +120,7 @@ fn a_full_disk_stops_the_transfer_with_a_clear_error_and_it_resumes_when_space_r
     // mount namespace is per thread, so it is made before the runtime starts its threads.
     let media = dir.path().join("city").join("media");
     std::fs::create_dir_all(&media).unwrap();
-    mount_tmpfs(&media, "6m", false);
+    common::mount_tmpfs(&media, "6m", false);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
     rt.block_on(full_disk(dir.path(), &media));
 }
@@ -178,7 +164,7 @@ async fn full_disk(dir: &Path, media: &Path) {
     assert!(status.upload_queue[0].last_error.as_deref().is_some_and(|e| e.contains("disk full")), "status shows it: {:?}", status.upload_queue);
 
     // Space returns: the transfer resumes from the kept chunks and completes.
-    mount_tmpfs(media, "64m", true);
+    common::mount_tmpfs(media, "64m", true);
     wait("the blob at the city", Duration::from_secs(60), || {
         let e = last_error(&school);
         if e != seen {

@@ -192,7 +192,7 @@ pub fn start_parent(tier: Tier) -> Parent {
 pub fn start_parent_as(local: NodeInfo, identity: NodeIdentity) -> Parent {
     let dir = tempfile::tempdir().expect("tempdir");
     let revocations = Revocations::new();
-    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), &identity).expect("bind");
+    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), &identity, Default::default()).expect("bind");
     let addr = endpoint.local_addr().expect("addr");
     let store = Arc::new(Mem::default());
     let blobs = BlobStore::open(dir.path()).expect("blobs");
@@ -223,7 +223,7 @@ pub struct Child {
 pub fn start_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity, store: Arc<Mem>) -> Child {
     let revocations = Revocations::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), identity).expect("bind");
+    let endpoint = bind_endpoint("127.0.0.1:0".parse().expect("addr"), identity, Default::default()).expect("bind");
     let blobs = BlobStore::open(dir.path()).expect("blobs");
     let cancel = CancellationToken::new();
     let uplink = Uplink {

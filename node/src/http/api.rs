@@ -132,7 +132,7 @@ pub struct Paged<T> {
 pub async fn list_lessons(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Result<Json<Paged<LessonView>>, ApiError> {
     let (page, per_page) = q.resolve()?;
     let out = blocking(&state, move |ctx| {
-        let (items, total) = ctx.store.read(|c| lessons::list(c, (page - 1) * per_page, per_page))?;
+        let (items, total) = ctx.store.read(|c| lessons::list(c, (page - 1).saturating_mul(per_page), per_page))?;
         let items = items.into_iter().map(|l| LessonView::new(ctx, l)).collect();
         Ok(Paged { items, page, per_page, total })
     })
@@ -382,6 +382,11 @@ impl SearchParams {
         Ok(p)
     }
 
+    /// How many hits come before this page (saturating: a page past every hit is empty).
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+
     /// This search's query string with one filter toggled (`None`: as it is), from page 1.
     pub fn href(&self, toggle: Option<(Dim, &str)>, order: Order, page: u64) -> String {
         let page_text = page.to_string();
@@ -475,14 +480,26 @@ async fn search_with<L: Send + 'static>(state: &AppState, p: SearchParams, rows:
             text: p.q.clone(),
             filters: p.filters.clone(),
             order: p.order,
-            offset: ((p.page - 1) * p.per_page) as usize,
+            offset: usize::try_from(p.offset()).unwrap_or(usize::MAX),
             limit: p.per_page as usize,
             facets: p.facets,
         };
-        let found = index.search(&req).map_err(|e| match e {
+        let failed = |e: youke_search::SearchError| match e {
             youke_search::SearchError::TooDeep => ApiError::BadRequest(e.to_string()),
             e => ApiError::Internal(e.to_string()),
-        })?;
+        };
+        let found = match index.search(&req) {
+            // Deeper than the index pages to: an empty page when it is past the last hit.
+            Err(youke_search::SearchError::TooDeep) => {
+                let mut counted = index.search(&youke_search::Request { offset: 0, limit: 1, ..req.clone() }).map_err(failed)?;
+                if counted.total > req.offset {
+                    return Err(failed(youke_search::SearchError::TooDeep));
+                }
+                counted.hits.clear();
+                counted
+            }
+            other => other.map_err(failed)?,
+        };
         let ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
         // One read transaction for the page's rows and their ladders.
         let items = ctx.store.read(|c| -> Result<Vec<SearchHit<L>>, ApiError> {
@@ -919,6 +936,28 @@ pub(super) async fn upload_dirs(ctx: &crate::NodeCtx) -> Result<(std::path::Path
     Ok((root, staging))
 }
 
+/// Runs `then` once an upload of `declared` bytes is known to fit on the disk of `staging`
+/// (free space, less the reserve, less what unfinished uploads still expect: see
+/// [`crate::disk`]); 507 naming both figures if it does not. One upload at a time passes here,
+/// so two cannot both take the last room.
+pub(super) async fn with_room<T: Send + 'static>(
+    state: &AppState,
+    staging: std::path::PathBuf,
+    declared: u64,
+    then: impl FnOnce(&crate::NodeCtx) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _turn = state.room.lock().await;
+    let promised = std::sync::Arc::clone(&state.promised);
+    blocking(state, move |ctx| {
+        let unfinished = ctx.store.read(crate::uploads::outstanding_bytes)?;
+        let space = crate::disk::space(&staging).map_err(|e| ApiError::Internal(format!("cannot read the free space of the upload folder: {e}")))?;
+        crate::disk::fits(declared, space, ctx.config.limits.disk_reserve_percent, unfinished.saturating_add(promised.total()))
+            .map_err(ApiError::no_room)?;
+        then(ctx)
+    })
+    .await
+}
+
 /// What an upload says about its lesson; the title defaults to the file's name, the teacher to
 /// the signed-in teacher's name.
 pub(super) fn import_meta(auth: &Auth, name: &str, m: crate::uploads::UploadMeta) -> crate::import::ImportMeta {
@@ -950,11 +989,13 @@ pub(super) async fn import_upload(
             Ok(Ok(LessonView::new(ctx, lesson)))
         }
         Err(e) => {
+            // The reason names the file as the teacher sent it, not where the node staged it.
+            let reason = e.to_string().replace(&file.display().to_string(), &name);
             // Kept for the admin under its own name, with the reason.
             let named = file.with_file_name(&name);
             let kept = std::fs::rename(&file, &named).map(|_| named).unwrap_or(file);
-            crate::ingest::quarantine(ctx, &root, &kept, &e.to_string())?;
-            Ok(Err(e.to_string()))
+            crate::ingest::quarantine(ctx, &root, &kept, &reason)?;
+            Ok(Err(reason))
         }
     })
     .await?;
@@ -962,16 +1003,31 @@ pub(super) async fn import_upload(
     Ok(result)
 }
 
+/// How often the room on disk is checked again for an upload that did not say its size.
+const UNDECLARED_STEP: u64 = 64 << 20;
+
 /// A recording uploaded in one request (`PUT /api/v1/uploads?name=…`, the file as the body,
 /// streamed to disk), for scripts; the portal uses the resumable upload. Answers the lesson
 /// (201), or the reason it could not be imported (422).
-pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<UploadQuery>, body: axum::body::Body) -> Result<Response, ApiError> {
+pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Auth>, Query(q): Query<UploadQuery>, headers: axum::http::HeaderMap, body: axum::body::Body) -> Result<Response, ApiError> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     let name = q.name.trim().to_string();
     check_upload_name(&name)?;
+    let name = crate::ingest::plain_name(&name);
     let ctx = std::sync::Arc::clone(&state.ctx);
+    let limit = ctx.config.limits.max_blob_bytes;
+    // Refused before a byte is stored when it says it is too large for the node or its disk.
+    let declared = match headers.get(axum::http::header::CONTENT_LENGTH) {
+        Some(v) => Some(v.to_str().ok().and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| ApiError::BadRequest("Content-Length must be a number of bytes".into()))?),
+        None => None,
+    };
+    if declared.is_some_and(|d| d > limit) {
+        return Err(ApiError::PayloadTooLarge(format!("the file is larger than this node accepts ({}, limits.max_blob_bytes)", crate::status::human_bytes(limit))));
+    }
     let (root, staging) = upload_dirs(&ctx).await?;
+    let promised = std::sync::Arc::clone(&state.promised);
+    let mut promise = with_room(&state, staging.clone(), declared.unwrap_or(0), move |_| Ok(promised.promise(declared.unwrap_or(0)))).await?;
     let tmp = staging.join(format!("{}-{name}", uuid::Uuid::new_v4()));
     // Removes the partial file if the client goes away or anything fails before the import.
     struct Partial(Option<std::path::PathBuf>);
@@ -983,7 +1039,6 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
         }
     }
     let mut partial = Partial(Some(tmp.clone()));
-    let limit = ctx.config.limits.max_blob_bytes;
     let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut stream = body.into_data_stream();
     let mut total = 0u64;
@@ -994,9 +1049,15 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
             .map_err(|_| ApiError::RequestTimeout(format!("nothing arrived for {} s; the upload was abandoned", UPLOAD_IDLE.as_secs())))?;
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the upload was cut off: {e}")))?;
+        let before = total;
         total += chunk.len() as u64;
-        if total > limit {
-            return Err(ApiError::BadRequest(format!("the file is larger than this node accepts ({limit} bytes, limits.max_blob_bytes)")));
+        if total > limit || declared.is_some_and(|d| total > d) {
+            return Err(ApiError::PayloadTooLarge(format!("the file is larger than this node accepts ({}, limits.max_blob_bytes) or than its Content-Length", crate::status::human_bytes(limit))));
+        }
+        promise.arrived(chunk.len() as u64);
+        // Without a declared size, the room is checked again at every 64 MiB.
+        if declared.is_none() && before / UNDECLARED_STEP != total / UNDECLARED_STEP {
+            with_room(&state, staging.clone(), UNDECLARED_STEP, |_| Ok(())).await?;
         }
         file.write_all(&chunk).await.map_err(|e| ApiError::InsufficientStorage(format!("cannot store the upload: {e}")))?;
     }

@@ -6,7 +6,7 @@
 //! carry the session's CSRF token in `X-CSRF-Token` (pages put it in a `<meta>` for their
 //! scripts), and a login posted from another site's page is refused by its `Origin`.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, blocking};
 use crate::accounts::{self, AccountError, Role, Session};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -118,6 +118,15 @@ pub fn access(method: &Method, route: &str) -> Option<Access> {
     POLICY.iter().find(|(pm, pr, _)| *pm == m && *pr == route).map(|(_, _, a)| *a)
 }
 
+/// The methods a route answers (`HEAD` with `GET`), for `Allow`.
+pub fn methods_of(route: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = POLICY.iter().filter(|(_, r, _)| *r == route).map(|(m, _, _)| *m).collect();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    methods
+}
+
 /// Whether `session` (or no one) may use a route with this access.
 pub fn allowed(access: Access, session: Option<&Session>, anonymous_viewing: bool) -> bool {
     let role = session.map(|s| s.user.role);
@@ -219,8 +228,13 @@ pub async fn middleware(State(state): State<AppState>, matched: Option<MatchedPa
     let route = matched.as_ref().map(|m| m.as_str().to_string());
     if let Some(route) = &route {
         let Some(access) = access(&method, route) else {
-            tracing::error!(%method, %route, "route missing from the access policy; refused");
-            return ApiError::Forbidden("this route has no access rule".into()).into_response();
+            let allow = methods_of(route);
+            if allow.is_empty() {
+                tracing::error!(%method, %route, "route missing from the access policy; refused");
+                return ApiError::Forbidden("this route has no access rule".into()).into_response();
+            }
+            // A method the route does not have: the client's mistake, not the node's.
+            return ApiError::MethodNotAllowed(allow.join(", ")).into_response();
         };
         if !allowed(access, session.as_ref(), state.ctx.config.portal.anonymous_viewing) {
             if session.is_none() {
@@ -274,30 +288,47 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin.split_once("://").map(|(_, h)| h) == Some(host)
 }
 
-/// Checks the throttle and the password, opens a session and records the attempt.
+/// Signs in: counts the attempt against the throttle first, reads the stored hash, checks the
+/// password in the bounded pool (outside any transaction), then opens the session and records
+/// the attempt in one short transaction.
 async fn sign_in(state: &AppState, auth: &Auth, name: String, password: String) -> Result<(String, Session), ApiError> {
-    let addr = auth.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    state.throttle.check(addr, &name).map_err(ApiError::from)?;
-    let ctx = std::sync::Arc::clone(&state.ctx);
-    let (n, a) = (name.clone(), auth.address_text());
-    let result = tokio::task::spawn_blocking(move || {
-        let r = ctx.store.write(|tx| accounts::login(tx, &n, &password));
-        let outcome = if r.is_ok() { "signed in" } else { "wrong name or password" };
-        let _ = ctx.store.write(|tx| accounts::audit(tx, &n, &a, "sign in", &n, outcome));
-        r
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    match result {
-        Ok(ok) => {
-            state.throttle.succeeded(addr, &name);
-            Ok(ok)
-        }
+    let addr = super::server::client_key(auth.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    let attempt = state.throttle.begin(addr, &name)?;
+    let n = name.clone();
+    let stored = blocking(state, move |ctx| Ok(ctx.store.read(|c| accounts::password_of(c, &n))?)).await;
+    let checked = match stored {
+        Ok((phc, may_sign_in)) => state.passwords.verify(password, phc).await.map(|matches| matches && may_sign_in).map_err(|e| ApiError::Busy(e.to_string(), 2)),
+        Err(e) => Err(e),
+    };
+    let ok = match checked {
+        Ok(ok) => ok,
         Err(e) => {
-            if matches!(e, AccountError::BadLogin) {
-                state.throttle.failed(addr, &name);
+            // Nothing was checked: the attempt does not count.
+            state.throttle.take_back(attempt);
+            return Err(e);
+        }
+    };
+    let address = auth.address_text();
+    let opened = blocking(state, move |ctx| {
+        let outcome = if ok { "signed in" } else { "wrong name or password" };
+        Ok(ctx.store.write(|tx| {
+            let session = if ok { Some(accounts::open_session(tx, &name)?) } else { None };
+            accounts::audit(tx, &name, &address, "sign in", &name, outcome)?;
+            Ok::<_, AccountError>(session)
+        })?)
+    })
+    .await;
+    match opened {
+        Ok(Some(session)) => {
+            state.throttle.succeeded(attempt);
+            Ok(session)
+        }
+        Ok(None) => Err(AccountError::BadLogin.into()),
+        Err(e) => {
+            if ok {
+                state.throttle.take_back(attempt);
             }
-            Err(e.into())
+            Err(e)
         }
     }
 }
@@ -342,11 +373,36 @@ pub struct NextQuery {
     pub next: Option<String>,
 }
 
-/// Where to go after signing in: a path on this portal only.
-pub(super) fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+/// Where to go after signing in or switching the language: a path on this portal only, judged
+/// as a browser reads it. Browsers drop tabs (and line breaks) from a URL and read `\` as `/`,
+/// so `/\t/evil.example` and `/\evil.example` mean `//evil.example`, another site: those go to
+/// `/`. A line break or another control character cannot be in a `Location` at all and is
+/// refused (400). What is kept is percent-encoded outside visible ASCII.
+pub(super) fn local_path(next: Option<&str>) -> Result<String, ApiError> {
+    let Some(raw) = next else { return Ok("/".into()) };
+    if raw.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ApiError::BadRequest("next must be a path on this portal, without line breaks or control characters".into()));
+    }
+    let as_read: String = raw.trim_matches([' ', '\t']).chars().filter(|c| *c != '\t').map(|c| if c == '\\' { '/' } else { c }).collect();
+    if !as_read.starts_with('/') || as_read.starts_with("//") {
+        return Ok("/".into());
+    }
+    let mut out = String::with_capacity(as_read.len());
+    for b in as_read.bytes() {
+        if (0x21..0x7f).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// The redirect to a path [`local_path`] gave.
+pub(super) fn redirect_to(path: &str) -> Response {
+    match HeaderValue::from_str(path) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => Redirect::to("/").into_response(),
     }
 }
 
@@ -369,7 +425,7 @@ fn login_html(state: &AppState, auth: &Auth, next: &str, error: Option<&str>) ->
 }
 
 pub async fn login_page(State(state): State<AppState>, Extension(auth): Extension<Auth>, axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Html<String> {
-    login_html(&state, &auth, &safe_next(q.next.as_deref()), None)
+    login_html(&state, &auth, &local_path(q.next.as_deref()).unwrap_or_else(|_| "/".into()), None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,14 +438,17 @@ pub struct LoginForm {
 
 /// `POST /login` (the form): signs in and goes on to `next`.
 pub async fn login_form(State(state): State<AppState>, Extension(auth): Extension<Auth>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    let next = safe_next(f.next.as_deref());
+    let next = match local_path(f.next.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
     if !same_origin(&headers) {
         let msg = auth.lang.t("请从本门户的登录页登录", "Sign in from this portal's own sign-in page");
         return (StatusCode::FORBIDDEN, login_html(&state, &auth, &next, Some(msg))).into_response();
     }
     match sign_in(&state, &auth, f.name, f.password).await {
         Ok((token, _)) => {
-            let mut r = Redirect::to(&next).into_response();
+            let mut r = redirect_to(&next);
             r.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token));
             r
         }
@@ -401,6 +460,10 @@ pub async fn login_form(State(state): State<AppState>, Extension(auth): Extensio
             let msg = auth.lang.t("用户名或密码错误", "Wrong user name or password");
             (StatusCode::UNAUTHORIZED, login_html(&state, &auth, &next, Some(msg))).into_response()
         }
+        Err(ApiError::Busy(_, secs)) => {
+            let msg = auth.lang.t("正在登录的人太多，请几秒钟后再试", "Too many people are signing in at once; try again in a few seconds");
+            ([(header::RETRY_AFTER, HeaderValue::from(secs))], (StatusCode::SERVICE_UNAVAILABLE, login_html(&state, &auth, &next, Some(msg)))).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -411,11 +474,19 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_portal() {
-        assert_eq!(safe_next(Some("/upload")), "/upload");
-        assert_eq!(safe_next(Some("//evil.example/")), "/");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/");
-        assert_eq!(safe_next(Some("/\\evil")), "/");
-        assert_eq!(safe_next(None), "/");
+        let next = |n: &str| local_path(Some(n)).expect("no control characters");
+        assert_eq!(next("/upload?x=1"), "/upload?x=1");
+        assert_eq!(local_path(None).expect("none"), "/");
+        for elsewhere in ["//evil.example/", "https://evil.example/", "/\\evil", "\\\\evil", "/\t/evil.example", "\t//evil.example", " //evil.example", "/\t\\evil", "evil.example", ""] {
+            assert_eq!(next(elsewhere), "/", "{elsewhere:?}");
+        }
+        // Chinese and spaces are kept, encoded; a tab inside a path is dropped as browsers do.
+        assert_eq!(next("/search?q=数学 课"), "/search?q=%E6%95%B0%E5%AD%A6%20%E8%AF%BE");
+        assert_eq!(next("/sea\trch"), "/search");
+        for refused in ["/\n/evil.example", "/ok\r\nSet-Cookie: x=1", "/\u{0}", "/\u{7f}", "/\u{85}"] {
+            assert!(matches!(local_path(Some(refused)), Err(ApiError::BadRequest(_))), "{refused:?}");
+        }
+        assert_eq!(redirect_to(&next("/search?q=数学")).headers()[header::LOCATION], "/search?q=%E6%95%B0%E5%AD%A6");
     }
 
     #[test]

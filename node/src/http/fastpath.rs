@@ -8,8 +8,8 @@
 //! reads a session.
 //!
 //! Parsing ([`parse_head`]) is separate from I/O and tested on its own; limits are the server's:
-//! at most [`super::server::MAX_HEADER_BYTES`] of headers, each request's head within
-//! [`super::server::HEADER_READ_TIMEOUT`].
+//! at most [`super::server::MAX_HEADER_BYTES`] of headers, each request's whole head within
+//! [`super::server::HEADER_READ_TIMEOUT`] of the moment the connection was ready for it.
 
 use super::segments;
 use bytes::{Buf, Bytes, BytesMut};
@@ -169,7 +169,9 @@ impl FastPath {
     pub async fn serve(&self, mut stream: TcpStream, cancel: &CancellationToken) -> Option<Rewind> {
         let mut buf = BytesMut::with_capacity(4096);
         loop {
-            // One request head, within the time and size limits.
+            // One request head, within the time and size limits: the whole head (and the idle
+            // time before it) within the limit, as on hyper's path, not each read.
+            let deadline = tokio::time::Instant::now() + super::server::HEADER_READ_TIMEOUT;
             let head = loop {
                 match parse_head(&buf) {
                     Head::Partial if buf.len() < super::server::MAX_HEADER_BYTES => {}
@@ -178,7 +180,7 @@ impl FastPath {
                 }
                 let read = tokio::select! {
                     _ = cancel.cancelled() => return None,
-                    r = tokio::time::timeout(super::server::HEADER_READ_TIMEOUT, stream.read_buf(&mut buf)) => r,
+                    r = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => r,
                 };
                 match read {
                     Ok(Ok(n)) if n > 0 => {}
@@ -222,6 +224,65 @@ impl FastPath {
     }
 }
 
+/// The fuzz target of the request head parser (`fuzz/fuzz_targets/http_head.rs`; its seed
+/// corpus is replayed by the tests): any bytes are a partial head, another request, or a ladder
+/// file request whose path stays below its ladder.
+#[doc(hidden)]
+pub fn fuzz_head(data: &[u8]) {
+    if let Head::Ladder(l) = parse_head(data) {
+        assert!(l.len <= data.len(), "a head longer than the bytes");
+        assert!(!l.rest.contains(['?', '#', '%']) && !l.hash.contains(['?', '#', '%']));
+        if segments::ladder_file(&l.hash, &l.rest).is_some() {
+            let parts: Vec<&str> = l.rest.split('/').collect();
+            assert!(parts.len() <= 2 && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.')), "{:?} leaves its ladder", l.rest);
+        }
+    }
+}
+
+/// The fuzz target of the connection path (`fuzz/fuzz_targets/fast_path.rs`): the bytes are
+/// what one client sends on a connection to a node serving with the fast path on (started
+/// once, in this process, with one ladder); the connection must end (the node answers or
+/// closes) and nothing may panic. Returns what the node answered.
+#[doc(hidden)]
+pub fn fuzz_connection(data: &[u8]) -> Vec<u8> {
+    static SERVER: std::sync::OnceLock<Option<(tokio::runtime::Runtime, std::net::SocketAddr)>> = std::sync::OnceLock::new();
+    let Some((rt, addr)) = SERVER.get_or_init(fuzz_server).as_ref() else { return Vec::new() };
+    rt.block_on(async {
+        let mut answer = Vec::new();
+        let Ok(mut s) = TcpStream::connect(addr).await else { return answer };
+        let _ = s.write_all(data).await;
+        let _ = s.shutdown().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut answer)).await;
+        answer
+    })
+}
+
+/// The hash whose ladder the fuzzed node holds.
+#[doc(hidden)]
+pub const FUZZ_LADDER: &str = "1b3ba0b6b5e8b4a5ea47d5b3ebbbd6e3b39bbf04a8c4a3e7a5d4b1b9d1d9b8a7";
+
+fn fuzz_server() -> Option<(tokio::runtime::Runtime, std::net::SocketAddr)> {
+    let dir = std::env::temp_dir().join(format!("youke-fuzz-fast-path-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = crate::config::Config::default();
+    config.media.transcode = false;
+    config.import.watch_dir = None;
+    config.limits.connections_per_address = 1 << 20;
+    let ctx = Arc::new(crate::NodeCtx::open(&dir, config).ok()?);
+    let rung = crate::media_jobs::hls_dir(&ctx, FUZZ_LADDER).join("720p");
+    std::fs::create_dir_all(&rung).ok()?;
+    std::fs::write(rung.join("seg_00001.ts"), vec![0x47u8; 188 * 64]).ok()?;
+    std::fs::write(rung.parent()?.join("master.m3u8"), "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1500000\n720p/index.m3u8\n").ok()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().ok()?;
+    let index = Arc::new(youke_search::LessonIndex::in_memory().ok()?);
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).ok()?;
+    let addr = listener.local_addr().ok()?;
+    let app = super::router(super::AppState::new(Arc::clone(&ctx), index));
+    let limits = ctx.config.limits.clone();
+    rt.spawn(super::server::serve(listener, app, CancellationToken::new(), Some(FastPath { ctx }), limits));
+    Some((rt, addr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +316,33 @@ mod tests {
         ] {
             assert_eq!(parse_head(other), Head::Other, "{}", String::from_utf8_lossy(other));
         }
+    }
+
+    #[test]
+    fn the_fuzz_seed_corpus_replays() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+        let mut replayed = 0;
+        for e in std::fs::read_dir(root.join("http_head")).expect("the seed corpus is committed") {
+            fuzz_head(&std::fs::read(e.expect("entry").path()).expect("read"));
+            replayed += 1;
+        }
+        for e in std::fs::read_dir(root.join("fast_path")).expect("the seed corpus is committed") {
+            let path = e.expect("entry").path();
+            let answer = String::from_utf8_lossy(&fuzz_connection(&std::fs::read(&path).expect("read"))).into_owned();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let first = answer.lines().next().unwrap_or("");
+            match name.as_str() {
+                "ladder-get" | "ladder-close" => assert!(first == "HTTP/1.1 200 OK" && answer.contains("content-length: 12032"), "{name}: {answer}"),
+                "pipelined" => assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 3, "{name}: {answer}"),
+                "traversal" | "traversal-encoded" | "missing" | "dot-name" => assert!(first.starts_with("HTTP/1.1 404"), "{name}: {first}"),
+                "wrong-method" => assert!(first.starts_with("HTTP/1.1 405"), "{name}: {first}"),
+                "lang-redirect" => assert!(answer.contains("location: /\r\n"), "{name}: {answer}"),
+                "login-newline" => assert!(first.starts_with("HTTP/1.1 400"), "{name}: {first}"),
+                _ => {}
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= 40, "{replayed} seeds");
     }
 
     /// One answer read back: status, headers (names lower-cased), body.
@@ -294,8 +382,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let cancel = CancellationToken::new();
+        let (cancel2, ctx2) = (cancel.clone(), Arc::clone(&ctx));
         let app = super::super::router(super::super::AppState::new(Arc::clone(&ctx), index));
-        tokio::spawn(super::super::server::serve(listener, app, cancel.clone(), Some(FastPath { ctx: Arc::clone(&ctx) })));
+        let limits = ctx.config.limits.clone();
+        tokio::spawn(super::super::server::serve(listener, app, cancel2, Some(FastPath { ctx: ctx2 }), limits));
 
         // Pipelined on one connection: a segment, a playlist's head, then a router route.
         let mut s = TcpStream::connect(addr).await.expect("connect");

@@ -9,7 +9,7 @@
 use crate::accounts::Role;
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use youke_federation::Tier;
 
@@ -108,7 +108,10 @@ pub async fn switch(headers: HeaderMap, Query(q): Query<SwitchQuery>) -> Respons
         _ => "zh",
     };
     let next = q.next.or_else(|| came_from(&headers));
-    let mut r = Redirect::to(&super::auth::safe_next(next.as_deref())).into_response();
+    let mut r = match super::auth::local_path(next.as_deref()) {
+        Ok(path) => super::auth::redirect_to(&path),
+        Err(e) => return e.into_response(),
+    };
     let cookie = format!("{COOKIE}={value}; Path=/; SameSite=Lax; Max-Age=31536000");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -33,6 +33,12 @@ pub struct AppState {
     pub ctx: Arc<NodeCtx>,
     pub index: Arc<LessonIndex>,
     pub throttle: Arc<crate::accounts::LoginThrottle>,
+    /// Checks sign-in passwords a few at a time with bounded memory.
+    pub passwords: crate::passwords::PasswordPool,
+    /// Taken while an upload's room on disk is checked and promised (one at a time).
+    pub room: Arc<tokio::sync::Mutex<()>>,
+    /// Bytes plain uploads under way still expect.
+    pub promised: Arc<crate::disk::Promised>,
     /// Resumable uploads a request is appending to now.
     pub busy_uploads: Arc<resumable::Busy>,
     /// Fires when the node shuts down: long-lived answers (event streams) end.
@@ -49,7 +55,8 @@ impl AppState {
     pub fn new(ctx: Arc<NodeCtx>, index: Arc<LessonIndex>) -> AppState {
         let segments = Arc::new(segments::SegmentCache::new(ctx.config.limits.hls_cache_bytes));
         let db_permits = Arc::new(tokio::sync::Semaphore::new(DB_CONCURRENCY));
-        AppState { ctx, index, throttle: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits }
+        let passwords = crate::passwords::PasswordPool::sized_to_cores();
+        AppState { ctx, index, throttle: Arc::default(), passwords, room: Arc::default(), promised: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits }
     }
 
     /// Ends long-lived answers when `cancel` fires.
@@ -153,6 +160,8 @@ pub enum ApiError {
     Unavailable(String),
     /// Out of disk space for this (cache quota).
     InsufficientStorage(String),
+    /// An upload that does not fit on the disk: the figures, and their sentence.
+    NoRoom(crate::disk::NoRoom, String),
     /// Well-formed, but not something this node can take (an upload that is not a recording).
     Unprocessable(String),
     /// Not signed in.
@@ -171,6 +180,11 @@ pub enum ApiError {
     Gone(String),
     /// Too many failed sign-ins: the message and the seconds to wait.
     TooManyRequests(String, u64),
+    /// The route has no such method: the methods it has, for `Allow`.
+    MethodNotAllowed(String),
+    /// The node is too busy for this now (its database, its password checks): the message and
+    /// the seconds after which to try again.
+    Busy(String, u64),
     Internal(String),
 }
 
@@ -181,6 +195,7 @@ impl ApiError {
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "bad_request", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d),
             ApiError::InsufficientStorage(d) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", d),
+            ApiError::NoRoom(_, d) => (StatusCode::INSUFFICIENT_STORAGE, "no_room", d),
             ApiError::Unprocessable(d) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", d),
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "unauthorized", d),
             ApiError::RequestTimeout(d) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", d),
@@ -190,8 +205,23 @@ impl ApiError {
             ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
             ApiError::Gone(d) => (StatusCode::GONE, "gone", d),
             ApiError::TooManyRequests(d, _) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", d),
+            ApiError::Busy(d, _) => (StatusCode::SERVICE_UNAVAILABLE, "busy", d),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address does not take that method; see Allow"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the node hit an internal error; see its log"),
         }
+    }
+}
+
+impl ApiError {
+    pub fn no_room(e: crate::disk::NoRoom) -> ApiError {
+        let text = e.to_string();
+        ApiError::NoRoom(e, text)
+    }
+
+    /// The database stayed busy beyond its timeout: try again shortly (never a 500).
+    pub fn busy_database() -> ApiError {
+        tracing::warn!("the database was busy beyond its timeout; answered 503");
+        ApiError::Busy("the node's database is busy; try again in a moment".into(), 1)
     }
 }
 
@@ -200,6 +230,7 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::NoSuchLesson(id) => ApiError::NotFound(format!("no lesson with id {id}")),
             NodeError::Invalid(m) | NodeError::Doc(crate::documents::DocError::Invalid(m)) => ApiError::BadRequest(m),
+            NodeError::Store(e) | NodeError::Doc(crate::documents::DocError::Store(e)) if e.is_busy() => ApiError::busy_database(),
             other => {
                 tracing::error!(error = %other, "request failed");
                 ApiError::Internal(other.to_string())
@@ -217,6 +248,12 @@ impl From<crate::pull::PullError> for ApiError {
                 "this lesson's media is held by the parent node and the link to it is down; try again when it is back".into(),
             ),
             PullError::Link(LinkError::Remote { message, .. }) => ApiError::Unavailable(format!("the parent node cannot serve this media: {message}")),
+            // This node's own disk or database failing: logged, not shown (its messages name
+            // server paths).
+            PullError::Link(e @ (LinkError::Blob(_) | LinkError::Io(_) | LinkError::Store(_))) => {
+                tracing::error!(error = %e, "pull-through failed on this node");
+                ApiError::Internal(e.to_string())
+            }
             PullError::Link(e) => ApiError::Unavailable(format!("fetching the media from the parent node failed: {e}")),
             e @ PullError::CacheFull { .. } => ApiError::InsufficientStorage(e.to_string()),
             e @ PullError::Evicted { .. } => ApiError::Unavailable(e.to_string()),
@@ -258,17 +295,28 @@ impl From<crate::documents::DocError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, detail) = self.parts();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "code": code,
             "detail": detail,
         });
+        // The figures too (RFC 9457 extension members), for the portal to say in its language.
+        if let (ApiError::NoRoom(n, _), Some(o)) = (&self, body.as_object_mut()) {
+            for (k, v) in [("declared_bytes", n.declared), ("room_bytes", n.room), ("free_bytes", n.free), ("promised_bytes", n.promised), ("reserve_percent", u64::from(n.reserve_percent))] {
+                o.insert(k.into(), v.into());
+            }
+        }
         let mut resp = (status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let ApiError::TooManyRequests(_, secs) = &self {
+        if let ApiError::TooManyRequests(_, secs) | ApiError::Busy(_, secs) = &self {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
+        if let ApiError::MethodNotAllowed(allow) = &self
+            && let Ok(v) = HeaderValue::from_str(allow)
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
         }
         resp
     }
@@ -593,6 +641,55 @@ mod tests {
         let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
         assert_eq!(resp.headers()[header::LOCATION], "/");
         assert!(resp.headers()[header::SET_COOKIE].to_str().expect("ascii").starts_with("youke_lang=zh;"));
+        // A tab, which browsers drop, makes `//evil.example` of `/\t/evil.example`.
+        for next in ["/%09/evil.example", "%09//evil.example", "/%5Cevil.example", "/%09%5Cevil.example"] {
+            let req = Request::get(format!("/lang?to=en&next={next}")).body(Body::empty()).expect("request");
+            let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
+            assert_eq!(resp.headers()[header::LOCATION], "/", "{next}");
+        }
+        let req = Request::get("/lang?to=en&next=/%0A/evil.example").body(Body::empty()).expect("request");
+        let resp = router(f.state.clone()).oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_node_too_busy_to_check_a_password_says_so_and_does_not_count_it() {
+        let f = fixture();
+        // A pool with no patience: every check is shed.
+        let state = AppState { passwords: crate::passwords::PasswordPool::new(1, 1, std::time::Duration::ZERO), ..f.state.clone() };
+        for _ in 0..(crate::accounts::PER_NAME + 2) {
+            let req = post_json("/api/v1/session", r#"{"name":"admin","password":"admin password"}"#);
+            let resp = router(state.clone()).oneshot(req).await.expect("infallible");
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "busy, never throttled: nothing was checked");
+            assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        }
+        let req = Request::post("/login").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from("name=admin&password=admin+password")).expect("request");
+        let resp = router(state.clone()).oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let html = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body").to_vec()).expect("utf-8");
+        assert!(html.contains("正在登录的人太多"), "{html}");
+        // With the node's own pool the same account signs in.
+        let resp = router(f.state.clone()).oneshot(post_json("/api/v1/session", r#"{"name":"admin","password":"admin password"}"#)).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn sign_in_goes_on_to_this_portal_only() {
+        let f = fixture();
+        let form = |next: &str| {
+            Request::post("/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(format!("name=admin&password=admin+password&next={next}")))
+                .expect("request")
+        };
+        let resp = router(f.state.clone()).oneshot(form("%2Fsearch%3Fq%3D%E5%8B%BE")).await.expect("infallible");
+        assert_eq!((resp.status(), resp.headers()[header::LOCATION].to_str().ok()), (StatusCode::SEE_OTHER, Some("/search?q=%E5%8B%BE")));
+        let resp = router(f.state.clone()).oneshot(form("%2F%09%2Fevil.example")).await.expect("infallible");
+        assert_eq!((resp.status(), resp.headers()[header::LOCATION].to_str().ok()), (StatusCode::SEE_OTHER, Some("/")));
+        // A line break is refused before the password is checked: 400, no session.
+        let resp = router(f.state.clone()).oneshot(form("%2F%0A%2Fevil.example")).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(resp.headers().get(header::SET_COOKIE).is_none());
     }
 
     #[tokio::test]

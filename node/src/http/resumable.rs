@@ -107,13 +107,19 @@ pub async fn create(State(state): State<AppState>, Extension(auth): Extension<Au
     }
     let raw = headers.get("upload-metadata").and_then(|v| v.to_str().ok()).unwrap_or("");
     let (name, meta) = parse_metadata(raw)?;
+    let name = crate::ingest::plain_name(&name);
     let (_, staging) = upload_dirs(&state.ctx).await?;
     let user = auth.name().to_string();
-    let u = blocking(&state, move |ctx| {
+    let expired_in = staging.clone();
+    blocking(&state, move |ctx| {
         // Uploads left for a week are forgotten, with their data.
         for id in ctx.store.write(|tx| uploads::expire(tx, crate::store::now_ms()))? {
-            let _ = std::fs::remove_file(uploads::part_path(&staging, &id));
+            let _ = std::fs::remove_file(uploads::part_path(&expired_in, &id));
         }
+        Ok(())
+    })
+    .await?;
+    let u = super::api::with_room(&state, staging.clone(), length, move |ctx| {
         let u = ctx.store.write(|tx| uploads::create(tx, &user, &name, &meta, length))?;
         // The empty file exists from the start, so HEAD after a crash finds it.
         std::fs::File::create(uploads::part_path(&staging, &u.id)).and_then(|f| f.sync_all()).map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -18,6 +18,14 @@ use std::sync::Mutex;
 /// `<hash>/master.m3u8`): only plain names below the ladder's directory, only the kinds a
 /// ladder has.
 pub fn resolve(ctx: &crate::NodeCtx, hash: &str, rest: &str) -> Option<(PathBuf, &'static str)> {
+    let (hash, mime) = ladder_file(hash, rest)?;
+    Some((crate::media_jobs::hls_dir(ctx, &hash.to_hex()).join(rest), mime))
+}
+
+/// The rule of [`resolve`] without the node: the blob whose ladder is asked for and the file's
+/// MIME type, if `rest` is one or two plain names (ASCII letters, digits, `.`, `_`, `-`, not
+/// starting with a dot) ending in a ladder file's extension.
+pub fn ladder_file(hash: &str, rest: &str) -> Option<(youke_federation::BlobHash, &'static str)> {
     let hash: youke_federation::BlobHash = hash.parse().ok()?;
     let parts: Vec<&str> = rest.split('/').collect();
     if parts.is_empty() || parts.len() > 2 || parts.iter().any(|p| p.is_empty() || p.starts_with('.') || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))) {
@@ -31,7 +39,7 @@ pub fn resolve(ctx: &crate::NodeCtx, hash: &str, rest: &str) -> Option<(PathBuf,
         Some("mp4") => "video/mp4",
         _ => return None,
     };
-    Some((crate::media_jobs::hls_dir(ctx, &hash.to_hex()).join(rest), mime))
+    Some((hash, mime))
 }
 
 /// Largest file kept in memory (a 4 s segment at 1080p is 2–5 MiB).

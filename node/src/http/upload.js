@@ -23,6 +23,23 @@
     });
   }
 
+  function size(n) {
+    var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'], i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i += 1; }
+    return (i ? n.toFixed(1) : String(n)) + ' ' + u[i];
+  }
+
+  // What the node's refusal means, in the page's language.
+  function refusal(status, v) {
+    if (status === 507 && v.code === 'no_room') {
+      return t('节点磁盘空间不足：文件 ' + size(v.declared_bytes) + '，可用 ' + size(v.room_bytes) + '（剩余 ' + size(v.free_bytes) + '，扣除 ' + v.reserve_percent + '% 预留空间及未完成的上传）。请清理空间或联系管理员。',
+        'Not enough disk space on the node: the file is ' + size(v.declared_bytes) + ', there is room for ' + size(v.room_bytes) + ' (' + size(v.free_bytes) + ' free, less the ' + v.reserve_percent + ' % reserve and unfinished uploads). Free some space or ask the admin.');
+    }
+    if (status === 413) return t('文件超过节点允许的大小', 'The file is larger than the node accepts') + (v.detail ? '（' + v.detail + '）' : '');
+    if (status === 503) return t('节点正忙，请稍后再试', 'The node is busy; try again shortly');
+    return v.detail || ('HTTP ' + status);
+  }
+
   function create(f, fields) {
     var meta = ['filename ' + b64(f.name)];
     Object.keys(fields).forEach(function (k) { if (fields[k]) meta.push(k + ' ' + b64(fields[k])); });
@@ -30,7 +47,7 @@
       method: 'POST', credentials: 'same-origin',
       headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': String(f.size), 'Upload-Metadata': meta.join(','), 'X-CSRF-Token': csrf }
     }).then(function (r) {
-      if (r.status !== 201) return r.json().catch(function () { return {}; }).then(function (v) { throw new Error(v.detail || r.statusText); });
+      if (r.status !== 201) return r.json().catch(function () { return {}; }).then(function (v) { throw new Error(refusal(r.status, v)); });
       return r.headers.get('Location');
     });
   }

@@ -323,3 +323,17 @@ pub fn blake3_file(path: &Path) -> String {
     let bytes = std::fs::read(path).expect("read");
     blake3::hash(&bytes).to_hex().to_string()
 }
+
+/// Mounts a tmpfs of `size` at `path` in this test process's own mount namespace (nextest runs
+/// each test in a process of its own, so nothing leaks to the machine). Needs root, as on the
+/// appliance's CI and development machines.
+pub fn mount_tmpfs(path: &Path, size: &str, remount: bool) {
+    use nix::mount::{MsFlags, mount};
+    if !remount {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("a mount namespace of the test's own (needs root)");
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).expect("make mounts private");
+    }
+    let flags = if remount { MsFlags::MS_REMOUNT } else { MsFlags::empty() };
+    let data = format!("size={size}");
+    mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some(data.as_str())).unwrap_or_else(|e| panic!("cannot mount a tmpfs at {}: {e}", path.display()));
+}
