@@ -1,10 +1,11 @@
-//! Portal accounts: users with a role, argon2id password hashes, sessions, the audit log.
+//! Portal accounts: users with a role (their argon2id password hashes made and checked by
+//! [`crate::passwords`]), sessions, the audit log, the sign-in throttle.
 //!
 //! A session is a random 256-bit token kept by the browser in an HttpOnly cookie; the database
 //! holds only its BLAKE3 hash, so a copy of the database opens no session. Each session has its
 //! own CSRF token, which every state-changing request made with the cookie must repeat in the
-//! `X-CSRF-Token` header. Failed logins are counted per (address, name) and per address and
-//! answered with 429 past a limit.
+//! `X-CSRF-Token` header. Sign-in attempts are counted per (address, name) and per address from
+//! the moment they begin ([`LoginThrottle`]) and answered with 429 past a limit.
 
 use crate::store::{StoreError, now_ms};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
