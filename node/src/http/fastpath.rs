@@ -262,7 +262,17 @@ pub fn fuzz_connection(data: &[u8]) -> Vec<u8> {
 pub const FUZZ_LADDER: &str = "1b3ba0b6b5e8b4a5ea47d5b3ebbbd6e3b39bbf04a8c4a3e7a5d4b1b9d1d9b8a7";
 
 fn fuzz_server() -> Option<(tokio::runtime::Runtime, std::net::SocketAddr)> {
-    let dir = std::env::temp_dir().join(format!("youke-fuzz-fast-path-{}", std::process::id()));
+    // One directory per process; those of processes that have ended are removed.
+    const PREFIX: &str = "youke-fuzz-fast-path-";
+    for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(PREFIX)
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = crate::config::Config::default();
     config.media.transcode = false;
