@@ -40,11 +40,23 @@ struct Seaweed {
 impl Seaweed {
     fn start(root: &Path) -> Seaweed {
         let root = root.join("seaweedfs");
-        let port = || (free_tcp_port(), free_tcp_port());
+        // Every port is held until all are picked, so that no two are the same.
+        let mut held = Vec::new();
+        let mut port = || {
+            let pair = [(); 2].map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                let p = l.local_addr().expect("addr").port();
+                held.push(l);
+                p
+            });
+            (pair[0], pair[1])
+        };
         let (master, master_grpc) = port();
-        // The S3 gateway reaches the filer's gRPC at the filer's port + 10000 (SeaweedFS's rule).
-        let (filer, filer_grpc) = port_with_grpc_at_plus_10000();
         let (s3, s3_grpc) = port();
+        let volume_ports = [port(), port()];
+        // The S3 gateway reaches the filer's gRPC at the filer's port + 10000 (SeaweedFS's rule).
+        let (filer, filer_grpc) = port_with_grpc_at_plus_10000(&held);
+        drop(held);
         let master_addr = format!("127.0.0.1:{master}.{master_grpc}");
         let spawn = |name: &str, args: Vec<String>| -> Child {
             let dir = root.join(name);
@@ -64,8 +76,7 @@ impl Seaweed {
         args.extend([format!("-port={master}"), format!("-port.grpc={master_grpc}"), "-mdir=.".into(), "-defaultReplication=001".into(), "-volumeSizeLimitMB=64".into(), "-telemetry=false".into()]);
         others.push(spawn("master", args));
         let mut volumes = Vec::new();
-        for i in 1..=2 {
-            let (p, g) = port();
+        for (i, (p, g)) in (1..=2).zip(volume_ports) {
             let mut args = vec!["volume".to_string()];
             args.extend(loopback());
             args.extend([format!("-port={p}"), format!("-port.grpc={g}"), "-dir=.".into(), "-max=8".into(), format!("-master={master_addr}")]);
@@ -226,11 +237,12 @@ fn first_segment(get: impl Fn(&str) -> Vec<u8>, master: &str) -> String {
 }
 
 /// A free loopback TCP port whose port + 10000 is free too.
-fn port_with_grpc_at_plus_10000() -> (u16, u16) {
+fn port_with_grpc_at_plus_10000(taken: &[std::net::TcpListener]) -> (u16, u16) {
+    let taken: Vec<u16> = taken.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
     for _ in 0..200 {
         let a = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let p = a.local_addr().expect("addr").port();
-        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+        if p < 55_000 && !taken.contains(&(p + 10_000)) && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
             return (p, p + 10_000);
         }
     }
