@@ -9,7 +9,7 @@
 //! the node's private key so it survives restarts). [`WatchedSocket`] is the thin wrapper
 //! around quinn's socket that looks at each datagram received and passes all of them on.
 
-use crate::link::LinkCounters;
+use crate::counters::LinkCounters;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use std::fmt;

@@ -303,22 +303,8 @@ impl ServerCertVerifier for TokenRoot {
     handshake_signatures!();
 }
 
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
-    use std::io::Write;
-    let io_err = |action| move |source| IdentityError::Io { action, path: path.to_path_buf(), source };
-    let tmp = path.with_extension("tmp");
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io_err("create"))?;
-    f.write_all(bytes).map_err(io_err("write"))?;
-    f.sync_all().map_err(io_err("fsync"))?;
-    fs::rename(&tmp, path).map_err(io_err("rename"))?;
-    Ok(())
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    crate::pki::write_private(path, bytes).map_err(|source| IdentityError::Io { action: "write", path: path.to_path_buf(), source })
 }
 
 /// Accepts any well-formed certificate whose key signs the handshake; the fingerprint is then

@@ -3,32 +3,41 @@
 //!
 //! This crate knows nothing about lessons. Documents are opaque byte strings with an id, a kind
 //! and a share tier; blobs are opaque files named by their BLAKE3 hash. The node crate plugs its
-//! SQLite store in through [`link::LinkStore`].
+//! SQLite store in through [`sync::ChildStore`] and [`sync::ParentStore`].
 //!
-//! Layout:
-//! - [`tier`]: the three tiers and the scope rule saying what goes up a link.
-//! - [`protocol`]: the wire messages, their framing and limits (pure, no I/O).
-//! - [`identity`]: a node's key pair and certificate, and pinned-certificate TLS configs.
-//! - [`blobs`]: the content-addressed blob store on disk, including resumable partial files.
-//! - [`schedule`]: link timing (reconnect backoff with jitter), sans-IO.
-//! - [`datagrams`]: what arrives on the UDP port, QUIC told from garbage (counted), and the
-//!   signed connection ids that make the difference.
-//! - [`link`]: the tokio/quinn driver: the parent's accept loop and the child's uplink.
+//! Layers, bottom up (a module uses only those above it in this list):
+//! - [`hash`], [`tier`], [`backoff`], [`rate`]: a blob's name; the three tiers and the scope
+//!   rule; reconnect timing; rate schedules and the limiter. Pure.
+//! - [`manifest`], [`protocol`], [`counters`]: verified chunks; the wire messages, framing and
+//!   limits; what crossed the links. Pure.
+//! - [`pki`], [`identity`], [`datagrams`]: the federation's certificates and tokens; a node's TLS
+//!   identity; what arrives on the UDP port, and signed connection ids.
+//! - [`blobs`] (with [`blobs::remote`], S3 object storage), [`transfers`]: the content-addressed
+//!   blob store; transfers in progress.
+//! - [`sync`]: the sync engine, both sides, as state machines without I/O, and the store
+//!   interfaces it drives.
+//! - [`transport`], [`pull`]: the QUIC endpoint, framed requests and [`transport::LinkError`];
+//!   fetching ranges from the parent.
+//! - [`link`]: the tokio/quinn drivers: uplink, acceptor, enrollment, blob streams, ranges.
 
+pub mod backoff;
 pub mod blobs;
+pub mod counters;
 pub mod datagrams;
+pub mod hash;
 pub mod identity;
 pub mod link;
 pub mod manifest;
-pub mod objects;
 pub mod pki;
 pub mod protocol;
 pub mod pull;
 pub mod rate;
-pub mod schedule;
+pub mod sync;
 pub mod tier;
 pub mod transfers;
+pub mod transport;
 
-pub use blobs::{BlobHash, BlobStore};
+pub use blobs::BlobStore;
+pub use hash::BlobHash;
 pub use identity::{Fingerprint, NodeIdentity};
 pub use tier::Tier;

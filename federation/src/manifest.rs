@@ -10,7 +10,7 @@
 //! verified streaming (as in bao) with 1 MiB chunk groups and the tree kept by the receiver.
 //! Pure: no IO.
 
-use crate::blobs::BlobHash;
+use crate::hash::BlobHash;
 use blake3::hazmat::{self, ChainingValue, HasherExt, Mode};
 
 /// Bytes per verified chunk; at most this much is sent again after a cut.

@@ -41,8 +41,25 @@ use std::time::Duration;
 pub const DOMAIN: &str = "youke";
 /// File in the data directory holding a node's enrollment (mode 0600: it holds private keys).
 pub const ENROLLMENT_FILE: &str = "enrollment.bin";
-/// Longest node id: one DNS label.
-pub const MAX_NODE_ID: usize = 63;
+use crate::protocol::MAX_NODE_ID;
+
+/// Writes a file only this user may read (private keys): temp file with mode 0600, fsync,
+/// rename.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
 
 const ROOT_YEARS: i64 = 30;
 const CA_YEARS: i64 = 20;
@@ -423,8 +440,7 @@ impl Enrollment {
     /// Saves the enrollment (temp file, fsync, rename; mode 0600).
     pub fn save(&self, data_dir: &Path) -> Result<(), PkiError> {
         let bytes = postcard::to_stdvec(self).map_err(|e| PkiError::Damaged { path: data_dir.join(ENROLLMENT_FILE), message: e.to_string() })?;
-        crate::identity::write_private(&data_dir.join(ENROLLMENT_FILE), &bytes)
-            .map_err(|e| PkiError::Io { action: "write", path: data_dir.join(ENROLLMENT_FILE), source: std::io::Error::other(e.to_string()) })
+        write_private(&data_dir.join(ENROLLMENT_FILE), &bytes).map_err(|source| PkiError::Io { action: "write", path: data_dir.join(ENROLLMENT_FILE), source })
     }
 
     /// Loads the enrollment kept in `data_dir`, if the node is enrolled.

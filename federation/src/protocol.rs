@@ -7,7 +7,7 @@
 //! (fetch) frame, up to the stream's end, and are checked chunk by chunk against the blob's
 //! manifest (see [`crate::manifest`]).
 
-use crate::blobs::BlobHash;
+use crate::hash::BlobHash;
 use crate::tier::Tier;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,10 @@ pub struct NodeHealth {
 }
 
 /// Most nodes one health report carries.
+/// Longest node id: one DNS label.
+pub const MAX_NODE_ID: usize = 63;
+/// Largest range of a blob asked for or served in one request.
+pub const MAX_RANGE: u64 = 8 * crate::manifest::CHUNK;
 pub const MAX_HEALTH_NODES: usize = 8192;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,21 +310,21 @@ pub fn check_limits(m: &Message) -> Result<(), String> {
         Message::BlobOffer { size, manifest: m, .. } | Message::BlobRange { size, manifest: m, .. } => manifest(*size, m),
         Message::BlobState { .. } | Message::BlobStored { .. } => Ok(()),
         Message::BlobFetch { len, .. } => {
-            if *len > crate::pull::MAX_RANGE { Err(format!("a range of {len} bytes (limit {})", crate::pull::MAX_RANGE)) } else { Ok(()) }
+            if *len > MAX_RANGE { Err(format!("a range of {len} bytes (limit {})", MAX_RANGE)) } else { Ok(()) }
         }
         Message::Error { message, .. } => text("error message", message, 4 * MAX_TEXT),
         Message::Health { nodes } => {
             count("nodes in a health report", nodes.len(), MAX_HEALTH_NODES)?;
             nodes.iter().try_for_each(|n| {
-                text("node id", &n.node_id, crate::pki::MAX_NODE_ID)?;
-                text("node id", &n.parent_id, crate::pki::MAX_NODE_ID)?;
+                text("node id", &n.node_id, MAX_NODE_ID)?;
+                text("node id", &n.parent_id, MAX_NODE_ID)?;
                 text("node name", &n.name, MAX_TEXT)
             })
         }
         Message::HealthAck => Ok(()),
         Message::Enroll { token, node_id, public_key, proof, ca_public_key, ca_proof } => {
             count("token bytes", token.len(), 16)?;
-            text("node id", node_id, crate::pki::MAX_NODE_ID)?;
+            text("node id", node_id, MAX_NODE_ID)?;
             count("public key bytes", public_key.len().max(ca_public_key.len()), MAX_KEY)?;
             count("signature bytes", proof.len().max(ca_proof.len()), MAX_SIGNATURE)
         }
@@ -470,7 +474,7 @@ mod tests {
             Message::ReconcileRepair { send_up: vec![], docs: vec![DocUpdate { kind: "k".repeat(40), ..doc("a") }] },
             Message::BlobOffer { hash, size: 10, manifest: vec![[0; 32]; 2] },
             Message::BlobRange { size: 0, manifest: vec![[0; 32]], offset: 0, len: 0 },
-            Message::BlobFetch { hash, offset: 0, len: crate::pull::MAX_RANGE + 1, manifest: false },
+            Message::BlobFetch { hash, offset: 0, len: MAX_RANGE + 1, manifest: false },
             Message::Error { code: ErrorCode::Internal, message: "x".repeat(5000) },
             Message::Enroll { token: vec![0; 17], node_id: "a".into(), public_key: vec![], proof: vec![], ca_public_key: vec![], ca_proof: vec![] },
             Message::Enroll { token: vec![0; 16], node_id: "a".into(), public_key: vec![0; 200], proof: vec![], ca_public_key: vec![], ca_proof: vec![] },
@@ -488,7 +492,7 @@ mod tests {
             Message::Reconcile { digests: vec![[0; 32]; RECONCILE_BUCKETS] },
             Message::ReconcileBuckets { buckets: vec![0, 255] },
             Message::BlobOffer { hash, size: 3 * crate::manifest::CHUNK, manifest: vec![[0; 32]; 3] },
-            Message::BlobFetch { hash, offset: 0, len: crate::pull::MAX_RANGE, manifest: true },
+            Message::BlobFetch { hash, offset: 0, len: MAX_RANGE, manifest: true },
             Message::Enroll { token: vec![0; 16], node_id: "a".into(), public_key: vec![4; 65], proof: vec![0; 72], ca_public_key: vec![4; 65], ca_proof: vec![0; 72] },
         ];
         for m in &fine {

@@ -6,8 +6,8 @@
 //! fetches from *its* parent in turn), so a school can watch a province lesson through its city.
 //! Every range is checked against the blob's manifest by whoever stores or serves it.
 
-use crate::blobs::BlobHash;
-use crate::link::LinkError;
+use crate::hash::BlobHash;
+use crate::transport::LinkError;
 use crate::manifest::{self, CHUNK, Manifest};
 use crate::protocol::{self, Message};
 use quinn::Connection;
@@ -16,8 +16,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Largest range asked for or served in one request.
-pub const MAX_RANGE: u64 = 8 * CHUNK;
+use crate::protocol::MAX_RANGE;
 /// How long a range may take to arrive.
 const RANGE_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -3,7 +3,7 @@
 //! Each running transfer holds a [`Transfer`] handle; dropping it (the transfer ended, however it
 //! ended) removes it from the table. Counting is one atomic add per chunk.
 
-use crate::blobs::BlobHash;
+use crate::hash::BlobHash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,7 +16,7 @@ use youke_federation::{NodeIdentity, Tier};
 fn client(identity: &NodeIdentity) -> quinn::Endpoint {
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut config = quinn::ClientConfig::new(Arc::new(identity.quic_client_config(protocol::ALPN).unwrap()));
-    config.transport_config(youke_federation::link::transport());
+    config.transport_config(youke_federation::transport::transport());
     endpoint.set_default_client_config(config);
     endpoint
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use youke_federation::identity::Trust;
-use youke_federation::link::{BlobUpload, LinkState, Uplink, bind_endpoint};
+use youke_federation::link::Uplink;
+use youke_federation::sync::{BlobUpload, LinkState};
+use youke_federation::transport::bind_endpoint;
 use youke_federation::pki::Revocations;
 use youke_federation::manifest::{CHUNK, ManifestBuilder};
 use youke_federation::protocol::{self, DocUpdate, ErrorCode, Message, NodeHealth, NodeInfo};
@@ -71,7 +73,7 @@ async fn a_child_reports_its_subtrees_health_at_link_up_and_again_later() {
     eventually("the first report", || parent.store.with(|s| s.reports.get("school-1").is_some_and(|r| r.len() == 1 && r[0].pending_uploads == 2))).await;
     // The queue drains: the next report says so (each replaces the one before).
     store.with(|s| s.health = vec![node("school-1", "parent", 0)]);
-    let deadline = Instant::now() + youke_federation::link::HEALTH_INTERVAL * 3;
+    let deadline = Instant::now() + youke_federation::sync::child::HEALTH_INTERVAL * 3;
     while parent.store.with(|s| s.reports["school-1"][0].pending_uploads != 0) {
         assert!(Instant::now() < deadline, "no second report");
         tokio::time::sleep(Duration::from_millis(50)).await;

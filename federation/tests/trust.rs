@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use youke_federation::identity::Trust;
-use youke_federation::link::{LinkError, enroll};
+use youke_federation::link::enroll;
+use youke_federation::transport::LinkError;
 use youke_federation::pki::{self, Enrollment, JoinToken};
 use youke_federation::protocol::{DocUpdate, NodeInfo};
 use youke_federation::{NodeIdentity, Tier};
@@ -232,7 +233,7 @@ async fn revoked_nodes_are_disconnected_and_refused() {
     let before = store.with(|s| s.states.len());
     eventually("a refused reconnection", || {
         store.with(|s| {
-            s.states[before..].iter().any(|st| matches!(st, youke_federation::link::LinkState::Down { error } if error.contains("revoked by its parent")))
+            s.states[before..].iter().any(|st| matches!(st, youke_federation::sync::LinkState::Down { error } if error.contains("revoked by its parent")))
         })
     })
     .await;

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use youke_federation::blobs::{BlobError, BlobHash, BlobStore};
+use youke_federation::BlobHash;
+use youke_federation::blobs::{BlobError, BlobStore};
 
 /// The manifest file; written last.
 pub const MANIFEST_FILE: &str = "backup.json";

@@ -227,7 +227,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
         wait("the city's catch-up", Duration::from_secs(600), || acked_all(&city.ctx)).await?;
         catch_ups.push(started.elapsed());
         raws.push(change_raw_bytes);
-        wires.push(youke_federation::link::LinkCounters::get(&city.ctx.counters.doc_bytes_sent));
+        wires.push(youke_federation::counters::LinkCounters::get(&city.ctx.counters.doc_bytes_sent));
         let want = (round % 5 + 1) as f64;
         let rated = count(&province.ctx, &format!("SELECT COUNT(*) FROM lessons WHERE rating_avg = {want}"))?;
         if rated < opts.changes {

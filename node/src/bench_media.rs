@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use youke_federation::link::{bind_endpoint, transport, udp_socket};
+use youke_federation::transport::{bind_endpoint, transport, udp_socket};
 use youke_federation::{NodeIdentity, Tier};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

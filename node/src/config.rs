@@ -50,7 +50,7 @@ pub struct Config {
     /// Media blobs on S3-compatible object storage (a SeaweedFS cluster) instead of this
     /// machine's disk; docs/SCALING.md. The secret may be given as YOUKE_S3_SECRET_ACCESS_KEY.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_store: Option<youke_federation::objects::S3Settings>,
+    pub object_store: Option<youke_federation::blobs::remote::S3Settings>,
 }
 
 /// The portal's access rules.
@@ -225,7 +225,7 @@ pub fn config_path(data_dir: &Path) -> PathBuf {
 impl Config {
     /// The object storage settings with the secret from YOUKE_S3_SECRET_ACCESS_KEY when the
     /// file leaves it out.
-    pub fn object_store_settings(&self) -> Option<youke_federation::objects::S3Settings> {
+    pub fn object_store_settings(&self) -> Option<youke_federation::blobs::remote::S3Settings> {
         let mut s = self.object_store.clone()?;
         if s.secret_access_key.is_empty()
             && let Ok(v) = std::env::var("YOUKE_S3_SECRET_ACCESS_KEY")

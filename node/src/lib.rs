@@ -8,7 +8,7 @@
 //! - [`ftp`]: the FTP endpoint recording hosts publish to (into the import folder).
 //! - [`ingest`]: the watched import folder, sidecars and file-name patterns, the quarantine.
 //! - [`import`]: turning a recording file into a lesson (probe, blob, document).
-//! - [`replication`]: the node's side of federation links ([`youke_federation::link::LinkStore`]).
+//! - [`replication`]: the node's side of federation links ([`youke_federation::sync::ChildStore`], [`youke_federation::sync::ParentStore`]).
 //! - [`media_jobs`]: the background queue that transcodes recordings to HLS ladders.
 //! - [`pull`]: pull-through viewing of media held upstream, its cache and prefetch.
 //! - [`link_settings`]: the uplink's media rate schedule (config, API, CLI) and blob housekeeping.

@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use youke_federation::blobs::BlobError;
-use youke_federation::link::{ChildAcceptor, LinkError, Uplink, bind_endpoint};
+use youke_federation::link::{ChildAcceptor, Uplink};
+use youke_federation::transport::{LinkError, bind_endpoint};
 use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
 use youke_federation::pull::Upstream;
 use youke_federation::rate::RateLimiter;
@@ -80,7 +81,7 @@ pub struct NodeCtx {
     /// Woken when a media job is queued.
     pub wake_media: Arc<Notify>,
     /// What crossed this node's links since it started.
-    pub counters: Arc<youke_federation::link::LinkCounters>,
+    pub counters: Arc<youke_federation::counters::LinkCounters>,
     /// Paces media going to the parent by the link's rate schedule.
     pub limiter: Arc<RateLimiter>,
     /// Blob transfers running now, with their progress.
@@ -116,7 +117,7 @@ impl NodeCtx {
         })?;
         let mut blobs = BlobStore::open(data_dir.join("media"))?;
         if let Some(settings) = config.object_store_settings() {
-            blobs = blobs.with_remote(youke_federation::objects::Remote::s3(&settings)?);
+            blobs = blobs.with_remote(youke_federation::blobs::remote::Remote::s3(&settings)?);
         } else if std::fs::read_dir(data_dir.join("media/remote")).is_ok_and(|mut d| d.next().is_some()) {
             tracing::warn!("media of this node is recorded as in object storage, but youke.toml has no [object_store]: those lessons cannot be played or sent on until it is back");
         }
@@ -285,7 +286,7 @@ impl Node {
         let quic_addr = endpoint.local_addr().map_err(|source| NodeError::Listen { addr: cfg.quic, source })?;
 
         let mut tasks = JoinSet::new();
-        let link_store: Arc<dyn youke_federation::link::LinkStore> = Arc::new(NodeLinkStore::new(Arc::clone(&ctx)));
+        let link_store = Arc::new(NodeLinkStore::new(Arc::clone(&ctx)));
 
         // 0. Link settings and blob housekeeping; revocations for the links.
         tasks.spawn(crate::link_settings::run(Arc::clone(&ctx), cancel.clone()));
@@ -315,7 +316,7 @@ impl Node {
             let acceptor = ChildAcceptor {
                 endpoint: endpoint.clone(),
                 local: ctx.node_info(),
-                store: Arc::clone(&link_store),
+                store: Arc::clone(&link_store) as Arc<dyn youke_federation::sync::ParentStore>,
                 blobs: ctx.blobs.clone(),
                 max_blob_size: cfg.limits.max_blob_bytes,
                 counters: Arc::clone(&ctx.counters),
@@ -332,7 +333,7 @@ impl Node {
                 endpoint: endpoint.clone(),
                 parent_addr: parent.clone(),
                 local: ctx.node_info(),
-                store: Arc::clone(&link_store),
+                store: Arc::clone(&link_store) as Arc<dyn youke_federation::sync::ChildStore>,
                 blobs: ctx.blobs.clone(),
                 wake: Arc::clone(&ctx.wake_uplink),
                 limiter: Arc::clone(&ctx.limiter),

@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use youke_federation::blobs::BlobError;
-use youke_federation::link::LinkError;
+use youke_federation::transport::LinkError;
 use youke_federation::manifest::{self, CHUNK, Manifest};
-use youke_federation::pull::{MAX_RANGE, Range, RangeSource, chunks_of};
+use youke_federation::protocol::MAX_RANGE;
+use youke_federation::pull::{Range, RangeSource, chunks_of};
 use youke_federation::transfers::Direction;
 use youke_federation::BlobHash;
 

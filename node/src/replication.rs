@@ -8,7 +8,7 @@ use crate::node::NodeCtx;
 use crate::store::now_ms;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
-use youke_federation::link::{BlobUpload, LinkState, LinkStore, Peer, StoreError};
+use youke_federation::sync::{BlobUpload, ChildStore, LinkState, ParentStore, Peer, StoreError};
 use youke_federation::protocol::{DocUpdate, reconcile_bucket, reconcile_digests};
 use youke_federation::{BlobHash, Fingerprint};
 
@@ -35,7 +35,7 @@ fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
 #[error("{0}")]
 struct Refusal(String);
 
-impl LinkStore for NodeLinkStore {
+impl ChildStore for NodeLinkStore {
     fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError> {
         let row: Option<(String, String)> = self
             .ctx
@@ -138,35 +138,6 @@ impl LinkStore for NodeLinkStore {
         Ok(need_full.into_iter().map(|(id, _)| id).collect())
     }
 
-    fn docs_for_child(&self, child: &Peer, after_seq: u64, forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
-        let cid = child.info.node_id.clone();
-        self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
-            for id in forget {
-                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
-            }
-            // The child holds our scope for it up to its cursor: what we sent it up to there is
-            // confirmed; record the cursor for status and lag.
-            let before = cursor(tx, &cid, Cursor::Down).map_err(boxed)?;
-            documents::confirm_sent(tx, &cid, before, after_seq).map_err(boxed)?;
-            tx.execute(
-                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
-                params![after_seq as i64, now_ms(), cid],
-            )
-            .map_err(boxed)?;
-            // Scope down: published to the whole tree, or came from this child's subtree.
-            collect_outgoing(
-                tx,
-                &cid,
-                after_seq,
-                limit,
-                "(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?5))",
-                cid.as_str(),
-                forget,
-            )
-            .map_err(boxed)
-        })
-    }
-
     fn reconcile_digests(&self, parent: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
         let entries = self.shared_up(parent)?;
         Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
@@ -198,53 +169,6 @@ impl LinkStore for NodeLinkStore {
             self.ctx.changed();
         }
         Ok(())
-    }
-
-    fn reconcile_digests_of_child(&self, child: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
-        let entries = self.routed_from(child)?;
-        Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
-    }
-
-    fn reconcile_resolve(&self, child: &Peer, buckets: &[u16], entries: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError> {
-        let ours: std::collections::HashMap<String, String> =
-            self.routed_from(child)?.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect();
-        let theirs: std::collections::HashMap<String, String> = entries.into_iter().collect();
-        let mut send_up = Vec::new();
-        let mut down = Vec::new();
-        for (id, heads) in &theirs {
-            match ours.get(id) {
-                None => send_up.push(id.clone()),
-                Some(h) if h != heads => {
-                    send_up.push(id.clone());
-                    down.push(id.clone());
-                }
-                Some(_) => {}
-            }
-        }
-        down.extend(ours.keys().filter(|id| !theirs.contains_key(*id)).cloned());
-        let cid = child.info.node_id.clone();
-        let docs = self.ctx.store.write(|tx| -> Result<Vec<DocUpdate>, StoreError> {
-            let mut docs = Vec::new();
-            for id in send_up.iter().chain(down.iter()) {
-                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
-            }
-            for id in &down {
-                let stored = tx
-                    .query_row("SELECT id, kind, seq, bytes, heads, NULL FROM docs WHERE id = ?1", [id], documents::StoredDoc::from_row)
-                    .optional()
-                    .map_err(boxed)?;
-                if let Some(stored) = stored
-                    && let Some(update) = documents::outgoing(tx, &cid, stored).map_err(boxed)?
-                {
-                    docs.push(update);
-                }
-            }
-            Ok(docs)
-        })?;
-        if !send_up.is_empty() || !docs.is_empty() {
-            tracing::info!(child = %child.info.name, from_child = send_up.len(), to_child = docs.len(), "anti-entropy found drift");
-        }
-        Ok((send_up, docs))
     }
 
     fn next_blob_upload(&self, _parent: &Peer) -> Result<Option<BlobUpload>, StoreError> {
@@ -294,6 +218,89 @@ impl LinkStore for NodeLinkStore {
             })
             .map_err(boxed)?;
         Ok(())
+    }
+
+    fn health_report(&self, _parent: &Peer) -> Result<Vec<youke_federation::protocol::NodeHealth>, StoreError> {
+        crate::health::tree(&self.ctx).map_err(boxed)
+    }
+}
+
+impl ParentStore for NodeLinkStore {
+
+    fn docs_for_child(&self, child: &Peer, after_seq: u64, forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        let cid = child.info.node_id.clone();
+        self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
+            for id in forget {
+                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
+            }
+            // The child holds our scope for it up to its cursor: what we sent it up to there is
+            // confirmed; record the cursor for status and lag.
+            let before = cursor(tx, &cid, Cursor::Down).map_err(boxed)?;
+            documents::confirm_sent(tx, &cid, before, after_seq).map_err(boxed)?;
+            tx.execute(
+                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
+                params![after_seq as i64, now_ms(), cid],
+            )
+            .map_err(boxed)?;
+            // Scope down: published to the whole tree, or came from this child's subtree.
+            collect_outgoing(
+                tx,
+                &cid,
+                after_seq,
+                limit,
+                "(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?5))",
+                cid.as_str(),
+                forget,
+            )
+            .map_err(boxed)
+        })
+    }
+
+    fn reconcile_digests_of_child(&self, child: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
+        let entries = self.routed_from(child)?;
+        Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
+    }
+
+    fn reconcile_resolve(&self, child: &Peer, buckets: &[u16], entries: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError> {
+        let ours: std::collections::HashMap<String, String> =
+            self.routed_from(child)?.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect();
+        let theirs: std::collections::HashMap<String, String> = entries.into_iter().collect();
+        let mut send_up = Vec::new();
+        let mut down = Vec::new();
+        for (id, heads) in &theirs {
+            match ours.get(id) {
+                None => send_up.push(id.clone()),
+                Some(h) if h != heads => {
+                    send_up.push(id.clone());
+                    down.push(id.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        down.extend(ours.keys().filter(|id| !theirs.contains_key(*id)).cloned());
+        let cid = child.info.node_id.clone();
+        let docs = self.ctx.store.write(|tx| -> Result<Vec<DocUpdate>, StoreError> {
+            let mut docs = Vec::new();
+            for id in send_up.iter().chain(down.iter()) {
+                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
+            }
+            for id in &down {
+                let stored = tx
+                    .query_row("SELECT id, kind, seq, bytes, heads, NULL FROM docs WHERE id = ?1", [id], documents::StoredDoc::from_row)
+                    .optional()
+                    .map_err(boxed)?;
+                if let Some(stored) = stored
+                    && let Some(update) = documents::outgoing(tx, &cid, stored).map_err(boxed)?
+                {
+                    docs.push(update);
+                }
+            }
+            Ok(docs)
+        })?;
+        if !send_up.is_empty() || !docs.is_empty() {
+            tracing::info!(child = %child.info.name, from_child = send_up.len(), to_child = docs.len(), "anti-entropy found drift");
+        }
+        Ok((send_up, docs))
     }
 
     fn child_pin(&self, node_id: &str) -> Result<Option<Fingerprint>, StoreError> {
@@ -361,10 +368,6 @@ impl LinkStore for NodeLinkStore {
 
     fn redeem_token(&self, token_id: &str, child_id: &str, place: &str) -> Result<Result<String, String>, StoreError> {
         self.ctx.store.write(|tx| crate::trust::redeem(tx, token_id, child_id, place, now_ms())).map_err(boxed)
-    }
-
-    fn health_report(&self, _parent: &Peer) -> Result<Vec<youke_federation::protocol::NodeHealth>, StoreError> {
-        crate::health::tree(&self.ctx).map_err(boxed)
     }
 
     fn child_health(&self, child: &Peer, nodes: Vec<youke_federation::protocol::NodeHealth>) -> Result<(), StoreError> {

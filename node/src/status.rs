@@ -237,8 +237,8 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Prometheus text exposition of a node's status and link counters.
-pub fn metrics(s: &Status, counters: &youke_federation::link::LinkCounters) -> String {
-    use youke_federation::link::LinkCounters as C;
+pub fn metrics(s: &Status, counters: &youke_federation::counters::LinkCounters) -> String {
+    use youke_federation::counters::LinkCounters as C;
     fn label(v: &str) -> String {
         v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
     }

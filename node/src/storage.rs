@@ -14,7 +14,7 @@ pub struct MigrateReport {
     pub bytes_moved: u64,
 }
 
-fn remote(ctx: &NodeCtx) -> Result<&youke_federation::objects::Remote, NodeError> {
+fn remote(ctx: &NodeCtx) -> Result<&youke_federation::blobs::remote::Remote, NodeError> {
     ctx.blobs.remote().ok_or_else(|| NodeError::Invalid("no object storage is configured: add [object_store] to youke.toml (docs/SCALING.md)".into()))
 }
 

@@ -403,7 +403,7 @@ async fn media_a_school_shares_arrives_in_the_citys_bucket() {
     .unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let settings = youke_federation::objects::S3Settings {
+    let settings = youke_federation::blobs::remote::S3Settings {
         endpoint: cluster.endpoint(),
         bucket: BUCKET.into(),
         prefix: "city".into(),

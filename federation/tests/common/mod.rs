@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use youke_federation::link::{BlobUpload, ChildAcceptor, LinkState, LinkStore, Peer, StoreError, Uplink, bind_endpoint};
+use youke_federation::link::{ChildAcceptor, Uplink};
+use youke_federation::sync::{BlobUpload, ChildStore, LinkState, ParentStore, Peer, StoreError};
+use youke_federation::transport::bind_endpoint;
 use youke_federation::pki::Revocations;
 use youke_federation::protocol::{DocUpdate, NodeHealth, NodeInfo, PROTOCOL_VERSION};
 use youke_federation::rate::{RateLimiter, RateSchedule};
@@ -54,7 +56,7 @@ impl Mem {
     }
 }
 
-impl LinkStore for Mem {
+impl ChildStore for Mem {
     fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError> {
         Ok(self.with(|s| s.parent.clone()))
     }
@@ -88,13 +90,6 @@ impl LinkStore for Mem {
         });
         Ok(Vec::new())
     }
-    fn docs_for_child(&self, _c: &Peer, after: u64, _forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
-        Ok(self.with(|s| {
-            let docs: Vec<DocUpdate> = s.down.iter().filter(|d| d.seq > after).take(limit).cloned().collect();
-            let upto = docs.last().map(|d| d.seq).unwrap_or(after);
-            (docs, upto)
-        }))
-    }
     fn reconcile_digests(&self, _p: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
         Ok(youke_federation::protocol::reconcile_digests(std::iter::empty()))
     }
@@ -103,12 +98,6 @@ impl LinkStore for Mem {
     }
     fn reconcile_apply(&self, _p: &Peer, _up: &[String], _docs: Vec<DocUpdate>) -> Result<(), StoreError> {
         Ok(())
-    }
-    fn reconcile_digests_of_child(&self, _c: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
-        Ok(youke_federation::protocol::reconcile_digests(std::iter::empty()))
-    }
-    fn reconcile_resolve(&self, _c: &Peer, _b: &[u16], _e: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError> {
-        Ok((Vec::new(), Vec::new()))
     }
     fn next_blob_upload(&self, _p: &Peer) -> Result<Option<BlobUpload>, StoreError> {
         Ok(self.with(|s| s.uploads.iter().find(|u| !s.uploaded.contains(&u.hash)).copied()))
@@ -119,6 +108,25 @@ impl LinkStore for Mem {
     }
     fn blob_upload_failed(&self, _p: &Peer, _h: &BlobHash, _r: &str) -> Result<(), StoreError> {
         Ok(())
+    }
+    fn health_report(&self, _parent: &Peer) -> Result<Vec<NodeHealth>, StoreError> {
+        Ok(self.with(|s| s.health.clone()))
+    }
+}
+
+impl ParentStore for Mem {
+    fn docs_for_child(&self, _c: &Peer, after: u64, _forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        Ok(self.with(|s| {
+            let docs: Vec<DocUpdate> = s.down.iter().filter(|d| d.seq > after).take(limit).cloned().collect();
+            let upto = docs.last().map(|d| d.seq).unwrap_or(after);
+            (docs, upto)
+        }))
+    }
+    fn reconcile_digests_of_child(&self, _c: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(youke_federation::protocol::reconcile_digests(std::iter::empty()))
+    }
+    fn reconcile_resolve(&self, _c: &Peer, _b: &[u16], _e: Vec<(String, String)>) -> Result<(Vec<String>, Vec<DocUpdate>), StoreError> {
+        Ok((Vec::new(), Vec::new()))
     }
     fn child_pin(&self, id: &str) -> Result<Option<Fingerprint>, StoreError> {
         Ok(self.with(|s| s.pins.get(id).copied()))
@@ -151,9 +159,6 @@ impl LinkStore for Mem {
                 Ok(t.name.clone())
             }
         }))
-    }
-    fn health_report(&self, _parent: &Peer) -> Result<Vec<NodeHealth>, StoreError> {
-        Ok(self.with(|s| s.health.clone()))
     }
     fn child_health(&self, child: &Peer, nodes: Vec<NodeHealth>) -> Result<(), StoreError> {
         self.with(|s| s.reports.insert(child.info.node_id.clone(), nodes));

@@ -236,7 +236,7 @@ async fn object_media(blob: &youke_federation::blobs::Blob, mime: &mime::Mime, m
 
 /// Most bytes answered to one range request for media fetched through the parent; players ask
 /// again for the rest.
-const PULL_RESPONSE_MAX: u64 = youke_federation::pull::MAX_RANGE;
+const PULL_RESPONSE_MAX: u64 = youke_federation::protocol::MAX_RANGE;
 
 /// Serves media this node does not hold by fetching it through the parent (and caching it):
 /// ranges as asked (up to a few MiB each), or the whole file as a stream.
@@ -792,7 +792,7 @@ pub struct Federation {
 }
 
 pub async fn federation(State(state): State<AppState>) -> Result<Json<Federation>, ApiError> {
-    use youke_federation::link::LinkCounters as C;
+    use youke_federation::counters::LinkCounters as C;
     let f = blocking(&state, |ctx| {
         let s = crate::status::collect(ctx, true)?;
         let k = &ctx.counters;

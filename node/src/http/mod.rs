@@ -242,7 +242,7 @@ impl From<NodeError> for ApiError {
 impl From<crate::pull::PullError> for ApiError {
     fn from(e: crate::pull::PullError) -> Self {
         use crate::pull::PullError;
-        use youke_federation::link::LinkError;
+        use youke_federation::transport::LinkError;
         match e {
             PullError::Link(LinkError::NoParent) => ApiError::Unavailable(
                 "this lesson's media is held by the parent node and the link to it is down; try again when it is back".into(),

@@ -11,7 +11,8 @@
 //! The client's I/O runs on a runtime of its own (two threads, started on first use), so the
 //! store's blocking methods work from any thread and its async ones from any runtime.
 
-use crate::blobs::{BlobError, BlobHash};
+use super::BlobError;
+use crate::hash::BlobHash;
 use bytes::Bytes;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart, path::Path as ObjectPath};
 use serde::{Deserialize, Serialize};

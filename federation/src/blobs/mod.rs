@@ -8,63 +8,23 @@
 //! into the store. Each stored blob of more than one chunk keeps its manifest in
 //! `manifests/ab/cdef…` so that it can be sent on without hashing it again.
 //!
-//! With a [`Remote`] (S3-compatible object storage, see [`crate::objects`]) verified blobs go
+//! With a [`Remote`] (S3-compatible object storage, see [`remote`]) verified blobs go
 //! to the bucket instead of `blobs/`, and `remote/ab/cdef…` records each one the bucket
 //! acknowledged. [`BlobStore::blob`] finds a blob in either place and reads it the same way.
 
+use crate::hash::BlobHash;
 use crate::manifest::{self, CHUNK, Manifest, ManifestBuilder, ManifestError};
-use crate::objects::Remote;
-use serde::{Deserialize, Serialize};
+pub mod remote;
+
+use remote::Remote;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// BLAKE3 hash of a blob's bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BlobHash(pub [u8; 32]);
-
-impl BlobHash {
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl fmt::Display for BlobHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for BlobHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BlobHash({})", &self.to_hex()[..12])
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a blob hash (64 hex digits)")]
-pub struct BadHash(pub String);
-
-impl FromStr for BlobHash {
-    type Err = BadHash;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| BadHash(s.to_string()))?;
-        Ok(BlobHash(out))
-    }
-}
-
-impl From<blake3::Hash> for BlobHash {
-    fn from(h: blake3::Hash) -> Self {
-        BlobHash(*h.as_bytes())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
