@@ -2,5 +2,5 @@
 //! through the fast path and, when handed over, hyper and the router.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = youke_node::http::fastpath::fuzz_connection(data);
+    let _ = youke_node::http::server::fuzz_connection(data);
 });

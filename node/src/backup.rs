@@ -14,7 +14,7 @@
 //! database last (temp file, integrity check, fsync, rename), so an interrupted restore leaves no
 //! database and is resumed by running it again. The search index is rebuilt when the node starts.
 
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
 use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -248,7 +248,7 @@ pub fn backup(ctx: &NodeCtx, dest: &Path, progress: &mut dyn Progress) -> Result
     }
 
     // 1. The database: one consistent snapshot.
-    let db_tmp = dest.join(format!("{}.tmp", crate::node::DB_FILE));
+    let db_tmp = dest.join(format!("{}.tmp", crate::context::DB_FILE));
     let _ = std::fs::remove_file(&db_tmp);
     let created_at = crate::store::now_ms();
     ctx.store.read(|src| -> Result<(), BackupError> {
@@ -274,7 +274,7 @@ pub fn backup(ctx: &NodeCtx, dest: &Path, progress: &mut dyn Progress) -> Result
         st.query_map([], |r| Ok(BlobEntry { hash: r.get(0)?, size: r.get::<_, i64>(1)?.max(0) as u64 }))?.collect::<Result<_, _>>()?
     };
     File::open(&db_tmp).and_then(|f| f.sync_all()).map_err(io("fsync", &db_tmp))?;
-    let db_path = dest.join(crate::node::DB_FILE);
+    let db_path = dest.join(crate::context::DB_FILE);
     std::fs::rename(&db_tmp, &db_path).map_err(io("rename into", &db_path))?;
     let (database_blake3, database_bytes) = blake3_file(&db_path)?;
 
@@ -341,16 +341,16 @@ pub fn restore(src: &Path, data_dir: &Path, progress: &mut dyn Progress) -> Resu
     std::fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
     let marker = data_dir.join(RESTORING_FILE);
     let resuming = marker.exists();
-    if data_dir.join(crate::node::DB_FILE).exists() && !resuming {
+    if data_dir.join(crate::context::DB_FILE).exists() && !resuming {
         return Err(BackupError::NotEmpty(data_dir.to_path_buf()));
     }
     // No `youke serve` may start on the directory while it is being filled.
-    let _lock = crate::node::lock_data_dir(data_dir).map_err(|e| BackupError::Io { action: "lock", path: data_dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    let _lock = crate::context::lock_data_dir(data_dir).map_err(|e| BackupError::Io { action: "lock", path: data_dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
     std::fs::write(&marker, manifest.node_id.as_bytes()).map_err(io("write", &marker))?;
     // A database from a resumed restore that stopped after its rename is written again below.
-    let _ = std::fs::remove_file(data_dir.join(crate::node::DB_FILE));
+    let _ = std::fs::remove_file(data_dir.join(crate::context::DB_FILE));
 
-    let (db_hash, db_bytes) = blake3_file(&src.join(crate::node::DB_FILE))?;
+    let (db_hash, db_bytes) = blake3_file(&src.join(crate::context::DB_FILE))?;
     if db_hash != manifest.database_blake3 || db_bytes != manifest.database_bytes {
         return Err(damaged("youke.db does not match backup.json".into()));
     }
@@ -370,12 +370,12 @@ pub fn restore(src: &Path, data_dir: &Path, progress: &mut dyn Progress) -> Resu
         report.files_copied += 1;
     }
     // The database last.
-    let db_tmp = data_dir.join(format!("{}.restore", crate::node::DB_FILE));
-    copy_durably(&src.join(crate::node::DB_FILE), &db_tmp, progress)?;
+    let db_tmp = data_dir.join(format!("{}.restore", crate::context::DB_FILE));
+    copy_durably(&src.join(crate::context::DB_FILE), &db_tmp, progress)?;
     if !integrity_ok(&db_tmp)? {
         return Err(damaged("youke.db failed its integrity check".into()));
     }
-    let db = data_dir.join(crate::node::DB_FILE);
+    let db = data_dir.join(crate::context::DB_FILE);
     std::fs::rename(&db_tmp, &db).map_err(io("rename into", &db))?;
     std::fs::remove_file(&marker).map_err(io("remove", &marker))?;
     File::open(data_dir).and_then(|d| d.sync_all()).map_err(io("fsync", data_dir))?;

@@ -11,9 +11,10 @@
 
 use crate::catalog::{self, Collection};
 use crate::config::Config;
-use crate::documents::{self, DocError, Kind};
+use crate::documents::{self, DocError};
 use crate::lessons::{self, NewLesson};
-use crate::node::{Node, NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
+use crate::services::Node;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,7 +84,7 @@ pub(crate) fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> R
                 };
                 let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
                 doc.put_share(share)?;
-                documents::commit(tx, &ctx.writer, Kind::Lesson, &mut doc)?;
+                documents::commit(tx, &ctx.writer, &lessons::LESSONS, &mut doc)?;
                 ids.push(id);
             }
             Ok(())
@@ -192,7 +193,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
         let c = NodeCtx::open(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)))?;
         make_lessons(&c, opts.changes, Tier::Province, "city lessons")?
     };
-    crate::trust::join_locally(&c_dir, &config(Tier::City, "市局", Some(province.quic_addr)), Some(&province)).await?;
+    crate::trust::join_locally(&c_dir, &config(Tier::City, "市局", Some(province.quic_addr)), Some((&province.ctx, province.quic_addr))).await?;
     let city = Node::spawn(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)), cancel.child_token()).await?;
     eprintln!("city: first sync of {} lessons and {} published collections…", opts.changes, opts.join);
     wait("the city's first sync", Duration::from_secs(3600), || {
@@ -217,7 +218,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
                 };
                 doc.put(&ratings, "市教研员", (round % 5 + 1) as i64).map_err(DocError::from)?;
                 change_raw_bytes += doc.get_changes(&before).iter().map(|ch| ch.raw_bytes().len() as u64).sum::<u64>();
-                documents::commit(tx, &c.writer, Kind::Lesson, &mut doc)?;
+                documents::commit(tx, &c.writer, &lessons::LESSONS, &mut doc)?;
             }
             Ok(())
         })?;
@@ -239,7 +240,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
     let mut joins = Vec::new();
     for round in 0..ROUNDS_B {
         let dir = n_dir.join(round.to_string());
-        crate::trust::join_locally(&dir, &config(Tier::City, "新市局", Some(province.quic_addr)), Some(&province)).await?;
+        crate::trust::join_locally(&dir, &config(Tier::City, "新市局", Some(province.quic_addr)), Some((&province.ctx, province.quic_addr))).await?;
         let new_city = Node::spawn(&dir, config(Tier::City, "新市局", Some(province.quic_addr)), cancel.child_token()).await?;
         let started = Instant::now();
         wait("the new city's full sync", Duration::from_secs(3600), || Ok(count(&new_city.ctx, "SELECT COUNT(*) FROM collections")? >= opts.join)).await?;

@@ -7,7 +7,8 @@
 
 use crate::bench::peak_rss;
 use crate::config::Config;
-use crate::node::{Node, NodeError};
+use crate::context::NodeError;
+use crate::services::Node;
 use crate::store::now_ms;
 use serde::{Deserialize, Serialize};
 use std::io::Write;

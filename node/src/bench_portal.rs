@@ -11,7 +11,8 @@
 
 use crate::bench_media::median;
 use crate::config::Config;
-use crate::node::{Node, NodeError};
+use crate::context::NodeError;
+use crate::services::Node;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! descriptions) on disk with the node's writer settings, then times Chinese queries of one to
 //! three words with a facet filter, as the portal sends them (top 20 with facet counts).
 
-use crate::node::NodeError;
+use crate::context::NodeError;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use youke_search::corpus::{self, TOPICS};

@@ -11,7 +11,7 @@
 
 use crate::bench_media::median;
 use crate::config::Config;
-use crate::node::{NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

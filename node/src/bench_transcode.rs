@@ -8,7 +8,7 @@
 
 use crate::bench_media::median;
 use crate::bench::peak_rss;
-use crate::node::NodeError;
+use crate::context::NodeError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;

@@ -133,7 +133,7 @@ fn create(tx: &Transaction<'_>, w: &Writer, kind: Kind, fill: impl FnOnce(&mut A
     let mut doc = w.new_doc();
     documents::put_header(&mut doc, kind, &id, w)?;
     fill(&mut doc)?;
-    documents::commit(tx, w, kind, &mut doc)?;
+    documents::commit(tx, w, schema(kind), &mut doc)?;
     Ok(doc)
 }
 
@@ -229,7 +229,7 @@ pub fn put_results(tx: &Transaction<'_>, w: &Writer, competition: &str, awards: 
     }
     doc.put(ROOT, "awarded_at", crate::store::now_ms())?;
     doc.put(ROOT, "archive_collection", collection)?;
-    documents::commit(tx, w, Kind::Competition, &mut doc)?;
+    documents::commit(tx, w, &COMPETITIONS, &mut doc)?;
     read_competition(&doc).map(Some)
 }
 
@@ -300,6 +300,31 @@ fn origin(doc: &AutoCommit) -> Result<(String, String), DocError> {
 
 fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Collections, announcements and competitions, for the document store.
+#[derive(Debug)]
+pub struct CatalogSchema(Kind);
+
+pub static COLLECTIONS: CatalogSchema = CatalogSchema(Kind::Collection);
+pub static ANNOUNCEMENTS: CatalogSchema = CatalogSchema(Kind::Announcement);
+pub static COMPETITIONS: CatalogSchema = CatalogSchema(Kind::Competition);
+
+impl documents::Schema for CatalogSchema {
+    fn kind(&self) -> Kind {
+        self.0
+    }
+    fn materialize(&self, tx: &Transaction<'_>, _: &Writer, doc: &AutoCommit, _: u64) -> Result<Routing, DocError> {
+        materialize(tx, self.0, doc)
+    }
+}
+
+fn schema(kind: Kind) -> &'static CatalogSchema {
+    match kind {
+        Kind::Announcement => &ANNOUNCEMENTS,
+        Kind::Competition => &COMPETITIONS,
+        _ => &COLLECTIONS,
+    }
 }
 
 /// Writes the row of a collection, announcement or competition (called by
@@ -457,7 +482,7 @@ mod tests {
             .expect("docs");
         assert_eq!(docs.len(), 3);
         for d in &docs {
-            city.write(|tx| documents::merge_remote(tx, &wc, d, documents::Source::Parent(&wp.node_id))).expect("merge");
+            city.write(|tx| documents::merge_remote(tx, &wc, &crate::kinds::ALL, d, documents::Source::Parent(&wp.node_id))).expect("merge");
         }
         assert_eq!(city.read(collections).expect("list"), province.read(collections).expect("list"));
         assert_eq!(city.read(announcements).expect("list"), province.read(announcements).expect("list"));

@@ -472,7 +472,7 @@ mod tests {
             .expect("docs");
         let mut last = after;
         for (d, seq) in docs {
-            to.write(|tx| documents::merge_remote(tx, w_to, &d, source)).expect("merge");
+            to.write(|tx| documents::merge_remote(tx, w_to, &crate::kinds::ALL, &d, source)).expect("merge");
             last = seq;
         }
         last

@@ -46,7 +46,7 @@ pub struct Config {
     pub ftp: FtpConfig,
     pub portal: PortalConfig,
     /// Assumptions of the storage forecast (admin console, `youke forecast`).
-    pub forecast: crate::forecast::ForecastConfig,
+    pub forecast: ForecastConfig,
     /// Media blobs on S3-compatible object storage (a SeaweedFS cluster) instead of this
     /// machine's disk; docs/SCALING.md. The secret may be given as YOUKE_S3_SECRET_ACCESS_KEY.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +68,30 @@ pub struct PortalConfig {
 impl Default for PortalConfig {
     fn default() -> Self {
         PortalConfig { anonymous_viewing: true, secure_cookies: false }
+    }
+}
+
+/// The assumptions an admin sets in `[forecast]`, defaulting to the example of seed 000.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForecastConfig {
+    /// D: streams recorded per lesson (teacher close-up, wide, students, slides…).
+    pub streams_per_lesson: f64,
+    /// B: recording classrooms (录播教室) feeding this node.
+    pub classrooms: f64,
+    /// C: bit rate of one stream, kbit/s.
+    pub kbit_per_stream: f64,
+    /// E: lessons one classroom records on a school day.
+    pub lessons_per_day: f64,
+    /// F: minutes a lesson.
+    pub minutes_per_lesson: f64,
+    /// G: school days in a semester.
+    pub days: f64,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig { streams_per_lesson: 4.0, classrooms: 20.0, kbit_per_stream: 4096.0, lessons_per_day: 6.0, minutes_per_lesson: 45.0, days: 100.0 }
     }
 }
 
@@ -281,7 +305,7 @@ impl Config {
             o.check().map_err(|e| format!("object_store: {e}"))?;
         }
         if let Some(p) = &self.import.name_pattern {
-            p.parse::<crate::ingest::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
+            p.parse::<crate::name_pattern::NamePattern>().map_err(|e| format!("import.name_pattern: {e}"))?;
         }
         let l = &self.limits;
         if l.connections_per_address == 0 || l.max_connections == 0 {

@@ -2,8 +2,10 @@
 //! lessons synthesized by FFmpeg, two of them shared up to the province.
 
 use crate::config::Config;
-use crate::import::{ImportMeta, import_file, share};
-use crate::node::{Node, NodeError, RunningNode};
+use crate::import::{import_file, share};
+use crate::lessons::ImportMeta;
+use crate::context::NodeError;
+use crate::services::{Node, RunningNode};
 use crate::lessons;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::net::SocketAddr;
@@ -43,7 +45,7 @@ fn prepare_dir(dir: &Path) -> Result<(), NodeError> {
     let io = |source| NodeError::DataDir { path: dir.to_path_buf(), source };
     if dir.exists() {
         for tier in ["province", "city", "school"] {
-            if crate::node::is_serving(&dir.join(tier)) {
+            if crate::context::is_serving(&dir.join(tier)) {
                 return Err(NodeError::Invalid(format!(
                     "a demo is already running in {}; stop it (Ctrl-C) or choose another --dir",
                     dir.display()
@@ -74,7 +76,7 @@ fn local(port: u16) -> SocketAddr {
 async fn start(dir: &Path, config: Config, parent: Option<&RunningNode>, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
     std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir { path: dir.to_path_buf(), source })?;
     config.save(dir)?;
-    crate::trust::join_locally(dir, &config, parent).await?;
+    crate::trust::join_locally(dir, &config, parent.map(|p| (p.ctx.as_ref(), p.quic_addr))).await?;
     Node::spawn(dir, config, cancel.child_token()).await
 }
 

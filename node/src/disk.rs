@@ -4,7 +4,7 @@
 //! expect. Without this, ten uploads each declaring 8 GiB were all accepted against 70 GB free,
 //! and the disk would fill under the database.
 
-use crate::status::human_bytes;
+use crate::units::human_bytes;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 

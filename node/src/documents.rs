@@ -124,17 +124,24 @@ impl Writer {
     }
 }
 
-/// Saves a document version: takes a sequence number, lets the kind's module write its rows,
+/// A kind of document as the store sees it (as a table schema in Garage's table layer): the
+/// rows a version writes (its materialized view) and where the document travels. Each kind's
+/// module implements it; the store calls kinds only through it, and never names them.
+pub trait Schema: Sync {
+    fn kind(&self) -> Kind;
+    /// Writes the kind's rows for this version of `doc`, in the caller's transaction, and says
+    /// where the document travels.
+    fn materialize(&self, tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError>;
+}
+
+/// Saves a document version: takes a sequence number, lets the kind's schema write its rows,
 /// and stores the document with its routing. Returns the sequence number.
-pub fn commit(tx: &Transaction<'_>, w: &Writer, kind: Kind, doc: &mut AutoCommit) -> Result<u64, DocError> {
+pub fn commit(tx: &Transaction<'_>, w: &Writer, schema: &dyn Schema, doc: &mut AutoCommit) -> Result<u64, DocError> {
+    let kind = schema.kind();
     check_header(doc, kind)?;
     let id = text(doc, &ROOT, "id").ok_or_else(|| DocError::BadDocument("missing id".into()))?;
     let seq = next_seq(tx)?;
-    let routing = match kind {
-        Kind::Lesson => crate::lessons::materialize(tx, w, doc, seq)?,
-        Kind::Collection | Kind::Announcement | Kind::Competition => crate::catalog::materialize(tx, kind, doc)?,
-        Kind::Revocations => crate::trust::materialize(tx, doc)?,
-    };
+    let routing = schema.materialize(tx, w, doc, seq)?;
     let bytes = doc.save();
     tx.execute(
         "INSERT INTO docs (id, kind, schema_version, bytes, heads, seq, origin_node, share_rank, published, updated_at)
@@ -273,10 +280,12 @@ pub fn load(conn: &Connection, w: &Writer, kind: Kind, id: &str) -> Result<Optio
 pub fn merge_remote(
     tx: &Transaction<'_>,
     w: &Writer,
+    schemas: &[&dyn Schema],
     update: &youke_federation::protocol::DocUpdate,
     source: Source<'_>,
 ) -> Result<MergeOutcome, DocError> {
-    let kind = Kind::parse(&update.kind).ok_or_else(|| DocError::BadDocument(format!("unknown document kind {:?}", update.kind)))?;
+    let schema = schemas.iter().copied().find(|s| s.kind().as_str() == update.kind).ok_or_else(|| DocError::BadDocument(format!("unknown document kind {:?}", update.kind)))?;
+    let kind = schema.kind();
     let existing_kind: Option<String> = tx.query_row("SELECT kind FROM docs WHERE id = ?1", [&update.id], |r| r.get(0)).optional()?;
     if existing_kind.as_deref().is_some_and(|k| k != kind.as_str()) {
         return Err(DocError::BadDocument(format!("document {} is a {} here, not a {}", update.id, existing_kind.unwrap_or_default(), kind.as_str())));
@@ -320,7 +329,7 @@ pub fn merge_remote(
     let outcome = if before.as_deref() == Some(heads_text(&mut doc).as_str()) {
         MergeOutcome::Unchanged
     } else {
-        commit(tx, w, kind, &mut doc)?;
+        commit(tx, w, schema, &mut doc)?;
         MergeOutcome::Changed
     };
     if let Some(peer) = peer {

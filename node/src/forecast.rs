@@ -9,32 +9,9 @@
 //! length of the recordings it holds, and how many recordings it takes in on a day with
 //! recordings (which stands for D × B × E). The formula itself is [`semester_bytes`], pure.
 
-use crate::node::{NodeCtx, NodeError};
-use serde::{Deserialize, Serialize};
-
-/// The assumptions an admin sets in `[forecast]`, defaulting to the example of seed 000.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ForecastConfig {
-    /// D: streams recorded per lesson (teacher close-up, wide, students, slides…).
-    pub streams_per_lesson: f64,
-    /// B: recording classrooms (录播教室) feeding this node.
-    pub classrooms: f64,
-    /// C: bit rate of one stream, kbit/s.
-    pub kbit_per_stream: f64,
-    /// E: lessons one classroom records on a school day.
-    pub lessons_per_day: f64,
-    /// F: minutes a lesson.
-    pub minutes_per_lesson: f64,
-    /// G: school days in a semester.
-    pub days: f64,
-}
-
-impl Default for ForecastConfig {
-    fn default() -> Self {
-        ForecastConfig { streams_per_lesson: 4.0, classrooms: 20.0, kbit_per_stream: 4096.0, lessons_per_day: 6.0, minutes_per_lesson: 45.0, days: 100.0 }
-    }
-}
+use crate::config::ForecastConfig;
+use crate::context::{NodeCtx, NodeError};
+use serde::Serialize;
 
 /// One input of the formula and where its value came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,7 +134,7 @@ pub fn storage(ctx: &NodeCtx, cfg: &ForecastConfig) -> Result<Storage, NodeError
 
 /// `youke forecast` as text: the result, then each input with where it came from.
 pub fn render(s: &Storage) -> String {
-    use crate::status::human_bytes;
+    use crate::units::human_bytes;
     let f = &s.forecast;
     let source = |i: &Input| if i.source == "measured" { format!("measured from {} recordings over {} days", f.history_recordings, f.history_days) } else { "configured in [forecast]".to_string() };
     let mut out = format!(

@@ -6,7 +6,7 @@
 //! one left untouched for [`FtpConfig::stale_secs`] is quarantined as never completed.
 
 use crate::config::FtpConfig;
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
 use async_trait::async_trait;
 use libunftp::notification::{DataEvent, DataListener, EventMeta};
 use std::path::{Path, PathBuf};

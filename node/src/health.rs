@@ -4,7 +4,7 @@
 //! A node knows itself and its children first-hand (its own status, its children's links); of
 //! the nodes further down it knows what its children reported, aged by the time since.
 
-use crate::node::{NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
 use crate::store::now_ms;
 use rusqlite::{OptionalExtension, Transaction, params};
 use youke_federation::protocol::{MAX_HEALTH_NODES, NodeHealth};

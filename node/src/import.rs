@@ -2,24 +2,11 @@
 //! nothing stored), copied into the blob store (verified by hash before it is visible), then
 //! the lesson document and row are written in one transaction.
 
-use crate::lessons::{self, Lesson, MediaRef, NewLesson};
-use crate::node::{NodeCtx, NodeError};
+use crate::lessons::{self, ImportMeta, Lesson, MediaRef, NewLesson};
+use crate::context::{NodeCtx, NodeError};
 use crate::store::now_ms;
 use rusqlite::params;
 use std::path::Path;
-
-/// Lesson fields given at import; empty ones are left blank, a missing title is taken from the
-/// file name.
-#[derive(Debug, Clone, Default)]
-pub struct ImportMeta {
-    pub title: Option<String>,
-    pub teacher: Option<String>,
-    pub grade: Option<String>,
-    pub subject: Option<String>,
-    pub knowledge_points: Vec<String>,
-    /// The recording's own file name, when the file at hand has another (a staged upload).
-    pub original_name: Option<String>,
-}
 
 /// Imports one file. `progress(done, total)` reports bytes copied.
 pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: impl FnMut(u64, u64)) -> Result<Lesson, NodeError> {

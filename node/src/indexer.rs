@@ -3,7 +3,7 @@
 //! process (`youke import`) or synced from another tier.
 
 use crate::lessons;
-use crate::node::{NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

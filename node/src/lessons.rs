@@ -23,6 +23,19 @@ use serde::Serialize;
 use youke_federation::Tier;
 use youke_federation::tier::goes_up;
 
+/// Lesson fields given at import; empty ones are left blank, a missing title is taken from the
+/// file name.
+#[derive(Debug, Clone, Default)]
+pub struct ImportMeta {
+    pub title: Option<String>,
+    pub teacher: Option<String>,
+    pub grade: Option<String>,
+    pub subject: Option<String>,
+    pub knowledge_points: Vec<String>,
+    /// The recording's own file name, when the file at hand has another (a staged upload).
+    pub original_name: Option<String>,
+}
+
 /// JSON kept as the text it was stored as, parsed only where it is read: listing twenty lessons
 /// for a search page does not parse twenty probes and compliance reports. Serialized as the
 /// JSON value itself.
@@ -229,6 +242,21 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
     })
 }
 
+/// Lesson documents, for the document store.
+#[derive(Debug)]
+pub struct LessonSchema;
+
+pub static LESSONS: LessonSchema = LessonSchema;
+
+impl documents::Schema for LessonSchema {
+    fn kind(&self) -> Kind {
+        Kind::Lesson
+    }
+    fn materialize(&self, tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError> {
+        materialize(tx, w, doc, seq)
+    }
+}
+
 /// Writes the lesson's row (called by [`documents::commit`]) and queues its media for the
 /// parent when its share level reaches the parent's tier.
 pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError> {
@@ -329,7 +357,7 @@ fn queue_upload(tx: &Transaction<'_>, lesson: &str, m: &MediaRef, share: Tier, p
 
 /// Saves a locally changed lesson document and returns the lesson.
 pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Lesson, DocError> {
-    documents::commit(tx, w, Kind::Lesson, doc)?;
+    documents::commit(tx, w, &LESSONS, doc)?;
     read_document(doc)
 }
 
@@ -931,7 +959,7 @@ mod tests {
                 Ok(youke_federation::protocol::DocUpdate { id: r.get(0)?, kind: r.get(1)?, seq: r.get::<_, i64>(2)? as u64, bytes: r.get(3)?, version: r.get(4)?, full: true })
             }).map_err(DocError::from))
             .expect("document");
-        store.write(|tx| documents::merge_remote(tx, &w, &doc, Source::Parent(&wc.node_id))).expect("merge");
+        store.write(|tx| documents::merge_remote(tx, &w, &crate::kinds::ALL, &doc, Source::Parent(&wc.node_id))).expect("merge");
         store.write(|tx| crate::competitions::submit(tx, &w, &comp.id, &ids[2], now_ms())).expect("enter");
         assert_eq!(order(&store), vec![ids[2].clone(), ids[0].clone(), ids[1].clone()]);
         // Unsharing the first removes its pending upload; sharing again queues it anew.
@@ -996,7 +1024,7 @@ mod tests {
                 Ok::<_, DocError>(documents::full_update(Kind::Lesson, &mut doc, 1))
             })
             .expect("create");
-        city.write(|tx| documents::merge_remote(tx, &wc, &bytes, Source::Child(&ws.node_id))).expect("first sync");
+        city.write(|tx| documents::merge_remote(tx, &wc, &crate::kinds::ALL, &bytes, Source::Child(&ws.node_id))).expect("first sync");
         // While offline: the school retitles and counts a view, the city reviews and counts a view.
         school.write(|tx| edit(tx, &ws, &id, &LessonEdit::View)).expect("view");
         let school_bytes = school
@@ -1012,11 +1040,11 @@ mod tests {
         let city_bytes = city.read(|c| Ok::<_, DocError>(documents::full_update(Kind::Lesson, &mut load_document(c, &wc, &id)?.expect("doc"), 9))).expect("bytes");
         // Both directions merge to the same lesson.
         let at_city = city.write(|tx| {
-            documents::merge_remote(tx, &wc, &school_bytes, Source::Child(&ws.node_id))?;
+            documents::merge_remote(tx, &wc, &crate::kinds::ALL, &school_bytes, Source::Child(&ws.node_id))?;
             Ok::<_, DocError>(get(tx, &id)?.expect("row"))
         }).expect("merge at city");
         let at_school = school.write(|tx| {
-            documents::merge_remote(tx, &ws, &city_bytes, Source::Parent(&wc.node_id))?;
+            documents::merge_remote(tx, &ws, &crate::kinds::ALL, &city_bytes, Source::Parent(&wc.node_id))?;
             Ok::<_, DocError>(get(tx, &id)?.expect("row"))
         }).expect("merge at school");
         assert_eq!(at_city, at_school);
@@ -1032,20 +1060,20 @@ mod tests {
         let store = Store::open(&dir.path().join("db")).expect("open");
         let w = writer(Tier::City, true);
         let garbage = youke_federation::protocol::DocUpdate { id: "x".into(), kind: "lesson".into(), seq: 1, version: String::new(), full: true, bytes: b"not automerge".to_vec() };
-        assert!(store.write(|tx| documents::merge_remote(tx, &w, &garbage, Source::Child("s"))).is_err());
+        assert!(store.write(|tx| documents::merge_remote(tx, &w, &crate::kinds::ALL, &garbage, Source::Child("s"))).is_err());
         let mut other = w.new_doc();
         documents::put_header(&mut other, Kind::Announcement, "a1", &w).expect("header");
         let mut update = documents::full_update(Kind::Announcement, &mut other, 1);
         update.kind = "lesson".into();
-        let err = store.write(|tx| documents::merge_remote(tx, &w, &update, Source::Child("s"))).expect_err("mislabelled");
+        let err = store.write(|tx| documents::merge_remote(tx, &w, &crate::kinds::ALL, &update, Source::Child("s"))).expect_err("mislabelled");
         assert!(matches!(err, DocError::BadDocument(_)), "{err}");
         update.kind = "virus".into();
-        assert!(store.write(|tx| documents::merge_remote(tx, &w, &update, Source::Child("s"))).is_err());
+        assert!(store.write(|tx| documents::merge_remote(tx, &w, &crate::kinds::ALL, &update, Source::Child("s"))).is_err());
         // Changes that build on a version this node never had are refused, not half-applied.
         let mut lesson = new_document(&w, "l9", &new_lesson()).expect("doc");
         let mut partial = documents::full_update(Kind::Lesson, &mut lesson, 1);
         partial.full = false;
-        let outcome = store.write(|tx| documents::merge_remote(tx, &w, &partial, Source::Child("s"))).expect("no error");
+        let outcome = store.write(|tx| documents::merge_remote(tx, &w, &crate::kinds::ALL, &partial, Source::Child("s"))).expect("no error");
         assert_eq!(outcome, documents::MergeOutcome::NeedFull);
         assert_eq!(count(&store, "SELECT COUNT(*) FROM docs"), 0);
     }

@@ -16,7 +16,8 @@
 //! - [`http`]: the portal pages and the JSON API.
 //! - [`passwords`]: argon2id hashes and the bounded pool that checks sign-in passwords.
 //! - [`trust`]: join tokens, enrolled children and revocations (the federation PKI's node side).
-//! - [`node`]: the composition root that starts and stops all of the above.
+//! - [`context`]: a node's storage and identity ([`NodeCtx`]), the data directory's lock, [`NodeError`].
+//! - [`services`]: the composition root that starts and stops all of the above.
 //! - [`disk`]: room on disk for uploads (free space less a reserve and what is promised).
 //! - [`forecast`]: the storage forecast for the next semester (COURSE-STANDARD.md's formula).
 //! - [`health`]: the node tree with link health, sync lag and queues (admin console, reported up).
@@ -33,6 +34,7 @@ pub mod catalog;
 pub mod competitions;
 pub mod backup;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod disk;
 pub mod documents;
@@ -42,19 +44,23 @@ pub mod health;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod kinds;
 pub mod indexer;
 pub mod lessons;
 pub mod link_settings;
 pub mod media_jobs;
-pub mod node;
+pub mod name_pattern;
 pub mod passwords;
 pub mod pull;
 pub mod replication;
+pub mod services;
 pub mod status;
 pub mod storage;
 pub mod store;
 pub mod systemd;
 pub mod trust;
+pub mod units;
 pub mod uploads;
 
-pub use node::{Node, NodeCtx, NodeError, RunningNode};
+pub use context::{NodeCtx, NodeError};
+pub use services::{Node, RunningNode};

@@ -2,10 +2,8 @@
 //! (`PUT /api/v1/link`) and the CLI (`youke link rate`). A runtime change is kept in the database
 //! (so it survives restarts) until it is reset to the config's value. The running node re-reads
 //! it every second, so the CLI works whether or not the node is running.
-//!
-//! Also here: the periodic housekeeping of the blob store (abandoned partial transfers).
 
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
 use crate::store::{Store, StoreError, meta_get, meta_set};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -14,9 +12,6 @@ use tokio_util::sync::CancellationToken;
 use youke_federation::rate::{Rate, RateSchedule};
 
 const SCHEDULE_KEY: &str = "link.upload_schedule";
-/// Partial transfers nobody resumed for this long are deleted.
-pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
-const GC_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The schedule in force and where it comes from, as shown by the API and CLI.
@@ -31,7 +26,7 @@ pub struct LinkSettings {
 }
 
 /// The runtime override, if one is set.
-pub(crate) fn override_of(store: &Store) -> Result<Option<RateSchedule>, StoreError> {
+fn override_of(store: &Store) -> Result<Option<RateSchedule>, StoreError> {
     let text = store.read(|c| meta_get(c, SCHEDULE_KEY))?;
     Ok(text.filter(|t| !t.is_empty()).and_then(|t| t.parse().ok()))
 }
@@ -42,6 +37,14 @@ pub fn effective(ctx: &NodeCtx) -> Result<(RateSchedule, &'static str), StoreErr
         Some(s) => (s, "runtime"),
         None => (ctx.config.upload_schedule(), "config"),
     })
+}
+
+/// Applies the schedule in force (a runtime override outlives restarts) to this process's
+/// limiter.
+pub fn apply_override(ctx: &NodeCtx) -> Result<(), StoreError> {
+    let (s, _) = effective(ctx)?;
+    ctx.limiter.set_schedule(s);
+    Ok(())
 }
 
 /// Sets (or with `None` resets to the config's) the schedule, and applies it at once in this
@@ -70,36 +73,18 @@ pub fn bulk_allowed(ctx: &NodeCtx) -> bool {
     ctx.limiter.current() != Rate::Off
 }
 
-/// Keeps the limiter in step with the stored schedule and collects abandoned partial files.
+/// Keeps the limiter in step with the stored schedule.
 pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
-    let mut last_gc: Option<tokio::time::Instant> = None;
     loop {
         let c = Arc::clone(&ctx);
-        let due_gc = last_gc.is_none_or(|t| t.elapsed() >= GC_INTERVAL);
-        if due_gc {
-            last_gc = Some(tokio::time::Instant::now());
-        }
-        let work = tokio::task::spawn_blocking(move || {
-            match effective(&c) {
-                Ok((s, _)) => {
-                    if c.limiter.schedule() != s {
-                        tracing::info!(schedule = %s, "media rate schedule changed");
-                        c.limiter.set_schedule(s);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the media rate schedule"),
-            }
-            if due_gc {
-                let n = c.blobs.gc_partials(PARTIAL_MAX_AGE);
-                if n > 0 {
-                    tracing::info!(removed = n, "removed abandoned partial transfers");
-                }
-                match crate::pull::sweep_orphans(&c) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(removed = n, "removed cache files left by an interrupted eviction"),
-                    Err(e) => tracing::warn!(error = %e, "cannot check the media cache"),
+        let work = tokio::task::spawn_blocking(move || match effective(&c) {
+            Ok((s, _)) => {
+                if c.limiter.schedule() != s {
+                    tracing::info!(schedule = %s, "media rate schedule changed");
+                    c.limiter.set_schedule(s);
                 }
             }
+            Err(e) => tracing::warn!(error = %e, "cannot read the media rate schedule"),
         });
         let _ = work.await;
         tokio::select! {

@@ -10,8 +10,9 @@ use youke_federation::{NodeIdentity, Tier};
 use youke_federation::rate::RateSchedule;
 use youke_node::config::{Config, TrustMode};
 use youke_federation::pki::Enrollment;
-use youke_node::import::{ImportMeta, import_file, share};
-use youke_node::{Node, NodeCtx, status};
+use youke_node::import::{import_file, share};
+use youke_node::lessons::ImportMeta;
+use youke_node::{Node, NodeCtx, status, units};
 
 #[derive(Debug, Parser)]
 #[command(name = "youke", version, about = "优课 Youke: share quality lesson recordings between schools, cities and provinces")]
@@ -677,10 +678,10 @@ fn print_copy_report(r: &youke_node::backup::Report, json: bool, done: &str) -> 
         println!("{}", serde_json::to_string_pretty(r)?);
     } else {
         println!("{done}");
-        println!("  database    {}", status::human_bytes(r.database_bytes));
+        println!("  database    {}", units::human_bytes(r.database_bytes));
         println!("  blobs       {} ({} copied)", r.blobs, r.blobs_copied);
         println!("  files       {} ({} copied)", r.files, r.files_copied);
-        println!("  copied      {}", status::human_bytes(r.bytes_copied));
+        println!("  copied      {}", units::human_bytes(r.bytes_copied));
     }
     Ok(())
 }
@@ -896,7 +897,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Reindex => {
-            let _lock = youke_node::node::lock_data_dir(&cli.data)?;
+            let _lock = youke_node::context::lock_data_dir(&cli.data)?;
             let ctx = NodeCtx::open_dir(&cli.data)?;
             let bar = ProgressBar::new(0);
             bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} lessons ({per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
@@ -1027,7 +1028,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("moved {} blobs ({}) into {}", r.blobs_moved, youke_node::status::human_bytes(r.bytes_moved), r.remote);
+                println!("moved {} blobs ({}) into {}", r.blobs_moved, youke_node::units::human_bytes(r.bytes_moved), r.remote);
             }
             Ok(())
         }
@@ -1110,13 +1111,13 @@ fn run(cli: Cli) -> Result<()> {
 /// The node's status: from the running node (with its live transfers) when it serves, else
 /// read from the database.
 fn current_status(ctx: &NodeCtx) -> Result<status::Status> {
-    if youke_node::node::is_serving(&ctx.data_dir) {
+    if youke_node::context::is_serving(&ctx.data_dir) {
         match fetch_status(ctx) {
             Ok(s) => return Ok(s),
             Err(e) => tracing::warn!(error = %e, "cannot ask the running node; showing what the database says"),
         }
     }
-    Ok(status::collect(ctx, youke_node::node::is_serving(&ctx.data_dir))?)
+    Ok(status::collect(ctx, youke_node::context::is_serving(&ctx.data_dir))?)
 }
 
 fn fetch_status(ctx: &NodeCtx) -> Result<status::Status> {
@@ -1134,7 +1135,7 @@ fn fetch_status(ctx: &NodeCtx) -> Result<status::Status> {
 fn watch_status(ctx: &NodeCtx) -> Result<()> {
     use indicatif::MultiProgress;
     use std::collections::HashMap;
-    if !youke_node::node::is_serving(&ctx.data_dir) {
+    if !youke_node::context::is_serving(&ctx.data_dir) {
         bail!("this node is not running; start it with `youke serve` (--watch follows a running node)");
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

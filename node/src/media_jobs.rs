@@ -10,7 +10,7 @@
 //! transcode starts over (its partial output is discarded).
 
 use crate::lessons;
-use crate::node::{NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
 use crate::store::{StoreError, now_ms};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};

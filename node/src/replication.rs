@@ -4,7 +4,7 @@
 
 use crate::documents::{self, Source, share_rank};
 use crate::store::StoreError as DbError;
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
 use crate::store::now_ms;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
@@ -447,7 +447,7 @@ fn merge_batch(tx: &rusqlite::Transaction<'_>, w: &documents::Writer, docs: &[Do
     let mut changed = 0;
     let mut need_full = Vec::new();
     for d in docs {
-        match documents::merge_remote(tx, w, d, source).map_err(boxed)? {
+        match documents::merge_remote(tx, w, &crate::kinds::ALL, d, source).map_err(boxed)? {
             documents::MergeOutcome::Changed => changed += 1,
             documents::MergeOutcome::Unchanged => {}
             documents::MergeOutcome::NeedFull => need_full.push((d.id.clone(), d.seq)),

@@ -1,6 +1,7 @@
 //! `youke status`: what a node is, how its parent link is doing, and what it holds and owes.
 
-use crate::node::{NodeCtx, NodeError};
+use crate::units::human_bytes;
+use crate::context::{NodeCtx, NodeError};
 use crate::store::now_ms;
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
@@ -224,18 +225,6 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
     })
 }
 
-/// Bytes in a human unit (binary prefixes).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B")) }
-}
-
 /// Prometheus text exposition of a node's status and link counters.
 pub fn metrics(s: &Status, counters: &youke_federation::counters::LinkCounters) -> String {
     use youke_federation::counters::LinkCounters as C;
@@ -419,11 +408,5 @@ pub fn format_time(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(super::human_bytes(512), "512 B");
-        assert_eq!(super::human_bytes(1536), "1.5 KiB");
-        assert_eq!(super::human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
-    }
 }
 

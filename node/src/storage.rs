@@ -1,7 +1,7 @@
 //! Where this node's media blobs live: `youke storage check` tries the object storage settings,
 //! `youke storage migrate` moves the blobs on local disk into the bucket (docs/SCALING.md).
 
-use crate::node::{NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
 use crate::store::StoreError;
 use serde::Serialize;
 use std::collections::HashSet;

@@ -6,7 +6,7 @@
 //! listeners are bound, then `WATCHDOG=1` at half the watchdog interval for as long as its
 //! database answers a read, so a node wedged on its disk is restarted; `STOPPING=1` at shutdown.
 
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::Arc;
 use std::time::Duration;

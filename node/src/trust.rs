@@ -9,9 +9,10 @@
 //! the issuer's own, and the running node mirrors the revoked ids into
 //! [`youke_federation::pki::Revocations`], which its links check.
 
-use crate::documents::{self, DocError, Kind, Routing, text};
+use crate::documents::{self, DocError, Kind, Routing, Writer, text};
 use crate::config::{Config, TrustMode};
-use crate::node::{NodeCtx, NodeError, RunningNode};
+use crate::context::{NodeCtx, NodeError};
+use youke_federation::NodeIdentity;
 use crate::store::{StoreError, now_ms};
 use automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -227,7 +228,7 @@ pub fn add_revocation(
     };
     let now = now_ms();
     put_entry(&mut doc, node_id, &[("place", place), ("name", name), ("reason", reason)], now)?;
-    documents::commit(tx, w, Kind::Revocations, &mut doc)?;
+    documents::commit(tx, w, &REVOCATIONS, &mut doc)?;
     Ok(Revocation { node_id: node_id.into(), place: place.into(), name: name.into(), reason: reason.into(), revoked_at: now, issuer: w.node_id.clone() })
 }
 
@@ -239,6 +240,21 @@ fn put_entry(doc: &mut AutoCommit, node_id: &str, fields: &[(&str, &str)], now: 
     }
     doc.put(&entry, "revoked_at", now)?;
     Ok(())
+}
+
+/// Revocation documents, for the document store.
+#[derive(Debug)]
+pub struct RevocationSchema;
+
+pub static REVOCATIONS: RevocationSchema = RevocationSchema;
+
+impl documents::Schema for RevocationSchema {
+    fn kind(&self) -> Kind {
+        Kind::Revocations
+    }
+    fn materialize(&self, tx: &Transaction<'_>, _: &Writer, doc: &AutoCommit, _: u64) -> Result<Routing, DocError> {
+        materialize(tx, doc)
+    }
 }
 
 /// Writes the rows of a revocation document (called by [`documents::commit`]): entries for
@@ -300,12 +316,39 @@ pub async fn watch(ctx: Arc<NodeCtx>, revocations: Arc<Revocations>, cancel: Can
     }
 }
 
+/// The identity this node's links use: its enrollment in the federation, or (development
+/// trust, or a school with no parent) a self-signed certificate.
+pub fn identity(ctx: &NodeCtx) -> Result<NodeIdentity, NodeError> {
+    let dev = || NodeIdentity::load_or_create(&ctx.data_dir, &ctx.writer.node_id).map_err(NodeError::from);
+    if ctx.config.trust == TrustMode::DevPinned {
+        return dev();
+    }
+    match youke_federation::pki::Enrollment::load(&ctx.data_dir).map_err(|e| NodeError::Invalid(e.to_string()))? {
+        Some(e) => {
+            if e.place.node_id() != ctx.writer.node_id || e.place.tier() != ctx.config.role {
+                return Err(NodeError::Invalid(format!(
+                    "the enrollment in {} is for the {} node {}, but this data directory is the {} node {}; enroll it again",
+                    ctx.data_dir.display(),
+                    e.place.tier(),
+                    e.place.node_id(),
+                    ctx.config.role,
+                    ctx.writer.node_id
+                )));
+            }
+            Ok(NodeIdentity::from_enrollment(e))
+        }
+        // A school on its own (no parent) links to nobody; it may run before enrolling.
+        None if ctx.config.role == youke_federation::Tier::School && ctx.config.parent.is_none() => dev(),
+        None => Err(NodeError::Invalid(not_enrolled(ctx.config.role))),
+    }
+}
+
 /// Makes `dir` a member of the federation before its first start, as `youke init --role
 /// province` does for a province, and `youke token create` at the parent plus `youke enroll`
 /// at the child do for the others: enrollment runs over the network against the running
 /// `parent`. For the demo, benchmarks and tests on one machine. Does nothing for a node that is
 /// enrolled already or uses development trust.
-pub async fn join_locally(dir: &Path, config: &Config, parent: Option<&RunningNode>) -> Result<(), NodeError> {
+pub async fn join_locally(dir: &Path, config: &Config, parent: Option<(&NodeCtx, std::net::SocketAddr)>) -> Result<(), NodeError> {
     let pki = |e: youke_federation::pki::PkiError| NodeError::Invalid(e.to_string());
     if config.trust == TrustMode::DevPinned || Enrollment::load(dir).map_err(pki)?.is_some() {
         return Ok(());
@@ -313,10 +356,10 @@ pub async fn join_locally(dir: &Path, config: &Config, parent: Option<&RunningNo
     let node_id = NodeCtx::open(dir, config.clone())?.writer.node_id.clone();
     let e = match parent {
         None => youke_federation::pki::create_federation(&node_id, &config.name).map_err(pki)?,
-        Some(p) => {
-            let (token, _) = create_token(&p.ctx, config.role, &config.name, Duration::from_secs(600))?;
+        Some((parent_ctx, parent_quic)) => {
+            let (token, _) = create_token(parent_ctx, config.role, &config.name, Duration::from_secs(600))?;
             let token = JoinToken::parse(&token).map_err(pki)?;
-            let mut addr = p.quic_addr;
+            let mut addr = parent_quic;
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }

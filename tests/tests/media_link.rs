@@ -13,7 +13,8 @@ use youke_federation::rate::{Rate, RateSchedule};
 use youke_federation::transfers::Direction;
 use youke_federation::{BlobHash, Tier};
 use youke_node::config::{Config, MediaConfig, TrustMode};
-use youke_node::import::{ImportMeta, import_file, share};
+use youke_node::import::{import_file, share};
+use youke_node::lessons::ImportMeta;
 use youke_node::{Node, RunningNode};
 use youke_tests::faultproxy::{FaultConfig, FaultProxy};
 

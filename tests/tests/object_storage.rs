@@ -393,7 +393,8 @@ async fn media_a_school_shares_arrives_in_the_citys_bucket() {
     use std::sync::Arc;
     use youke_federation::Tier;
     use youke_node::config::{Config, MediaConfig, TrustMode};
-    use youke_node::import::{ImportMeta, import_file, share};
+    use youke_node::import::{import_file, share};
+use youke_node::lessons::ImportMeta;
     let root = tempfile::tempdir().expect("tempdir");
     let cluster = tokio::task::spawn_blocking({
         let r = root.path().to_path_buf();

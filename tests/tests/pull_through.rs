@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use youke_federation::{BlobHash, Tier};
 use youke_node::catalog::{self, Collection};
 use youke_node::config::{Config, MediaConfig, TrustMode};
-use youke_node::import::{ImportMeta, import_file};
+use youke_node::import::import_file;
+use youke_node::lessons::ImportMeta;
 use youke_node::store::StoreError;
 use youke_node::{Node, RunningNode};
 

@@ -656,7 +656,7 @@ pub async fn load_my_lessons(state: &AppState, auth: &Auth) -> Result<Vec<MyLess
             .into_iter()
             .zip(states)
             .map(|(l, replication)| {
-                let replication_text = super::teach::replication_text(lang, &replication);
+                let replication_text = lang.replication(&replication);
                 MyLesson { lesson: LessonView::new(ctx, l), replication, replication_text }
             })
             .collect())
@@ -960,8 +960,8 @@ pub(super) async fn with_room<T: Send + 'static>(
 
 /// What an upload says about its lesson; the title defaults to the file's name, the teacher to
 /// the signed-in teacher's name.
-pub(super) fn import_meta(auth: &Auth, name: &str, m: crate::uploads::UploadMeta) -> crate::import::ImportMeta {
-    crate::import::ImportMeta {
+pub(super) fn import_meta(auth: &Auth, name: &str, m: crate::uploads::UploadMeta) -> crate::lessons::ImportMeta {
+    crate::lessons::ImportMeta {
         title: m.title.filter(|t| !t.trim().is_empty()).or_else(|| std::path::Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned())),
         teacher: m.teacher.filter(|t| !t.trim().is_empty()).or_else(|| auth.user().filter(|u| u.role == accounts::Role::Teacher).map(|u| u.display.clone())),
         grade: m.grade,
@@ -979,7 +979,7 @@ pub(super) async fn import_upload(
     file: std::path::PathBuf,
     root: std::path::PathBuf,
     name: String,
-    meta: crate::import::ImportMeta,
+    meta: crate::lessons::ImportMeta,
 ) -> Result<Result<LessonView, String>, ApiError> {
     let result = blocking(state, move |ctx| match crate::import::import_file(ctx, &file, &meta, |_, _| {}) {
         Ok(lesson) => {
@@ -1023,7 +1023,7 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
         None => None,
     };
     if declared.is_some_and(|d| d > limit) {
-        return Err(ApiError::PayloadTooLarge(format!("the file is larger than this node accepts ({}, limits.max_blob_bytes)", crate::status::human_bytes(limit))));
+        return Err(ApiError::PayloadTooLarge(format!("the file is larger than this node accepts ({}, limits.max_blob_bytes)", crate::units::human_bytes(limit))));
     }
     let (root, staging) = upload_dirs(&ctx).await?;
     let promised = std::sync::Arc::clone(&state.promised);
@@ -1052,7 +1052,7 @@ pub async fn upload(State(state): State<AppState>, Extension(auth): Extension<Au
         let before = total;
         total += chunk.len() as u64;
         if total > limit || declared.is_some_and(|d| total > d) {
-            return Err(ApiError::PayloadTooLarge(format!("the file is larger than this node accepts ({}, limits.max_blob_bytes) or than its Content-Length", crate::status::human_bytes(limit))));
+            return Err(ApiError::PayloadTooLarge(format!("the file is larger than this node accepts ({}, limits.max_blob_bytes) or than its Content-Length", crate::units::human_bytes(limit))));
         }
         promise.arrived(chunk.len() as u64);
         // Without a declared size, the room is checked again at every 64 MiB.

@@ -11,8 +11,8 @@ use crate::accounts::{self, AccountError, Role, Session};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Extension, Form, Json};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -166,21 +166,9 @@ impl Auth {
     }
 }
 
-/// A cookie's value in a request.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 /// The session token in a request's cookies.
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, COOKIE)
+    super::cookies::cookie(headers, COOKIE)
 }
 
 fn unsafe_method(m: &Method) -> bool {
@@ -269,7 +257,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
+pub(super) fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
     let secure = if state.ctx.config.portal.secure_cookies { "; Secure" } else { "" };
     let max_age = accounts::SESSION_IDLE.as_secs();
     HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"))
@@ -282,7 +270,7 @@ fn clear_cookie() -> HeaderValue {
 
 /// A login posted from another site's page (login CSRF) is refused: when the browser says where
 /// the request comes from, it must be this host.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     origin.split_once("://").map(|(_, h)| h) == Some(host)
@@ -291,7 +279,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// Signs in: counts the attempt against the throttle first, reads the stored hash, checks the
 /// password in the bounded pool (outside any transaction), then opens the session and records
 /// the attempt in one short transaction.
-async fn sign_in(state: &AppState, auth: &Auth, name: String, password: String) -> Result<(String, Session), ApiError> {
+pub(super) async fn sign_in(state: &AppState, auth: &Auth, name: String, password: String) -> Result<(String, Session), ApiError> {
     let addr = super::server::client_key(auth.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
     let attempt = state.throttle.begin(addr, &name)?;
     let n = name.clone();
@@ -368,126 +356,9 @@ pub async fn api_logout(State(state): State<AppState>, headers: HeaderMap) -> Re
     Ok(([(header::SET_COOKIE, clear_cookie())], StatusCode::NO_CONTENT).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-pub struct NextQuery {
-    pub next: Option<String>,
-}
-
-/// Where to go after signing in or switching the language: a path on this portal only, judged
-/// as a browser reads it. Browsers drop tabs (and line breaks) from a URL and read `\` as `/`,
-/// so `/\t/evil.example` and `/\evil.example` mean `//evil.example`, another site: those go to
-/// `/`. A line break or another control character cannot be in a `Location` at all and is
-/// refused (400). What is kept is percent-encoded outside visible ASCII.
-pub(super) fn local_path(next: Option<&str>) -> Result<String, ApiError> {
-    let Some(raw) = next else { return Ok("/".into()) };
-    if raw.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(ApiError::BadRequest("next must be a path on this portal, without line breaks or control characters".into()));
-    }
-    let as_read: String = raw.trim_matches([' ', '\t']).chars().filter(|c| *c != '\t').map(|c| if c == '\\' { '/' } else { c }).collect();
-    if !as_read.starts_with('/') || as_read.starts_with("//") {
-        return Ok("/".into());
-    }
-    let mut out = String::with_capacity(as_read.len());
-    for b in as_read.bytes() {
-        if (0x21..0x7f).contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    Ok(out)
-}
-
-/// The redirect to a path [`local_path`] gave.
-pub(super) fn redirect_to(path: &str) -> Response {
-    match HeaderValue::from_str(path) {
-        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
-        Err(_) => Redirect::to("/").into_response(),
-    }
-}
-
-fn login_html(state: &AppState, auth: &Auth, next: &str, error: Option<&str>) -> Html<String> {
-    let l = auth.lang;
-    let err = error.map(|e| format!(r#"<p class="fail" role="alert">{}</p>"#, super::pages::esc(e))).unwrap_or_default();
-    let body = format!(
-        r#"<h1>{sign_in}</h1>{err}<form method="post" action="/login"><dl>
-<dt><label for="name">{user}</label></dt><dd><input id="name" name="name" autocomplete="username" required autofocus></dd>
-<dt><label for="password">{password}</label></dt><dd><input id="password" name="password" type="password" autocomplete="current-password" required></dd>
-</dl><input type="hidden" name="next" value="{next}"><p><button type="submit">{sign_in}</button></p></form>"#,
-        sign_in = l.t("登录", "Sign in"),
-        user = l.t("用户名", "User name"),
-        password = l.t("密码", "Password"),
-        next = super::pages::esc(next)
-    );
-    // The page itself is shown as no one: a stale session's name would only confuse.
-    let anonymous = Auth { lang: l, ..Auth::default() };
-    super::pages::layout(state, &anonymous, l.t("登录", "Sign in"), "", &body)
-}
-
-pub async fn login_page(State(state): State<AppState>, Extension(auth): Extension<Auth>, axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Html<String> {
-    login_html(&state, &auth, &local_path(q.next.as_deref()).unwrap_or_else(|_| "/".into()), None)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    pub name: String,
-    pub password: String,
-    #[serde(default)]
-    pub next: Option<String>,
-}
-
-/// `POST /login` (the form): signs in and goes on to `next`.
-pub async fn login_form(State(state): State<AppState>, Extension(auth): Extension<Auth>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    let next = match local_path(f.next.as_deref()) {
-        Ok(n) => n,
-        Err(e) => return e.into_response(),
-    };
-    if !same_origin(&headers) {
-        let msg = auth.lang.t("请从本门户的登录页登录", "Sign in from this portal's own sign-in page");
-        return (StatusCode::FORBIDDEN, login_html(&state, &auth, &next, Some(msg))).into_response();
-    }
-    match sign_in(&state, &auth, f.name, f.password).await {
-        Ok((token, _)) => {
-            let mut r = redirect_to(&next);
-            r.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token));
-            r
-        }
-        Err(ApiError::TooManyRequests(msg, _)) => {
-            let text = format!("{}（{msg}）", auth.lang.t("登录失败次数过多，请稍后再试", "Too many failed sign-ins; try again later"));
-            (StatusCode::TOO_MANY_REQUESTS, login_html(&state, &auth, &next, Some(&text))).into_response()
-        }
-        Err(ApiError::Unauthorized(_)) => {
-            let msg = auth.lang.t("用户名或密码错误", "Wrong user name or password");
-            (StatusCode::UNAUTHORIZED, login_html(&state, &auth, &next, Some(msg))).into_response()
-        }
-        Err(ApiError::Busy(_, secs)) => {
-            let msg = auth.lang.t("正在登录的人太多，请几秒钟后再试", "Too many people are signing in at once; try again in a few seconds");
-            ([(header::RETRY_AFTER, HeaderValue::from(secs))], (StatusCode::SERVICE_UNAVAILABLE, login_html(&state, &auth, &next, Some(msg)))).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn next_stays_on_this_portal() {
-        let next = |n: &str| local_path(Some(n)).expect("no control characters");
-        assert_eq!(next("/upload?x=1"), "/upload?x=1");
-        assert_eq!(local_path(None).expect("none"), "/");
-        for elsewhere in ["//evil.example/", "https://evil.example/", "/\\evil", "\\\\evil", "/\t/evil.example", "\t//evil.example", " //evil.example", "/\t\\evil", "evil.example", ""] {
-            assert_eq!(next(elsewhere), "/", "{elsewhere:?}");
-        }
-        // Chinese and spaces are kept, encoded; a tab inside a path is dropped as browsers do.
-        assert_eq!(next("/search?q=数学 课"), "/search?q=%E6%95%B0%E5%AD%A6%20%E8%AF%BE");
-        assert_eq!(next("/sea\trch"), "/search");
-        for refused in ["/\n/evil.example", "/ok\r\nSet-Cookie: x=1", "/\u{0}", "/\u{7f}", "/\u{85}"] {
-            assert!(matches!(local_path(Some(refused)), Err(ApiError::BadRequest(_))), "{refused:?}");
-        }
-        assert_eq!(redirect_to(&next("/search?q=数学")).headers()[header::LOCATION], "/search?q=%E6%95%B0%E5%AD%A6");
-    }
 
     #[test]
     fn origin_must_be_this_host() {

@@ -476,18 +476,3 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
     Ok(layout(&state, &auth, &c.title, "", &body).into_response())
 }
 
-/// The competitions a lesson is entered in, with its awards, for the lesson page.
-pub(super) fn lesson_badges(l: Lang, entered: &[(Competition, Option<String>)]) -> String {
-    if entered.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from(r#"<p class="contests">"#);
-    for (c, award) in entered {
-        let _ = match award {
-            Some(a) => write!(out, r#"<a class="tag award" href="/competitions/{}">{} · {}</a> "#, esc(&c.id), esc(&c.title), esc(a)),
-            None => write!(out, r#"<a class="tag" href="/competitions/{}">{}{}</a> "#, esc(&c.id), l.t("参评：", "Entered: "), esc(&c.title)),
-        };
-    }
-    out.push_str("</p>");
-    out
-}

@@ -8,8 +8,8 @@
 //! reads a session.
 //!
 //! Parsing ([`parse_head`]) is separate from I/O and tested on its own; limits are the server's:
-//! at most [`super::server::MAX_HEADER_BYTES`] of headers, each request's whole head within
-//! [`super::server::HEADER_READ_TIMEOUT`] of the moment the connection was ready for it.
+//! at most [`super::limits::MAX_HEADER_BYTES`] of headers, each request's whole head within
+//! [`super::limits::HEADER_READ_TIMEOUT`] of the moment the connection was ready for it.
 
 use super::segments;
 use bytes::{Buf, Bytes, BytesMut};
@@ -171,10 +171,10 @@ impl FastPath {
         loop {
             // One request head, within the time and size limits: the whole head (and the idle
             // time before it) within the limit, as on hyper's path, not each read.
-            let deadline = tokio::time::Instant::now() + super::server::HEADER_READ_TIMEOUT;
+            let deadline = tokio::time::Instant::now() + super::limits::HEADER_READ_TIMEOUT;
             let head = loop {
                 match parse_head(&buf) {
-                    Head::Partial if buf.len() < super::server::MAX_HEADER_BYTES => {}
+                    Head::Partial if buf.len() < super::limits::MAX_HEADER_BYTES => {}
                     Head::Partial | Head::Other => return Some(Rewind { pre: buf.freeze(), inner: stream }),
                     Head::Ladder(l) => break l,
                 }
@@ -239,60 +239,6 @@ pub fn fuzz_head(data: &[u8]) {
     }
 }
 
-/// The fuzz target of the connection path (`fuzz/fuzz_targets/fast_path.rs`): the bytes are
-/// what one client sends on a connection to a node serving with the fast path on (started
-/// once, in this process, with one ladder); the connection must end (the node answers or
-/// closes) and nothing may panic. Returns what the node answered.
-#[doc(hidden)]
-pub fn fuzz_connection(data: &[u8]) -> Vec<u8> {
-    static SERVER: std::sync::OnceLock<Option<(tokio::runtime::Runtime, std::net::SocketAddr)>> = std::sync::OnceLock::new();
-    let Some((rt, addr)) = SERVER.get_or_init(fuzz_server).as_ref() else { return Vec::new() };
-    rt.block_on(async {
-        let mut answer = Vec::new();
-        let Ok(mut s) = TcpStream::connect(addr).await else { return answer };
-        let _ = s.write_all(data).await;
-        let _ = s.shutdown().await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut answer)).await;
-        answer
-    })
-}
-
-/// The hash whose ladder the fuzzed node holds.
-#[doc(hidden)]
-pub const FUZZ_LADDER: &str = "1b3ba0b6b5e8b4a5ea47d5b3ebbbd6e3b39bbf04a8c4a3e7a5d4b1b9d1d9b8a7";
-
-fn fuzz_server() -> Option<(tokio::runtime::Runtime, std::net::SocketAddr)> {
-    // One directory per process; those of processes that have ended are removed.
-    const PREFIX: &str = "youke-fuzz-fast-path-";
-    for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix(PREFIX)
-            && !std::path::Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-    let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = crate::config::Config::default();
-    config.media.transcode = false;
-    config.import.watch_dir = None;
-    config.limits.connections_per_address = 1 << 20;
-    let ctx = Arc::new(crate::NodeCtx::open(&dir, config).ok()?);
-    let rung = crate::media_jobs::hls_dir(&ctx, FUZZ_LADDER).join("720p");
-    std::fs::create_dir_all(&rung).ok()?;
-    std::fs::write(rung.join("seg_00001.ts"), vec![0x47u8; 188 * 64]).ok()?;
-    std::fs::write(rung.parent()?.join("master.m3u8"), "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1500000\n720p/index.m3u8\n").ok()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().ok()?;
-    let index = Arc::new(youke_search::LessonIndex::in_memory().ok()?);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).ok()?;
-    let addr = listener.local_addr().ok()?;
-    let app = super::router(super::AppState::new(Arc::clone(&ctx), index));
-    let limits = ctx.config.limits.clone();
-    rt.spawn(super::server::serve(listener, app, CancellationToken::new(), Some(FastPath { ctx }), limits));
-    Some((rt, addr))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +284,7 @@ mod tests {
         }
         for e in std::fs::read_dir(root.join("fast_path")).expect("the seed corpus is committed") {
             let path = e.expect("entry").path();
-            let answer = String::from_utf8_lossy(&fuzz_connection(&std::fs::read(&path).expect("read"))).into_owned();
+            let answer = String::from_utf8_lossy(&super::super::server::fuzz_connection(&std::fs::read(&path).expect("read"))).into_owned();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let first = answer.lines().next().unwrap_or("");
             match name.as_str() {

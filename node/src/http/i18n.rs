@@ -25,7 +25,7 @@ pub enum Lang {
 impl Lang {
     /// The language a request asks for by its cookie; Chinese without one.
     pub fn of(headers: &HeaderMap) -> Lang {
-        let chosen = super::auth::cookie(headers, COOKIE);
+        let chosen = super::cookies::cookie(headers, COOKIE);
         if chosen.as_deref() == Some("en") { Lang::En } else { Lang::Zh }
     }
 
@@ -82,6 +82,29 @@ impl Lang {
             Tier::Province => self.t("全省", "province-wide"),
         }
     }
+
+    /// A lesson's replication state in words.
+    pub fn replication(self, r: &crate::lessons::Replication) -> String {
+            let l = self;
+        let parent = r.parent.as_deref().unwrap_or_else(|| l.t("上级节点", "the parent node"));
+        let media = match &r.media {
+            Some(m) if !m.done && m.attempts > 0 => match l {
+                Lang::Zh => format!("（视频已重试 {} 次{}）", m.attempts, m.last_error.as_deref().map(|e| format!("：{e}")).unwrap_or_default()),
+                Lang::En => format!(" (video tried {} times{})", m.attempts, m.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
+            },
+            _ => String::new(),
+        };
+        match (l, r.state) {
+            (Lang::Zh, "local") => "仅在本节点".to_string(),
+            (Lang::En, "local") => "kept at this node".to_string(),
+            (Lang::Zh, "waiting") => format!("等待与{parent}的连接{media}"),
+            (Lang::En, "waiting") => format!("waiting for the link to {parent}{media}"),
+            (Lang::Zh, "delivered") => format!("已送达{parent}"),
+            (Lang::En, "delivered") => format!("delivered to {parent}"),
+            (Lang::Zh, _) => format!("正在送往{parent}{media}"),
+            (Lang::En, _) => format!("on its way to {parent}{media}"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,8 +131,8 @@ pub async fn switch(headers: HeaderMap, Query(q): Query<SwitchQuery>) -> Respons
         _ => "zh",
     };
     let next = q.next.or_else(|| came_from(&headers));
-    let mut r = match super::auth::local_path(next.as_deref()) {
-        Ok(path) => super::auth::redirect_to(&path),
+    let mut r = match super::redirect::local_path(next.as_deref()) {
+        Ok(path) => super::redirect::redirect_to(&path),
         Err(e) => return e.into_response(),
     };
     let cookie = format!("{COOKIE}={value}; Path=/; SameSite=Lax; Max-Age=31536000");

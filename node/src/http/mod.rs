@@ -12,15 +12,19 @@ mod authz_tests;
 mod browse;
 mod console;
 mod contest;
+mod cookies;
 pub mod fastpath;
 mod i18n;
+pub mod limits;
+mod login;
 mod pages;
+mod redirect;
 mod resumable;
 pub mod segments;
 pub mod server;
 mod teach;
 
-use crate::node::{NodeCtx, NodeError};
+use crate::context::{NodeCtx, NodeError};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -90,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/lessons/{id}/edit", get(teach::edit_page))
         .route("/api/v1/me/lessons", get(api::my_lessons))
         .route("/assets/{name}", get(assets::serve))
-        .route("/login", get(auth::login_page).post(auth::login_form))
+        .route("/login", get(login::login_page).post(login::login_form))
         .route("/api/v1/session", get(auth::api_whoami).post(auth::api_login).delete(auth::api_logout))
         .route("/api/v1/users", get(api::list_users).post(api::create_user))
         .route("/api/v1/users/{name}", axum::routing::patch(api::update_user))
@@ -346,7 +350,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::catalog;
-    use crate::import::{ImportMeta, import_file};
+    use crate::import::import_file;
+use crate::lessons::ImportMeta;
     use axum::body::Body;
     use axum::http::Request;
     use futures_util::StreamExt;

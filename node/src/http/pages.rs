@@ -499,7 +499,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
 {compliance}{discussion}
 <p class="muted">{l_id} {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
         compliance = compliance_table(l, x.compliance.as_ref().and_then(|c| c.parse()).as_ref()),
-        contests = super::contest::lesson_badges(l, &contests),
+        contests = lesson_badges(l, &contests),
         discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some()),
         title = esc(&x.title),
         rating = esc(&rating_text(l, x)),
@@ -739,6 +739,22 @@ pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extensi
         js = super::assets::url("upload.js")
     );
     layout(&state, &auth, l.t("上传录像", "Upload"), "", &body)
+}
+
+/// The competitions a lesson is entered in, with its awards, for the lesson page.
+fn lesson_badges(l: Lang, entered: &[(crate::catalog::Competition, Option<String>)]) -> String {
+    if entered.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(r#"<p class="contests">"#);
+    for (c, award) in entered {
+        let _ = match award {
+            Some(a) => write!(out, r#"<a class="tag award" href="/competitions/{}">{} · {}</a> "#, esc(&c.id), esc(&c.title), esc(a)),
+            None => write!(out, r#"<a class="tag" href="/competitions/{}">{}{}</a> "#, esc(&c.id), l.t("参评：", "Entered: "), esc(&c.title)),
+        };
+    }
+    out.push_str("</p>");
+    out
 }
 
 #[cfg(test)]

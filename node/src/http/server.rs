@@ -26,11 +26,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
-/// Time a client has to send its request line and headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most bytes of request headers (hyper answers 431 beyond).
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-pub const MAX_HEADERS: usize = 100;
+pub use super::limits::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADERS};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// File descriptors kept for everything but portal connections (database, media, QUIC, logs).
 const RESERVED_FDS: u64 = 512;
@@ -171,6 +167,61 @@ pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::info!("HTTP connections still open at shutdown were closed"),
     }
+}
+
+/// The fuzz target of the connection path (`fuzz/fuzz_targets/fast_path.rs`): the bytes are
+/// what one client sends on a connection to a node serving with the fast path on (started
+/// once, in this process, with one ladder); the connection must end (the node answers or
+/// closes) and nothing may panic. Returns what the node answered.
+#[doc(hidden)]
+pub fn fuzz_connection(data: &[u8]) -> Vec<u8> {
+    static SERVER: std::sync::OnceLock<Option<(tokio::runtime::Runtime, std::net::SocketAddr)>> = std::sync::OnceLock::new();
+    let Some((rt, addr)) = SERVER.get_or_init(fuzz_server).as_ref() else { return Vec::new() };
+    rt.block_on(async {
+        let mut answer = Vec::new();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return answer };
+        let _ = s.write_all(data).await;
+        let _ = s.shutdown().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_end(&mut answer)).await;
+        answer
+    })
+}
+
+/// The hash whose ladder the fuzzed node holds.
+#[doc(hidden)]
+pub const FUZZ_LADDER: &str = "1b3ba0b6b5e8b4a5ea47d5b3ebbbd6e3b39bbf04a8c4a3e7a5d4b1b9d1d9b8a7";
+
+fn fuzz_server() -> Option<(tokio::runtime::Runtime, std::net::SocketAddr)> {
+    // One directory per process; those of processes that have ended are removed.
+    const PREFIX: &str = "youke-fuzz-fast-path-";
+    for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(PREFIX)
+            && !std::path::Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = crate::config::Config::default();
+    config.media.transcode = false;
+    config.import.watch_dir = None;
+    config.limits.connections_per_address = 1 << 20;
+    let ctx = Arc::new(crate::NodeCtx::open(&dir, config).ok()?);
+    let rung = crate::media_jobs::hls_dir(&ctx, FUZZ_LADDER).join("720p");
+    std::fs::create_dir_all(&rung).ok()?;
+    std::fs::write(rung.join("seg_00001.ts"), vec![0x47u8; 188 * 64]).ok()?;
+    std::fs::write(rung.parent()?.join("master.m3u8"), "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1500000\n720p/index.m3u8\n").ok()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().ok()?;
+    let index = Arc::new(youke_search::LessonIndex::in_memory().ok()?);
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).ok()?;
+    let addr = listener.local_addr().ok()?;
+    let app = super::router(super::AppState::new(Arc::clone(&ctx), index));
+    let limits = ctx.config.limits.clone();
+    rt.spawn(serve(listener, app, CancellationToken::new(), Some(super::fastpath::FastPath { ctx }), limits));
+    Some((rt, addr))
 }
 
 #[cfg(test)]

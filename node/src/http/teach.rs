@@ -14,28 +14,6 @@ use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write;
 use youke_federation::Tier;
 
-/// A lesson's replication state in words.
-pub(super) fn replication_text(l: Lang, r: &lessons::Replication) -> String {
-    let parent = r.parent.as_deref().unwrap_or_else(|| l.t("上级节点", "the parent node"));
-    let media = match &r.media {
-        Some(m) if !m.done && m.attempts > 0 => match l {
-            Lang::Zh => format!("（视频已重试 {} 次{}）", m.attempts, m.last_error.as_deref().map(|e| format!("：{e}")).unwrap_or_default()),
-            Lang::En => format!(" (video tried {} times{})", m.attempts, m.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
-        },
-        _ => String::new(),
-    };
-    match (l, r.state) {
-        (Lang::Zh, "local") => "仅在本节点".to_string(),
-        (Lang::En, "local") => "kept at this node".to_string(),
-        (Lang::Zh, "waiting") => format!("等待与{parent}的连接{media}"),
-        (Lang::En, "waiting") => format!("waiting for the link to {parent}{media}"),
-        (Lang::Zh, "delivered") => format!("已送达{parent}"),
-        (Lang::En, "delivered") => format!("delivered to {parent}"),
-        (Lang::Zh, _) => format!("正在送往{parent}{media}"),
-        (Lang::En, _) => format!("on its way to {parent}{media}"),
-    }
-}
-
 /// The share levels a node can choose for its lessons: its own tier and the ones above.
 fn levels(node: Tier) -> Vec<Tier> {
     Tier::ALL.into_iter().filter(|t| *t >= node).collect()

@@ -10,10 +10,12 @@
 //! The same cache answers children's range requests for blobs this node does not hold, so a
 //! school watches a province lesson through its city ([`CacheSource`]).
 
-use crate::node::NodeCtx;
+use crate::context::NodeCtx;
+pub mod state;
+
 use crate::store::{StoreError, now_ms};
 use rusqlite::{OptionalExtension, params};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -53,13 +55,6 @@ impl From<PullError> for LinkError {
             other => LinkError::Store(Box::new(other)),
         }
     }
-}
-
-/// What the cache knows in memory: each blob's manifest and its chunks verified since start.
-#[derive(Debug, Default)]
-pub struct PullState {
-    blobs: Mutex<HashMap<BlobHash, (Manifest, BTreeSet<u64>)>>,
-    fetching: Mutex<HashMap<BlobHash, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -390,3 +385,33 @@ async fn prefetch_pass(ctx: &Arc<NodeCtx>, cancel: &CancellationToken) -> Result
     }
     Ok(())
 }
+
+/// Partial transfers nobody resumed for this long are deleted.
+pub const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Housekeeping of what transfers leave behind, at start and every six hours: partial blobs
+/// nobody resumed for [`PARTIAL_MAX_AGE`], cache files an interrupted eviction left.
+pub async fn housekeeping(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
+    loop {
+        let c = Arc::clone(&ctx);
+        let work = tokio::task::spawn_blocking(move || {
+            let n = c.blobs.gc_partials(PARTIAL_MAX_AGE);
+            if n > 0 {
+                tracing::info!(removed = n, "removed abandoned partial transfers");
+            }
+            match sweep_orphans(&c) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed cache files left by an interrupted eviction"),
+                Err(e) => tracing::warn!(error = %e, "cannot check the media cache"),
+            }
+        });
+        let _ = work.await;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(HOUSEKEEPING_INTERVAL) => {}
+        }
+    }
+}
+
+
