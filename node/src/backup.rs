@@ -270,8 +270,7 @@ pub fn backup(ctx: &NodeCtx, dest: &Path, progress: &mut dyn Progress) -> Result
     }
     let blobs: Vec<BlobEntry> = {
         let c = rusqlite::Connection::open_with_flags(&db_tmp, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let mut st = c.prepare("SELECT hash, size FROM blobs ORDER BY hash")?;
-        st.query_map([], |r| Ok(BlobEntry { hash: r.get(0)?, size: r.get::<_, i64>(1)?.max(0) as u64 }))?.collect::<Result<_, _>>()?
+        crate::blob_index::all(&c)?.into_iter().map(|(hash, size)| BlobEntry { hash, size }).collect()
     };
     File::open(&db_tmp).and_then(|f| f.sync_all()).map_err(io("fsync", &db_tmp))?;
     let db_path = dest.join(crate::context::DB_FILE);

@@ -110,14 +110,10 @@ impl PutShare for automerge::AutoCommit {
 
 fn acked_all(ctx: &NodeCtx) -> Result<bool, NodeError> {
     ctx.store.read(|c| {
-        let newest: i64 = c.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'doc_seq'", [], |r| r.get(0))?;
-        let acked: Option<i64> = c.query_row("SELECT MAX(acked_seq) FROM peers WHERE relation = 'parent'", [], |r| r.get(0))?;
-        Ok(acked.unwrap_or(0) >= newest)
+        let newest = crate::store::newest_seq(c)?;
+        let acked = crate::sync_state::parent(c)?.map_or(0, |p| p.acked_seq);
+        Ok(acked >= newest)
     })
-}
-
-fn count(ctx: &NodeCtx, sql: &str) -> Result<u64, NodeError> {
-    ctx.store.read(|c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64))
 }
 
 async fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool, NodeError>) -> Result<(), NodeError> {
@@ -183,7 +179,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
     crate::trust::join_locally(&p_dir, &config(Tier::Province, "省中心", None), None).await?;
     let province = Node::spawn(&p_dir, config(Tier::Province, "省中心", None), cancel.child_token()).await?;
     // Measure the province in its steady state: its search index caught up with its catalog.
-    let newest = count(&province.ctx, "SELECT COALESCE(MAX(seq), 0) FROM lessons")?;
+    let newest = province.ctx.store.read(crate::lessons::newest_lesson_seq)?;
     eprintln!("province: indexing {} lessons for search…", opts.catalog);
     wait("the province's search index", Duration::from_secs(3600), || Ok(province.index.indexed_seq() >= newest)).await?;
     let build_time = build.elapsed();
@@ -197,7 +193,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
     let city = Node::spawn(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)), cancel.child_token()).await?;
     eprintln!("city: first sync of {} lessons and {} published collections…", opts.changes, opts.join);
     wait("the city's first sync", Duration::from_secs(3600), || {
-        Ok(acked_all(&city.ctx)? && count(&city.ctx, "SELECT COUNT(*) FROM collections")? >= opts.join)
+        Ok(acked_all(&city.ctx)? && city.ctx.store.read(crate::catalog::collection_count)? >= opts.join)
     })
     .await?;
     let mut city = city;
@@ -230,7 +226,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
         raws.push(change_raw_bytes);
         wires.push(youke_federation::counters::LinkCounters::get(&city.ctx.counters.doc_bytes_sent));
         let want = (round % 5 + 1) as f64;
-        let rated = count(&province.ctx, &format!("SELECT COUNT(*) FROM lessons WHERE rating_avg = {want}"))?;
+        let rated = province.ctx.store.read(|c| crate::lessons::count_rated(c, want))?;
         if rated < opts.changes {
             return Err(NodeError::Invalid(format!("benchmark: the province holds {rated} of {} changes", opts.changes)));
         }
@@ -243,7 +239,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
         crate::trust::join_locally(&dir, &config(Tier::City, "新市局", Some(province.quic_addr)), Some((&province.ctx, province.quic_addr))).await?;
         let new_city = Node::spawn(&dir, config(Tier::City, "新市局", Some(province.quic_addr)), cancel.child_token()).await?;
         let started = Instant::now();
-        wait("the new city's full sync", Duration::from_secs(3600), || Ok(count(&new_city.ctx, "SELECT COUNT(*) FROM collections")? >= opts.join)).await?;
+        wait("the new city's full sync", Duration::from_secs(3600), || Ok(new_city.ctx.store.read(crate::catalog::collection_count)? >= opts.join)).await?;
         joins.push(started.elapsed());
         new_city.shutdown().await;
     }

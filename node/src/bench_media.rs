@@ -9,7 +9,6 @@ use crate::bench::peak_rss;
 use crate::config::Config;
 use crate::context::NodeError;
 use crate::services::Node;
-use crate::store::now_ms;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -146,8 +145,8 @@ async fn youke(source: &Path, dir: &Path) -> Result<(f64, f64, u64), NodeError> 
     until("the school's link", Duration::from_secs(30), || school.ctx.upstream.parent_name().is_some()).await?;
     let (cpu0, started) = (cpu_now(nix::sys::resource::UsageWho::RUSAGE_SELF)?, Instant::now());
     school.ctx.store.write(|tx| {
-        tx.execute("INSERT INTO blobs (hash, size, added_at) VALUES (?1, ?2, ?3)", rusqlite::params![hash.to_hex(), size as i64, now_ms()])?;
-        tx.execute("INSERT INTO uploads (hash, size, enqueued_at) VALUES (?1, ?2, ?3)", rusqlite::params![hash.to_hex(), size as i64, now_ms()])?;
+        crate::blob_index::add(tx, &hash, size)?;
+        crate::sync_state::enqueue_upload(tx, &hash.to_hex(), size, None, false)?;
         Ok::<_, NodeError>(())
     })?;
     school.ctx.wake_uplink.notify_one();

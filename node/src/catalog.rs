@@ -14,6 +14,7 @@
 //! documents (see [`crate::competitions`]). Announcements and competitions are always
 //! published; a collection is published when `published` is true.
 
+use crate::store::StoreError;
 use crate::documents::{self, DocError, Kind, Routing, Writer, boolean, child, int, text, text_list};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT, ReadDoc};
@@ -178,8 +179,8 @@ pub fn create_competition(tx: &Transaction<'_>, w: &Writer, c: &Competition) -> 
     if c.closes_at != 0 && c.closes_at < c.opens_at {
         return Err(DocError::Invalid("a competition cannot close before it opens".into()));
     }
-    if c.description.chars().count() > crate::lessons::MAX_TEXT {
-        return Err(DocError::Invalid(format!("the rules text is longer than {} characters", crate::lessons::MAX_TEXT)));
+    if c.description.chars().count() > documents::MAX_TEXT {
+        return Err(DocError::Invalid(format!("the rules text is longer than {} characters", documents::MAX_TEXT)));
     }
     let rubric = if c.rubric.is_empty() { default_rubric() } else { c.rubric.clone() };
     if rubric.len() > MAX_CRITERIA {
@@ -345,16 +346,7 @@ pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result
             if c.published {
                 // Its lessons go down the tree too: each gets a new sequence number so that
                 // children whose cursors are past it still receive it.
-                let ids: Vec<String> = {
-                    let mut st = tx.prepare(
-                        "SELECT d.id FROM docs d WHERE d.kind = 'lesson' AND d.published = 0 AND d.id IN (SELECT value FROM json_each(?1))",
-                    )?;
-                    st.query_map([json(&c.lessons)], |r| r.get(0))?.collect::<Result<_, _>>()?
-                };
-                for id in ids {
-                    let seq = crate::store::next_seq(tx)?;
-                    tx.execute("UPDATE docs SET published = 1, seq = ?1 WHERE id = ?2", params![seq as i64, id])?;
-                }
+                documents::publish_lessons(tx, &c.lessons)?;
             }
             c.published
         }
@@ -393,6 +385,25 @@ fn list_json<T: for<'de> Deserialize<'de>>(conn: &Connection, sql: &str, build: 
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map([], build)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The lessons of pinned collections (their media is prefetched and never evicted).
+pub fn pinned_lessons(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT e.value FROM collections c, json_each(c.lessons) e WHERE c.pinned = 1")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// How many collections this node holds.
+pub fn collection_count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM collections", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Whether a lesson is in a collection published down the tree.
+pub fn in_published_collection(conn: &Connection, lesson: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM collections c, json_each(c.lessons) e WHERE c.published = 1 AND e.value = ?1)")?;
+    Ok(stmt.query_row([lesson], |r| r.get(0))?)
 }
 
 pub fn collections(conn: &Connection) -> Result<Vec<Collection>, DocError> {

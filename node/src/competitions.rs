@@ -20,11 +20,12 @@
 
 use crate::catalog::{self, Collection, Competition};
 use crate::documents::{DocError, Writer, child};
+use crate::competition_entries;
 use crate::lessons::{self, Lesson};
 use crate::store::now_ms;
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use youke_federation::Tier;
@@ -237,14 +238,7 @@ fn entry(conn: &Connection, competition: &str, lesson: &str) -> Result<Option<En
 
 /// A lesson's entry in `c`, with the judgements of `only` that expert (all when `None`).
 fn entry_in(conn: &Connection, c: &Competition, lesson: &str, only: Option<&str>) -> Result<Option<Entry>, CompetitionError> {
-    let row: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT submitted_at, submitted_by FROM competition_entries WHERE competition_id = ?1 AND lesson_id = ?2",
-            params![c.id, lesson],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((at, by)) = row else { return Ok(None) };
+    let Some((at, by)) = competition_entries::entry(conn, &c.id, lesson)? else { return Ok(None) };
     let Some(l) = lessons::get(conn, lesson)? else { return Ok(None) };
     Ok(Some(build_entry(conn, c, l, at, by, only)?))
 }
@@ -263,19 +257,18 @@ pub enum Viewer<'a> {
 /// A competition's entries as `viewer` may see them, in the order they came in.
 pub fn entries(conn: &Connection, competition: &str, viewer: Viewer<'_>) -> Result<Vec<Entry>, CompetitionError> {
     let c = get(conn, competition)?;
-    let mut st = conn.prepare_cached(
-        "SELECT e.lesson_id, e.submitted_at, e.submitted_by FROM competition_entries e
-         WHERE e.competition_id = ?1
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM competition_judges j WHERE j.competition_id = e.competition_id AND j.lesson_id = e.lesson_id AND j.expert = ?2))
-         ORDER BY e.submitted_at, e.lesson_id",
-    )?;
     let expert = match viewer {
         Viewer::Expert(e) => Some(e),
         _ => None,
     };
-    let rows: Vec<(String, i64, String)> = st.query_map(params![competition, expert], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, at, by) in rows {
+    let mut out = Vec::new();
+    for (id, at, by) in competition_entries::of_competition(conn, competition)? {
+        // An expert sees only the entries assigned to them.
+        if let Some(e) = expert
+            && !is_assigned(conn, competition, &id, e)?
+        {
+            continue;
+        }
         let Some(l) = lessons::get(conn, &id)? else { continue };
         let mut e = build_entry(conn, &c, l, at, by, expert)?;
         if matches!(viewer, Viewer::Public) {
@@ -289,12 +282,8 @@ pub fn entries(conn: &Connection, competition: &str, viewer: Viewer<'_>) -> Resu
 
 /// The competitions a lesson is entered in, with its award in each (for the lesson page).
 pub fn of_lesson(conn: &Connection, lesson: &str) -> Result<Vec<(Competition, Option<String>)>, CompetitionError> {
-    let ids: Vec<String> = {
-        let mut st = conn.prepare_cached("SELECT competition_id FROM competition_entries WHERE lesson_id = ?1 ORDER BY submitted_at")?;
-        st.query_map([lesson], |r| r.get(0))?.collect::<Result<_, _>>()?
-    };
     let mut out = Vec::new();
-    for id in ids {
+    for id in competition_entries::of_lesson(conn, lesson)? {
         if let Some(c) = catalog::competition(conn, &id)? {
             let award = c.awards.get(lesson).cloned();
             out.push((c, award));
@@ -337,6 +326,12 @@ pub fn assign(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str,
     entry(tx, competition, lesson)?.ok_or_else(|| CompetitionError::NoSuchLesson(lesson.to_string()))
 }
 
+/// Whether `expert` is assigned to judge `lesson` in `competition`.
+fn is_assigned(conn: &Connection, competition: &str, lesson: &str, expert: &str) -> Result<bool, CompetitionError> {
+    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM competition_judges WHERE competition_id = ?1 AND lesson_id = ?2 AND expert = ?3)")?;
+    Ok(stmt.query_row(params![competition, lesson, expert], |r| r.get(0))?)
+}
+
 /// An assigned expert scores an entry against the rubric (every line, 0 to its maximum);
 /// scoring again replaces the earlier score.
 pub fn score(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str, expert: &str, scores: &BTreeMap<String, i64>, comment: &str) -> Result<Judgement, CompetitionError> {
@@ -345,12 +340,7 @@ pub fn score(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str, 
     if c.awarded_at > 0 {
         return Err(CompetitionError::Decided);
     }
-    let assigned: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM competition_judges WHERE competition_id = ?1 AND lesson_id = ?2 AND expert = ?3)",
-        params![competition, lesson, expert],
-        |r| r.get(0),
-    )?;
-    if !assigned {
+    if !is_assigned(tx, competition, lesson, expert)? {
         return Err(CompetitionError::NotAssigned(expert.to_string()));
     }
     for k in &c.rubric {
@@ -363,8 +353,8 @@ pub fn score(tx: &Transaction<'_>, w: &Writer, competition: &str, lesson: &str, 
     if let Some(extra) = scores.keys().find(|n| !c.rubric.iter().any(|k| &k.name == *n)) {
         return Err(CompetitionError::Invalid(format!("{extra} is not a line of this competition's rubric")));
     }
-    if comment.chars().count() > lessons::MAX_TEXT {
-        return Err(CompetitionError::Invalid(format!("a comment has at most {} characters", lessons::MAX_TEXT)));
+    if comment.chars().count() > crate::documents::MAX_TEXT {
+        return Err(CompetitionError::Invalid(format!("a comment has at most {} characters", crate::documents::MAX_TEXT)));
     }
     let total: i64 = scores.values().sum();
     tx.execute(

@@ -9,10 +9,14 @@
 //! that child's subtree. Each kind's module materializes its own query rows in the same
 //! transaction ([`commit`]).
 
-use crate::store::{StoreError, next_seq, now_ms};
+use crate::store::{StoreError, newest_seq, next_seq, now_ms};
 use automerge::{AutoCommit, ObjId, ROOT, ReadDoc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use youke_federation::Tier;
+
+/// Longest free text (a comment, a review, a description, a competition's rules) accepted in
+/// a document.
+pub const MAX_TEXT: usize = 2000;
 
 /// Schema version written into every document this binary creates.
 pub const DOC_SCHEMA: i64 = 1;
@@ -92,11 +96,34 @@ pub enum MergeOutcome {
     NeedFull,
 }
 
+/// A tier's rank as stored in `docs.share_rank`: its place in [`Tier::ALL`], so that comparing
+/// ranks in SQL is the scope rule ([`youke_federation::tier::goes_up`]) itself (a test checks
+/// every pair).
 pub fn share_rank(t: Tier) -> i64 {
-    match t {
-        Tier::School => 0,
-        Tier::City => 1,
-        Tier::Province => 2,
+    Tier::ALL.iter().position(|x| *x == t).map_or(0, |i| i as i64)
+}
+
+/// Where documents travel over a link: the scope rule, and the one place its SQL is made.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Up to a parent of tier `parent` (`peer`): what is shared at or above its tier, and every
+    /// later version of what the parent holds (so lowering a share level reaches it too).
+    Up { parent: Tier, peer: &'a str },
+    /// Down to a child: what is published to the whole tree below, and what came from the
+    /// child's subtree.
+    Down { child: &'a str },
+}
+
+impl Scope<'_> {
+    /// The condition on `docs d`, with its parameter as `?{n}`.
+    fn condition(&self, n: usize) -> (String, rusqlite::types::Value) {
+        match *self {
+            Scope::Up { parent, peer } => (
+                format!("(d.share_rank >= ?{n} OR EXISTS (SELECT 1 FROM peer_heads k WHERE k.peer_id = '{}' AND k.doc_id = d.id AND k.heads IS NOT NULL))", peer.replace('\'', "''")),
+                share_rank(parent).into(),
+            ),
+            Scope::Down { child } => (format!("(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?{n}))"), child.to_string().into()),
+        }
     }
 }
 
@@ -411,4 +438,125 @@ pub fn heads_of(conn: &Connection, kind: Kind) -> Result<Vec<(String, String)>, 
     let mut stmt = conn.prepare("SELECT id, heads FROM docs WHERE kind = ?1 ORDER BY id")?;
     let rows = stmt.query_map([kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+/// Scans the documents in `scope` changed after `after` (up to the newest committed change),
+/// and builds what `peer` lacks of each ([`outgoing`]). Documents in `first` are sent before the
+/// scan, whole. Returns the updates and the sequence number the scan covered.
+pub fn outgoing_batch(tx: &Transaction<'_>, peer: &str, scope: Scope<'_>, after: u64, limit: usize, first: &[String]) -> Result<(Vec<youke_federation::protocol::DocUpdate>, u64), StoreError> {
+    let newest = newest_seq(tx)?;
+    let (condition, arg) = scope.condition(2);
+    let mut updates = Vec::new();
+    let push = |updates: &mut Vec<_>, stored: StoredDoc| -> Result<(), StoreError> {
+        match outgoing(tx, peer, stored) {
+            Ok(Some(u)) => updates.push(u),
+            Ok(None) => {}
+            Err(DocError::Store(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "a stored document cannot be prepared for sending; skipping it"),
+        }
+        Ok(())
+    };
+    for id in first {
+        let sql = format!("SELECT d.id, d.kind, d.seq, d.bytes, d.heads, NULL FROM docs d WHERE d.id = ?1 AND {condition}");
+        if let Some(r) = tx.query_row(&sql, params![id, arg], StoredDoc::from_row).optional()? {
+            push(&mut updates, r)?;
+        }
+    }
+    let (condition, arg) = scope.condition(5);
+    let sql = format!(
+        "SELECT d.id, d.kind, d.seq, d.bytes, d.heads, ph.heads FROM docs d
+         LEFT JOIN peer_heads ph ON ph.peer_id = ?3 AND ph.doc_id = d.id
+         WHERE d.seq > ?1 AND d.seq <= ?2 AND {condition}
+         ORDER BY d.seq LIMIT ?4"
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![to_i64(after), to_i64(newest), peer, to_i64(limit as u64), arg], StoredDoc::from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let scanned = rows.len();
+    let last = rows.last().map(|r| r.seq);
+    for r in rows {
+        if !first.contains(&r.id) {
+            push(&mut updates, r)?;
+        }
+    }
+    let upto = if scanned < limit { newest.max(after) } else { last.unwrap_or(after) };
+    Ok((updates, upto))
+}
+
+/// Publishes lessons down the tree (those not published yet): each gets a new sequence number
+/// so that children whose cursors are past it still receive it.
+pub fn publish_lessons(tx: &Transaction<'_>, ids: &[String]) -> Result<(), StoreError> {
+    for id in ids {
+        let unpublished: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1 AND kind = 'lesson' AND published = 0)", [id], |r| r.get(0))?;
+        if unpublished {
+            let seq = next_seq(tx)?;
+            tx.execute("UPDATE docs SET published = 1, seq = ?1 WHERE id = ?2", params![i64::try_from(seq).unwrap_or(i64::MAX), id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Documents in `scope` that `peer` does not hold at their current version, changed after
+/// `after` (what is still to go over a link).
+pub fn pending(conn: &Connection, peer: &str, scope: Scope<'_>, after: u64) -> Result<u64, StoreError> {
+    let (condition, arg) = scope.condition(3);
+    let sql = format!(
+        "SELECT COUNT(*) FROM docs d WHERE d.seq > ?1 AND {condition}
+           AND NOT EXISTS (SELECT 1 FROM peer_heads ph WHERE ph.peer_id = ?2 AND ph.doc_id = d.id AND ph.heads = d.heads)"
+    );
+    let n: i64 = conn.query_row(&sql, params![i64::try_from(after).unwrap_or(i64::MAX), peer, arg], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Forgets what `peer` was believed to hold of a document: it gets the whole document next.
+pub fn forget_peer_version(tx: &Transaction<'_>, peer: &str, doc_id: &str) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![peer, doc_id])?;
+    Ok(())
+}
+
+/// Whether `peer` confirmed holding the current version of a document.
+pub fn peer_holds_current(conn: &Connection, doc_id: &str, peer: &str) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM docs d JOIN peer_heads p ON p.doc_id = d.id AND p.peer_id = ?2 WHERE d.id = ?1 AND p.heads = d.heads)")?;
+    Ok(stmt.query_row(params![doc_id, peer], |r| r.get(0))?)
+}
+
+/// Whether a document came from a child (it is part of this node's subtree below).
+pub fn came_from_child(conn: &Connection, doc_id: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM doc_routes WHERE doc_id = ?1)", [doc_id], |r| r.get(0))?)
+}
+
+/// A stored document as it would be sent whole.
+pub fn stored(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc>, StoreError> {
+    Ok(conn.query_row("SELECT id, kind, seq, bytes, heads, NULL FROM docs WHERE id = ?1", [doc_id], StoredDoc::from_row).optional()?)
+}
+
+/// (id, heads) of the lessons shared up to a parent of tier `parent` (anti-entropy's view).
+pub fn shared_up(conn: &Connection, parent: Tier) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id, heads FROM docs d WHERE d.share_rank >= ?1 AND d.kind = 'lesson'")?;
+    let rows = stmt.query_map([share_rank(parent)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// (id, heads) of the lessons that came from `child` and are shared up to this node's tier.
+pub fn routed_from(conn: &Connection, child: &str, here: Tier) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.heads FROM docs d JOIN doc_routes r ON r.doc_id = d.id
+         WHERE r.child_id = ?1 AND d.share_rank >= ?2 AND d.kind = 'lesson'",
+    )?;
+    let rows = stmt.query_map(params![child, share_rank(here)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparing_share_ranks_is_the_scope_rule() {
+        for share in Tier::ALL {
+            for parent in Tier::ALL {
+                assert_eq!(share_rank(share) >= share_rank(parent), youke_federation::tier::goes_up(share, parent), "{share:?} to {parent:?}");
+            }
+        }
+    }
 }

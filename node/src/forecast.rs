@@ -65,20 +65,10 @@ pub fn forecast(ctx: &NodeCtx) -> Result<Forecast, NodeError> {
 /// [`forecast`] with other assumptions (`youke forecast --classrooms 30`); a measured rate of
 /// recordings is scaled by the classrooms and streams of `cfg` against the configured ones.
 pub fn forecast_with(ctx: &NodeCtx, cfg: &ForecastConfig) -> Result<Forecast, NodeError> {
-    let (n, days, kbit, secs, used): (i64, i64, Option<f64>, Option<f64>, i64) = ctx.store.read(|c| {
-        c.query_row(
-            "SELECT COUNT(*),
-                    COUNT(DISTINCT date(created_at / 1000, 'unixepoch', '+8 hours')),
-                    AVG((COALESCE(json_extract(probe, '$.video.bit_rate'), 0) + COALESCE(json_extract(probe, '$.audio.bit_rate'), 0)) / 1000.0),
-                    AVG(duration_secs),
-                    (SELECT COALESCE(SUM(size), 0) FROM blobs)
-             FROM lessons WHERE probe IS NOT NULL AND duration_secs > 0",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .map_err(NodeError::from)
+    let ((n, days, kbit, secs), used) = ctx.store.read(|c| -> Result<_, NodeError> {
+        Ok((crate::lessons::recording_stats(c)?, crate::blob_index::totals(c)?.1))
     })?;
-    let measured = n as u64 >= MIN_HISTORY && days > 0;
+    let measured = n >= MIN_HISTORY && days > 0;
     let pick = |m: Option<f64>, configured: f64| match m.filter(|v| measured && *v > 0.0) {
         Some(v) => Input { value: v, source: "measured" },
         None => Input { value: configured, source: "configured" },
@@ -96,11 +86,11 @@ pub fn forecast_with(ctx: &NodeCtx, cfg: &ForecastConfig) -> Result<Forecast, No
         kbit_per_recording,
         minutes_per_recording,
         days: cfg.days,
-        history_recordings: n as u64,
-        history_days: days as u64,
+        history_recordings: n,
+        history_days: days,
         semester_bytes: semester,
         provision_bytes: provision_bytes(semester),
-        used_bytes: used as u64,
+        used_bytes: used,
     })
 }
 

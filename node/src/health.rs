@@ -6,7 +6,7 @@
 
 use crate::context::{NodeCtx, NodeError};
 use crate::store::now_ms;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use youke_federation::protocol::{MAX_HEALTH_NODES, NodeHealth};
 
 /// This node first, then its children, then the nodes below them (as reported), at most
@@ -18,7 +18,7 @@ pub fn tree(ctx: &NodeCtx) -> Result<Vec<NodeHealth>, NodeError> {
 /// [`tree`] from a status already collected.
 pub fn tree_from(ctx: &NodeCtx, status: &crate::status::Status) -> Result<Vec<NodeHealth>, NodeError> {
     let now = now_ms();
-    let parent_id: Option<String> = ctx.store.read(|c| c.query_row("SELECT node_id FROM peers WHERE relation = 'parent'", [], |r| r.get(0)).optional().map_err(NodeError::from))?;
+    let parent_id: Option<String> = ctx.store.read(crate::sync_state::parent)?.map(|p| p.node_id);
     let reports: Vec<(String, String, i64)> = ctx.store.read(|c| {
         let mut st = c.prepare("SELECT child_id, nodes, received_at FROM subtree_health")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

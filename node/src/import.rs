@@ -4,8 +4,6 @@
 
 use crate::lessons::{self, ImportMeta, Lesson, MediaRef, NewLesson};
 use crate::context::{NodeCtx, NodeError};
-use crate::store::now_ms;
-use rusqlite::params;
 use std::path::Path;
 
 /// Imports one file. `progress(done, total)` reports bytes copied.
@@ -43,10 +41,7 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
     };
     let id = uuid::Uuid::new_v4().to_string();
     let lesson = ctx.store.write(|tx| -> Result<Lesson, NodeError> {
-        tx.execute(
-            "INSERT INTO blobs (hash, size, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
-            params![hash.to_hex(), size as i64, now_ms()],
-        )?;
+        crate::blob_index::add(tx, &hash, size)?;
         let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
         let lesson = lessons::save(tx, &ctx.writer, &mut doc)?;
         crate::media_jobs::enqueue(tx, &hash.to_hex(), Some(&id))?;

@@ -59,7 +59,7 @@ fn to_doc(ctx: &NodeCtx, l: &lessons::Lesson) -> LessonDoc {
 pub fn index_pending(ctx: &NodeCtx, index: &LessonIndex) -> Result<usize, NodeError> {
     let mut from = index.indexed_seq();
     let db_seq: u64 = ctx.store.read(|c| {
-        Ok::<_, NodeError>(crate::store::meta_get(c, "doc_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+        Ok::<_, NodeError>(crate::store::newest_seq(c)?)
     })?;
     if from > db_seq {
         tracing::warn!(index_seq = from, db_seq, "search index is ahead of the database (restored backup?); rebuilding");
@@ -85,7 +85,7 @@ pub fn rebuild(ctx: &NodeCtx, data_dir: &std::path::Path, mut progress: impl FnM
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(|source| NodeError::DataDir { path: fresh.clone(), source })?;
     }
-    let total: u64 = ctx.store.read(|c| Ok::<_, NodeError>(c.query_row("SELECT COUNT(*) FROM lessons", [], |r| r.get::<_, i64>(0)).map_err(crate::store::StoreError::from)? as u64))?;
+    let total: u64 = ctx.store.read(lessons::count)?;
     let index = LessonIndex::open(&fresh)?;
     let (mut from, mut done) = (0u64, 0u64);
     progress(0, total);

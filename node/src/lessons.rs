@@ -15,7 +15,8 @@
 //! absent until the first entry).
 
 use crate::documents::{self, DocError, Kind, Routing, Writer, child, int, text, text_list};
-use crate::store::now_ms;
+use crate::store::{StoreError, now_ms};
+use crate::sync_state;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -305,29 +306,22 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
         }
     }
     // The competitions its school entered it in (before the upload queue, which puts entries first).
-    tx.execute("DELETE FROM competition_entries WHERE lesson_id = ?1", [&l.id])?;
-    if let Some(entries) = child(doc, &ROOT, "competitions") {
-        for competition in doc.keys(&entries) {
-            let Some(e) = child(doc, &entries, &competition) else { continue };
-            tx.execute(
-                "INSERT INTO competition_entries (competition_id, lesson_id, submitted_at, submitted_by) VALUES (?1, ?2, ?3, ?4)",
-                params![competition, l.id, int(doc, &e, "at").unwrap_or(0), text(doc, &e, "by").unwrap_or_default()],
-            )?;
+    let mut entries = Vec::new();
+    if let Some(map) = child(doc, &ROOT, "competitions") {
+        for competition in doc.keys(&map) {
+            let Some(e) = child(doc, &map, &competition) else { continue };
+            entries.push((competition, int(doc, &e, "at").unwrap_or(0), text(doc, &e, "by").unwrap_or_default()));
         }
     }
+    crate::competition_entries::replace(tx, &l.id, &entries)?;
     // Only media from this node's subtree goes up (not lessons published down from above).
-    let from_subtree = l.origin_node == w.node_id
-        || tx.query_row("SELECT EXISTS (SELECT 1 FROM doc_routes WHERE doc_id = ?1)", [&l.id], |r| r.get::<_, bool>(0))?;
+    let from_subtree = l.origin_node == w.node_id || documents::came_from_child(tx, &l.id)?;
     if let (Some(parent), Some(m), true) = (w.tier.parent().filter(|_| w.has_parent), &l.media, from_subtree) {
         queue_upload(tx, &l.id, m, l.share_level, parent)?;
     }
     // A lesson in a published collection goes down the tree with it, so schools can list it and
     // watch it through their parent.
-    let published: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM collections c, json_each(c.lessons) e WHERE c.published = 1 AND e.value = ?1)",
-        [&l.id],
-        |r| r.get(0),
-    )?;
+    let published = crate::catalog::in_published_collection(tx, &l.id)?;
     Ok(Routing { origin_node: l.origin_node, share: l.share_level, published })
 }
 
@@ -337,20 +331,19 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
 /// going up uses the same file.
 fn queue_upload(tx: &Transaction<'_>, lesson: &str, m: &MediaRef, share: Tier, parent: Tier) -> Result<(), DocError> {
     if goes_up(share, parent) {
-        tx.execute(
-            "INSERT INTO uploads (hash, size, enqueued_at, lesson_id, priority)
-             VALUES (?1, ?2, ?3, ?4, EXISTS (SELECT 1 FROM competition_entries WHERE lesson_id = ?4))
-             ON CONFLICT (hash) DO UPDATE SET priority = MAX(priority, excluded.priority)",
-            params![m.hash, m.size as i64, now_ms(), lesson],
-        )?;
+        let entered = crate::competition_entries::is_entered(tx, lesson)?;
+        sync_state::enqueue_upload(tx, &m.hash, m.size, Some(lesson), entered)?;
     } else {
         let levels: Vec<&str> = Tier::ALL.iter().filter(|t| goes_up(**t, parent)).map(|t| t.as_str()).collect();
-        tx.execute(
-            "DELETE FROM uploads WHERE hash = ?1 AND done_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM lessons l WHERE l.media_hash = ?1 AND l.id <> ?2
-                               AND l.share_level IN (SELECT value FROM json_each(?3)))",
+        let also_going_up: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM lessons l WHERE l.media_hash = ?1 AND l.id <> ?2
+                            AND l.share_level IN (SELECT value FROM json_each(?3)))",
             params![m.hash, lesson, serde_json::to_string(&levels).unwrap_or_default()],
+            |r| r.get(0),
         )?;
+        if !also_going_up {
+            sync_state::drop_pending_upload(tx, &m.hash)?;
+        }
     }
     Ok(())
 }
@@ -527,8 +520,7 @@ impl LessonFields {
     }
 }
 
-/// Longest comment or review text accepted.
-pub const MAX_TEXT: usize = 2000;
+use crate::documents::MAX_TEXT;
 
 impl LessonEdit {
     fn validate(&self) -> Result<(), DocError> {
@@ -828,21 +820,14 @@ pub struct MediaUpload {
 /// Each lesson's [`Replication`] towards this node's parent (`parent_tier`: its tier, `None` at
 /// the top of the tree).
 pub fn replication(conn: &Connection, lessons: &[Lesson], parent_tier: Option<Tier>) -> Result<Vec<Replication>, DocError> {
-    let parent: Option<(String, String)> =
-        conn.query_row("SELECT node_id, name FROM peers WHERE relation = 'parent'", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-    let link_up = conn.query_row("SELECT state FROM link_state WHERE id = 1", [], |r| r.get::<_, String>(0)).optional()?.as_deref() == Some("up");
-    let mut confirmed = conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM docs d JOIN peer_heads p ON p.doc_id = d.id AND p.peer_id = ?2 WHERE d.id = ?1 AND p.heads = d.heads)",
-    )?;
-    let mut upload = conn.prepare_cached("SELECT done_at IS NOT NULL, attempts, last_error FROM uploads WHERE hash = ?1")?;
+    let parent = sync_state::parent(conn)?.map(|p| (p.node_id, p.name));
+    let link_up = sync_state::link_state(conn)?.is_some_and(|s| s.state == "up");
     let mut out = Vec::with_capacity(lessons.len());
     for l in lessons {
         let parent_id = parent.as_ref().map_or("", |(id, _)| id.as_str());
-        let metadata_confirmed = !parent_id.is_empty() && confirmed.query_row(params![l.id, parent_id], |r| r.get::<_, i64>(0))? != 0;
+        let metadata_confirmed = !parent_id.is_empty() && documents::peer_holds_current(conn, &l.id, parent_id)?;
         let media = match &l.media {
-            Some(m) => upload
-                .query_row([&m.hash], |r| Ok(MediaUpload { done: r.get(0)?, attempts: r.get::<_, i64>(1)?.try_into().unwrap_or(u32::MAX), last_error: r.get(2)? }))
-                .optional()?,
+            Some(m) => sync_state::upload_of(conn, &m.hash)?.map(|(done, attempts, last_error)| MediaUpload { done, attempts, last_error }),
             None => None,
         };
         let state = if !parent_tier.is_some_and(|p| goes_up(l.share_level, p)) {
@@ -857,6 +842,60 @@ pub fn replication(conn: &Connection, lessons: &[Lesson], parent_tier: Option<Ti
         out.push(Replication { state, parent: parent.as_ref().map(|(_, n)| n.clone()), metadata_confirmed, media });
     }
     Ok(out)
+}
+
+/// The recordings of lessons, as the storage forecast measures them: (lessons with a probed
+/// recording, distinct China-time days they were made on, mean bit rate in kbit/s, mean
+/// duration in seconds).
+pub fn recording_stats(conn: &Connection) -> Result<(u64, u64, Option<f64>, Option<f64>), StoreError> {
+    let (n, days, kbit, secs): (i64, i64, Option<f64>, Option<f64>) = conn.query_row(
+        "SELECT COUNT(*),
+                COUNT(DISTINCT date(created_at / 1000, 'unixepoch', '+8 hours')),
+                AVG((COALESCE(json_extract(probe, '$.video.bit_rate'), 0) + COALESCE(json_extract(probe, '$.audio.bit_rate'), 0)) / 1000.0),
+                AVG(duration_secs)
+         FROM lessons WHERE probe IS NOT NULL AND duration_secs > 0",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok((n.max(0) as u64, days.max(0) as u64, kbit, secs))
+}
+
+/// The recordings (hash, size) of the given lessons, each once.
+pub fn media_of(conn: &Connection, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT media_hash, media_size FROM lessons WHERE id = ?1 AND media_hash IS NOT NULL")?;
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for id in ids {
+        if let Some((h, size)) = stmt.query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))).optional()?
+            && !out.iter().any(|(x, _)| *x == h)
+        {
+            out.push((h, size));
+        }
+    }
+    Ok(out)
+}
+
+/// The newest change sequence number among lessons (0 with none).
+pub fn newest_lesson_seq(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM lessons", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// How many lessons have this mean rating.
+pub fn count_rated(conn: &Connection, rating: f64) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM lessons WHERE rating_avg = ?1", [rating], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// How many lessons this node knows.
+pub fn count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM lessons", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// A lesson whose recording is the blob `hash` (hex), if any.
+pub fn id_with_media(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE media_hash = ?1 LIMIT 1")?;
+    Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)
 }
 
 /// Lessons whose row changed after `seq`, oldest change first, with their sequence numbers.

@@ -1,21 +1,16 @@
-//! The node's side of federation links: implements [`LinkStore`] over the SQLite store, so the
-//! federation crate can ask what to send up, record acknowledgements, pin peers and apply what
-//! children send.
+//! The node's side of federation links: implements the federation crate's [`ChildStore`] and
+//! [`ParentStore`] over the node's tables, so the sync engine can ask what to send, record
+//! acknowledgements, pin peers and apply what arrives. It writes no SQL of its own: the link
+//! state lives in [`crate::sync_state`], documents and their scope in [`crate::documents`].
 
-use crate::documents::{self, Source, share_rank};
-use crate::store::StoreError as DbError;
 use crate::context::NodeCtx;
+use crate::documents::{self, Scope, Source};
 use crate::store::now_ms;
-use rusqlite::{OptionalExtension, params};
+use crate::sync_state::{self, Cursor, Relation};
 use std::sync::Arc;
-use youke_federation::sync::{BlobUpload, ChildStore, LinkState, ParentStore, Peer, StoreError};
 use youke_federation::protocol::{DocUpdate, reconcile_bucket, reconcile_digests};
+use youke_federation::sync::{BlobUpload, ChildStore, LinkState, ParentStore, Peer, StoreError};
 use youke_federation::{BlobHash, Fingerprint};
-
-/// Retry delay after a failed upload: 2^attempts seconds, at most 5 minutes.
-pub fn upload_backoff_ms(attempts: u32) -> i64 {
-    1000 * (1i64 << attempts.min(8)).min(300)
-}
 
 pub struct NodeLinkStore {
     ctx: Arc<NodeCtx>,
@@ -27,107 +22,58 @@ impl NodeLinkStore {
     }
 }
 
-fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
-    Box::new(e)
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Refusal(String);
 
 impl ChildStore for NodeLinkStore {
     fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError> {
-        let row: Option<(String, String)> = self
-            .ctx
-            .store
-            .read(|c| Ok::<_, DbError>(c.query_row("SELECT node_id, fingerprint FROM peers WHERE relation = 'parent'", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?))
-            .map_err(boxed)?;
-        Ok(row.and_then(|(id, fp)| Fingerprint::from_hex(&fp).map(|f| (id, f))))
+        let row = self.ctx.store.read(sync_state::parent)?;
+        Ok(row.and_then(|p| Fingerprint::from_hex(&p.fingerprint).map(|f| (p.node_id, f))))
     }
 
     fn remember_parent(&self, parent: &Peer) -> Result<(), StoreError> {
-        upsert_peer(&self.ctx, parent, "parent")
+        Ok(self.ctx.store.write(|tx| sync_state::remember(tx, parent, Relation::Parent))?)
     }
 
     fn set_link_state(&self, parent_addr: &str, state: &LinkState) -> Result<(), StoreError> {
-        let (name, label, error) = match state {
-            LinkState::Connecting => (None, "connecting", None),
-            LinkState::Up { parent } => (Some(parent.name.clone()), "up", None),
-            LinkState::Down { error } => (None, "down", Some(error.clone())),
-        };
-        self.ctx
-            .store
-            .write(|tx| {
-                tx.execute(
-                    "INSERT INTO link_state (id, parent_addr, state, parent_name, error, updated_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (id) DO UPDATE SET parent_addr = excluded.parent_addr, state = excluded.state,
-                       parent_name = COALESCE(excluded.parent_name, link_state.parent_name), error = excluded.error,
-                       updated_at = excluded.updated_at",
-                    params![parent_addr, label, name, error, now_ms()],
-                )?;
-                if matches!(state, LinkState::Up { .. }) {
-                    // A new link is a new chance: uploads waiting out a backoff go now.
-                    tx.execute("UPDATE uploads SET next_attempt_at = 0 WHERE done_at IS NULL AND next_attempt_at > 0", [])?;
-                }
-                Ok::<_, DbError>(())
-            })
-            .map_err(boxed)?;
-        Ok(())
+        Ok(self.ctx.store.write(|tx| sync_state::set_link_state(tx, parent_addr, state))?)
     }
 
     fn docs_to_send(&self, parent: &Peer, limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
-        let pid = parent.info.node_id.clone();
-        let rank = share_rank(parent.info.tier);
-        self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
-            let acked = cursor(tx, &pid, Cursor::Acked).map_err(boxed)?;
-            // Scope up: shared at or above the parent's tier, and every later update to what the
-            // parent holds (so lowering a share level reaches it too).
-            collect_outgoing(
-                tx,
-                &pid,
-                acked,
-                limit,
-                "(d.share_rank >= ?5 OR EXISTS (SELECT 1 FROM peer_heads k WHERE k.peer_id = ?3 AND k.doc_id = d.id AND k.heads IS NOT NULL))",
-                rank,
-                &[],
-            )
-            .map_err(boxed)
+        let pid = parent.info.node_id.as_str();
+        let scope = Scope::Up { parent: parent.info.tier, peer: pid };
+        self.ctx.store.write(|tx| -> Result<_, StoreError> {
+            let acked = sync_state::cursor(tx, pid, Cursor::Acked)?;
+            Ok(documents::outgoing_batch(tx, pid, scope, acked, limit, &[])?)
         })
     }
 
     fn docs_acked(&self, parent: &Peer, upto_seq: u64, need_full: &[(String, u64)]) -> Result<(), StoreError> {
-        let pid = parent.info.node_id.clone();
+        let pid = parent.info.node_id.as_str();
         self.ctx.store.write(|tx| -> Result<(), StoreError> {
             let mut upto = upto_seq;
             for (id, seq) in need_full {
-                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![pid, id]).map_err(boxed)?;
+                documents::forget_peer_version(tx, pid, id)?;
                 upto = upto.min(seq.saturating_sub(1));
             }
-            let before = cursor(tx, &pid, Cursor::Acked).map_err(boxed)?;
-            documents::confirm_sent(tx, &pid, before, upto).map_err(boxed)?;
-            tx.execute(
-                "UPDATE peers SET acked_seq = MAX(acked_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
-                params![upto as i64, now_ms(), pid],
-            )
-            .map_err(boxed)?;
+            let before = sync_state::cursor(tx, pid, Cursor::Acked)?;
+            documents::confirm_sent(tx, pid, before, upto)?;
+            sync_state::advance(tx, pid, Cursor::Acked, upto)?;
             Ok(())
         })
     }
 
     fn pull_cursor(&self, parent: &Peer) -> Result<u64, StoreError> {
-        self.ctx.store.read(|c| cursor(c, &parent.info.node_id, Cursor::Down)).map_err(boxed)
+        Ok(self.ctx.store.read(|c| sync_state::cursor(c, &parent.info.node_id, Cursor::Down))?)
     }
 
     fn apply_from_parent(&self, parent: &Peer, docs: Vec<DocUpdate>, upto_seq: u64) -> Result<Vec<String>, StoreError> {
-        let pid = parent.info.node_id.clone();
-        let (changed, need_full) = self.ctx.store.write(|tx| -> Result<(usize, Vec<(String, u64)>), StoreError> {
-            let (changed, need_full) = merge_batch(tx, &self.ctx.writer, &docs, Source::Parent(&pid))?;
+        let pid = parent.info.node_id.as_str();
+        let (changed, need_full) = self.ctx.store.write(|tx| -> Result<_, StoreError> {
+            let (changed, need_full) = merge_batch(tx, &self.ctx.writer, &docs, Source::Parent(pid))?;
             let cursor = need_full.iter().fold(upto_seq, |c, (_, seq)| c.min(seq.saturating_sub(1)));
-            tx.execute(
-                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
-                params![cursor as i64, now_ms(), pid],
-            )
-            .map_err(boxed)?;
+            sync_state::advance(tx, pid, Cursor::Down, cursor)?;
             Ok((changed, need_full))
         })?;
         if changed > 0 {
@@ -139,28 +85,26 @@ impl ChildStore for NodeLinkStore {
     }
 
     fn reconcile_digests(&self, parent: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
-        let entries = self.shared_up(parent)?;
+        let entries = self.ctx.store.read(|c| documents::shared_up(c, parent.info.tier))?;
         Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
     }
 
     fn reconcile_entries(&self, parent: &Peer, buckets: &[u16]) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(self.shared_up(parent)?.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect())
+        let entries = self.ctx.store.read(|c| documents::shared_up(c, parent.info.tier))?;
+        Ok(entries.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect())
     }
 
     fn reconcile_apply(&self, parent: &Peer, send_up: &[String], docs: Vec<DocUpdate>) -> Result<(), StoreError> {
-        let pid = parent.info.node_id.clone();
+        let pid = parent.info.node_id.as_str();
         let changed = self.ctx.store.write(|tx| -> Result<usize, StoreError> {
-            let (changed, _) = merge_batch(tx, &self.ctx.writer, &docs, Source::Parent(&pid))?;
+            let (changed, _) = merge_batch(tx, &self.ctx.writer, &docs, Source::Parent(pid))?;
             for id in send_up {
                 // Forget what the parent was believed to hold, and move the acknowledgement back
                 // before the document so the next push sends it whole.
-                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![pid, id]).map_err(boxed)?;
-                tx.execute(
-                    "UPDATE peers SET acked_seq = MIN(acked_seq, (SELECT seq - 1 FROM docs WHERE id = ?1)) WHERE node_id = ?2
-                       AND EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
-                    params![id, pid],
-                )
-                .map_err(boxed)?;
+                documents::forget_peer_version(tx, pid, id)?;
+                if let Some(stored) = documents::stored(tx, id)? {
+                    sync_state::rewind_acked(tx, pid, stored.seq)?;
+                }
             }
             Ok(changed)
         })?;
@@ -172,87 +116,53 @@ impl ChildStore for NodeLinkStore {
     }
 
     fn next_blob_upload(&self, _parent: &Peer) -> Result<Option<BlobUpload>, StoreError> {
-        let row: Option<(String, i64)> = self
-            .ctx
-            .store
-            .read(|c| {
-                Ok::<_, DbError>(
-                    c.query_row(
-                        "SELECT u.hash, u.size FROM uploads u
-                         WHERE u.done_at IS NULL AND u.next_attempt_at <= ?1
-                           AND EXISTS (SELECT 1 FROM blobs b WHERE b.hash = u.hash)
-                         ORDER BY u.priority DESC, u.enqueued_at LIMIT 1",
-                        [now_ms()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?,
-                )
-            })
-            .map_err(boxed)?;
-        Ok(row.and_then(|(h, size)| h.parse::<BlobHash>().ok().map(|hash| BlobUpload { hash, size: size as u64 })))
+        // The first due blob the node holds (one removed since it was queued waits).
+        Ok(self.ctx.store.read(|c| -> Result<_, crate::store::StoreError> {
+            let now = now_ms();
+            let mut skip = 0;
+            loop {
+                let due = sync_state::uploads_due(c, now, skip, 64)?;
+                if due.is_empty() {
+                    return Ok(None);
+                }
+                skip += due.len();
+                for (h, size) in due {
+                    if crate::blob_index::holds(c, &h)?
+                        && let Ok(hash) = h.parse::<BlobHash>()
+                    {
+                        return Ok(Some(BlobUpload { hash, size }));
+                    }
+                }
+            }
+        })?)
     }
 
     fn blob_upload_done(&self, _parent: &Peer, hash: &BlobHash) -> Result<(), StoreError> {
-        self.ctx
-            .store
-            .write(|tx| {
-                tx.execute("UPDATE uploads SET done_at = ?1, last_error = NULL WHERE hash = ?2", params![now_ms(), hash.to_hex()])
-                    .map_err(DbError::from)
-            })
-            .map_err(boxed)?;
-        Ok(())
+        Ok(self.ctx.store.write(|tx| sync_state::upload_done(tx, &hash.to_hex()))?)
     }
 
     fn blob_upload_failed(&self, _parent: &Peer, hash: &BlobHash, reason: &str) -> Result<(), StoreError> {
-        self.ctx
-            .store
-            .write(|tx| -> Result<usize, DbError> {
-                let attempts: i64 = tx
-                    .query_row("SELECT attempts FROM uploads WHERE hash = ?1", [hash.to_hex()], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0);
-                Ok(tx.execute(
-                    "UPDATE uploads SET attempts = attempts + 1, next_attempt_at = ?1, last_error = ?2 WHERE hash = ?3",
-                    params![now_ms() + upload_backoff_ms(attempts as u32), reason, hash.to_hex()],
-                )?)
-            })
-            .map_err(boxed)?;
-        Ok(())
+        Ok(self.ctx.store.write(|tx| sync_state::upload_failed(tx, &hash.to_hex(), reason))?)
     }
 
     fn health_report(&self, _parent: &Peer) -> Result<Vec<youke_federation::protocol::NodeHealth>, StoreError> {
-        crate::health::tree(&self.ctx).map_err(boxed)
+        Ok(crate::health::tree(&self.ctx)?)
     }
 }
 
 impl ParentStore for NodeLinkStore {
-
     fn docs_for_child(&self, child: &Peer, after_seq: u64, forget: &[String], limit: usize) -> Result<(Vec<DocUpdate>, u64), StoreError> {
-        let cid = child.info.node_id.clone();
-        self.ctx.store.write(|tx| -> Result<(Vec<DocUpdate>, u64), StoreError> {
+        let cid = child.info.node_id.as_str();
+        self.ctx.store.write(|tx| -> Result<_, StoreError> {
             for id in forget {
-                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
+                documents::forget_peer_version(tx, cid, id)?;
             }
             // The child holds our scope for it up to its cursor: what we sent it up to there is
             // confirmed; record the cursor for status and lag.
-            let before = cursor(tx, &cid, Cursor::Down).map_err(boxed)?;
-            documents::confirm_sent(tx, &cid, before, after_seq).map_err(boxed)?;
-            tx.execute(
-                "UPDATE peers SET down_seq = MAX(down_seq, ?1), last_sync = ?2, last_seen = ?2 WHERE node_id = ?3",
-                params![after_seq as i64, now_ms(), cid],
-            )
-            .map_err(boxed)?;
-            // Scope down: published to the whole tree, or came from this child's subtree.
-            collect_outgoing(
-                tx,
-                &cid,
-                after_seq,
-                limit,
-                "(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?5))",
-                cid.as_str(),
-                forget,
-            )
-            .map_err(boxed)
+            let before = sync_state::cursor(tx, cid, Cursor::Down)?;
+            documents::confirm_sent(tx, cid, before, after_seq)?;
+            sync_state::advance(tx, cid, Cursor::Down, after_seq)?;
+            Ok(documents::outgoing_batch(tx, cid, Scope::Down { child: cid }, after_seq, limit, forget)?)
         })
     }
 
@@ -278,19 +188,15 @@ impl ParentStore for NodeLinkStore {
             }
         }
         down.extend(ours.keys().filter(|id| !theirs.contains_key(*id)).cloned());
-        let cid = child.info.node_id.clone();
+        let cid = child.info.node_id.as_str();
         let docs = self.ctx.store.write(|tx| -> Result<Vec<DocUpdate>, StoreError> {
             let mut docs = Vec::new();
             for id in send_up.iter().chain(down.iter()) {
-                tx.execute("DELETE FROM peer_heads WHERE peer_id = ?1 AND doc_id = ?2", params![cid, id]).map_err(boxed)?;
+                documents::forget_peer_version(tx, cid, id)?;
             }
             for id in &down {
-                let stored = tx
-                    .query_row("SELECT id, kind, seq, bytes, heads, NULL FROM docs WHERE id = ?1", [id], documents::StoredDoc::from_row)
-                    .optional()
-                    .map_err(boxed)?;
-                if let Some(stored) = stored
-                    && let Some(update) = documents::outgoing(tx, &cid, stored).map_err(boxed)?
+                if let Some(stored) = documents::stored(tx, id)?
+                    && let Some(update) = documents::outgoing(tx, cid, stored)?
                 {
                     docs.push(update);
                 }
@@ -304,27 +210,16 @@ impl ParentStore for NodeLinkStore {
     }
 
     fn child_pin(&self, node_id: &str) -> Result<Option<Fingerprint>, StoreError> {
-        let fp: Option<String> = self
-            .ctx
-            .store
-            .read(|c| Ok::<_, DbError>(c.query_row("SELECT fingerprint FROM peers WHERE node_id = ?1 AND relation = 'child'", [node_id], |r| r.get(0)).optional()?))
-            .map_err(boxed)?;
+        let fp = self.ctx.store.read(|c| sync_state::child_pin(c, node_id))?;
         Ok(fp.and_then(|f| Fingerprint::from_hex(&f)))
     }
 
     fn remember_child(&self, child: &Peer) -> Result<(), StoreError> {
-        upsert_peer(&self.ctx, child, "child")
+        Ok(self.ctx.store.write(|tx| sync_state::remember(tx, child, Relation::Child))?)
     }
 
     fn child_link_state(&self, child: &Peer, connected: bool) -> Result<(), StoreError> {
-        self.ctx
-            .store
-            .write(|tx| {
-                tx.execute("UPDATE peers SET connected = ?1, last_seen = ?2 WHERE node_id = ?3", params![connected, now_ms(), child.info.node_id])
-                    .map_err(DbError::from)
-            })
-            .map_err(boxed)?;
-        Ok(())
+        Ok(self.ctx.store.write(|tx| sync_state::set_connected(tx, &child.info.node_id, connected))?)
     }
 
     fn apply_docs(&self, child: &Peer, docs: Vec<DocUpdate>) -> Result<Vec<String>, StoreError> {
@@ -332,10 +227,10 @@ impl ParentStore for NodeLinkStore {
         if let Some(d) = docs.iter().find(|d| d.kind != documents::Kind::Lesson.as_str()) {
             return Err(Box::new(Refusal(format!("a child may not send {:?} documents up", d.kind))));
         }
-        let cid = child.info.node_id.clone();
-        let (changed, need_full) = self.ctx.store.write(|tx| -> Result<(usize, Vec<(String, u64)>), StoreError> {
-            let out = merge_batch(tx, &self.ctx.writer, &docs, Source::Child(&cid))?;
-            tx.execute("UPDATE peers SET last_sync = ?1, last_seen = ?1 WHERE node_id = ?2", params![now_ms(), cid]).map_err(boxed)?;
+        let cid = child.info.node_id.as_str();
+        let (changed, need_full) = self.ctx.store.write(|tx| -> Result<_, StoreError> {
+            let out = merge_batch(tx, &self.ctx.writer, &docs, Source::Child(cid))?;
+            sync_state::synced(tx, cid)?;
             Ok(out)
         })?;
         tracing::debug!(child = %child.info.name, count = docs.len(), changed, need_full = need_full.len(), "documents from child applied");
@@ -346,20 +241,13 @@ impl ParentStore for NodeLinkStore {
     }
 
     fn blob_received(&self, child: &Peer, hash: &BlobHash, size: u64) -> Result<(), StoreError> {
-        self.ctx
-            .store
-            .write(|tx| {
-                tx.execute(
-                    "INSERT INTO blobs (hash, size, added_at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING",
-                    params![hash.to_hex(), size as i64, now_ms()],
-                )
-                .map_err(DbError::from)?;
-                // The recording of a lesson: transcode it here too, for this tier's viewers.
-                let lesson: Option<String> =
-                    tx.query_row("SELECT id FROM lessons WHERE media_hash = ?1 LIMIT 1", [hash.to_hex()], |r| r.get(0)).optional().map_err(DbError::from)?;
-                crate::media_jobs::enqueue(tx, &hash.to_hex(), lesson.as_deref())
-            })
-            .map_err(boxed)?;
+        self.ctx.store.write(|tx| -> Result<(), StoreError> {
+            crate::blob_index::add(tx, hash, size)?;
+            // The recording of a lesson: transcode it here too, for this tier's viewers.
+            let lesson = crate::lessons::id_with_media(tx, &hash.to_hex())?;
+            crate::media_jobs::enqueue(tx, &hash.to_hex(), lesson.as_deref())?;
+            Ok(())
+        })?;
         tracing::info!(child = %child.info.name, %hash, size, "blob received from child");
         self.ctx.changed();
         self.ctx.wake_media.notify_one();
@@ -367,79 +255,19 @@ impl ParentStore for NodeLinkStore {
     }
 
     fn redeem_token(&self, token_id: &str, child_id: &str, place: &str) -> Result<Result<String, String>, StoreError> {
-        self.ctx.store.write(|tx| crate::trust::redeem(tx, token_id, child_id, place, now_ms())).map_err(boxed)
+        Ok(self.ctx.store.write(|tx| crate::trust::redeem(tx, token_id, child_id, place, now_ms()))?)
     }
 
     fn child_health(&self, child: &Peer, nodes: Vec<youke_federation::protocol::NodeHealth>) -> Result<(), StoreError> {
-        self.ctx.store.write(|tx| crate::health::store_report(tx, &child.info.node_id, &nodes).map_err(DbError::from)).map_err(boxed)
+        Ok(self.ctx.store.write(|tx| crate::health::store_report(tx, &child.info.node_id, &nodes).map_err(crate::store::StoreError::from))?)
     }
 }
 
 impl NodeLinkStore {
-    /// (id, heads) of the documents this node shares up to `parent`.
-    fn shared_up(&self, parent: &Peer) -> Result<Vec<(String, String)>, StoreError> {
-        let rank = share_rank(parent.info.tier);
-        self.ctx
-            .store
-            .read(|c| -> Result<Vec<(String, String)>, DbError> {
-                let mut stmt = c.prepare_cached("SELECT id, heads FROM docs WHERE share_rank >= ?1 AND kind = 'lesson'")?;
-                let rows = stmt.query_map([rank], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .map_err(boxed)
-    }
-
     /// (id, heads) of the documents that came from `child` and are shared at this node's tier.
     fn routed_from(&self, child: &Peer) -> Result<Vec<(String, String)>, StoreError> {
-        let rank = share_rank(self.ctx.writer.tier);
-        self.ctx
-            .store
-            .read(|c| -> Result<Vec<(String, String)>, DbError> {
-                let mut stmt = c.prepare_cached(
-                    "SELECT d.id, d.heads FROM docs d JOIN doc_routes r ON r.doc_id = d.id
-                     WHERE r.child_id = ?1 AND d.share_rank >= ?2 AND d.kind = 'lesson'",
-                )?;
-                let rows = stmt.query_map(params![child.info.node_id, rank], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .map_err(boxed)
+        Ok(self.ctx.store.read(|c| documents::routed_from(c, &child.info.node_id, self.ctx.writer.tier))?)
     }
-}
-
-fn upsert_peer(ctx: &NodeCtx, peer: &Peer, relation: &str) -> Result<(), StoreError> {
-    let now = now_ms();
-    ctx.store
-        .write(|tx| {
-            tx.execute(
-                "INSERT INTO peers (node_id, relation, name, tier, fingerprint, addr, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-                 ON CONFLICT (node_id) DO UPDATE SET name = excluded.name, tier = excluded.tier,
-                   addr = excluded.addr, last_seen = excluded.last_seen",
-                params![peer.info.node_id, relation, peer.info.name, peer.info.tier.as_str(), peer.fingerprint.to_hex(), peer.addr.to_string(), now],
-            )
-            .map_err(DbError::from)
-        })
-        .map_err(boxed)?;
-    Ok(())
-}
-
-/// The two cursors kept per peer.
-#[derive(Debug, Clone, Copy)]
-enum Cursor {
-    /// Our sequence number up to which the parent acknowledged what we sent up.
-    Acked,
-    /// The parent's sequence number up to which the child holds its scope down (kept on both
-    /// sides of the link).
-    Down,
-}
-
-fn cursor(conn: &rusqlite::Connection, peer: &str, which: Cursor) -> Result<u64, DbError> {
-    let sql = match which {
-        Cursor::Acked => "SELECT acked_seq FROM peers WHERE node_id = ?1",
-        Cursor::Down => "SELECT down_seq FROM peers WHERE node_id = ?1",
-    };
-    let seq: Option<i64> = conn.query_row(sql, [peer], |r| r.get(0)).optional()?;
-    Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
 /// Merges a batch from a peer; returns how many documents changed and which need sending whole.
@@ -447,7 +275,7 @@ fn merge_batch(tx: &rusqlite::Transaction<'_>, w: &documents::Writer, docs: &[Do
     let mut changed = 0;
     let mut need_full = Vec::new();
     for d in docs {
-        match documents::merge_remote(tx, w, &crate::kinds::ALL, d, source).map_err(boxed)? {
+        match documents::merge_remote(tx, w, &crate::kinds::ALL, d, source)? {
             documents::MergeOutcome::Changed => changed += 1,
             documents::MergeOutcome::Unchanged => {}
             documents::MergeOutcome::NeedFull => need_full.push((d.id.clone(), d.seq)),
@@ -456,76 +284,15 @@ fn merge_batch(tx: &rusqlite::Transaction<'_>, w: &documents::Writer, docs: &[Do
     Ok((changed, need_full))
 }
 
-/// Scans the documents changed after `after` (up to the newest committed change) that match
-/// `scope` (an SQL condition on `d` using `?5` for `scope_arg`), and builds what `peer` lacks of
-/// each. Documents in `first` are sent before the scan, whole. Returns the updates and the
-/// sequence number the scan covered.
-fn collect_outgoing(
-    tx: &rusqlite::Transaction<'_>,
-    peer: &str,
-    after: u64,
-    limit: usize,
-    scope: &str,
-    scope_arg: impl rusqlite::ToSql,
-    first: &[String],
-) -> Result<(Vec<DocUpdate>, u64), DbError> {
-    // Every document with a sequence number up to this one is committed: the number and the
-    // document are written in one transaction.
-    let newest: i64 = tx.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'doc_seq'", [], |r| r.get(0))?;
-    let mut updates = Vec::new();
-    let row = documents::StoredDoc::from_row;
-    let push = |updates: &mut Vec<DocUpdate>, stored: documents::StoredDoc| -> Result<(), DbError> {
-        match documents::outgoing(tx, peer, stored) {
-            Ok(Some(u)) => updates.push(u),
-            Ok(None) => {}
-            Err(documents::DocError::Store(e)) => return Err(e),
-            Err(e) => tracing::warn!(error = %e, "a stored document cannot be prepared for sending; skipping it"),
-        }
-        Ok(())
-    };
-    for id in first {
-        let sql = format!(
-            "SELECT d.id, d.kind, d.seq, d.bytes, d.heads, NULL FROM docs d WHERE d.id = ?1 AND {scope}"
-        );
-        // Parameters 2 to 4 are unused here; the scope condition refers to ?5.
-        let found = tx.query_row(&sql, params![id, 0, 0, 0, &scope_arg], row).optional()?;
-        if let Some(r) = found {
-            push(&mut updates, r)?;
-        }
-    }
-    let sql = format!(
-        "SELECT d.id, d.kind, d.seq, d.bytes, d.heads, ph.heads FROM docs d
-         LEFT JOIN peer_heads ph ON ph.peer_id = ?3 AND ph.doc_id = d.id
-         WHERE d.seq > ?1 AND d.seq <= ?2 AND {scope}
-         ORDER BY d.seq LIMIT ?4"
-    );
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![after as i64, newest, peer, limit as i64, &scope_arg], row)?.collect::<Result<Vec<_>, _>>()?;
-    let scanned = rows.len();
-    let last = rows.last().map(|r| r.seq);
-    for r in rows {
-        if !first.contains(&r.id) {
-            push(&mut updates, r)?;
-        }
-    }
-    let upto = if scanned < limit { (newest.max(0) as u64).max(after) } else { last.unwrap_or(after) };
-    Ok((updates, upto))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
     use crate::lessons::{self, LessonEdit, NewLesson};
+    use crate::store::StoreError as DbError;
+    use rusqlite::params;
     use youke_federation::Tier;
     use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(upload_backoff_ms(0), 1000);
-        assert_eq!(upload_backoff_ms(3), 8000);
-        assert_eq!(upload_backoff_ms(30), 256_000);
-    }
 
     fn node(dir: &std::path::Path, tier: Tier, parent: bool) -> (NodeLinkStore, Peer) {
         let config = Config { role: tier, name: tier.to_string(), parent: parent.then(|| "127.0.0.1:9".to_string()), ..Config::default() };

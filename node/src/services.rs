@@ -7,7 +7,6 @@
 use crate::config::{Config, TrustMode};
 use crate::context::{NodeCtx, NodeError, lock_data_dir};
 use crate::replication::NodeLinkStore;
-use crate::store::StoreError;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -52,7 +51,7 @@ impl Node {
         // The media schedule changed at runtime (`youke link rate`) outlives restarts.
         crate::link_settings::apply_override(&ctx)?;
         // No child is connected until it says hello again.
-        ctx.store.write(|tx| tx.execute("UPDATE peers SET connected = 0", []).map_err(StoreError::from))?;
+        ctx.store.write(crate::sync_state::disconnect_all)?;
         let cfg = &ctx.config;
         info!(role = %cfg.role, name = %cfg.name, node_id = %ctx.writer.node_id, data = %data_dir.display(), "starting node");
 

@@ -3,7 +3,8 @@
 use crate::units::human_bytes;
 use crate::context::{NodeCtx, NodeError};
 use crate::store::now_ms;
-use rusqlite::OptionalExtension;
+use crate::documents::{self, Scope};
+use crate::sync_state;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use youke_federation::transfers::TransferInfo;
@@ -93,113 +94,48 @@ pub struct ChildLink {
 
 pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
     ctx.store.read(|c| -> Result<Status, NodeError> {
-        let count = |sql: &str| -> Result<i64, NodeError> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+        let now = now_ms();
         let parent = match &ctx.config.parent {
             None => None,
-            Some(addr) => {
-                let row: Option<(ParentLink, i64)> = c
-                    .query_row("SELECT parent_addr, state, parent_name, error, updated_at FROM link_state WHERE id = 1", [], |r| {
-                        Ok((
-                            ParentLink {
-                                addr: r.get(0)?,
-                                state: r.get(1)?,
-                                name: r.get(2)?,
-                                error: r.get(3)?,
-                                age_ms: None,
-                                last_sync_ms_ago: None,
-                                pending_docs_up: 0,
-                                down_seq: 0,
-                            },
-                            r.get(4)?,
-                        ))
-                    })
-                    .optional()?;
-                Some(match row {
-                    Some((link, at)) if &link.addr == addr => ParentLink {
-                        state: if serving { link.state } else { "not running".into() },
-                        age_ms: Some(now_ms() - at),
-                        ..link
-                    },
-                    _ => ParentLink {
-                        addr: addr.clone(),
-                        state: if serving { "connecting".into() } else { "not running".into() },
-                        name: None,
-                        error: None,
-                        age_ms: None,
-                        last_sync_ms_ago: None,
-                        pending_docs_up: 0,
-                        down_seq: 0,
-                    },
-                })
-            }
+            Some(addr) => Some(parent_link(c, ctx, addr, serving, now)?),
         };
-        let now = now_ms();
-        let mut stmt = c.prepare(
-            "SELECT p.node_id, p.name, p.tier, p.addr, p.connected, p.last_seen, p.last_sync,
-                (SELECT COUNT(*) FROM docs d WHERE d.seq > p.down_seq
-                   AND (d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = p.node_id))
-                   AND NOT EXISTS (SELECT 1 FROM peer_heads ph WHERE ph.peer_id = p.node_id AND ph.doc_id = d.id AND ph.heads = d.heads))
-             FROM peers p WHERE p.relation = 'child' ORDER BY p.name",
-        )?;
-        let children = stmt
-            .query_map([], |r| {
+        let children = sync_state::children(c)?
+            .into_iter()
+            .map(|p| -> Result<ChildLink, NodeError> {
+                let pending_docs_down = documents::pending(c, &p.node_id, Scope::Down { child: &p.node_id }, p.down_seq)?;
                 Ok(ChildLink {
-                    node_id: r.get(0)?,
-                    name: r.get(1)?,
-                    tier: r.get(2)?,
-                    addr: r.get(3)?,
-                    connected: r.get(4)?,
-                    last_seen_ms_ago: now - r.get::<_, i64>(5)?,
-                    last_sync_ms_ago: r.get::<_, Option<i64>>(6)?.map(|t| now - t),
-                    pending_docs_down: r.get::<_, i64>(7)? as u64,
+                    last_seen_ms_ago: now - p.last_seen,
+                    last_sync_ms_ago: p.last_sync.map(|t| now - t),
+                    node_id: p.node_id,
+                    name: p.name,
+                    tier: p.tier,
+                    addr: p.addr,
+                    connected: p.connected,
+                    pending_docs_down,
                 })
-            })?
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let (acked, down_seq, last_sync): (i64, i64, Option<i64>) = c
-            .query_row("SELECT acked_seq, down_seq, last_sync FROM peers WHERE relation = 'parent'", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?
-            .unwrap_or((0, 0, None));
-        let pending_docs = if ctx.config.parent.is_some() {
-            let rank = match ctx.writer.tier.parent() {
-                Some(youke_federation::Tier::City) => 1,
-                _ => 2,
-            };
-            c.query_row(
-                "SELECT COUNT(*) FROM docs d WHERE d.seq > ?1 AND d.share_rank >= ?2
-                   AND NOT EXISTS (SELECT 1 FROM peer_heads ph JOIN peers p ON p.node_id = ph.peer_id AND p.relation = 'parent'
-                                   WHERE ph.doc_id = d.id AND ph.heads = d.heads)",
-                [acked, rank],
-                |r| r.get::<_, i64>(0),
-            )?
-        } else {
-            0
-        };
-        let mut parent = parent;
-        if let Some(p) = parent.as_mut() {
-            p.pending_docs_up = pending_docs as u64;
-            p.down_seq = down_seq as u64;
-            p.last_sync_ms_ago = last_sync.map(|t| now - t);
-        }
-        let doc_seq = crate::store::meta_get(c, "doc_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        let mut stmt = c.prepare(
-            "SELECT u.hash, u.lesson_id, (SELECT title FROM lessons l WHERE l.id = u.lesson_id), u.size, u.priority, u.attempts,
-                    u.last_error, MAX(0, u.next_attempt_at - ?1)
-             FROM uploads u WHERE u.done_at IS NULL ORDER BY u.priority DESC, u.enqueued_at LIMIT ?2",
-        )?;
-        let upload_queue = stmt
-            .query_map(rusqlite::params![now, QUEUE_SHOWN as i64], |r| {
+        let upload_queue = sync_state::upload_queue(c, now, QUEUE_SHOWN)?
+            .into_iter()
+            .map(|u| -> Result<QueuedUpload, NodeError> {
+                let title = match &u.lesson_id {
+                    Some(id) => crate::lessons::get(c, id)?.map(|l| l.title),
+                    None => None,
+                };
                 Ok(QueuedUpload {
-                    hash: r.get(0)?,
-                    lesson_id: r.get(1)?,
-                    title: r.get(2)?,
-                    size: r.get::<_, i64>(3)? as u64,
-                    priority: r.get(4)?,
-                    attempts: r.get(5)?,
-                    last_error: r.get(6)?,
-                    next_attempt_in_ms: r.get(7)?,
+                    hash: u.hash,
+                    lesson_id: u.lesson_id,
+                    title,
+                    size: u.size,
+                    priority: u.priority,
+                    attempts: u.attempts,
+                    last_error: u.last_error,
+                    next_attempt_in_ms: u.next_attempt_in_ms,
                 })
-            })?
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let (blobs, blob_bytes) = crate::blob_index::totals(c)?;
+        let (pending_uploads, pending_upload_bytes) = sync_state::pending_uploads(c)?;
         Ok(Status {
             upload_queue,
             transfers: ctx.transfers.snapshot(),
@@ -207,22 +143,60 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
             trust: trust_summary(ctx),
             revoked: ctx.store.read(crate::trust::revoked_ids).map(|v| v.len() as u64).unwrap_or(0),
             media_jobs: ctx.store.read(crate::media_jobs::counts).map(|v| v.into_iter().collect()).unwrap_or_default(),
-            doc_seq,
+            doc_seq: crate::store::newest_seq(c)?,
             node_id: ctx.writer.node_id.clone(),
             name: ctx.writer.node_name.clone(),
             role: ctx.writer.tier.to_string(),
             serving,
+            pending_docs: parent.as_ref().map_or(0, |p| p.pending_docs_up),
             parent,
             children,
-            lessons: count("SELECT COUNT(*) FROM lessons")? as u64,
-            blobs: count("SELECT COUNT(*) FROM blobs")? as u64,
-            blob_bytes: count("SELECT COALESCE(SUM(size), 0) FROM blobs")? as u64,
+            lessons: crate::lessons::count(c)?,
+            blobs,
+            blob_bytes,
             blob_store: ctx.blobs.remote().map_or_else(|| "local disk".to_string(), |r| r.describe().to_string()),
-            pending_uploads: count("SELECT COUNT(*) FROM uploads WHERE done_at IS NULL")? as u64,
-            pending_upload_bytes: count("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE done_at IS NULL")? as u64,
-            pending_docs: pending_docs as u64,
+            pending_uploads,
+            pending_upload_bytes,
         })
     })
+}
+
+/// The link to the configured parent: as the uplink last reported it (if it was about this
+/// address), the cursors and what is still to go up.
+fn parent_link(c: &rusqlite::Connection, ctx: &NodeCtx, addr: &str, serving: bool, now: i64) -> Result<ParentLink, NodeError> {
+    let not_running = || "not running".to_string();
+    let mut link = match sync_state::link_state(c)? {
+        Some(row) if row.parent_addr == addr => ParentLink {
+            addr: row.parent_addr,
+            state: if serving { row.state } else { not_running() },
+            name: row.parent_name,
+            error: row.error,
+            age_ms: Some(now - row.updated_at),
+            last_sync_ms_ago: None,
+            pending_docs_up: 0,
+            down_seq: 0,
+        },
+        _ => ParentLink {
+            addr: addr.to_string(),
+            state: if serving { "connecting".into() } else { not_running() },
+            name: None,
+            error: None,
+            age_ms: None,
+            last_sync_ms_ago: None,
+            pending_docs_up: 0,
+            down_seq: 0,
+        },
+    };
+    let peer = sync_state::parent(c)?;
+    let (peer_id, acked) = peer.as_ref().map_or(("", 0), |p| (p.node_id.as_str(), p.acked_seq));
+    if let Some(tier) = ctx.writer.tier.parent() {
+        link.pending_docs_up = documents::pending(c, peer_id, Scope::Up { parent: tier, peer: peer_id }, acked)?;
+    }
+    if let Some(p) = &peer {
+        link.down_seq = p.down_seq;
+        link.last_sync_ms_ago = p.last_sync.map(|t| now - t);
+    }
+    Ok(link)
 }
 
 /// Prometheus text exposition of a node's status and link counters.

@@ -31,15 +31,7 @@ pub fn check(ctx: &NodeCtx) -> Result<String, NodeError> {
 pub fn migrate(ctx: &NodeCtx, progress: &mut dyn crate::backup::Progress) -> Result<MigrateReport, NodeError> {
     let describe = remote(ctx)?.describe().to_string();
     let held: HashSet<BlobHash> = ctx.store.read(|c| -> Result<HashSet<BlobHash>, StoreError> {
-        let mut stmt = c.prepare("SELECT hash FROM blobs")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut out = HashSet::new();
-        for h in rows {
-            if let Ok(h) = h?.parse() {
-                out.insert(h);
-            }
-        }
-        Ok(out)
+        Ok(crate::blob_index::all(c)?.into_iter().filter_map(|(h, _)| h.parse().ok()).collect())
     })?;
     let mut last = 0;
     let (blobs_moved, bytes_moved) = ctx.blobs.migrate_to_remote(

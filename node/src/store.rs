@@ -1,7 +1,9 @@
-//! The node's SQLite database: connection pool, numbered migrations, and small shared helpers
-//! (metadata keys, the local change sequence). Domain tables are read and written by the
-//! modules that own them ([`crate::lessons`], [`crate::replication`]) inside transactions
-//! opened here.
+//! The node's SQLite database: connection pool, numbered migrations, and the one table it owns
+//! itself, `meta` (metadata keys, the local change sequence). Every other table is read and
+//! written by the one module that owns it, inside transactions opened here: `docs`,
+//! `doc_routes` and `peer_heads` by [`crate::documents`]; `peers`, `link_state` and `uploads`
+//! by [`crate::sync_state`]; `blobs` by [`crate::blob_index`]; each kind's query rows by its
+//! module ([`crate::lessons`], [`crate::catalog`], ...). docs/ARCHITECTURE.md has the table.
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
@@ -487,6 +489,12 @@ pub fn next_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
         |r| r.get(0),
     )?;
     Ok(seq as u64)
+}
+
+/// The newest local change sequence number: every change numbered up to it is committed (the
+/// number and the change are written in one transaction).
+pub fn newest_seq(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(meta_get(conn, "doc_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Milliseconds since the Unix epoch.

@@ -14,7 +14,7 @@ use crate::context::NodeCtx;
 pub mod state;
 
 use crate::store::{StoreError, now_ms};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -247,25 +247,30 @@ async fn reserve(ctx: &Arc<NodeCtx>, hash: BlobHash, size: u64) -> Result<(), Pu
             }
             let mut total: i64 = tx.query_row("SELECT COALESCE(SUM(size), 0) FROM cache", [], |r| r.get(0)).map_err(StoreError::from)?;
             let mut evicted = Vec::new();
-            while total as u64 + size > quota {
-                let victim: Option<(String, i64, bool)> = tx
-                    .query_row(
-                        "SELECT c.hash, c.size, c.complete AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = c.hash) FROM cache c
-                         WHERE NOT EXISTS (SELECT 1 FROM collections col, json_each(col.lessons) e JOIN lessons l ON l.id = e.value
-                                           WHERE col.pinned = 1 AND l.media_hash = c.hash)
-                         ORDER BY c.last_access LIMIT 1",
-                        [],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()
+            if total as u64 + size > quota {
+                // The least recently watched first; media of pinned collections never.
+                let pinned: std::collections::HashSet<String> = pinned_media(tx)?.into_iter().map(|(h, _)| h).collect();
+                let mut order = tx.prepare("SELECT hash, size, complete FROM cache ORDER BY last_access").map_err(StoreError::from)?;
+                let rows = order
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?)))
+                    .map_err(StoreError::from)?
+                    .collect::<Result<Vec<_>, _>>()
                     .map_err(StoreError::from)?;
-                let Some((victim, vsize, promoted)) = victim else {
+                for (victim, vsize, complete) in rows.into_iter().filter(|(h, _, _)| !pinned.contains(h)) {
+                    if total as u64 + size <= quota {
+                        break;
+                    }
+                    // A complete cached copy was promoted into the blob store; unless the node also
+                    // holds it as its own, that stored copy goes with the entry.
+                    let promoted = complete && !crate::blob_index::holds(tx, &victim)?;
+                    tx.execute("DELETE FROM cache WHERE hash = ?1", [&victim]).map_err(StoreError::from)?;
+                    total -= vsize;
+                    if let Ok(h) = victim.parse() {
+                        evicted.push((h, promoted));
+                    }
+                }
+                if total as u64 + size > quota {
                     return Err(PullError::CacheFull { quota });
-                };
-                tx.execute("DELETE FROM cache WHERE hash = ?1", [&victim]).map_err(StoreError::from)?;
-                total -= vsize;
-                if let Ok(h) = victim.parse() {
-                    evicted.push((h, promoted));
                 }
             }
             tx.execute(
@@ -355,20 +360,16 @@ pub async fn prefetch(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
     }
 }
 
+/// The recordings of pinned collections' lessons: (hash, size).
+fn pinned_media(conn: &rusqlite::Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let ids = crate::catalog::pinned_lessons(conn)?;
+    crate::lessons::media_of(conn, &ids)
+}
+
 async fn prefetch_pass(ctx: &Arc<NodeCtx>, cancel: &CancellationToken) -> Result<(), PullError> {
     let c = Arc::clone(ctx);
     let wanted: Vec<(BlobHash, u64)> = blocking(move || {
-        Ok(c.store.read(|conn| -> Result<Vec<(String, i64)>, StoreError> {
-            let mut st = conn.prepare(
-                "SELECT DISTINCT l.media_hash, l.media_size FROM collections col, json_each(col.lessons) e JOIN lessons l ON l.id = e.value
-                 WHERE col.pinned = 1 AND l.media_hash IS NOT NULL",
-            )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })?
-        .into_iter()
-        .filter_map(|(h, s)| Some((h.parse().ok()?, s as u64)))
-        .collect())
+        Ok(c.store.read(pinned_media)?.into_iter().filter_map(|(h, s)| Some((h.parse().ok()?, s))).collect())
     })
     .await?;
     for (hash, size) in wanted {
