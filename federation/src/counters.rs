@@ -23,6 +23,10 @@ pub struct LinkCounters {
     /// Parent side: enrollments refused, and children enrolled.
     pub enrollments_refused: AtomicU64,
     pub enrollments: AtomicU64,
+    /// Links that completed their hello: to the parent, and from children. A count growing
+    /// while nothing was cut is a link that keeps dropping.
+    pub links_up: AtomicU64,
+    pub links_from_children: AtomicU64,
     /// Datagrams on the federation port that are not QUIC of this federation.
     pub garbage_datagrams: AtomicU64,
 }

@@ -14,7 +14,7 @@ use crate::context::{NodeCtx, NodeError};
 use crate::store::{StoreError, now_ms};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
@@ -26,6 +26,40 @@ use youke_media::hls::HlsOutput;
 pub struct JobResult {
     pub hls: HlsOutput,
     pub snr_db: Option<f64>,
+}
+
+/// The worker: one job, in a process of its own (`youke media-job`, started by [`run`] at
+/// lowered priority). It writes `progress P` lines (P from 0 to 1) while it transcodes, then
+/// `done {JobResult as JSON}`: the lines [`run`] reads.
+pub fn worker(input: &Path, out: &Path, sd_mp4: bool, lines: &mut dyn std::io::Write) -> Result<(), NodeError> {
+    let opts = youke_media::hls::HlsOptions { sd_mp4, ..Default::default() };
+    // Nobody reading the lines (the node was killed) stops the job, as it stopped the job
+    // before: an orphan must not go on writing into the ladder a new job is making.
+    let orphaned = std::sync::atomic::AtomicBool::new(false);
+    let mut last = -1.0f64;
+    let mut failed = None;
+    let transcoded = youke_media::hls::transcode(
+        input,
+        out,
+        &opts,
+        |p| {
+            if p - last >= 0.01 || p >= 1.0 {
+                last = p;
+                if let Err(e) = writeln!(lines, "progress {p:.3}").and_then(|()| lines.flush()) {
+                    orphaned.store(true, std::sync::atomic::Ordering::Relaxed);
+                    failed.get_or_insert(e);
+                }
+            }
+        },
+        &orphaned,
+    );
+    if let Some(e) = failed {
+        return Err(NodeError::Invalid(format!("the media job cannot report its progress: {e}")));
+    }
+    let hls = transcoded?;
+    let snr_db = youke_media::analyze::snr_db(input).unwrap_or(None);
+    let result = serde_json::to_string(&JobResult { hls, snr_db }).map_err(|e| NodeError::Invalid(e.to_string()))?;
+    writeln!(lines, "done {result}").and_then(|()| lines.flush()).map_err(|e| NodeError::Invalid(format!("the media job cannot report its result: {e}")))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -134,8 +168,12 @@ fn worker_exe() -> Option<PathBuf> {
 
 /// Runs queued jobs one at a time until `cancel` fires.
 pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
-    let requeued = ctx.store.write(|tx| tx.execute("UPDATE media_jobs SET state = 'queued', progress = 0 WHERE state = 'running'", []).map_err(StoreError::from));
-    if let Ok(n) = requeued
+    let c = Arc::clone(&ctx);
+    let requeued = tokio::task::spawn_blocking(move || {
+        c.store.write(|tx| tx.execute("UPDATE media_jobs SET state = 'queued', progress = 0 WHERE state = 'running'", []).map_err(StoreError::from))
+    })
+    .await;
+    if let Ok(Ok(n)) = requeued
         && n > 0
     {
         tracing::info!(jobs = n, "media jobs interrupted by the last stop are queued again");
@@ -163,8 +201,11 @@ pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
                     return;
                 }
                 let later = matches!(outcome, Outcome::Later(_));
-                if let Err(e) = finish(&ctx, &job, outcome) {
-                    tracing::warn!(job = id, error = %e, "cannot record the media job's result");
+                let c = Arc::clone(&ctx);
+                match tokio::task::spawn_blocking(move || finish(&c, &job, outcome)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(job = id, error = %e, "cannot record the media job's result"),
+                    Err(e) => tracing::warn!(job = id, error = %e, "cannot record the media job's result"),
                 }
                 if later {
                     // Its recording is out of reach for now (object storage down): wait before

@@ -241,6 +241,12 @@ pub fn metrics(s: &Status, counters: &youke_federation::counters::LinkCounters) 
     gauge("youke_link_doc_bytes_total", "Bytes of document changes moved over links.", "counter", dir(C::get(&counters.doc_bytes_sent), C::get(&counters.doc_bytes_received)));
     gauge("youke_link_blob_bytes_total", "Bytes of media moved over links.", "counter", dir(C::get(&counters.blob_bytes_sent), C::get(&counters.blob_bytes_received)));
     gauge("youke_link_blobs_total", "Media blobs moved over links, verified.", "counter", dir(C::get(&counters.blobs_sent), C::get(&counters.blobs_received)));
+    gauge(
+        "youke_link_sessions_total",
+        "Links that completed their hello: to the parent (up) and from children (down).",
+        "counter",
+        vec![("{direction=\"up\"}".to_string(), C::get(&counters.links_up) as f64), ("{direction=\"down\"}".to_string(), C::get(&counters.links_from_children) as f64)],
+    );
     gauge("youke_peers_refused_total", "Peers refused: certificate, hello, revoked, version, too many handshakes.", "counter", one(C::get(&counters.peers_refused) as f64));
     gauge("youke_peers_garbage_total", "Peers disconnected for sending garbage.", "counter", one(C::get(&counters.peers_garbage) as f64));
     gauge("youke_quic_garbage_datagrams_total", "Datagrams on the federation port that are not QUIC of this federation (scans, floods, stray traffic).", "counter", one(C::get(&counters.garbage_datagrams) as f64));

@@ -409,7 +409,9 @@ impl Store {
         Ok(conn)
     }
 
+    #[track_caller]
     fn take(&self) -> Result<Connection, StoreError> {
+        forbid_on_async_worker();
         let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
         match pooled {
             Some(c) => Ok(c),
@@ -424,12 +426,13 @@ impl Store {
             }
     }
 
-    /// Runs `f` on a pooled connection.
     /// Whether the database answers a read (the watchdog's and `/readyz`'s probe).
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(StoreError::from))
     }
 
+    /// Runs `f` on a pooled connection.
+    #[track_caller]
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
         let conn = self.take()?;
         let r = f(&conn);
@@ -438,6 +441,7 @@ impl Store {
     }
 
     /// Runs `f` in an immediate transaction and commits if it succeeds.
+    #[track_caller]
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E> {
         let mut conn = self.take()?;
         let result = (|| {
@@ -449,6 +453,52 @@ impl Store {
         self.give_back(conn);
         result
     }
+}
+
+thread_local! {
+    static ASYNC_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as one of the async runtime's workers ([`runtime`] registers it
+/// as the workers' park hook, which the blocking pool's threads never run).
+pub fn mark_async_worker() {
+    ASYNC_WORKER.with(|w| w.set(true));
+}
+
+/// Database calls wait on locks and disk (up to the busy timeout): on an async worker they
+/// stall every task sharing it, the QUIC driver's keep-alives among them, until links time out.
+/// They belong on the blocking pool ([`tokio::task::spawn_blocking`]). A call on a worker is
+/// logged once per calling place (a warning naming it), and, when `YOUKE_ASYNC_DB_TRACE` names
+/// a file, appended to it (how the test suite lists them).
+#[track_caller]
+fn forbid_on_async_worker() {
+    if !ASYNC_WORKER.with(|w| w.get()) {
+        return;
+    }
+    static SEEN: Mutex<Vec<&'static std::panic::Location<'static>>> = Mutex::new(Vec::new());
+    let at = std::panic::Location::caller();
+    let first = SEEN.lock().map(|mut seen| {
+        let new = !seen.contains(&at);
+        if new {
+            seen.push(at);
+        }
+        new
+    });
+    if first.unwrap_or(false) {
+        tracing::warn!(at = %at, "a database call ran on an async worker thread; links may time out while the database is busy");
+        if let Some(path) = std::env::var_os("YOUKE_ASYNC_DB_TRACE") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(f, "{at}");
+            }
+        }
+    }
+}
+
+/// The async runtime of a node process: database calls on its workers are caught
+/// ([`forbid_on_async_worker`]).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_park(mark_async_worker).build()
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // The sign-in benchmark's clients: connections from chosen loopback addresses.
-use youke_node::bench_signin::{Answer, at_once, connect_from, exchange, open_files, proc_status_bytes, sign_in_request};
+use youke_node::harness::bench::signin::{Answer, at_once, connect_from, exchange, open_files, proc_status_bytes, sign_in_request};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

@@ -171,6 +171,7 @@ impl ChildAcceptor {
         }
         let c = child.clone();
         blocking(&self.store, move |s| s.child_link_state(&c, true)).await?;
+        LinkCounters::add(&self.counters.links_from_children, 1);
         let result = tokio::select! {
             r = self.serve_streams(&conn, &child) => r,
             _ = until_revoked(&self.revocations, &child.info.node_id) => {

@@ -163,6 +163,7 @@ impl Uplink {
             }
         }
         let _clear = ClearUpstream(&self.upstream);
+        LinkCounters::add(&self.counters.links_up, 1);
         self.report(LinkState::Up { parent: parent.info.clone() }).await;
         let result = tokio::select! {
             e = conn.closed() => Err(LinkError::Connection(e)),

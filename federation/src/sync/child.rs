@@ -36,6 +36,11 @@ pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 pub const RECONCILE_BUCKETS_PER_REQUEST: usize = 4;
 /// How soon to offer a blob again that the parent is still receiving on a dead link.
 pub const BUSY_RETRY: Duration = Duration::from_millis(300);
+/// The first wait before asking the store again after it failed (busy beyond its timeout,
+/// locked by another process); it doubles up to [`STORE_RETRY_MAX`]. The link stays up: a
+/// new link would not make the local store answer sooner.
+pub const STORE_RETRY: Duration = Duration::from_millis(500);
+pub const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The lanes of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +54,10 @@ pub enum Lane {
 
 impl Lane {
     pub const ALL: [Lane; 5] = [Lane::PushDocs, Lane::PullDocs, Lane::Reconcile, Lane::Health, Lane::Blobs];
+}
+
+fn lane_index(lane: Lane) -> usize {
+    Lane::ALL.iter().position(|l| *l == lane).unwrap_or(0)
 }
 
 /// What the engine asks of the child's store.
@@ -210,6 +219,12 @@ pub struct ChildSession {
     blobs: Blobs,
     /// Ids to ask the parent to send whole at the next pull.
     forget: Vec<String>,
+    /// Each lane's query in flight, kept to ask again if the store fails.
+    asked: [Option<Query>; 5],
+    /// Queries to ask again at a time, after the store failed them.
+    retries: Vec<(Instant, Lane, Query)>,
+    /// Store failures in a row (the retry backoff).
+    store_failures: u32,
     closed: bool,
 }
 
@@ -226,12 +241,15 @@ impl ChildSession {
             health: Health::Asking,
             blobs: Blobs::Asking,
             forget: Vec::new(),
+            asked: Default::default(),
+            retries: Vec::new(),
+            store_failures: 0,
             closed: false,
         };
-        s.out.push_back(Output::Query(Lane::PushDocs, Query::DocsToSend { limit: DOCS_PER_BATCH }));
-        s.out.push_back(Output::Query(Lane::PullDocs, Query::PullCursor));
-        s.out.push_back(Output::Query(Lane::Health, Query::HealthReport));
-        s.out.push_back(Output::Query(Lane::Blobs, Query::NextBlobUpload));
+        s.query(Lane::PushDocs, Query::DocsToSend { limit: DOCS_PER_BATCH });
+        s.query(Lane::PullDocs, Query::PullCursor);
+        s.query(Lane::Health, Query::HealthReport);
+        s.query(Lane::Blobs, Query::NextBlobUpload);
         s
     }
 
@@ -267,7 +285,7 @@ impl ChildSession {
                 _ => None,
             },
         ];
-        deadlines.into_iter().flatten().min()
+        deadlines.into_iter().flatten().chain(self.retries.iter().map(|(at, _, _)| *at)).min()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -283,6 +301,7 @@ impl ChildSession {
     }
 
     fn query(&mut self, lane: Lane, q: Query) {
+        self.asked[lane_index(lane)] = Some(q.clone());
         self.out.push_back(Output::Query(lane, q));
     }
 
@@ -329,6 +348,11 @@ impl ChildSession {
         if matches!(self.blobs, Blobs::Waiting { until, .. } if until <= now) {
             self.start_blobs();
         }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries).into_iter().partition(|(at, _, _)| *at <= now);
+        self.retries = later;
+        for (_, lane, q) in due {
+            self.query(lane, q);
+        }
     }
 
     fn start_push(&mut self) {
@@ -359,8 +383,21 @@ impl ChildSession {
                 self.reconcile = Reconcile::Waiting { until: now + RECONCILE_INTERVAL };
                 return;
             }
-            Err(e) => return self.close(format!("local store: {e}")),
+            // Every other lane asks its store again later: the store is busy (another writer,
+            // another process) or failing, and neither is a reason to drop the link.
+            Err(e) => {
+                let Some(q) = self.asked[lane_index(lane)].take() else {
+                    return self.close(format!("local store: {e}"));
+                };
+                let wait = STORE_RETRY.saturating_mul(1 << self.store_failures.min(6)).min(STORE_RETRY_MAX);
+                self.store_failures = self.store_failures.saturating_add(1);
+                warn!(error = %e, ?lane, wait_ms = wait.as_millis() as u64, "the local store failed a sync step; asking it again");
+                self.retries.push((now + wait, lane, q));
+                return;
+            }
         };
+        self.store_failures = 0;
+        self.asked[lane_index(lane)] = None;
         match (lane, reply) {
             (Lane::PushDocs, Reply::Docs(docs, upto)) if matches!(self.push, Push::Asking) => {
                 if docs.is_empty() {

@@ -564,6 +564,36 @@ fn a_busy_parent_and_a_failed_blob_are_retried_and_a_broken_answer_ends_the_sess
 }
 
 #[test]
+fn a_failing_store_is_asked_again_later_and_the_session_stays_up() {
+    let now = Instant::now();
+    let mut s = ChildSession::new(now);
+    let mut first = Vec::new();
+    while let Some(o) = s.poll_output() {
+        first.push(o);
+    }
+    assert!(first.contains(&Output::Query(Lane::PullDocs, child::Query::PullCursor)));
+    // The database is locked by another process beyond its busy timeout, three times in a row.
+    let mut at = now;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        s.handle_reply(Lane::PullDocs, Err("database is locked".into()), at);
+        assert!(!s.is_closed(), "a busy store does not end the session");
+        assert_eq!(s.poll_output(), None, "nothing is asked until the wait is over");
+        let due = s.poll_timeout().expect("a retry is due");
+        waits.push(due - at);
+        s.handle_timeout(due);
+        assert_eq!(s.poll_output(), Some(Output::Query(Lane::PullDocs, child::Query::PullCursor)), "the same query, again");
+        at = due;
+    }
+    assert!(waits[0] >= child::STORE_RETRY && waits[1] > waits[0] && waits[2] > waits[1], "backing off: {waits:?}");
+    // Once it answers, the lane goes on, and the backoff starts over.
+    s.handle_reply(Lane::PullDocs, Ok(child::Reply::Seq(0)), at);
+    assert!(matches!(s.poll_output(), Some(Output::Request(Lane::PullDocs, Message::PullDocs { after_seq: 0, .. }))));
+    s.handle_reply(Lane::Health, Err("database is locked".into()), at);
+    assert_eq!(s.poll_timeout().map(|t| t - at), Some(child::STORE_RETRY));
+}
+
+#[test]
 fn the_parent_answers_each_request_from_its_store() {
     let store = MemParent::default();
     store.publish("notice-1");

@@ -602,8 +602,7 @@ async fn edit_lesson(state: &AppState, id: String, edit: lessons::LessonEdit) ->
     let lesson = change(state, move |tx, w| lessons::edit(tx, w, &lid, &edit))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
-    let ctx = std::sync::Arc::clone(&state.ctx);
-    Ok(Json(LessonView::new(&ctx, lesson)))
+    Ok(Json(blocking(state, move |ctx| Ok(LessonView::new(ctx, lesson))).await?))
 }
 
 /// Changes a lesson's descriptive fields (title, teacher, grade, subject, textbook_chapter,

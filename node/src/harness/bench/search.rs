@@ -103,7 +103,7 @@ pub fn search(opts: &SearchBenchOptions) -> Result<SearchBenchReport, NodeError>
     }
     let writer = WriterOptions::default();
     let index = LessonIndex::open_with(&opts.dir, writer)?;
-    let bar = crate::bench::bar(n as u64, "indexing lessons");
+    let bar = crate::harness::bench::bar(n as u64, "indexing lessons");
     let started = Instant::now();
     const BATCH: usize = 10_000;
     let mut i = 0;
@@ -145,7 +145,7 @@ pub fn search(opts: &SearchBenchOptions) -> Result<SearchBenchReport, NodeError>
         merge,
         segments_built,
         index_bytes,
-        peak_rss: crate::bench::peak_rss(),
+        peak_rss: crate::harness::bench::peak_rss(),
         queries,
     })
 }

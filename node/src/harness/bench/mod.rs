@@ -9,6 +9,12 @@
 //!     scope). Measured: time until the city holds all of them.
 //! (c) Peak resident memory of the process (province and cities together).
 
+pub mod media;
+pub mod portal;
+pub mod search;
+pub mod signin;
+pub mod transcode;
+
 use crate::catalog::{self, Collection};
 use crate::config::Config;
 use crate::documents::{self, DocError};

@@ -6,8 +6,8 @@
 //! alternate the variants. Youke also writes the poster, the sprite and its map, which the CLI
 //! command does not: the comparison is conservative.
 
-use crate::bench_media::median;
-use crate::bench::peak_rss;
+use crate::harness::bench::media::median;
+use crate::harness::bench::peak_rss;
 use crate::context::NodeError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -9,7 +9,7 @@
 //! The client helpers ([`connect_from`], [`exchange`], [`at_once`]) are the ones the hardening
 //! tests use.
 
-use crate::bench_media::median;
+use crate::harness::bench::media::median;
 use crate::config::Config;
 use crate::context::{NodeCtx, NodeError};
 use std::collections::BTreeMap;
@@ -180,7 +180,7 @@ fn start(dir: &Path) -> Result<(Serving, u16, String), NodeError> {
     let lesson = {
         let ctx = NodeCtx::open(&data, config)?;
         ctx.store.write(|tx| crate::accounts::create_user(tx, "admin", "管理员", crate::accounts::Role::Admin, PASSWORD)).map_err(err)?;
-        crate::bench::make_lessons(&ctx, 1, Tier::School, "lesson")?.pop().ok_or_else(|| err("no lesson made"))?
+        crate::harness::bench::make_lessons(&ctx, 1, Tier::School, "lesson")?.pop().ok_or_else(|| err("no lesson made"))?
     };
     let exe = std::env::current_exe().map_err(err)?;
     let log = std::fs::File::create(dir.join("serve.log")).map_err(err)?;
@@ -206,11 +206,11 @@ pub fn signin(opts: &SigninBenchOptions) -> Result<SigninBenchReport, NodeError>
     let (serving, http, page) = start(&opts.dir)?;
     let pid = serving.0.id();
     let rss = |key: &str| proc_status_bytes(pid, key).unwrap_or(0);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(err)?;
+    let runtime = crate::store::runtime().map_err(err)?;
     std::thread::sleep(Duration::from_secs(1));
     let start_rss = rss("VmRSS:");
     let total = opts.bursts.len() * opts.rounds;
-    let bar = crate::bench::bar(total as u64, "sign-in bursts");
+    let bar = crate::harness::bench::bar(total as u64, "sign-in bursts");
     let mut bursts = Vec::new();
     let mut round_no = 0u8;
     for round in 0..opts.rounds {

@@ -5,7 +5,7 @@
 //! media-variant`), so its CPU time and peak memory are its own; rounds alternate the variants so
 //! that machine noise hits all of them alike. Prints a Markdown table.
 
-use crate::bench::peak_rss;
+use crate::harness::bench::peak_rss;
 use crate::config::Config;
 use crate::context::NodeError;
 use crate::services::Node;
@@ -79,7 +79,7 @@ pub fn run_variant(variant: Variant, source: &Path, dir: &Path) -> Result<Varian
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(err)?;
     let bytes = std::fs::metadata(source).map_err(err)?.len();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(err)?;
+    let rt = crate::store::runtime().map_err(err)?;
     let (secs, cpu_secs, peak) = match variant {
         Variant::Youke => rt.block_on(youke(source, dir))?,
         Variant::Quinn => rt.block_on(bare_quinn(source, dir))?,

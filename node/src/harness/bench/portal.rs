@@ -9,7 +9,7 @@
 //! The node runs in this process; nginx and wrk are the Debian packages (`make bench-portal`
 //! installs them). Nothing leaves the loopback interface and every run is bounded in time.
 
-use crate::bench_media::median;
+use crate::harness::bench::media::median;
 use crate::config::Config;
 use crate::context::NodeError;
 use crate::services::Node;
@@ -240,7 +240,7 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
 
     let _ = std::fs::remove_dir_all(&opts.dir);
     std::fs::create_dir_all(&opts.dir).map_err(err)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(err)?;
+    let runtime = crate::store::runtime().map_err(err)?;
     let cancel = CancellationToken::new();
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut config = Config { role: Tier::School, name: "基准学校".into(), http: local, quic: local, ..Config::default() };
@@ -264,7 +264,7 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
     let script = rotation(&opts.dir, "segments.lua", &paths)?;
 
     // The catalog for the pages, indexed before they are measured.
-    let ids = crate::bench::make_lessons(&ctx, opts.lessons, Tier::School, "lessons for the pages")?;
+    let ids = crate::harness::bench::make_lessons(&ctx, opts.lessons, Tier::School, "lessons for the pages")?;
     let index = std::sync::Arc::clone(&node.index);
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while index.len() < opts.lessons {
@@ -282,7 +282,7 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
 
     let mut runs = Vec::new();
     let total = (connections.len() * opts.rounds * 2 + 2 * opts.rounds) as u64;
-    let bar = crate::bench::bar(total, "wrk runs");
+    let bar = crate::harness::bench::bar(total, "wrk runs");
     // Warm both: the node's segment cache and the page cache nginx sends from.
     for url in [&youke_url, &nginx_url].into_iter().filter(|_| !connections.is_empty()) {
         wrk(url, Some(&script), 50, 2)?;
