@@ -16,8 +16,8 @@
 //!   blob store; transfers in progress.
 //! - [`sync`]: the sync engine, both sides, as state machines without I/O, and the store
 //!   interfaces it drives.
-//! - [`transport`], [`pull`]: the QUIC endpoint, framed requests and [`transport::LinkError`];
-//!   fetching ranges from the parent.
+//! - [`transport`], [`pull_through`]: the QUIC endpoint, framed requests and [`transport::LinkError`];
+//!   fetching ranges from the parent for viewing (pull-through; documents are pulled by [`sync`]).
 //! - [`link`]: the tokio/quinn drivers: uplink, acceptor, enrollment, blob streams, ranges.
 
 pub mod backoff;
@@ -30,7 +30,7 @@ pub mod link;
 pub mod manifest;
 pub mod pki;
 pub mod protocol;
-pub mod pull;
+pub mod pull_through;
 pub mod rate;
 pub mod sync;
 pub mod tier;

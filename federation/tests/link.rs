@@ -172,7 +172,7 @@ async fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_error(
         limiter: Arc::new(RateLimiter::new(RateSchedule::default(), 0)),
         counters: Default::default(),
         transfers: Transfers::new(),
-        upstream: youke_federation::pull::Upstream::new(),
+        upstream: youke_federation::pull_through::Upstream::new(),
         trust: Trust::DevPinned,
         revocations: Revocations::new(),
     };

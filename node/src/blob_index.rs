@@ -1,5 +1,5 @@
 //! The index of media blobs this node holds (its own and replicated recordings; not the
-//! pull-through cache, which [`crate::pull`] keeps): the `blobs` table, whose SQL is here and
+//! pull-through cache, which [`crate::pull_through`] keeps): the `blobs` table, whose SQL is here and
 //! nowhere else. The bytes themselves are in the blob store ([`youke_federation::blobs`]); a
 //! row is added in the transaction that makes the blob part of the node (import, a child's
 //! upload), after the bytes are safely stored.

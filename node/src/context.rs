@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use youke_federation::blobs::BlobError;
 use youke_federation::protocol::{NodeInfo, PROTOCOL_VERSION};
-use youke_federation::pull::Upstream;
+use youke_federation::pull_through::Upstream;
 use youke_federation::rate::RateLimiter;
 use youke_federation::transfers::Transfers;
 use youke_federation::transport::LinkError;
@@ -83,7 +83,7 @@ pub struct NodeCtx {
     /// The parent connection while the link is up, for pull-through fetches.
     pub upstream: Arc<Upstream>,
     /// The pull-through cache's in-memory state.
-    pub pull: crate::pull::state::PullState,
+    pub pull_through: crate::pull_through::state::PullState,
     /// Revoked node ids, mirrored from the database for the links (see [`crate::trust::watch`]).
     pub revocations: Arc<youke_federation::pki::Revocations>,
 }
@@ -138,7 +138,7 @@ impl NodeCtx {
             limiter,
             transfers: Transfers::new(),
             upstream: Upstream::new(),
-            pull: Default::default(),
+            pull_through: Default::default(),
             revocations: youke_federation::pki::Revocations::new(),
         })
     }

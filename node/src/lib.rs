@@ -8,13 +8,13 @@
 //! - Tables, one owner each: [`documents`] (the CRDT document store and its scope rule, with
 //!   the [`documents::Schema`] trait kinds implement), [`sync_state`] (peers, cursors, link
 //!   state, the upload queue), [`blob_index`], [`competition_entries`], [`accounts`],
-//!   [`uploads`] (tus resumable uploads), [`media_jobs`], [`health`].
+//!   [`resumable_uploads`] (the tus protocol's uploads, apart from the replication queue), [`media_jobs`], [`health`].
 //! - Kinds: [`lessons`], [`catalog`] (collections, announcements, competitions), [`trust`]
 //!   (join tokens, enrolled children, revocations), listed in [`kinds`]; the competition
 //!   workflow in [`competitions`].
 //! - Work: [`import`], [`ingest`] and [`ftp`] (the import folder), [`indexer`] (search),
-//!   [`replication`] (the federation's stores over the node's tables), [`pull`] (pull-through
-//!   viewing, its cache and prefetch), [`link_settings`], [`backup`], [`storage`],
+//!   [`replication`] (the federation's stores over the node's tables), [`pull_through`] (pull-through
+//!   viewing, its cache and prefetch), [`link_settings`], [`backup`], [`object_storage`],
 //!   [`forecast`], [`status`], [`provision`] (init, enroll, setup), [`disk`], [`passwords`].
 //! - The portal and API: [`http`]. The composition root: [`services`] ([`Node::spawn`]).
 //! - Beside the appliance: [`harness`] (the demo and the benchmarks).
@@ -42,19 +42,19 @@ pub mod lessons;
 pub mod link_settings;
 pub mod media_jobs;
 pub mod name_pattern;
+pub mod object_storage;
 pub mod passwords;
 pub mod provision;
-pub mod pull;
+pub mod pull_through;
 pub mod replication;
+pub mod resumable_uploads;
 pub mod services;
 pub mod status;
-pub mod storage;
 pub mod store;
 pub mod sync_state;
 pub mod systemd;
 pub mod trust;
 pub mod units;
-pub mod uploads;
 
 pub use context::{NodeCtx, NodeError};
 pub use services::{Node, RunningNode};

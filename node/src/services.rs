@@ -83,7 +83,7 @@ impl Node {
 
         // 0. Link settings, housekeeping of transfers and the cache; revocations for the links.
         tasks.spawn(crate::link_settings::run(Arc::clone(&ctx), cancel.clone()));
-        tasks.spawn(crate::pull::housekeeping(Arc::clone(&ctx), cancel.clone()));
+        tasks.spawn(crate::pull_through::housekeeping(Arc::clone(&ctx), cancel.clone()));
         tasks.spawn(crate::trust::watch(Arc::clone(&ctx), Arc::clone(&ctx.revocations), cancel.clone()));
         // 0b. Media jobs (HLS ladders), one at a time in a child process.
         if cfg.media.transcode {
@@ -115,7 +115,7 @@ impl Node {
                 max_blob_size: cfg.limits.max_blob_bytes,
                 counters: Arc::clone(&ctx.counters),
                 transfers: Arc::clone(&ctx.transfers),
-                ranges: cfg.parent.as_ref().map(|_| Arc::new(crate::pull::CacheSource(Arc::clone(&ctx))) as Arc<dyn youke_federation::pull::RangeSource>),
+                ranges: cfg.parent.as_ref().map(|_| Arc::new(crate::pull_through::CacheSource(Arc::clone(&ctx))) as Arc<dyn youke_federation::pull_through::RangeSource>),
                 trust: identity.trust.clone(),
                 revocations: Arc::clone(&ctx.revocations),
             };
@@ -138,7 +138,7 @@ impl Node {
                 revocations: Arc::clone(&ctx.revocations),
             };
             tasks.spawn(uplink.run(cancel.clone()));
-            tasks.spawn(crate::pull::prefetch(Arc::clone(&ctx), cancel.clone()));
+            tasks.spawn(crate::pull_through::prefetch(Arc::clone(&ctx), cancel.clone()));
             info!(%parent, "linking to parent");
         }
         let ep = endpoint.clone();

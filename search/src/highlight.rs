@@ -1,9 +1,22 @@
-//! Marks the query's words in a title or description: HTML-escaped text with `<b>` around
-//! each match, cut to a window around the first match when the text is long.
+//! Finds the query's words in a title or description: the passage to show (cut to a window
+//! around the first match when the text is long) and where the matches are in it. Rendering
+//! (HTML with `<b>`, escaping) is the portal's.
 
-/// `text` with every occurrence of a needle (ASCII case ignored) in `<b>`, escaped; at most
-/// `max_chars` characters around the first match (with … where cut). `None` if nothing matches.
-pub fn mark(text: &str, needles: &[String], max_chars: usize) -> Option<String> {
+/// A passage with the query's words found in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    /// The passage: the whole text, or a window of it.
+    pub text: String,
+    /// Byte ranges of the matches in `text`, in order, not overlapping.
+    pub marks: Vec<(usize, usize)>,
+    /// Text was cut before the passage, and after it.
+    pub cut_before: bool,
+    pub cut_after: bool,
+}
+
+/// `text` with every occurrence of a needle (ASCII case ignored) marked; at most `max_chars`
+/// characters around the first match. `None` if nothing matches.
+pub fn mark(text: &str, needles: &[String], max_chars: usize) -> Option<Marked> {
     if text.is_empty() {
         return None;
     }
@@ -39,77 +52,14 @@ pub fn mark(text: &str, needles: &[String], max_chars: usize) -> Option<String> 
         let s = e.saturating_sub(max_chars);
         (chars[s].0, chars.get(e).map_or(text.len(), |(b, _)| *b))
     };
-    let mut out = String::new();
-    if start > 0 {
-        out.push('…');
-    }
-    let mut pos = start;
+    let mut marks = Vec::new();
     for (s, e) in ranges {
         if e <= start || s >= end {
             continue;
         }
-        let (s, e) = (s.max(start), e.min(end));
-        push_escaped(&mut out, &text[pos..s]);
-        out.push_str("<b>");
-        push_escaped(&mut out, &text[s..e]);
-        out.push_str("</b>");
-        pos = e;
+        marks.push((s.max(start) - start, e.min(end) - start));
     }
-    push_escaped(&mut out, &text[pos..end]);
-    if end < text.len() {
-        out.push('…');
-    }
-    Some(out)
-}
-
-/// Escapes text for HTML element content and attribute values (the one escaper of the
-/// project: the portal's pages use it too).
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    push_escaped(&mut out, s);
-    out
-}
-
-/// The HTML replacement of a byte, for the five that need one.
-fn replacement(b: u8) -> Option<&'static str> {
-    match b {
-        b'&' => Some("&amp;"),
-        b'<' => Some("&lt;"),
-        b'>' => Some("&gt;"),
-        b'"' => Some("&quot;"),
-        b'\'' => Some("&#39;"),
-        _ => None,
-    }
-}
-
-/// Appends `s` escaped to `out`.
-pub fn push_escaped(out: &mut String, s: &str) {
-    let _ = escape_into(out, s);
-}
-
-/// `s` escaped as it is formatted (`write!(page, "{}", Escaped(title))`), without a string of
-/// its own.
-#[derive(Debug, Clone, Copy)]
-pub struct Escaped<'a>(pub &'a str);
-
-impl std::fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        escape_into(f, self.0)
-    }
-}
-
-/// Writes `s` escaped: the runs between special bytes are written whole (the special bytes are
-/// all ASCII, so every cut is on a character boundary).
-fn escape_into(w: &mut impl std::fmt::Write, s: &str) -> std::fmt::Result {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if let Some(r) = replacement(b) {
-            w.write_str(&s[last..i])?;
-            w.write_str(r)?;
-            last = i + 1;
-        }
-    }
-    w.write_str(&s[last..])
+    Some(Marked { text: text[start..end].to_string(), marks, cut_before: start > 0, cut_after: end < text.len() })
 }
 
 #[cfg(test)]
@@ -121,28 +71,15 @@ mod tests {
     }
 
     #[test]
-    fn marks_matches_escapes_and_cuts() {
-        assert_eq!(mark("勾股定理", &n(&["勾股"]), 100).as_deref(), Some("<b>勾股</b>定理"));
-        assert_eq!(mark("勾股定理与勾股数", &n(&["勾股", "勾股定理"]), 100).as_deref(), Some("<b>勾股定理</b>与<b>勾股</b>数"));
-        assert_eq!(mark("Python 入门", &n(&["python"]), 100).as_deref(), Some("<b>Python</b> 入门"));
-        assert_eq!(mark("<i>勾股</i>", &n(&["勾股"]), 100).as_deref(), Some("&lt;i&gt;<b>勾股</b>&lt;/i&gt;"));
+    fn finds_matches_longest_first_and_cuts_a_window_around_the_first() {
+        let m = mark("勾股定理与勾股数", &n(&["勾股", "勾股定理"]), 100).expect("match");
+        assert_eq!(m.marks, vec![(0, 12), (15, 21)]);
+        assert!(!m.cut_before && !m.cut_after);
+        assert_eq!(mark("Python 入门", &n(&["python"]), 100).map(|m| m.marks), Some(vec![(0, 6)]));
         assert_eq!(mark("牛顿", &n(&["勾股"]), 100), None);
         let long = format!("{}浮力{}", "前".repeat(100), "后".repeat(100));
-        let cut = mark(&long, &n(&["浮力"]), 20).expect("match");
-        assert!(cut.starts_with('…') && cut.ends_with('…') && cut.contains("<b>浮力</b>"), "{cut}");
-        assert!(cut.chars().count() <= 20 + 2 + 7, "{cut}");
-    }
-
-    #[test]
-    fn escapes_the_five_and_keeps_the_rest() {
-        let raw = "勾股<定理> & \"引号\" 'x' 末尾&";
-        let want = "勾股&lt;定理&gt; &amp; &quot;引号&quot; &#39;x&#39; 末尾&amp;";
-        assert_eq!(escape(raw), want);
-        assert_eq!(Escaped(raw).to_string(), want);
-        let mut out = String::from("前");
-        push_escaped(&mut out, raw);
-        assert_eq!(out, format!("前{want}"));
-        assert_eq!(escape("没有特殊字符"), "没有特殊字符");
-        assert_eq!(escape(""), "");
+        let m = mark(&long, &n(&["浮力"]), 20).expect("match");
+        assert!(m.cut_before && m.cut_after && m.text.chars().count() == 20, "{m:?}");
+        assert_eq!(&m.text[m.marks[0].0..m.marks[0].1], "浮力");
     }
 }

@@ -17,7 +17,7 @@ mod facets;
 mod highlight;
 
 pub use analysis::{analyzer, bigrams, terms};
-pub use highlight::{Escaped, escape as escape_html, push_escaped};
+pub use highlight::{Marked, mark};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -198,11 +198,11 @@ impl Request {
 pub struct Hit {
     pub id: String,
     pub score: f32,
-    /// The title with the matching words in `<b>`, HTML-escaped; `None` when the title did not
-    /// match (show it as it is).
-    pub title_html: Option<String>,
-    /// A passage of the description around the matching words, highlighted like the title.
-    pub snippet_html: Option<String>,
+    /// The title with the matching words found; `None` when the title did not match (show it
+    /// as it is).
+    pub title_marks: Option<Marked>,
+    /// A passage of the description around the matching words.
+    pub snippet_marks: Option<Marked>,
     /// Subtitle cues that match the query (at most [`MAX_MOMENTS`]), so a viewer can jump to
     /// the moment something is said.
     pub moments: Vec<Moment>,
@@ -732,8 +732,8 @@ impl LessonIndex {
             hits.push(Hit {
                 id: id.to_string(),
                 score,
-                title_html: highlight::mark(text(self.fields.title), &needles, usize::MAX),
-                snippet_html: highlight::mark(text(self.fields.description), &needles, SNIPPET_CHARS),
+                title_marks: highlight::mark(text(self.fields.title), &needles, usize::MAX),
+                snippet_marks: highlight::mark(text(self.fields.description), &needles, SNIPPET_CHARS),
                 moments: moments(&cues, &words),
             });
         }

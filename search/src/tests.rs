@@ -128,23 +128,6 @@ fn pages_and_depth_limit() {
 }
 
 #[test]
-fn highlights_title_and_description() {
-    let idx = sample();
-    let r = idx.search(&Request::text("浮力", 10)).expect("search");
-    let hit = &r.hits[0];
-    assert_eq!(hit.id, "d");
-    assert!(hit.snippet_html.as_deref().is_some_and(|s| s.contains("<b>浮力</b>")), "{hit:?}");
-    let r = idx.search(&Request::text("牛顿", 10)).expect("search");
-    assert_eq!(r.hits[0].title_html.as_deref(), Some("<b>牛顿</b>第一定律"));
-    assert_eq!(r.hits[0].snippet_html, None);
-    // Stored text is escaped.
-    idx.upsert(&[lesson("x", "<script>勾股</script>", "", "", "", &[])]).expect("upsert");
-    idx.commit(5).expect("commit");
-    let r = idx.search(&Request::text("勾股", 10)).expect("search");
-    assert!(r.hits[0].title_html.as_deref().is_some_and(|t| !t.contains("<script>")), "{:?}", r.hits[0]);
-}
-
-#[test]
 fn spoken_words_find_the_lesson_and_the_moment() {
     let idx = LessonIndex::in_memory().expect("index");
     let mut d = lesson("s", "第三章 复习", "王老师", "数学", "初二", &[]);

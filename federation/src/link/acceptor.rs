@@ -13,7 +13,7 @@ use crate::identity::{Fingerprint, Trust};
 use crate::manifest::Manifest;
 use crate::pki::{self, Revocations};
 use crate::protocol::{self, ErrorCode, Message, NodeInfo};
-use crate::pull::RangeSource;
+use crate::pull_through::RangeSource;
 use crate::sync::parent::{self, Step};
 use crate::sync::{ParentStore, Peer};
 use crate::transfers::{Direction, Transfers};

@@ -1,5 +1,5 @@
 //! Range serving: a child fetching bytes of a blob (pull-through viewing) is answered from
-//! this node's store, or through its own pull-through cache ([`crate::pull::RangeSource`]) when
+//! this node's store, or through its own pull-through cache ([`crate::pull_through::RangeSource`]) when
 //! it does not hold the blob.
 
 use super::acceptor::ChildAcceptor;
@@ -8,7 +8,7 @@ use crate::hash::BlobHash;
 use crate::manifest::CHUNK;
 use crate::protocol::{ErrorCode, Message};
 use crate::protocol::MAX_RANGE;
-use crate::pull::Range;
+use crate::pull_through::Range;
 use crate::counters::LinkCounters;
 use crate::sync::Peer;
 use crate::transfers::Direction;

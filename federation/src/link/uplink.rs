@@ -9,7 +9,7 @@ use crate::counters::LinkCounters;
 use crate::identity::Trust;
 use crate::pki::{Place, Revocations};
 use crate::protocol::{self, Message, NodeInfo};
-use crate::pull::Upstream;
+use crate::pull_through::Upstream;
 use crate::rate::RateLimiter;
 use crate::sync::child::{self, ChildSession, Failure, Lane, Output};
 use crate::sync::{BlobUpload, ChildStore, LinkState, Peer};

@@ -241,7 +241,7 @@ pub fn start_child(parent: SocketAddr, local: NodeInfo, identity: &NodeIdentity,
         limiter: Arc::new(RateLimiter::new(RateSchedule::default(), 0)),
         counters: Default::default(),
         transfers: Transfers::new(),
-        upstream: youke_federation::pull::Upstream::new(),
+        upstream: youke_federation::pull_through::Upstream::new(),
         trust: identity.trust.clone(),
         revocations: revocations.clone(),
     };

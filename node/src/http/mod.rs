@@ -14,6 +14,7 @@ mod console;
 mod contest;
 mod cookies;
 pub mod fastpath;
+mod html;
 mod i18n;
 pub mod limits;
 mod login;
@@ -243,9 +244,9 @@ impl From<NodeError> for ApiError {
     }
 }
 
-impl From<crate::pull::PullError> for ApiError {
-    fn from(e: crate::pull::PullError) -> Self {
-        use crate::pull::PullError;
+impl From<crate::pull_through::PullError> for ApiError {
+    fn from(e: crate::pull_through::PullError) -> Self {
+        use crate::pull_through::PullError;
         use youke_federation::transport::LinkError;
         match e {
             PullError::Link(LinkError::NoParent) => ApiError::Unavailable(

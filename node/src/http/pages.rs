@@ -14,8 +14,8 @@ use std::fmt::Write;
 use youke_search::{Dim, Order};
 
 /// Escapes text for HTML element content and attribute values.
-pub use youke_search::escape_html as esc;
-use youke_search::{Escaped, push_escaped};
+pub use super::html::escape as esc;
+use super::html::{Escaped, push_escaped};
 
 pub(super) fn url_encode(s: &str) -> String {
     let mut out = String::new();

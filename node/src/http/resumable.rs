@@ -16,7 +16,7 @@
 use super::api::{UPLOAD_IDLE, check_upload_name, import_meta, import_upload, upload_dirs};
 use super::auth::Auth;
 use super::{ApiError, AppState, blocking};
-use crate::uploads::{self, Upload, UploadMeta};
+use crate::resumable_uploads::{self as uploads, Upload, UploadMeta};
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};

@@ -145,14 +145,14 @@ pub fn storage(data: &Path, cmd: StorageCommand) -> Result<()> {
     match cmd {
         StorageCommand::Check => {
         let ctx = NodeCtx::open_dir(data)?;
-        let at = youke_node::storage::check(&ctx)?;
+        let at = youke_node::object_storage::check(&ctx)?;
         println!("object storage ok: {at} (wrote, read back and deleted a test object)");
         Ok(())
         }
         StorageCommand::Migrate { json } => {
         let ctx = NodeCtx::open_dir(data)?;
         let mut bar = BytesBar::new("moving to object storage");
-        let r = youke_node::storage::migrate(&ctx, &mut bar)?;
+        let r = youke_node::object_storage::migrate(&ctx, &mut bar)?;
         bar.0.finish_and_clear();
         if json {
             println!("{}", serde_json::to_string_pretty(&r)?);

@@ -25,7 +25,7 @@ use youke_federation::blobs::BlobError;
 use youke_federation::transport::LinkError;
 use youke_federation::manifest::{self, CHUNK, Manifest};
 use youke_federation::protocol::MAX_RANGE;
-use youke_federation::pull::{Range, RangeSource, chunks_of};
+use youke_federation::pull_through::{Range, RangeSource, chunks_of};
 use youke_federation::transfers::Direction;
 use youke_federation::BlobHash;
 
@@ -80,7 +80,7 @@ pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> 
         })
         .await;
     }
-    let gate = Arc::clone(lock(&ctx.pull.fetching).entry(hash).or_default());
+    let gate = Arc::clone(lock(&ctx.pull_through.fetching).entry(hash).or_default());
     let _one_fetch_at_a_time = gate.lock().await;
     let manifest = manifest_of(ctx, hash).await?;
     let want = chunks_of(manifest.size, offset, len);
@@ -90,13 +90,13 @@ pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> 
         fetch_chunks(ctx, hash, &manifest, &missing).await?;
     }
     touch(ctx, hash).await?;
-    let complete = lock(&ctx.pull.blobs).get(&hash).is_some_and(|(m, have)| have.len() as u64 == manifest::chunk_count(m.size));
+    let complete = lock(&ctx.pull_through.blobs).get(&hash).is_some_and(|(m, have)| have.len() as u64 == manifest::chunk_count(m.size));
     let blobs = ctx.blobs.clone();
     let end = (offset + len).min(manifest.size);
     let bytes = blocking(move || Ok(blobs.cache_read(&hash, offset, end.saturating_sub(offset) as usize)?)).await?;
     // An eviction for another blob forgets this one before deleting its file, so if it is still
     // known here, what was read is what was verified (a deleted file would read as zeros).
-    if !lock(&ctx.pull.blobs).contains_key(&hash) {
+    if !lock(&ctx.pull_through.blobs).contains_key(&hash) {
         return Err(PullError::Evicted { hash });
     }
     if complete {
@@ -107,14 +107,14 @@ pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> 
 
 /// The blob's manifest: known, kept on disk, or fetched with its first chunk.
 async fn manifest_of(ctx: &Arc<NodeCtx>, hash: BlobHash) -> Result<Manifest, PullError> {
-    if let Some((m, _)) = lock(&ctx.pull.blobs).get(&hash) {
+    if let Some((m, _)) = lock(&ctx.pull_through.blobs).get(&hash) {
         return Ok(m.clone());
     }
     let blobs = ctx.blobs.clone();
     if let Some(m) = blocking(move || Ok(blobs.saved_manifest(&hash))).await?
         && m.verify(&hash).is_ok()
     {
-        lock(&ctx.pull.blobs).entry(hash).or_insert_with(|| (m.clone(), BTreeSet::new()));
+        lock(&ctx.pull_through.blobs).entry(hash).or_insert_with(|| (m.clone(), BTreeSet::new()));
         return Ok(m);
     }
     let (size, manifest, bytes) = ctx.upstream.fetch(hash, 0, CHUNK, true).await?;
@@ -137,7 +137,7 @@ async fn manifest_of(ctx: &Arc<NodeCtx>, hash: BlobHash) -> Result<Manifest, Pul
     if ok {
         have.insert(0);
     }
-    lock(&ctx.pull.blobs).insert(hash, (manifest.clone(), have));
+    lock(&ctx.pull_through.blobs).insert(hash, (manifest.clone(), have));
     Ok(manifest)
 }
 
@@ -145,7 +145,7 @@ async fn manifest_of(ctx: &Arc<NodeCtx>, hash: BlobHash) -> Result<Manifest, Pul
 /// are checked and kept; the rest are returned.
 async fn verify_cached(ctx: &Arc<NodeCtx>, hash: BlobHash, manifest: &Manifest, want: std::ops::Range<u64>) -> Result<Vec<u64>, PullError> {
     let unknown: Vec<u64> = {
-        let map = lock(&ctx.pull.blobs);
+        let map = lock(&ctx.pull_through.blobs);
         let have = map.get(&hash).map(|(_, h)| h.clone()).unwrap_or_default();
         want.filter(|i| !have.contains(i)).collect()
     };
@@ -164,7 +164,7 @@ async fn verify_cached(ctx: &Arc<NodeCtx>, hash: BlobHash, manifest: &Manifest, 
         Ok(ok)
     })
     .await?;
-    let mut map = lock(&ctx.pull.blobs);
+    let mut map = lock(&ctx.pull_through.blobs);
     if let Some((_, have)) = map.get_mut(&hash) {
         have.extend(found.iter().copied());
     }
@@ -218,7 +218,7 @@ async fn fetch_chunks(ctx: &Arc<NodeCtx>, hash: BlobHash, manifest: &Manifest, m
             })
             .await?;
             progress.advance(n);
-            if let Some((_, have)) = lock(&ctx.pull.blobs).get_mut(&hash) {
+            if let Some((_, have)) = lock(&ctx.pull_through.blobs).get_mut(&hash) {
                 have.extend(written);
             }
             if !bad.is_empty() {
@@ -284,7 +284,7 @@ async fn reserve(ctx: &Arc<NodeCtx>, hash: BlobHash, size: u64) -> Result<(), Pu
     .await?;
     for (h, promoted) in evicted {
         tracing::info!(hash = %h, "evicted a cached lesson to stay within the cache quota");
-        lock(&ctx.pull.blobs).remove(&h);
+        lock(&ctx.pull_through.blobs).remove(&h);
         let blobs = ctx.blobs.clone();
         blocking(move || {
             blobs.evict_cached(&h, promoted);
@@ -312,7 +312,7 @@ async fn promote(ctx: &Arc<NodeCtx>, hash: BlobHash) -> Result<(), PullError> {
         Ok(())
     })
     .await?;
-    lock(&ctx.pull.blobs).remove(&hash);
+    lock(&ctx.pull_through.blobs).remove(&hash);
     tracing::info!(%hash, "a lesson watched through the parent is now held here in full");
     Ok(())
 }
