@@ -180,6 +180,92 @@ fn sync_tree(dir: &Path) -> Result<(), MediaError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// The AAC encoder fed by the source's audio; `None` when that audio cannot be decoded (the
+/// ladder is made without sound).
+fn open_audio(index: usize, params: codec::Parameters, acodec: codec::codec::Codec) -> Result<Option<AudioPath>, MediaError> {
+    let actx = codec::context::Context::from_parameters(params).map_err(MediaError::ff("reading the audio parameters"))?;
+    match actx.decoder().audio() {
+        Ok(dec) => {
+            let mut aenc = codec::context::Context::new_with_codec(acodec).encoder().audio().map_err(MediaError::ff("setting up AAC"))?;
+            aenc.set_rate(AUDIO_RATE);
+            aenc.set_channel_layout(ChannelLayout::STEREO);
+            #[allow(deprecated)]
+            aenc.set_channels(2);
+            aenc.set_format(Sample::F32(SampleType::Planar));
+            aenc.set_bit_rate(AUDIO_KBPS as usize * 1000);
+            aenc.set_time_base(Rational(1, AUDIO_RATE));
+            // MPEG-TS carries AAC with ADTS headers: no global header.
+            let aenc = aenc.open_as(acodec).map_err(MediaError::ff("opening the AAC encoder"))?;
+            Ok(Some(AudioPath { index, dec, enc: aenc, resampler: None, fifo: [Vec::new(), Vec::new()], next_pts: 0 }))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// The source's video, as each rung's encoder and scaler need it.
+struct VideoIn {
+    time_base: Rational,
+    fps: Rational,
+    gop: u32,
+    format: format::Pixel,
+    width: u32,
+    height: u32,
+}
+
+/// One rung of the ladder: its H.264 encoder, its HLS output (with the audio stream when there
+/// is audio) and the scaler from the source.
+fn open_rung(r: &Rendition, dir: &Path, opts: &HlsOptions, vcodec: codec::codec::Codec, acodec: codec::codec::Codec, audio: Option<&AudioPath>, input: &VideoIn) -> Result<RungOut, MediaError> {
+    let (vtb, fps, gop) = (input.time_base, input.fps, input.gop);
+    let rdir = dir.join(&r.name);
+    std::fs::create_dir_all(&rdir).map_err(|source| MediaError::Io { path: rdir.clone(), source })?;
+    let mut enc = codec::context::Context::new_with_codec(vcodec).encoder().video().map_err(MediaError::ff("setting up H.264"))?;
+    enc.set_width(r.width);
+    enc.set_height(r.height);
+    enc.set_format(format::Pixel::YUV420P);
+    enc.set_time_base(vtb);
+    enc.set_frame_rate(Some(fps));
+    enc.set_bit_rate(r.video_kbps as usize * 1000);
+    enc.set_max_bit_rate(r.video_kbps as usize * 1070);
+    enc.set_gop(gop);
+    let mut eo = Dictionary::new();
+    eo.set("preset", &opts.preset);
+    eo.set("profile", "high");
+    eo.set("level", &format!("{}.{}", r.level / 10, r.level % 10));
+    eo.set("bufsize", &format!("{}k", r.video_kbps * 3 / 2));
+    eo.set("x264-params", &format!("scenecut=0:open-gop=0:keyint={gop}:min-keyint={gop}:forced-idr=1"));
+    if opts.threads > 0 {
+        eo.set("threads", &opts.threads.to_string());
+    }
+    let enc = enc.open_with(eo).map_err(MediaError::ff("opening the H.264 encoder"))?;
+    let playlist = rdir.join("index.m3u8");
+    let mut octx = format::output_as(&playlist, "hls").map_err(MediaError::ff("creating an HLS output"))?;
+    let vidx = {
+        let mut st = octx.add_stream(vcodec).map_err(MediaError::ff("adding the video stream"))?;
+        st.set_parameters(&enc);
+        st.set_time_base(vtb);
+        st.index()
+    };
+    let aidx = match audio {
+        Some(a) => {
+            let mut st = octx.add_stream(acodec).map_err(MediaError::ff("adding the audio stream"))?;
+            st.set_parameters(&a.enc);
+            st.set_time_base(Rational(1, AUDIO_RATE));
+            Some(st.index())
+        }
+        None => None,
+    };
+    let mut mo = Dictionary::new();
+    mo.set("hls_time", &opts.segment_secs.to_string());
+    mo.set("hls_playlist_type", "vod");
+    mo.set("hls_list_size", "0");
+    mo.set("hls_flags", "independent_segments");
+    mo.set("hls_segment_filename", &rdir.join("seg_%05d.ts").to_string_lossy());
+    octx.write_header_with(mo).map_err(MediaError::ff("writing an HLS header"))?;
+    let scaler = ff::software::scaling::Context::get(input.format, input.width, input.height, format::Pixel::YUV420P, r.width, r.height, ff::software::scaling::Flags::BICUBIC)
+        .map_err(MediaError::ff("setting up the scaler"))?;
+    Ok(RungOut { scaler, enc, octx, vidx, aidx, scaled: frame::Video::empty() })
+}
+
 fn run(input: &Path, dir: &Path, opts: &HlsOptions, progress: &mut dyn FnMut(f64), cancel: &AtomicBool) -> Result<HlsOutput, MediaError> {
     let not_media = |reason: String| MediaError::NotMedia { path: input.to_path_buf(), reason };
     let mut ictx = format::input(input).map_err(|e| not_media(format!("FFmpeg cannot open it ({e})")))?;
@@ -204,25 +290,7 @@ fn run(input: &Path, dir: &Path, opts: &HlsOptions, progress: &mut dyn FnMut(f64
     // Audio: one AAC encoder whose packets go to every rung.
     let acodec = encoder::find(codec::Id::AAC).ok_or(MediaError::MissingEncoder("AAC"))?;
     let mut audio = match audio_in {
-        Some((index, params)) => {
-            let actx = codec::context::Context::from_parameters(params).map_err(MediaError::ff("reading the audio parameters"))?;
-            match actx.decoder().audio() {
-                Ok(dec) => {
-                    let mut aenc = codec::context::Context::new_with_codec(acodec).encoder().audio().map_err(MediaError::ff("setting up AAC"))?;
-                    aenc.set_rate(AUDIO_RATE);
-                    aenc.set_channel_layout(ChannelLayout::STEREO);
-                    #[allow(deprecated)]
-                    aenc.set_channels(2);
-                    aenc.set_format(Sample::F32(SampleType::Planar));
-                    aenc.set_bit_rate(AUDIO_KBPS as usize * 1000);
-                    aenc.set_time_base(Rational(1, AUDIO_RATE));
-                    // MPEG-TS carries AAC with ADTS headers: no global header.
-                    let aenc = aenc.open_as(acodec).map_err(MediaError::ff("opening the AAC encoder"))?;
-                    Some(AudioPath { index, dec, enc: aenc, resampler: None, fifo: [Vec::new(), Vec::new()], next_pts: 0 })
-                }
-                Err(_) => None,
-            }
-        }
+        Some((index, params)) => open_audio(index, params, acodec)?,
         None => None,
     };
 
@@ -231,54 +299,8 @@ fn run(input: &Path, dir: &Path, opts: &HlsOptions, progress: &mut dyn FnMut(f64
     let gop = ((f64::from(opts.segment_secs) * f64::from(fps.numerator()) / f64::from(fps.denominator())).round() as u32).max(1);
     let mut rungs: Vec<RungOut> = Vec::with_capacity(renditions.len());
     for r in &renditions {
-        let rdir = dir.join(&r.name);
-        std::fs::create_dir_all(&rdir).map_err(|source| MediaError::Io { path: rdir.clone(), source })?;
-        let mut enc = codec::context::Context::new_with_codec(vcodec).encoder().video().map_err(MediaError::ff("setting up H.264"))?;
-        enc.set_width(r.width);
-        enc.set_height(r.height);
-        enc.set_format(format::Pixel::YUV420P);
-        enc.set_time_base(vtb);
-        enc.set_frame_rate(Some(fps));
-        enc.set_bit_rate(r.video_kbps as usize * 1000);
-        enc.set_max_bit_rate(r.video_kbps as usize * 1070);
-        enc.set_gop(gop);
-        let mut eo = Dictionary::new();
-        eo.set("preset", &opts.preset);
-        eo.set("profile", "high");
-        eo.set("level", &format!("{}.{}", r.level / 10, r.level % 10));
-        eo.set("bufsize", &format!("{}k", r.video_kbps * 3 / 2));
-        eo.set("x264-params", &format!("scenecut=0:open-gop=0:keyint={gop}:min-keyint={gop}:forced-idr=1"));
-        if opts.threads > 0 {
-            eo.set("threads", &opts.threads.to_string());
-        }
-        let enc = enc.open_with(eo).map_err(MediaError::ff("opening the H.264 encoder"))?;
-        let playlist = rdir.join("index.m3u8");
-        let mut octx = format::output_as(&playlist, "hls").map_err(MediaError::ff("creating an HLS output"))?;
-        let vidx = {
-            let mut st = octx.add_stream(vcodec).map_err(MediaError::ff("adding the video stream"))?;
-            st.set_parameters(&enc);
-            st.set_time_base(vtb);
-            st.index()
-        };
-        let aidx = match &audio {
-            Some(a) => {
-                let mut st = octx.add_stream(acodec).map_err(MediaError::ff("adding the audio stream"))?;
-                st.set_parameters(&a.enc);
-                st.set_time_base(Rational(1, AUDIO_RATE));
-                Some(st.index())
-            }
-            None => None,
-        };
-        let mut mo = Dictionary::new();
-        mo.set("hls_time", &opts.segment_secs.to_string());
-        mo.set("hls_playlist_type", "vod");
-        mo.set("hls_list_size", "0");
-        mo.set("hls_flags", "independent_segments");
-        mo.set("hls_segment_filename", &rdir.join("seg_%05d.ts").to_string_lossy());
-        octx.write_header_with(mo).map_err(MediaError::ff("writing an HLS header"))?;
-        let scaler = ff::software::scaling::Context::get(vdec.format(), src_w, src_h, format::Pixel::YUV420P, r.width, r.height, ff::software::scaling::Flags::BICUBIC)
-            .map_err(MediaError::ff("setting up the scaler"))?;
-        rungs.push(RungOut { scaler, enc, octx, vidx, aidx, scaled: frame::Video::empty() });
+        let input = VideoIn { time_base: vtb, fps, gop, format: vdec.format(), width: src_w, height: src_h };
+        rungs.push(open_rung(r, dir, opts, vcodec, acodec, audio.as_ref(), &input)?);
     }
 
     let mut thumbs = Thumbs::new(src_w, src_h, vdec.format(), duration, opts.sprite_interval_secs)?;

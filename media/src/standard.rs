@@ -160,12 +160,25 @@ fn size_text(bytes: u64) -> String {
 
 /// Judges the facts against every rule of the standard.
 pub fn check(f: &Facts<'_>) -> Report {
-    use Verdict::*;
     let mut rules = Vec::with_capacity(20);
+    video_rules(f, &mut rules);
+    audio_rules(f, &mut rules);
+    duration_rules(f, &mut rules);
+    subtitle_rules(f, &mut rules);
+    document_rules(f, &mut rules);
+    Report { rules }
+}
+
+/// A rule that cannot be checked, and why.
+fn unknown(id: &str, item: &str, rule: &str, why: &str) -> RuleResult {
+    r(id, item, rule, Verdict::NotCheckable, why)
+}
+
+/// V1..V5: the video stream and the file.
+fn video_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
+    use Verdict::*;
     let video = f.probe.and_then(|p| p.video.as_ref());
     let audio = f.probe.and_then(|p| p.audio.as_ref());
-    let unknown = |id: &str, item: &str, rule: &str, why: &str| r(id, item, rule, NotCheckable, why);
-
     // V1 codec
     const V1: (&str, &str, &str) = ("V1", "video codec", "H.264");
     rules.push(match video {
@@ -219,6 +232,12 @@ pub fn check(f: &Facts<'_>) -> Report {
         },
         None => unknown(V5.0, V5.1, V5.2, "no file"),
     });
+}
+
+/// A1..A5: the audio stream.
+fn audio_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
+    use Verdict::*;
+    let audio = f.probe.and_then(|p| p.audio.as_ref());
     // A1..A4 audio
     let audio_rules: [(&str, &str, &str); 4] = [
         ("A1", "audio codec", "AAC"),
@@ -252,6 +271,11 @@ pub fn check(f: &Facts<'_>) -> Report {
         (Some(_), None) => unknown(A5.0, A5.1, A5.2, "not measured (or no pauses to hear the noise in)"),
         (Some(_), Some(db)) => r(A5.0, A5.1, A5.2, if db > 50.0 { Pass } else { Warn }, format!("≈{db:.0} dB (estimated)")),
     });
+}
+
+/// D1..D3: the lesson's length.
+fn duration_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
+    use Verdict::*;
     // D1..D3 duration
     const D1: (&str, &str, &str) = ("D1", "duration", "at most 20 minutes");
     rules.push(match f.probe {
@@ -263,6 +287,11 @@ pub fn check(f: &Facts<'_>) -> Report {
     });
     rules.push(unknown("D2", "intro", "at most 20 s (advisory)", "needs an intro marker"));
     rules.push(unknown("D3", "outro", "at most 10 s (advisory)", "needs an outro marker"));
+}
+
+/// S1..S5: the subtitles.
+fn subtitle_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
+    use Verdict::*;
     // S1..S5 subtitles
     const S1: (&str, &str, &str) = ("S1", "subtitles", "in the lecture's language");
     const S2: (&str, &str, &str) = ("S2", "subtitle file", "a separate SRT file");
@@ -299,6 +328,11 @@ pub fn check(f: &Facts<'_>) -> Report {
             rules.push(unknown(S5.0, S5.1, S5.2, "needs a reviewer"));
         }
     }
+}
+
+/// P1: the documents beside the video.
+fn document_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
+    use Verdict::*;
     // P1 documents
     const P1: (&str, &str, &str) = ("P1", "documents", "slides and documents as PDF");
     rules.push(if f.documents.is_empty() {
@@ -311,8 +345,8 @@ pub fn check(f: &Facts<'_>) -> Report {
             r(P1.0, P1.1, P1.2, Fail, format!("not PDF: {}", not_pdf.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
         }
     });
-    Report { rules }
 }
+
 
 /// What to check a file with, besides the file itself.
 #[derive(Debug, Clone, Default)]

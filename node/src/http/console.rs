@@ -218,23 +218,9 @@ fn section(out: &mut String, id: &str, title: &str, body: &str) {
     let _ = write!(out, r#"<section class="console" id="{id}"><h2>{title}</h2>{body}</section>"#);
 }
 
-/// `GET /admin`: the console.
-pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Result<Html<String>, ApiError> {
-    let l = auth.lang;
-    let (live, storage, users, tokens, link, quarantine, audit) = blocking(&state, |ctx| {
-        Ok((
-            live(ctx)?,
-            storage(ctx)?,
-            ctx.store.read(accounts::list_users)?,
-            ctx.store.read(crate::trust::list_tokens)?,
-            crate::link_settings::show(ctx)?,
-            ctx.store.read(crate::ingest::quarantined)?,
-            ctx.store.read(|c| accounts::audit_log(c, 100))?,
-        ))
-    })
-    .await?;
-    let tier = state.ctx.writer.tier;
-    let mut body = format!(
+/// The console's heading and its sections' links.
+fn heading(l: Lang, tier: Tier) -> String {
+    format!(
         r##"<h1>{}</h1><nav class="orders" aria-label="{}"><a href="#tree">{}</a><a href="#storage">{}</a><a href="#users">{}</a>{}<a href="#link">{}</a><a href="#quarantine">{}</a><a href="#audit">{}</a></nav>"##,
         l.t("管理控制台", "Admin console"),
         l.t("控制台各部分", "Console sections"),
@@ -245,8 +231,11 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         l.t("链路计划", "Link schedule"),
         l.t("隔离区", "Quarantine"),
         l.t("审计日志", "Audit log"),
-    );
+    )
+}
 
+/// The node tree and the replication queue, refreshed live.
+fn tree_section(body: &mut String, l: Lang, live: &Live) {
     // The node tree and the replication queue, live.
     let parent = match &live.parent {
         Some(p) => format!(
@@ -265,7 +254,7 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         None => format!(r#"<p id="parent-link" data-state="none" class="muted">{}</p>"#, l.t("本节点没有上级节点。", "This node has no parent.")),
     };
     section(
-        &mut body,
+        body,
         "tree",
         l.t("节点与同步", "Nodes and sync"),
         &format!(
@@ -284,18 +273,21 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
             l.t("大小", "Size"),
             l.t("尝试次数", "Attempts"),
             l.t("上次错误", "Last error"),
-            queue_html(l, &live),
+            queue_html(l, live),
             live.at,
             l.t("每 2 秒自动刷新", "refreshed every 2 s"),
         ),
     );
+}
 
+/// Storage and the forecast for the next semester.
+fn storage_section(body: &mut String, l: Lang, storage: &crate::forecast::Storage, cfg: &crate::config::ForecastConfig) {
     // Storage and the forecast.
     let f = &storage.forecast;
     let src = |s: &str| if s == "measured" { l.t("实测", "measured") } else { l.t("配置", "configured") };
-    let cfg = &state.ctx.config.forecast;
+    let cfg = &cfg;
     section(
-        &mut body,
+        body,
         "storage",
         l.t("存储与容量预测", "Storage and forecast"),
         &format!(
@@ -348,10 +340,13 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
             },
         ),
     );
+}
 
+/// Users and their roles, and the form that adds one.
+fn users_section(body: &mut String, l: Lang, users: &[accounts::User]) {
     // Users and roles.
     let mut rows = String::new();
-    for u in &users {
+    for u in users {
         let mut options = String::new();
         for r in [Role::Viewer, Role::Teacher, Role::Expert, Role::Admin] {
             let _ = write!(options, r#"<option value="{}"{}>{}</option>"#, r.as_str(), if r == u.role { " selected" } else { "" }, l.role(r));
@@ -370,7 +365,7 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         let _ = write!(role_options, r#"<option value="{}"{}>{}</option>"#, r.as_str(), if r == Role::Teacher { " selected" } else { "" }, l.role(r));
     }
     section(
-        &mut body,
+        body,
         "users",
         l.t("用户与角色", "Users and roles"),
         &format!(
@@ -386,12 +381,15 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
             l.t("添加用户", "Add user"),
         ),
     );
+}
 
+/// Join tokens (cities and the province enroll children).
+fn tokens_section(body: &mut String, l: Lang, tier: Tier, tokens: &[crate::trust::TokenInfo]) {
     // Join tokens (cities and the province enroll children).
     if tier != Tier::School {
         let mut rows = String::new();
         let now = now_ms();
-        for t in &tokens {
+        for t in tokens {
             let state = match (&t.used_by, t.expires_at < now) {
                 (Some(by), _) => format!("{}{}", l.t("已使用：", "used by "), esc(by)),
                 (None, true) => l.t("已过期", "expired").to_string(),
@@ -401,7 +399,7 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         }
         let child = tier.child().unwrap_or(Tier::School);
         section(
-            &mut body,
+            body,
             "tokens",
             l.t("加入令牌", "Join tokens"),
             &format!(
@@ -423,10 +421,13 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
             ),
         );
     }
+}
 
+/// The link's media rate schedule and the form that changes it.
+fn link_section(body: &mut String, l: Lang, link: &crate::link_settings::LinkSettings) {
     // The link's rate schedule.
     section(
-        &mut body,
+        body,
         "link",
         l.t("链路计划与限速", "Link schedule and rate limits"),
         &format!(
@@ -446,23 +447,26 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
             l.t("恢复配置文件的计划", "Back to the config file's"),
         ),
     );
+}
 
+/// The quarantine and the audit log.
+fn logs_section(body: &mut String, l: Lang, quarantine: &[crate::ingest::Quarantined], audit: &[accounts::AuditEntry]) {
     // Quarantine and audit log.
     let mut q = String::new();
-    for item in &quarantine {
+    for item in quarantine {
         let _ = write!(q, "<tr><td>{}</td><td>{}</td><td class=\"muted\">{}</td><td>{}</td></tr>", esc(&item.name), esc(&item.reason), esc(&item.path), china_time(item.at));
     }
     if quarantine.is_empty() {
         let _ = write!(q, r#"<tr><td colspan="4" class="muted">{}</td></tr>"#, l.t("没有被隔离的文件", "nothing is quarantined"));
     }
     section(
-        &mut body,
+        body,
         "quarantine",
         l.t("隔离区", "Quarantine"),
         &table("quarantine-table", &[l.t("文件", "File"), l.t("原因", "Reason"), l.t("存放位置", "Kept at"), l.t("时间", "When")], &q),
     );
     let mut a = String::new();
-    for e in &audit {
+    for e in audit {
         let _ = write!(
             a,
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"muted\">{}</td></tr>",
@@ -474,11 +478,36 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
         );
     }
     section(
-        &mut body,
+        body,
         "audit",
         l.t("审计日志（最近 100 条）", "Audit log (latest 100)"),
         &table("audit-table", &[l.t("时间", "When"), l.t("用户", "User"), l.t("操作", "Action"), l.t("对象", "Target"), l.t("地址", "Address")], &a),
     );
+}
+
+/// `GET /admin`: the console.
+pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Result<Html<String>, ApiError> {
+    let l = auth.lang;
+    let (live, storage, users, tokens, link, quarantine, audit) = blocking(&state, |ctx| {
+        Ok((
+            live(ctx)?,
+            storage(ctx)?,
+            ctx.store.read(accounts::list_users)?,
+            ctx.store.read(crate::trust::list_tokens)?,
+            crate::link_settings::show(ctx)?,
+            ctx.store.read(crate::ingest::quarantined)?,
+            ctx.store.read(|c| accounts::audit_log(c, 100))?,
+        ))
+    })
+    .await?;
+    let tier = state.ctx.writer.tier;
+    let mut body = heading(l, tier);
+    tree_section(&mut body, l, &live);
+    storage_section(&mut body, l, &storage, &state.ctx.config.forecast);
+    users_section(&mut body, l, &users);
+    tokens_section(&mut body, l, tier, &tokens);
+    link_section(&mut body, l, &link);
+    logs_section(&mut body, l, &quarantine, &audit);
     body.insert_str(0, r#"<div id="console">"#);
     body.push_str("</div>");
     Ok(layout(&state, &auth, l.t("管理控制台", "Admin console"), "", &body))

@@ -269,6 +269,205 @@ fn rubric_table(l: Lang, rubric: &[Criterion]) -> String {
     out
 }
 
+/// The notice: title and stage, organizer, deadline, rules and rubric.
+fn notice(l: Lang, v: &CompetitionView) -> String {
+    let c = &v.competition;
+    let description: Vec<String> = c.description.lines().map(esc).collect();
+    format!(
+        r#"<article class="competition" id="competition" data-competition="{id}"><h1>{title} <span class="tag stage-{stage_code}">{stage}</span></h1>
+<p class="muted">{l_org}{org} · {l_deadline}{deadline}</p><p>{description}</p><p>{std}</p><h2>{l_rubric}</h2>{rubric}"#,
+        id = esc(&c.id),
+        title = esc(&c.title),
+        stage_code = serde_json::to_value(v.stage).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default(),
+        stage = stage_name(l, v.stage),
+        l_org = l.t("主办：", "Run by "),
+        org = esc(&c.origin_name),
+        l_deadline = l.t("报送截止：", "entries close: "),
+        deadline = esc(&deadline_text(l, c)),
+        description = description.join("<br>"),
+        std = if c.requires_standard {
+            l.t("参评课程须符合课程视频标准（H.264 1080p、AAC 立体声 48 kHz、中文字幕等）。", "Entries must meet the course video standard (H.264 1080p, AAC stereo 48 kHz, subtitles, …).")
+        } else {
+            l.t("不要求符合课程视频标准。", "The course video standard is not required.")
+        },
+        l_rubric = l.t("评分标准", "Rubric"),
+        rubric = rubric_table(l, &c.rubric),
+    )
+}
+
+/// The results, once published.
+fn results_html(body: &mut String, l: Lang, v: &CompetitionView) {
+    let c = &v.competition;
+    if v.stage == Stage::Awarded {
+        let _ = write!(body, r#"<h2>{}</h2><ol class="awards">"#, l.t("评选结果", "Results"));
+        for e in v.entries.iter().filter(|e| e.award.is_some()) {
+            let _ = write!(
+                body,
+                r#"<li data-lesson="{id}"><span class="tag award">{award}</span> <a href="/lessons/{id}">{title}</a> <span class="muted">{teacher} · {school}</span></li>"#,
+                id = esc(&e.lesson.id),
+                award = esc(e.award.as_deref().unwrap_or("")),
+                title = esc(&e.lesson.title),
+                teacher = esc(&e.lesson.teacher),
+                school = esc(&e.lesson.origin_name),
+            );
+        }
+        body.push_str("</ol>");
+        if !c.archive_collection.is_empty() {
+            let _ = write!(body, r#"<p><a href="/collections/{}">{}</a></p>"#, esc(&c.archive_collection), l.t("获奖课例专辑", "The winners' collection"));
+        }
+    }
+}
+
+/// A teacher enters lessons (`mine`: theirs at this school).
+fn entry_form(body: &mut String, l: Lang, v: &CompetitionView, mine: &[lessons::Lesson]) {
+    if !mine.is_empty() {
+        let entered: Vec<&str> = v.entries.iter().map(|e| e.lesson.id.as_str()).collect();
+        let _ = write!(body, r#"<h2>{}</h2><form id="enter"><p><select id="enter-lesson" name="lesson">"#, l.t("报送课程", "Enter a lesson"));
+        for x in mine.iter().filter(|x| !entered.contains(&x.id.as_str())) {
+            let note = match comp::failing_rules(x) {
+                None => l.t("（未检测）", " (not checked)").to_string(),
+                Some(f) if f.is_empty() => l.t("（符合标准）", " (meets the standard)").to_string(),
+                Some(f) => {
+                    let ids = f.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(" ");
+                    match l {
+                        Lang::Zh => format!("（不符合：{ids}）"),
+                        Lang::En => format!(" (fails {ids})"),
+                    }
+                }
+            };
+            let _ = write!(body, r#"<option value="{}">{}{}</option>"#, esc(&x.id), esc(&x.title), esc(&note));
+        }
+        let _ = write!(
+            body,
+            r#"</select> <button type="submit">{}</button></p><p class="msg" role="status"></p></form>"#,
+            l.t("报送", "Enter")
+        );
+    }
+}
+
+/// The entries: everyone sees what was entered; the organizer's admin assigns and awards, an
+/// expert scores their own.
+fn entries(body: &mut String, l: Lang, v: &CompetitionView, viewer: Viewer<'_>, experts: &[accounts::User]) {
+    let c = &v.competition;
+    let heading = match viewer {
+        Viewer::Expert(_) => l.t("我的评审任务", "My assignments"),
+        _ => l.t("参评课程", "Entries"),
+    };
+    let _ = write!(body, r#"<h2>{heading} <span class="muted">{}</span></h2>"#, super::pages::count_text(l, v.entries.len()));
+    if v.entries.is_empty() {
+        let _ = write!(body, r#"<p class="muted">{}</p>"#, match viewer {
+            Viewer::Expert(_) => l.t("还没有分配给你的参评课程。", "No entries are assigned to you yet."),
+            _ => l.t("还没有参评课程。", "No entries yet."),
+        });
+    }
+    let may_decide = v.run_here && v.stage != Stage::Awarded;
+    for e in &v.entries {
+        let x = &e.lesson;
+        let _ = write!(
+            body,
+            r#"<section class="entry" data-lesson="{id}"><h3><a href="/lessons/{id}">{title}</a>{award}</h3><p class="muted">{teacher} · {school} · {l_at}{at}{late}</p>"#,
+            id = esc(&x.id),
+            title = esc(&x.title),
+            award = e.award.as_ref().map(|a| format!(r#" <span class="tag award">{}</span>"#, esc(a))).unwrap_or_default(),
+            teacher = esc(&x.teacher),
+            school = esc(&e.submitted_by),
+            l_at = l.t("报送于 ", "entered "),
+            at = esc(&china_time(e.submitted_at)),
+            late = if e.late { l.t(" · 逾期，不参评", " · late, not judged") } else { "" },
+        );
+        match viewer {
+            Viewer::Admin if v.run_here => {
+                admin_controls(body, l, e, experts, may_decide);
+            }
+            Viewer::Expert(_) if v.run_here => {
+                expert_form(body, l, c, e, may_decide);
+            }
+            _ => {}
+        }
+        body.push_str("</section>");
+    }
+    if may_decide && matches!(viewer, Viewer::Admin) && !v.entries.is_empty() {
+        let _ = write!(
+            body,
+            r#"<p><button type="button" id="publish-results">{}</button> <span class="muted">{}</span></p>"#,
+            l.t("发布评选结果", "Publish the results"),
+            l.t("获奖课程将归入“获奖课例”专辑，发送到全部下级节点。", "The winners go into a collection sent down to every node below."),
+        );
+    }
+}
+
+/// The organizer's admin: who judges an entry, the average, and (until the results are out)
+/// the forms that assign experts and name the award.
+fn admin_controls(body: &mut String, l: Lang, e: &Entry, experts: &[accounts::User], may_decide: bool) {
+    let x = &e.lesson;
+    let judged: Vec<String> = e
+        .judges
+        .iter()
+        .map(|j| match j.total {
+            Some(t) => format!("{} {t}", esc(&j.expert)),
+            None => format!("{} {}", esc(&j.expert), l.t("未评", "not scored")),
+        })
+        .collect();
+    let _ = write!(
+        body,
+        r#"<p class="judges">{l_judges}{judged} · {l_avg}{avg}</p>"#,
+        l_judges = l.t("评审专家：", "Experts: "),
+        judged = if judged.is_empty() { l.t("未分配", "none assigned").to_string() } else { judged.join("、") },
+        l_avg = l.t("平均分：", "average: "),
+        avg = e.average.map(|a| format!("{a:.1}")).unwrap_or_else(|| "—".into()),
+    );
+    if may_decide && !e.late {
+        let _ = write!(body, r#"<form class="assign" data-lesson="{}"><fieldset><legend>{}</legend>"#, esc(&x.id), l.t("分配评审专家", "Assign experts"));
+        for u in experts {
+            let on = e.judges.iter().any(|j| j.expert == u.name);
+            let _ = write!(
+                body,
+                r#"<label><input type="checkbox" name="expert" value="{name}"{checked}> {display}</label> "#,
+                name = esc(&u.name),
+                checked = if on { " checked" } else { "" },
+                display = esc(&u.display),
+            );
+        }
+        if experts.is_empty() {
+            let _ = write!(body, r#"<span class="muted">{}</span>"#, l.t("本节点还没有专家账号（youke user add 名字 --role expert）。", "This node has no expert accounts yet (youke user add NAME --role expert)."));
+        }
+        let _ = write!(
+            body,
+            r#" <button type="submit">{}</button></fieldset></form><p><label>{} <input class="award-name" data-lesson="{}" maxlength="50" placeholder="{}"></label></p>"#,
+            l.t("保存分配", "Save"),
+            l.t("奖项", "Award"),
+            esc(&x.id),
+            l.t("如 一等奖，不获奖留空", "e.g. 一等奖; empty for none"),
+        );
+    }
+}
+
+/// An assigned expert's score form, against the rubric.
+fn expert_form(body: &mut String, l: Lang, c: &Competition, e: &Entry, may_decide: bool) {
+    let x = &e.lesson;
+    let mine = e.judges.first();
+    let _ = write!(body, r#"<form class="score" data-lesson="{}"><table class="rubric">"#, esc(&x.id));
+    for k in &c.rubric {
+        let given = mine.and_then(|j| j.scores.as_ref()).and_then(|s| s.get(&k.name)).map(|p| p.to_string()).unwrap_or_default();
+        let _ = write!(
+            body,
+            r#"<tr><td><label>{name}</label></td><td><input type="number" name="{name}" data-criterion="{name}" min="0" max="{max}" value="{given}" required> / {max}</td></tr>"#,
+            name = esc(&k.name),
+            max = k.max,
+            given = esc(&given),
+        );
+    }
+    let _ = write!(
+        body,
+        r#"</table><p><label>{} <input name="comment" maxlength="2000" value="{}"></label> <button type="submit"{}>{}</button> <span class="total">{}</span></p></form>"#,
+        l.t("评语", "Comment"),
+        esc(mine.map(|j| j.comment.as_str()).unwrap_or("")),
+        if may_decide { "" } else { " disabled" },
+        l.t("提交评分", "Submit score"),
+        mine.and_then(|j| j.total).map(|t| format!("{}{t}", l.t("已评：", "scored: "))).unwrap_or_default(),
+    );
+}
+
 /// `GET /competitions/{id}`: the notice (rules, deadline, rubric) and the visitor's part in it.
 pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let l = auth.lang;
@@ -301,177 +500,11 @@ pub async fn page(State(state): State<AppState>, Extension(auth): Extension<Auth
     } else {
         Vec::new()
     };
-    let description: Vec<String> = c.description.lines().map(esc).collect();
-    let mut body = format!(
-        r#"<article class="competition" id="competition" data-competition="{id}"><h1>{title} <span class="tag stage-{stage_code}">{stage}</span></h1>
-<p class="muted">{l_org}{org} · {l_deadline}{deadline}</p><p>{description}</p><p>{std}</p><h2>{l_rubric}</h2>{rubric}"#,
-        id = esc(&c.id),
-        title = esc(&c.title),
-        stage_code = serde_json::to_value(v.stage).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default(),
-        stage = stage_name(l, v.stage),
-        l_org = l.t("主办：", "Run by "),
-        org = esc(&c.origin_name),
-        l_deadline = l.t("报送截止：", "entries close: "),
-        deadline = esc(&deadline_text(l, c)),
-        description = description.join("<br>"),
-        std = if c.requires_standard {
-            l.t("参评课程须符合课程视频标准（H.264 1080p、AAC 立体声 48 kHz、中文字幕等）。", "Entries must meet the course video standard (H.264 1080p, AAC stereo 48 kHz, subtitles, …).")
-        } else {
-            l.t("不要求符合课程视频标准。", "The course video standard is not required.")
-        },
-        l_rubric = l.t("评分标准", "Rubric"),
-        rubric = rubric_table(l, &c.rubric),
-    );
-    // The results, once published.
-    if v.stage == Stage::Awarded {
-        let _ = write!(body, r#"<h2>{}</h2><ol class="awards">"#, l.t("评选结果", "Results"));
-        for e in v.entries.iter().filter(|e| e.award.is_some()) {
-            let _ = write!(
-                body,
-                r#"<li data-lesson="{id}"><span class="tag award">{award}</span> <a href="/lessons/{id}">{title}</a> <span class="muted">{teacher} · {school}</span></li>"#,
-                id = esc(&e.lesson.id),
-                award = esc(e.award.as_deref().unwrap_or("")),
-                title = esc(&e.lesson.title),
-                teacher = esc(&e.lesson.teacher),
-                school = esc(&e.lesson.origin_name),
-            );
-        }
-        body.push_str("</ol>");
-        if !c.archive_collection.is_empty() {
-            let _ = write!(body, r#"<p><a href="/collections/{}">{}</a></p>"#, esc(&c.archive_collection), l.t("获奖课例专辑", "The winners' collection"));
-        }
-    }
-    // A teacher enters lessons.
-    if !mine.is_empty() {
-        let entered: Vec<&str> = v.entries.iter().map(|e| e.lesson.id.as_str()).collect();
-        let _ = write!(body, r#"<h2>{}</h2><form id="enter"><p><select id="enter-lesson" name="lesson">"#, l.t("报送课程", "Enter a lesson"));
-        for x in mine.iter().filter(|x| !entered.contains(&x.id.as_str())) {
-            let note = match comp::failing_rules(x) {
-                None => l.t("（未检测）", " (not checked)").to_string(),
-                Some(f) if f.is_empty() => l.t("（符合标准）", " (meets the standard)").to_string(),
-                Some(f) => {
-                    let ids = f.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(" ");
-                    match l {
-                        Lang::Zh => format!("（不符合：{ids}）"),
-                        Lang::En => format!(" (fails {ids})"),
-                    }
-                }
-            };
-            let _ = write!(body, r#"<option value="{}">{}{}</option>"#, esc(&x.id), esc(&x.title), esc(&note));
-        }
-        let _ = write!(
-            body,
-            r#"</select> <button type="submit">{}</button></p><p class="msg" role="status"></p></form>"#,
-            l.t("报送", "Enter")
-        );
-    }
-    // The entries: everyone sees what was entered; the organizer's admin assigns and awards,
-    // an expert scores their own.
+    let mut body = notice(l, &v);
+    results_html(&mut body, l, &v);
+    entry_form(&mut body, l, &v, &mine);
     let viewer = if v.run_here { viewer_of(&auth) } else { Viewer::Public };
-    let heading = match viewer {
-        Viewer::Expert(_) => l.t("我的评审任务", "My assignments"),
-        _ => l.t("参评课程", "Entries"),
-    };
-    let _ = write!(body, r#"<h2>{heading} <span class="muted">{}</span></h2>"#, super::pages::count_text(l, v.entries.len()));
-    if v.entries.is_empty() {
-        let _ = write!(body, r#"<p class="muted">{}</p>"#, match viewer {
-            Viewer::Expert(_) => l.t("还没有分配给你的参评课程。", "No entries are assigned to you yet."),
-            _ => l.t("还没有参评课程。", "No entries yet."),
-        });
-    }
-    let may_decide = v.run_here && v.stage != Stage::Awarded;
-    for e in &v.entries {
-        let x = &e.lesson;
-        let _ = write!(
-            body,
-            r#"<section class="entry" data-lesson="{id}"><h3><a href="/lessons/{id}">{title}</a>{award}</h3><p class="muted">{teacher} · {school} · {l_at}{at}{late}</p>"#,
-            id = esc(&x.id),
-            title = esc(&x.title),
-            award = e.award.as_ref().map(|a| format!(r#" <span class="tag award">{}</span>"#, esc(a))).unwrap_or_default(),
-            teacher = esc(&x.teacher),
-            school = esc(&e.submitted_by),
-            l_at = l.t("报送于 ", "entered "),
-            at = esc(&china_time(e.submitted_at)),
-            late = if e.late { l.t(" · 逾期，不参评", " · late, not judged") } else { "" },
-        );
-        match viewer {
-            Viewer::Admin if v.run_here => {
-                let judged: Vec<String> = e
-                    .judges
-                    .iter()
-                    .map(|j| match j.total {
-                        Some(t) => format!("{} {t}", esc(&j.expert)),
-                        None => format!("{} {}", esc(&j.expert), l.t("未评", "not scored")),
-                    })
-                    .collect();
-                let _ = write!(
-                    body,
-                    r#"<p class="judges">{l_judges}{judged} · {l_avg}{avg}</p>"#,
-                    l_judges = l.t("评审专家：", "Experts: "),
-                    judged = if judged.is_empty() { l.t("未分配", "none assigned").to_string() } else { judged.join("、") },
-                    l_avg = l.t("平均分：", "average: "),
-                    avg = e.average.map(|a| format!("{a:.1}")).unwrap_or_else(|| "—".into()),
-                );
-                if may_decide && !e.late {
-                    let _ = write!(body, r#"<form class="assign" data-lesson="{}"><fieldset><legend>{}</legend>"#, esc(&x.id), l.t("分配评审专家", "Assign experts"));
-                    for u in &experts {
-                        let on = e.judges.iter().any(|j| j.expert == u.name);
-                        let _ = write!(
-                            body,
-                            r#"<label><input type="checkbox" name="expert" value="{name}"{checked}> {display}</label> "#,
-                            name = esc(&u.name),
-                            checked = if on { " checked" } else { "" },
-                            display = esc(&u.display),
-                        );
-                    }
-                    if experts.is_empty() {
-                        let _ = write!(body, r#"<span class="muted">{}</span>"#, l.t("本节点还没有专家账号（youke user add 名字 --role expert）。", "This node has no expert accounts yet (youke user add NAME --role expert)."));
-                    }
-                    let _ = write!(
-                        body,
-                        r#" <button type="submit">{}</button></fieldset></form><p><label>{} <input class="award-name" data-lesson="{}" maxlength="50" placeholder="{}"></label></p>"#,
-                        l.t("保存分配", "Save"),
-                        l.t("奖项", "Award"),
-                        esc(&x.id),
-                        l.t("如 一等奖，不获奖留空", "e.g. 一等奖; empty for none"),
-                    );
-                }
-            }
-            Viewer::Expert(_) if v.run_here => {
-                let mine = e.judges.first();
-                let _ = write!(body, r#"<form class="score" data-lesson="{}"><table class="rubric">"#, esc(&x.id));
-                for k in &c.rubric {
-                    let given = mine.and_then(|j| j.scores.as_ref()).and_then(|s| s.get(&k.name)).map(|p| p.to_string()).unwrap_or_default();
-                    let _ = write!(
-                        body,
-                        r#"<tr><td><label>{name}</label></td><td><input type="number" name="{name}" data-criterion="{name}" min="0" max="{max}" value="{given}" required> / {max}</td></tr>"#,
-                        name = esc(&k.name),
-                        max = k.max,
-                        given = esc(&given),
-                    );
-                }
-                let _ = write!(
-                    body,
-                    r#"</table><p><label>{} <input name="comment" maxlength="2000" value="{}"></label> <button type="submit"{}>{}</button> <span class="total">{}</span></p></form>"#,
-                    l.t("评语", "Comment"),
-                    esc(mine.map(|j| j.comment.as_str()).unwrap_or("")),
-                    if may_decide { "" } else { " disabled" },
-                    l.t("提交评分", "Submit score"),
-                    mine.and_then(|j| j.total).map(|t| format!("{}{t}", l.t("已评：", "scored: "))).unwrap_or_default(),
-                );
-            }
-            _ => {}
-        }
-        body.push_str("</section>");
-    }
-    if may_decide && matches!(viewer, Viewer::Admin) && !v.entries.is_empty() {
-        let _ = write!(
-            body,
-            r#"<p><button type="button" id="publish-results">{}</button> <span class="muted">{}</span></p>"#,
-            l.t("发布评选结果", "Publish the results"),
-            l.t("获奖课程将归入“获奖课例”专辑，发送到全部下级节点。", "The winners go into a collection sent down to every node below."),
-        );
-    }
+    entries(&mut body, l, &v, viewer, &experts);
     body.push_str(r#"<p class="msg" role="status"></p></article>"#);
     Ok(layout(&state, &auth, &c.title, "", &body).into_response())
 }

@@ -142,6 +142,59 @@ pub(crate) fn peak_rss() -> u64 {
         .unwrap_or(0)
 }
 
+/// `n` published collections at the province (set-up, not measured).
+fn publish_collections(p: &NodeCtx, n: u64) -> Result<(), NodeError> {
+    let published = bar(n, "published collections");
+    let mut made = 0;
+    while made < n {
+        let batch = (n - made).min(5000);
+        p.store.write(|tx| -> Result<(), NodeError> {
+            for i in made..made + batch {
+                let c = Collection {
+                    id: String::new(),
+                    title: format!("专辑{i}"),
+                    description: String::new(),
+                    lessons: Vec::new(),
+                    featured: false,
+                    pinned: false,
+                    published: true,
+                    origin_name: String::new(),
+                };
+                catalog::create_collection(tx, &p.writer, &c)?;
+            }
+            Ok(())
+        })?;
+        made += batch;
+        published.set_position(made);
+    }
+    published.finish_and_clear();
+    Ok(())
+}
+
+/// While the city is stopped, one change to each of its lessons (a teaching researcher's
+/// rating); returns the raw bytes of those changes.
+fn change_offline(c_dir: &Path, parent: std::net::SocketAddr, ids: &[String], round: usize) -> Result<u64, NodeError> {
+    let mut change_raw_bytes = 0u64;
+    let c = NodeCtx::open(c_dir, config(Tier::City, "市局", Some(parent)))?;
+    c.store.write(|tx| -> Result<(), NodeError> {
+        for id in ids {
+            let Some(mut doc) = lessons::load_document(tx, &c.writer, id)? else { continue };
+            let before = doc.get_heads();
+            // One change: a teaching researcher's rating.
+            use automerge::transaction::Transactable;
+            let ratings = match documents::child(&doc, &automerge::ROOT, "ratings") {
+                Some(r) => r,
+                None => doc.put_object(automerge::ROOT, "ratings", automerge::ObjType::Map).map_err(DocError::from)?,
+            };
+            doc.put(&ratings, "市教研员", (round % 5 + 1) as i64).map_err(DocError::from)?;
+            change_raw_bytes += doc.get_changes(&before).iter().map(|ch| ch.raw_bytes().len() as u64).sum::<u64>();
+            documents::commit(tx, &c.writer, &lessons::LESSONS, &mut doc)?;
+        }
+        Ok(())
+    })?;
+    Ok(change_raw_bytes)
+}
+
 pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<SyncBenchReport, NodeError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -157,30 +210,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
     {
         let p = NodeCtx::open(&p_dir, config(Tier::Province, "省中心", None))?;
         make_lessons(&p, opts.catalog, Tier::Province, "province catalog")?;
-        let published = bar(opts.join, "published collections");
-        let mut made = 0;
-        while made < opts.join {
-            let batch = (opts.join - made).min(5000);
-            p.store.write(|tx| -> Result<(), NodeError> {
-                for i in made..made + batch {
-                    let c = Collection {
-                        id: String::new(),
-                        title: format!("专辑{i}"),
-                        description: String::new(),
-                        lessons: Vec::new(),
-                        featured: false,
-                        pinned: false,
-                        published: true,
-                        origin_name: String::new(),
-                    };
-                    catalog::create_collection(tx, &p.writer, &c)?;
-                }
-                Ok(())
-            })?;
-            made += batch;
-            published.set_position(made);
-        }
-        published.finish_and_clear();
+        publish_collections(&p, opts.join)?;
     }
     crate::trust::join_locally(&p_dir, &config(Tier::Province, "省中心", None), None).await?;
     let province = Node::spawn(&p_dir, config(Tier::Province, "省中心", None), cancel.child_token()).await?;
@@ -206,25 +236,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
     let (mut catch_ups, mut raws, mut wires) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS_A {
         city.shutdown().await;
-        let mut change_raw_bytes = 0u64;
-        let c = NodeCtx::open(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)))?;
-        c.store.write(|tx| -> Result<(), NodeError> {
-            for id in &ids {
-                let Some(mut doc) = lessons::load_document(tx, &c.writer, id)? else { continue };
-                let before = doc.get_heads();
-                // One change: a teaching researcher's rating.
-                use automerge::transaction::Transactable;
-                let ratings = match documents::child(&doc, &automerge::ROOT, "ratings") {
-                    Some(r) => r,
-                    None => doc.put_object(automerge::ROOT, "ratings", automerge::ObjType::Map).map_err(DocError::from)?,
-                };
-                doc.put(&ratings, "市教研员", (round % 5 + 1) as i64).map_err(DocError::from)?;
-                change_raw_bytes += doc.get_changes(&before).iter().map(|ch| ch.raw_bytes().len() as u64).sum::<u64>();
-                documents::commit(tx, &c.writer, &lessons::LESSONS, &mut doc)?;
-            }
-            Ok(())
-        })?;
-        drop(c);
+        let change_raw_bytes = change_offline(&c_dir, province.quic_addr, &ids, round)?;
         city = Node::spawn(&c_dir, config(Tier::City, "市局", Some(province.quic_addr)), cancel.child_token()).await?;
         let started = Instant::now();
         wait("the city's catch-up", Duration::from_secs(600), || acked_all(&city.ctx)).await?;
