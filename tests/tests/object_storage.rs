@@ -262,6 +262,27 @@ fn local_blob_files(data: &Path) -> usize {
 fn a_province_keeps_its_media_in_seaweedfs_serves_ranges_from_it_and_loses_nothing_with_a_volume_server() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut cluster = Seaweed::start(root.path());
+
+    // The blob store's back-end checks: the unit tests run them on the local disk and on an
+    // in-memory bucket; here they run against the real cluster.
+    {
+        let settings = youke_federation::blobs::remote::S3Settings {
+            endpoint: cluster.endpoint(),
+            bucket: BUCKET.into(),
+            prefix: "合规检查".into(),
+            region: "us-east-1".into(),
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: SECRET_KEY.into(),
+        };
+        let remote = youke_federation::blobs::remote::Remote::s3(&settings).expect("an S3 client");
+        let dirs = root.path().join("conformance");
+        for d in ["scratch", "markers", "tmp"] {
+            std::fs::create_dir_all(dirs.join(d)).expect("dir");
+        }
+        let bucket = youke_federation::blobs::ObjectStorage::new(remote, dirs.join("markers"), dirs.join("tmp"));
+        youke_federation::blobs::backend::conformance(&bucket, &dirs.join("scratch")).expect("the SeaweedFS bucket passes the back-end checks");
+    }
+
     let prefix = "省中心";
     let data = root.path().join("province");
     let http = free_tcp_port();

@@ -14,8 +14,11 @@
 
 use crate::hash::BlobHash;
 use crate::manifest::{self, CHUNK, Manifest, ManifestBuilder, ManifestError};
+pub mod backend;
 mod incoming;
 pub mod remote;
+
+pub use backend::{Backend, LocalDisk, ObjectStorage};
 
 pub use incoming::Incoming;
 use incoming::{ReceivingGuard, verified_prefix};
@@ -73,8 +76,10 @@ impl BlobError {
 pub struct BlobStore {
     root: PathBuf,
     shared: Arc<Shared>,
-    /// Where verified blobs go instead of `blobs/`, if set.
-    remote: Option<Remote>,
+    /// Verified blobs on this machine's disk (`blobs/`).
+    local: Arc<LocalDisk>,
+    /// Where new verified blobs go instead, if set.
+    remote: Option<Arc<ObjectStorage>>,
 }
 
 #[derive(Debug, Default)]
@@ -97,7 +102,8 @@ impl BlobStore {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(BlobError::io("create", &p))?;
         }
-        let store = BlobStore { root, shared: Arc::default(), remote: None };
+        let local = Arc::new(LocalDisk::open(root.join("blobs"))?);
+        let store = BlobStore { root, shared: Arc::default(), local, remote: None };
         // Leftovers of processes that died; not the files of a node serving beside this one (a
         // CLI command opens the same store while `youke serve` runs).
         let tmp = store.root.join("tmp");
@@ -116,12 +122,12 @@ impl BlobStore {
     /// This store, putting new blobs into `remote` from now on (those on local disk stay
     /// readable there until [`BlobStore::migrate_to_remote`] moves them).
     pub fn with_remote(mut self, remote: Remote) -> Self {
-        self.remote = Some(remote);
+        self.remote = Some(Arc::new(ObjectStorage::new(remote, self.root.join("remote"), self.root.join("tmp"))));
         self
     }
 
     pub fn remote(&self) -> Option<&Remote> {
-        self.remote.as_ref()
+        self.remote.as_deref().map(ObjectStorage::remote)
     }
 
     pub fn root(&self) -> &Path {
@@ -130,18 +136,12 @@ impl BlobStore {
 
     /// Where the blob lives once stored (whether or not it is there).
     pub fn path_of(&self, hash: &BlobHash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.root.join("blobs").join(&hex[..2]).join(&hex[2..])
+        self.local.path_of(hash)
     }
 
     fn manifest_path(&self, hash: &BlobHash) -> PathBuf {
         let hex = hash.to_hex();
         self.root.join("manifests").join(&hex[..2]).join(&hex[2..])
-    }
-
-    fn marker_path(&self, hash: &BlobHash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.root.join("remote").join(&hex[..2]).join(&hex[2..])
     }
 
     fn partial_path(&self, hash: &BlobHash) -> PathBuf {
@@ -155,19 +155,16 @@ impl BlobStore {
     /// The stored blob, on local disk or in the bucket, if the store holds it. Makes no request
     /// (a bucket's blobs are known by their markers).
     pub fn blob(&self, hash: &BlobHash) -> Option<Blob> {
-        let p = self.path_of(hash);
-        if let Ok(meta) = fs::metadata(&p)
-            && meta.is_file()
-        {
-            return Some(Blob { hash: *hash, size: meta.len(), at: At::File(p) });
+        if let Some(size) = self.local.size(hash) {
+            return Some(Blob { hash: *hash, size, at: At::File(self.local.path_of(hash)), backend: Arc::clone(&self.local) as Arc<dyn Backend> });
         }
-        let remote = self.remote.as_ref()?;
-        let size = fs::read_to_string(self.marker_path(hash)).ok()?.trim().parse().ok()?;
-        Some(Blob { hash: *hash, size, at: At::Object(remote.clone()) })
+        let o = self.remote.as_ref()?;
+        let size = o.size(hash)?;
+        Some(Blob { hash: *hash, size, at: At::Object(o.remote().clone()), backend: Arc::clone(o) as Arc<dyn Backend> })
     }
 
     pub fn contains(&self, hash: &BlobHash) -> bool {
-        self.path_of(hash).is_file() || (self.remote.is_some() && self.marker_path(hash).is_file())
+        self.local.size(hash).is_some() || self.remote.as_ref().is_some_and(|o| o.size(hash).is_some())
     }
 
     /// The blob as a file on local disk, for programs that want a path (the transcoder): the
@@ -213,37 +210,16 @@ impl BlobStore {
         let Some(remote) = &self.remote else {
             return Err(BlobError::ObjectConfig { message: "no object storage is configured ([object_store] in youke.toml)".into() });
         };
-        let mut local = Vec::new();
-        let dir = self.root.join("blobs");
-        for sub in fs::read_dir(&dir).map_err(BlobError::io("list", &dir))?.flatten() {
-            let Ok(files) = fs::read_dir(sub.path()) else { continue };
-            for f in files.flatten() {
-                let name = format!("{}{}", sub.file_name().to_string_lossy(), f.file_name().to_string_lossy());
-                if let (Ok(hash), Ok(meta)) = (name.parse::<BlobHash>(), f.metadata())
-                    && meta.is_file()
-                    && !skip(&hash)
-                {
-                    local.push((hash, meta.len()));
-                }
-            }
-        }
+        let local: Vec<(BlobHash, u64)> = self.local.list()?.into_iter().filter(|(h, _)| !skip(h)).collect();
         let total = local.iter().map(|(_, s)| s).sum();
         let mut done = 0;
         progress(0, total);
         for (hash, size) in &local {
-            self.move_to_remote(remote, &self.path_of(hash), hash, *size)?;
+            remote.install(&self.path_of(hash), hash, *size)?;
             done += size;
             progress(done, total);
         }
         Ok((local.len(), done))
-    }
-
-    /// Puts the verified file `from` into the bucket as blob `hash`, records that the bucket
-    /// holds it (only once it acknowledged it), then deletes `from`.
-    fn move_to_remote(&self, remote: &Remote, from: &Path, hash: &BlobHash, size: u64) -> Result<(), BlobError> {
-        remote.upload(from, hash, size)?;
-        self.write_small(hash, "marker", format!("{size}\n").as_bytes(), &self.marker_path(hash))?;
-        fs::remove_file(from).map_err(BlobError::io("remove", from))
     }
 
     /// Copies `reader` into the store. Returns the hash and size. `progress` is called with the
@@ -302,13 +278,16 @@ impl BlobStore {
     /// Stores a complete, verified, fsynced file: uploads it to the bucket and records it there
     /// (then deletes it here), or renames it into `blobs/` and fsyncs the directory.
     fn install(&self, from: &Path, hash: &BlobHash) -> Result<(), BlobError> {
-        let Some(remote) = &self.remote else { return self.install_local(from, hash) };
         let size = fs::metadata(from).map_err(BlobError::io("stat", from))?.len();
-        self.move_to_remote(remote, from, hash, size)
+        match &self.remote {
+            Some(remote) => remote.install(from, hash, size),
+            None => self.local.install(from, hash, size),
+        }
     }
 
     fn install_local(&self, from: &Path, hash: &BlobHash) -> Result<(), BlobError> {
-        rename_durably(from, &self.path_of(hash))
+        let size = fs::metadata(from).map_err(BlobError::io("stat", from))?.len();
+        self.local.install(from, hash, size)
     }
 
     /// The manifest of a stored blob, computed (and kept) if it was never saved.
@@ -421,7 +400,7 @@ impl BlobStore {
     pub fn evict_cached(&self, hash: &BlobHash, promoted: bool) {
         let _ = fs::remove_file(self.cache_path(hash));
         if promoted {
-            let _ = fs::remove_file(self.path_of(hash));
+            let _ = self.local.remove(hash);
         }
         let _ = fs::remove_file(self.manifest_path(hash));
     }
@@ -518,6 +497,8 @@ pub struct Blob {
     hash: BlobHash,
     size: u64,
     at: At,
+    /// The back end holding it, which reads it.
+    backend: Arc<dyn Backend>,
 }
 
 #[derive(Debug, Clone)]
@@ -553,27 +534,14 @@ impl Blob {
 
     /// Fills `buf` from byte `offset` (blocking).
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), BlobError> {
-        match &self.at {
-            At::File(p) => File::open(p).and_then(|f| f.read_exact_at(buf, offset)).map_err(BlobError::io("read", p)),
-            At::Object(r) => {
-                let got = r.read_blocking(&self.hash, offset..offset + buf.len() as u64)?;
-                if got.len() != buf.len() {
-                    return Err(BlobError::SizeMismatch { hash: self.hash, expected: offset + buf.len() as u64, actual: offset + got.len() as u64 });
-                }
-                buf.copy_from_slice(&got);
-                Ok(())
-            }
-        }
+        self.backend.read_at(&self.hash, buf, offset)
     }
 
     /// A sequential reader of the whole blob (blocking).
     pub fn reader(&self) -> Box<dyn Read + Send> {
-        match &self.at {
-            At::File(p) => match File::open(p) {
-                Ok(f) => Box::new(f),
-                Err(e) => Box::new(FailedReader(Some(io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()))))),
-            },
-            At::Object(r) => Box::new(r.reader(&self.hash, self.size)),
+        match self.backend.reader(&self.hash) {
+            Ok(r) => r,
+            Err(e) => Box::new(FailedReader(Some(io::Error::other(e.to_string())))),
         }
     }
 }
