@@ -5,8 +5,23 @@
 //! byte order mark, CRLF line ends, a missing cue number, `.` instead of `,` before the
 //! milliseconds, extra blank lines).
 
-use crate::standard::SubtitleFacts;
 use serde::{Deserialize, Serialize};
+
+/// What a lesson's subtitles are like, as the course standard's rules S1..S4 judge them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubtitleFacts {
+    /// The file is valid UTF-8 (rule S3).
+    pub utf8: bool,
+    pub cues: usize,
+    /// Cues start in order and each ends after it starts (rule S4).
+    pub ordered: bool,
+    /// The last cue's end, in seconds.
+    pub last_end_secs: f64,
+    /// Share of cue characters that are CJK ideographs, 0 to 1 (rule S1).
+    pub cjk_share: f64,
+    /// What went wrong, for the report.
+    pub problems: Vec<String>,
+}
 
 /// Largest subtitle file accepted (a 20-minute lecture has well under 1 MB).
 pub const MAX_SRT_BYTES: usize = 8 << 20;

@@ -106,21 +106,7 @@ impl Report {
     }
 }
 
-/// What a lesson's subtitles are like (from [`crate::srt`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubtitleFacts {
-    /// The file is valid UTF-8 (rule S3).
-    pub utf8: bool,
-    pub cues: usize,
-    /// Cues start in order and each ends after it starts (rule S4).
-    pub ordered: bool,
-    /// The last cue's end, in seconds.
-    pub last_end_secs: f64,
-    /// Share of cue characters that are CJK ideographs, 0 to 1 (rule S1).
-    pub cjk_share: f64,
-    /// What went wrong, for the report.
-    pub problems: Vec<String>,
-}
+pub use crate::srt::SubtitleFacts;
 
 /// The language a lecture is given in (rule S1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -343,6 +343,11 @@ pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result
                    featured = excluded.featured, pinned = excluded.pinned, published = excluded.published",
                 params![c.id, c.title, c.description, json(&c.lessons), c.featured, c.pinned, c.published, origin_node, origin_name, int(doc, &ROOT, "created_at").unwrap_or(0)],
             )?;
+            tx.execute("DELETE FROM collection_lessons WHERE collection_id = ?1", [&c.id])?;
+            let mut add = tx.prepare_cached("INSERT OR IGNORE INTO collection_lessons (collection_id, lesson_id) VALUES (?1, ?2)")?;
+            for lesson in &c.lessons {
+                add.execute(params![c.id, lesson])?;
+            }
             if c.published {
                 // Its lessons go down the tree too: each gets a new sequence number so that
                 // children whose cursors are past it still receive it.
@@ -389,7 +394,7 @@ fn list_json<T: for<'de> Deserialize<'de>>(conn: &Connection, sql: &str, build: 
 
 /// The lessons of pinned collections (their media is prefetched and never evicted).
 pub fn pinned_lessons(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT e.value FROM collections c, json_each(c.lessons) e WHERE c.pinned = 1")?;
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT cl.lesson_id FROM collection_lessons cl JOIN collections c ON c.id = cl.collection_id WHERE c.pinned = 1")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -402,7 +407,9 @@ pub fn collection_count(conn: &Connection) -> Result<u64, StoreError> {
 
 /// Whether a lesson is in a collection published down the tree.
 pub fn in_published_collection(conn: &Connection, lesson: &str) -> Result<bool, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM collections c, json_each(c.lessons) e WHERE c.published = 1 AND e.value = ?1)")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM collection_lessons cl JOIN collections c ON c.id = cl.collection_id WHERE cl.lesson_id = ?1 AND c.published = 1)",
+    )?;
     Ok(stmt.query_row([lesson], |r| r.get(0))?)
 }
 

@@ -5,6 +5,7 @@
 //! the nodes further down it knows what its children reported, aged by the time since.
 
 use crate::context::{NodeCtx, NodeError};
+use crate::store::Store;
 use crate::store::now_ms;
 use rusqlite::{Transaction, params};
 use youke_federation::protocol::{MAX_HEALTH_NODES, NodeHealth};
@@ -12,14 +13,14 @@ use youke_federation::protocol::{MAX_HEALTH_NODES, NodeHealth};
 /// This node first, then its children, then the nodes below them (as reported), at most
 /// [`MAX_HEALTH_NODES`].
 pub fn tree(ctx: &NodeCtx) -> Result<Vec<NodeHealth>, NodeError> {
-    tree_from(ctx, &crate::status::collect(ctx, true)?)
+    tree_from(&ctx.store, ctx.writer.tier, &crate::status::collect(ctx, true)?)
 }
 
 /// [`tree`] from a status already collected.
-pub fn tree_from(ctx: &NodeCtx, status: &crate::status::Status) -> Result<Vec<NodeHealth>, NodeError> {
+pub fn tree_from(store: &Store, tier: youke_federation::Tier, status: &crate::status::Status) -> Result<Vec<NodeHealth>, NodeError> {
     let now = now_ms();
-    let parent_id: Option<String> = ctx.store.read(crate::sync_state::parent)?.map(|p| p.node_id);
-    let reports: Vec<(String, String, i64)> = ctx.store.read(|c| {
+    let parent_id: Option<String> = store.read(crate::sync_state::parent)?.map(|p| p.node_id);
+    let reports: Vec<(String, String, i64)> = store.read(|c| {
         let mut st = c.prepare("SELECT child_id, nodes, received_at FROM subtree_health")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(NodeError::from)
@@ -28,7 +29,7 @@ pub fn tree_from(ctx: &NodeCtx, status: &crate::status::Status) -> Result<Vec<No
     let mut out = vec![NodeHealth {
         node_id: status.node_id.clone(),
         name: status.name.clone(),
-        tier: ctx.writer.tier,
+        tier,
         parent_id: parent_id.unwrap_or_default(),
         connected: status.parent.as_ref().is_some_and(|p| p.state == "up"),
         age_ms: 0,

@@ -15,11 +15,10 @@ pub const INDEX_DIR: &str = "search-index";
 /// How often the database is checked for changes made by other processes.
 const POLL: Duration = Duration::from_millis(300);
 
-fn to_doc(ctx: &NodeCtx, l: &lessons::Lesson) -> LessonDoc {
+fn to_doc(store: &crate::store::Store, l: &lessons::Lesson) -> LessonDoc {
     let cues = match &l.subtitles {
         None => Vec::new(),
-        Some(_) => ctx
-            .store
+        Some(_) => store
             .read(|c| lessons::subtitles_of(c, &l.id))
             .ok()
             .flatten()
@@ -69,7 +68,7 @@ pub fn index_pending(ctx: &NodeCtx, index: &LessonIndex) -> Result<usize, NodeEr
     }
     let changed = ctx.store.read(|c| lessons::changed_since(c, from, BATCH))?;
     let Some(last) = changed.last().map(|(_, s)| *s) else { return Ok(0) };
-    let docs: Vec<LessonDoc> = changed.iter().map(|(l, _)| to_doc(ctx, l)).collect();
+    let docs: Vec<LessonDoc> = changed.iter().map(|(l, _)| to_doc(&ctx.store, l)).collect();
     index.upsert(&docs)?;
     index.commit(last)?;
     Ok(docs.len())
@@ -92,7 +91,7 @@ pub fn rebuild(ctx: &NodeCtx, data_dir: &std::path::Path, mut progress: impl FnM
     loop {
         let changed = ctx.store.read(|c| lessons::changed_since(c, from, BATCH))?;
         let Some(last) = changed.last().map(|(_, s)| *s) else { break };
-        index.add_new(changed.iter().map(|(l, _)| to_doc(ctx, l)))?;
+        index.add_new(changed.iter().map(|(l, _)| to_doc(&ctx.store, l)))?;
         from = last;
         done += changed.len() as u64;
         progress(done, total.max(done));

@@ -69,8 +69,8 @@ pub fn show(ctx: &NodeCtx) -> Result<LinkSettings, StoreError> {
 }
 
 /// Whether bulk transfers may run now (the schedule is not `off`).
-pub fn bulk_allowed(ctx: &NodeCtx) -> bool {
-    ctx.limiter.current() != Rate::Off
+pub fn bulk_allowed(limiter: &youke_federation::rate::RateLimiter) -> bool {
+    limiter.current() != Rate::Off
 }
 
 /// Keeps the limiter in step with the stored schedule.

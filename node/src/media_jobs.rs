@@ -77,8 +77,8 @@ pub struct JobInfo {
 }
 
 /// Where the ladder of a blob lives.
-pub fn hls_dir(ctx: &NodeCtx, hash: &str) -> PathBuf {
-    ctx.data_dir.join("media").join("hls").join(hash)
+pub fn hls_dir(data_dir: &Path, hash: &str) -> PathBuf {
+    data_dir.join("media").join("hls").join(hash)
 }
 
 /// Queues the transcode of a blob (once per blob).
@@ -133,16 +133,16 @@ pub fn hls_of(conn: &Connection, hash: &str) -> Result<Option<HlsOutput>, StoreE
 
 /// Cancels a queued or running job (a running child is killed within a second).
 pub fn cancel(ctx: &NodeCtx, id: i64) -> Result<JobInfo, NodeError> {
-    set_state(ctx, id, &["queued", "running"], "cancelled", "only a queued or running job can be cancelled")
+    set_state(&ctx.store, id, &["queued", "running"], "cancelled", "only a queued or running job can be cancelled")
 }
 
 /// Queues a failed or cancelled job again.
 pub fn retry(ctx: &NodeCtx, id: i64) -> Result<JobInfo, NodeError> {
-    set_state(ctx, id, &["failed", "cancelled"], "queued", "only a failed or cancelled job can be retried")
+    set_state(&ctx.store, id, &["failed", "cancelled"], "queued", "only a failed or cancelled job can be retried")
 }
 
-fn set_state(ctx: &NodeCtx, id: i64, from: &[&str], to: &str, refusal: &str) -> Result<JobInfo, NodeError> {
-    ctx.store.write(|tx| {
+fn set_state(store: &crate::store::Store, id: i64, from: &[&str], to: &str, refusal: &str) -> Result<JobInfo, NodeError> {
+    store.write(|tx| {
         let job = get(tx, id)?.ok_or_else(|| NodeError::Invalid(format!("no media job {id}")))?;
         if !from.contains(&job.state.as_str()) {
             return Err(NodeError::Invalid(format!("{refusal}; job {id} is {}", job.state)));
@@ -256,7 +256,7 @@ async fn run_job(ctx: &Arc<NodeCtx>, job: &JobInfo, stop: &CancellationToken) ->
     };
     let input = copy.path().to_path_buf();
     let size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
-    let out = hls_dir(ctx, &job.hash);
+    let out = hls_dir(&ctx.data_dir, &job.hash);
     let mut cmd = if std::path::Path::new("/usr/bin/nice").is_file() {
         let mut c = tokio::process::Command::new("/usr/bin/nice");
         c.arg("-n").arg("10").arg(&exe);

@@ -14,13 +14,13 @@ pub struct MigrateReport {
     pub bytes_moved: u64,
 }
 
-fn remote(ctx: &NodeCtx) -> Result<&youke_federation::blobs::remote::Remote, NodeError> {
-    ctx.blobs.remote().ok_or_else(|| NodeError::Invalid("no object storage is configured: add [object_store] to youke.toml (docs/SCALING.md)".into()))
+fn remote(blobs: &youke_federation::BlobStore) -> Result<&youke_federation::blobs::remote::Remote, NodeError> {
+    blobs.remote().ok_or_else(|| NodeError::Invalid("no object storage is configured: add [object_store] to youke.toml (docs/SCALING.md)".into()))
 }
 
 /// Writes, reads back and deletes a small object in the bucket. Returns where it is.
 pub fn check(ctx: &NodeCtx) -> Result<String, NodeError> {
-    let r = remote(ctx)?;
+    let r = remote(&ctx.blobs)?;
     r.check_write(&ctx.writer.node_id)?;
     Ok(r.describe().to_string())
 }
@@ -29,7 +29,7 @@ pub fn check(ctx: &NodeCtx) -> Result<String, NodeError> {
 /// pull-through cache) into the bucket. Resumable; may run while the node serves, once the
 /// running node has the same [object_store] settings (it reads each blob from wherever it is).
 pub fn migrate(ctx: &NodeCtx, progress: &mut dyn crate::backup::Progress) -> Result<MigrateReport, NodeError> {
-    let describe = remote(ctx)?.describe().to_string();
+    let describe = remote(&ctx.blobs)?.describe().to_string();
     let held: HashSet<BlobHash> = ctx.store.read(|c| -> Result<HashSet<BlobHash>, StoreError> {
         Ok(crate::blob_index::all(c)?.into_iter().filter_map(|(h, _)| h.parse().ok()).collect())
     })?;

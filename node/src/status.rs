@@ -97,7 +97,7 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
         let now = now_ms();
         let parent = match &ctx.config.parent {
             None => None,
-            Some(addr) => Some(parent_link(c, ctx, addr, serving, now)?),
+            Some(addr) => Some(parent_link(c, ctx.writer.tier, addr, serving, now)?),
         };
         let children = sync_state::children(c)?
             .into_iter()
@@ -163,7 +163,7 @@ pub fn collect(ctx: &NodeCtx, serving: bool) -> Result<Status, NodeError> {
 
 /// The link to the configured parent: as the uplink last reported it (if it was about this
 /// address), the cursors and what is still to go up.
-fn parent_link(c: &rusqlite::Connection, ctx: &NodeCtx, addr: &str, serving: bool, now: i64) -> Result<ParentLink, NodeError> {
+fn parent_link(c: &rusqlite::Connection, tier: youke_federation::Tier, addr: &str, serving: bool, now: i64) -> Result<ParentLink, NodeError> {
     let not_running = || "not running".to_string();
     let mut link = match sync_state::link_state(c)? {
         Some(row) if row.parent_addr == addr => ParentLink {
@@ -189,7 +189,7 @@ fn parent_link(c: &rusqlite::Connection, ctx: &NodeCtx, addr: &str, serving: boo
     };
     let peer = sync_state::parent(c)?;
     let (peer_id, acked) = peer.as_ref().map_or(("", 0), |p| (p.node_id.as_str(), p.acked_seq));
-    if let Some(tier) = ctx.writer.tier.parent() {
+    if let Some(tier) = tier.parent() {
         link.pending_docs_up = documents::pending(c, peer_id, Scope::Up { parent: tier, peer: peer_id }, acked)?;
     }
     if let Some(p) = &peer {

@@ -359,6 +359,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE quarantine ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 15: the lessons of each collection as rows, so "is this lesson in a published (or pinned)
+    // collection" is an index lookup, not a scan of every collection's list (a province holds
+    // 100,000 collections; every lesson saved asked it).
+    r#"
+    CREATE TABLE collection_lessons (
+        collection_id TEXT NOT NULL REFERENCES collections (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+        lesson_id     TEXT NOT NULL,
+        PRIMARY KEY (collection_id, lesson_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX collection_lessons_by_lesson ON collection_lessons (lesson_id);
+    INSERT OR IGNORE INTO collection_lessons (collection_id, lesson_id)
+        SELECT c.id, e.value FROM collections c, json_each(c.lessons) e WHERE e.type = 'text';
+    "#,
 ];
 
 /// Schema version this binary writes.

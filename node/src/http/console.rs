@@ -46,7 +46,7 @@ pub struct Live {
 fn live(ctx: &crate::NodeCtx) -> Result<Live, ApiError> {
     let s = status::collect(ctx, true)?;
     Ok(Live {
-        tree: crate::health::tree_from(ctx, &s)?,
+        tree: crate::health::tree_from(&ctx.store, ctx.writer.tier, &s)?,
         parent: s.parent,
         upload_queue: s.upload_queue,
         transfers: s.transfers,

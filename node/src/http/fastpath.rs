@@ -330,7 +330,7 @@ mod tests {
         let ctx = Arc::new(crate::NodeCtx::open(&dir.path().join("node"), crate::config::Config::default()).expect("open"));
         let index = Arc::new(youke_search::LessonIndex::in_memory().expect("index"));
         let hash = blake3::hash(b"a ladder").to_hex().to_string();
-        let rung = crate::media_jobs::hls_dir(&ctx, &hash).join("720p");
+        let rung = crate::media_jobs::hls_dir(&ctx.data_dir, &hash).join("720p");
         std::fs::create_dir_all(&rung).expect("dir");
         let segment: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         std::fs::write(rung.join("seg_00001.ts"), &segment).expect("write");

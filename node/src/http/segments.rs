@@ -19,7 +19,7 @@ use std::sync::Mutex;
 /// ladder has.
 pub fn resolve(ctx: &crate::NodeCtx, hash: &str, rest: &str) -> Option<(PathBuf, &'static str)> {
     let (hash, mime) = ladder_file(hash, rest)?;
-    Some((crate::media_jobs::hls_dir(ctx, &hash.to_hex()).join(rest), mime))
+    Some((crate::media_jobs::hls_dir(&ctx.data_dir, &hash.to_hex()).join(rest), mime))
 }
 
 /// The rule of [`resolve`] without the node: the blob whose ladder is asked for and the file's

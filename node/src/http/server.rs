@@ -210,7 +210,7 @@ fn fuzz_server() -> Option<(tokio::runtime::Runtime, std::net::SocketAddr)> {
     config.import.watch_dir = None;
     config.limits.connections_per_address = 1 << 20;
     let ctx = Arc::new(crate::NodeCtx::open(&dir, config).ok()?);
-    let rung = crate::media_jobs::hls_dir(&ctx, FUZZ_LADDER).join("720p");
+    let rung = crate::media_jobs::hls_dir(&ctx.data_dir, FUZZ_LADDER).join("720p");
     std::fs::create_dir_all(&rung).ok()?;
     std::fs::write(rung.join("seg_00001.ts"), vec![0x47u8; 188 * 64]).ok()?;
     std::fs::write(rung.parent()?.join("master.m3u8"), "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1500000\n720p/index.m3u8\n").ok()?;

@@ -319,12 +319,12 @@ async fn promote(ctx: &Arc<NodeCtx>, hash: BlobHash) -> Result<(), PullError> {
 
 /// Deletes cache files with no cache row (left by a crash between an eviction's commit and its
 /// file deletion).
-pub fn sweep_orphans(ctx: &NodeCtx) -> Result<usize, StoreError> {
+pub fn sweep_orphans(store: &crate::store::Store, blobs: &youke_federation::BlobStore) -> Result<usize, StoreError> {
     let mut removed = 0;
-    for h in ctx.blobs.cache_files() {
-        let known: bool = ctx.store.read(|c| Ok::<_, StoreError>(c.query_row("SELECT EXISTS (SELECT 1 FROM cache WHERE hash = ?1)", [h.to_hex()], |r| r.get(0))?))?;
+    for h in blobs.cache_files() {
+        let known: bool = store.read(|c| Ok::<_, StoreError>(c.query_row("SELECT EXISTS (SELECT 1 FROM cache WHERE hash = ?1)", [h.to_hex()], |r| r.get(0))?))?;
         if !known {
-            ctx.blobs.evict_cached(&h, false);
+            blobs.evict_cached(&h, false);
             removed += 1;
         }
     }
@@ -347,7 +347,7 @@ const PREFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// `off`, paced by the schedule.
 pub async fn prefetch(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
     loop {
-        if ctx.upstream.parent_name().is_some() && crate::link_settings::bulk_allowed(&ctx)
+        if ctx.upstream.parent_name().is_some() && crate::link_settings::bulk_allowed(&ctx.limiter)
             && let Err(e) = prefetch_pass(&ctx, &cancel).await
         {
             tracing::warn!(error = %e, "prefetching pinned collections paused");
@@ -375,7 +375,7 @@ async fn prefetch_pass(ctx: &Arc<NodeCtx>, cancel: &CancellationToken) -> Result
     for (hash, size) in wanted {
         let mut offset = 0;
         while offset < size && !ctx.blobs.contains(&hash) {
-            if cancel.is_cancelled() || !crate::link_settings::bulk_allowed(ctx) {
+            if cancel.is_cancelled() || !crate::link_settings::bulk_allowed(&ctx.limiter) {
                 return Ok(());
             }
             let len = MAX_RANGE.min(size - offset);
@@ -401,7 +401,7 @@ pub async fn housekeeping(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
             if n > 0 {
                 tracing::info!(removed = n, "removed abandoned partial transfers");
             }
-            match sweep_orphans(&c) {
+            match sweep_orphans(&c.store, &c.blobs) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "removed cache files left by an interrupted eviction"),
                 Err(e) => tracing::warn!(error = %e, "cannot check the media cache"),

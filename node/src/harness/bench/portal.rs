@@ -253,7 +253,7 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
 
     // The segments: files of a ladder as the media job leaves them.
     let hash = blake3::hash(b"youke bench portal").to_hex().to_string();
-    let rung = crate::media_jobs::hls_dir(&ctx, &hash).join("720p");
+    let rung = crate::media_jobs::hls_dir(&ctx.data_dir, &hash).join("720p");
     std::fs::create_dir_all(&rung).map_err(err)?;
     let mut paths = Vec::new();
     for i in 0..opts.segments {
@@ -276,7 +276,7 @@ pub fn portal(opts: &PortalBenchOptions) -> Result<PortalBenchReport, NodeError>
 
     let connections: &[u32] = if opts.segments == 0 { &[] } else { &opts.connections };
     let nginx_port = free_port()?;
-    let _nginx = start_nginx(&opts.dir, &crate::media_jobs::hls_dir(&ctx, &hash).parent().map(Path::to_path_buf).unwrap_or_default(), nginx_port)?;
+    let _nginx = start_nginx(&opts.dir, &crate::media_jobs::hls_dir(&ctx.data_dir, &hash).parent().map(Path::to_path_buf).unwrap_or_default(), nginx_port)?;
     let youke_url = format!("http://{}", node.http_addr);
     let nginx_url = format!("http://127.0.0.1:{nginx_port}");
 
