@@ -27,6 +27,19 @@ impl NodeLinkStore {
 struct Refusal(String);
 
 impl ChildStore for NodeLinkStore {
+    fn is_busy(&self, e: &StoreError) -> bool {
+        use crate::context::NodeError;
+        use crate::documents::DocError;
+        use crate::store::StoreError as Db;
+        if let Some(db) = e.downcast_ref::<Db>() {
+            return db.is_busy();
+        }
+        match (e.downcast_ref::<DocError>(), e.downcast_ref::<NodeError>()) {
+            (Some(DocError::Store(db)), _) | (_, Some(NodeError::Store(db))) => db.is_busy(),
+            _ => false,
+        }
+    }
+
     fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError> {
         let row = self.ctx.store.read(sync_state::parent)?;
         Ok(row.and_then(|p| Fingerprint::from_hex(&p.fingerprint).map(|f| (p.node_id, f))))

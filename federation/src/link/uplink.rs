@@ -230,6 +230,10 @@ impl Uplink {
                             engine.handle_reply(lane, Ok(reply), now);
                             None
                         }
+                        Done::Reply(Err(LinkError::Store(e))) if self.store.is_busy(&e) => {
+                            engine.handle_store_busy(lane, now);
+                            None
+                        }
                         Done::Reply(Err(e)) => {
                             engine.handle_reply(lane, Err(e.to_string()), now);
                             Some(e)

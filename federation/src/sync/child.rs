@@ -370,6 +370,23 @@ impl ChildSession {
         self.query(Lane::Blobs, Query::NextBlobUpload);
     }
 
+    /// The store could not answer a lane's query because it is busy (another writer, another
+    /// process, beyond its timeout): the lane asks again later (0.5 s, doubling to 30 s) and the
+    /// session stays up, for a new link would not make the store answer sooner. Other store
+    /// failures go to [`Self::handle_reply`] and end the session.
+    pub fn handle_store_busy(&mut self, lane: Lane, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let Some(q) = self.asked[lane_index(lane)].take() else {
+            return self.close("local store busy with no query in flight".into());
+        };
+        let wait = STORE_RETRY.saturating_mul(1 << self.store_failures.min(6)).min(STORE_RETRY_MAX);
+        self.store_failures = self.store_failures.saturating_add(1);
+        warn!(?lane, wait_ms = wait.as_millis() as u64, "the local store is busy; asking it again shortly");
+        self.retries.push((now + wait, lane, q));
+    }
+
     /// The store answered a lane's query (or failed: the message says why).
     pub fn handle_reply(&mut self, lane: Lane, reply: Result<Reply, String>, now: Instant) {
         if self.closed {
@@ -383,18 +400,7 @@ impl ChildSession {
                 self.reconcile = Reconcile::Waiting { until: now + RECONCILE_INTERVAL };
                 return;
             }
-            // Every other lane asks its store again later: the store is busy (another writer,
-            // another process) or failing, and neither is a reason to drop the link.
-            Err(e) => {
-                let Some(q) = self.asked[lane_index(lane)].take() else {
-                    return self.close(format!("local store: {e}"));
-                };
-                let wait = STORE_RETRY.saturating_mul(1 << self.store_failures.min(6)).min(STORE_RETRY_MAX);
-                self.store_failures = self.store_failures.saturating_add(1);
-                warn!(error = %e, ?lane, wait_ms = wait.as_millis() as u64, "the local store failed a sync step; asking it again");
-                self.retries.push((now + wait, lane, q));
-                return;
-            }
+            Err(e) => return self.close(format!("local store: {e}")),
         };
         self.store_failures = 0;
         self.asked[lane_index(lane)] = None;

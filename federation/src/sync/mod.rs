@@ -53,6 +53,11 @@ pub enum LinkState {
 /// What a child needs from the node's storage to sync with its parent. Calls are blocking; the
 /// driver runs them on tokio's blocking pool.
 pub trait ChildStore: Send + Sync + 'static {
+    /// Whether an error of this store means it is busy (another writer held it beyond its
+    /// timeout): the engine asks again later instead of ending the session.
+    fn is_busy(&self, _e: &StoreError) -> bool {
+        false
+    }
     /// The parent remembered from earlier links (node id and pinned fingerprint).
     fn known_parent(&self) -> Result<Option<(String, Fingerprint)>, StoreError>;
     /// Pins the parent after its first successful hello.

@@ -576,7 +576,7 @@ fn a_failing_store_is_asked_again_later_and_the_session_stays_up() {
     let mut at = now;
     let mut waits = Vec::new();
     for _ in 0..3 {
-        s.handle_reply(Lane::PullDocs, Err("database is locked".into()), at);
+        s.handle_store_busy(Lane::PullDocs, at);
         assert!(!s.is_closed(), "a busy store does not end the session");
         assert_eq!(s.poll_output(), None, "nothing is asked until the wait is over");
         let due = s.poll_timeout().expect("a retry is due");
@@ -589,8 +589,11 @@ fn a_failing_store_is_asked_again_later_and_the_session_stays_up() {
     // Once it answers, the lane goes on, and the backoff starts over.
     s.handle_reply(Lane::PullDocs, Ok(child::Reply::Seq(0)), at);
     assert!(matches!(s.poll_output(), Some(Output::Request(Lane::PullDocs, Message::PullDocs { after_seq: 0, .. }))));
-    s.handle_reply(Lane::Health, Err("database is locked".into()), at);
+    s.handle_store_busy(Lane::Health, at);
     assert_eq!(s.poll_timeout().map(|t| t - at), Some(child::STORE_RETRY));
+    // Any other store failure still ends the session, as it always did.
+    s.handle_reply(Lane::PushDocs, Err("disk on fire".into()), at);
+    assert!(s.is_closed());
 }
 
 #[test]
