@@ -301,7 +301,10 @@ impl ChildSession {
     }
 
     fn query(&mut self, lane: Lane, q: Query) {
-        self.asked[lane_index(lane)] = Some(q.clone());
+        // Kept to ask again if the store is busy; not the queries carrying documents (a batch
+        // of up to 8 MiB): those lanes start over from their cursor instead.
+        let carries_docs = matches!(q, Query::ApplyFromParent { .. } | Query::ReconcileApply { .. });
+        self.asked[lane_index(lane)] = (!carries_docs).then(|| q.clone());
         self.out.push_back(Output::Query(lane, q));
     }
 
@@ -378,13 +381,16 @@ impl ChildSession {
         if self.closed {
             return;
         }
-        let Some(q) = self.asked[lane_index(lane)].take() else {
-            return self.close("local store busy with no query in flight".into());
-        };
         let wait = STORE_RETRY.saturating_mul(1 << self.store_failures.min(6)).min(STORE_RETRY_MAX);
         self.store_failures = self.store_failures.saturating_add(1);
         warn!(?lane, wait_ms = wait.as_millis() as u64, "the local store is busy; asking it again shortly");
-        self.retries.push((now + wait, lane, q));
+        match (self.asked[lane_index(lane)].take(), lane) {
+            (Some(q), _) => self.retries.push((now + wait, lane, q)),
+            // The documents are asked for again from the cursor, which did not move.
+            (None, Lane::PullDocs) => self.pull = Pull::Waiting { until: now + wait },
+            (None, Lane::Reconcile) => self.reconcile = Reconcile::Waiting { until: now + wait },
+            (None, _) => self.close("local store busy with no query in flight".into()),
+        }
     }
 
     /// The store answered a lane's query (or failed: the message says why).

@@ -591,6 +591,19 @@ fn a_failing_store_is_asked_again_later_and_the_session_stays_up() {
     assert!(matches!(s.poll_output(), Some(Output::Request(Lane::PullDocs, Message::PullDocs { after_seq: 0, .. }))));
     s.handle_store_busy(Lane::Health, at);
     assert_eq!(s.poll_timeout().map(|t| t - at), Some(child::STORE_RETRY));
+    // A busy store refusing a batch of documents from the parent: the pull starts over from
+    // its cursor (the documents are not kept in the engine to be replayed).
+    let mut p = ChildSession::new(at);
+    while p.poll_output().is_some() {}
+    p.handle_reply(Lane::PullDocs, Ok(child::Reply::Seq(0)), at);
+    let _ = p.poll_output();
+    p.handle_answer(Lane::PullDocs, Message::Docs { docs: vec![update("c", None, &Doc { version: 1, seq: 1 })], upto_seq: 1 }, at);
+    assert!(matches!(p.poll_output(), Some(Output::Query(Lane::PullDocs, child::Query::ApplyFromParent { .. }))));
+    p.handle_store_busy(Lane::PullDocs, at);
+    assert!(!p.is_closed());
+    let due = p.poll_timeout().expect("a retry is due");
+    p.handle_timeout(due);
+    assert_eq!(p.poll_output(), Some(Output::Query(Lane::PullDocs, child::Query::PullCursor)), "from the cursor again");
     // Any other store failure still ends the session, as it always did.
     s.handle_reply(Lane::PushDocs, Err("disk on fire".into()), at);
     assert!(s.is_closed());
