@@ -17,6 +17,12 @@ pub fn add(tx: &Transaction<'_>, hash: &BlobHash, size: u64) -> Result<(), Store
     Ok(())
 }
 
+/// Forgets a blob (its bytes are deleted by the caller once this commits).
+pub fn remove(tx: &Transaction<'_>, hash: &str) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM blobs WHERE hash = ?1", [hash])?;
+    Ok(())
+}
+
 /// Whether the node holds a blob (by its hex hash).
 pub fn holds(conn: &Connection, hash: &str) -> Result<bool, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")?;

@@ -45,12 +45,22 @@ pub struct Config {
     pub import: ImportConfig,
     pub ftp: FtpConfig,
     pub portal: PortalConfig,
+    pub review: ReviewConfig,
     /// Assumptions of the storage forecast (admin console, `youke forecast`).
     pub forecast: ForecastConfig,
     /// Media blobs on S3-compatible object storage (a SeaweedFS cluster) instead of this
     /// machine's disk; docs/SCALING.md. The secret may be given as YOUKE_S3_SECRET_ACCESS_KEY.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_store: Option<youke_federation::blobs::remote::S3Settings>,
+}
+
+/// Review (审核) of lessons shared to this node's tier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// Approve every lesson shared to this tier as it arrives, without a reviewer (default:
+    /// false, a reviewer approves or rejects each one in the review queue).
+    pub auto_approve: bool,
 }
 
 /// The portal's access rules.
@@ -208,6 +218,7 @@ impl Default for Config {
             import: ImportConfig::default(),
             ftp: FtpConfig::default(),
             portal: PortalConfig::default(),
+            review: ReviewConfig::default(),
             forecast: Default::default(),
             trust: TrustMode::Federation,
             object_store: None,

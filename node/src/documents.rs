@@ -109,8 +109,9 @@ pub enum Scope<'a> {
     /// Up to a parent of tier `parent` (`peer`): what is shared at or above its tier, and every
     /// later version of what the parent holds (so lowering a share level reaches it too).
     Up { parent: Tier, peer: &'a str },
-    /// Down to a child: what is published to the whole tree below, and what came from the
-    /// child's subtree.
+    /// Down to a child: what is published to the whole tree below, what came from the child's
+    /// subtree, and every later version of what the child was sent (so a takedown, a rejection
+    /// or a hidden comment reaches every node that holds the document).
     Down { child: &'a str },
 }
 
@@ -122,7 +123,13 @@ impl Scope<'_> {
                 format!("(d.share_rank >= ?{n} OR EXISTS (SELECT 1 FROM peer_heads k WHERE k.peer_id = '{}' AND k.doc_id = d.id AND k.heads IS NOT NULL))", peer.replace('\'', "''")),
                 share_rank(parent).into(),
             ),
-            Scope::Down { child } => (format!("(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?{n}))"), child.to_string().into()),
+            Scope::Down { child } => (
+                format!(
+                    "(d.published = 1 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id AND r.child_id = ?{n})
+                      OR EXISTS (SELECT 1 FROM peer_heads k WHERE k.peer_id = ?{n} AND k.doc_id = d.id AND k.sent IS NOT NULL))"
+                ),
+                child.to_string().into(),
+            ),
         }
     }
 }

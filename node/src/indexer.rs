@@ -68,10 +68,14 @@ pub fn index_pending(ctx: &NodeCtx, index: &LessonIndex) -> Result<usize, NodeEr
     }
     let changed = ctx.store.read(|c| lessons::changed_since(c, from, BATCH))?;
     let Some(last) = changed.last().map(|(_, s)| *s) else { return Ok(0) };
-    let docs: Vec<LessonDoc> = changed.iter().map(|(l, _)| to_doc(&ctx.store, l)).collect();
+    // Lessons not listed here (awaiting review, taken down) are not searchable.
+    let docs: Vec<LessonDoc> = changed.iter().filter(|(l, _)| l.listed).map(|(l, _)| to_doc(&ctx.store, l)).collect();
+    for (l, _) in changed.iter().filter(|(l, _)| !l.listed) {
+        index.delete(&l.id)?;
+    }
     index.upsert(&docs)?;
     index.commit(last)?;
-    Ok(docs.len())
+    Ok(changed.len())
 }
 
 /// Rebuilds the search index of the node in `data_dir` from its database, reporting
@@ -91,7 +95,7 @@ pub fn rebuild(ctx: &NodeCtx, data_dir: &std::path::Path, mut progress: impl FnM
     loop {
         let changed = ctx.store.read(|c| lessons::changed_since(c, from, BATCH))?;
         let Some(last) = changed.last().map(|(_, s)| *s) else { break };
-        index.add_new(changed.iter().map(|(l, _)| to_doc(&ctx.store, l)))?;
+        index.add_new(changed.iter().filter(|(l, _)| l.listed).map(|(l, _)| to_doc(&ctx.store, l)))?;
         from = last;
         done += changed.len() as u64;
         progress(done, total.max(done));

@@ -48,6 +48,7 @@ pub mod provision;
 pub mod pull_through;
 pub mod replication;
 pub mod resumable_uploads;
+pub mod reviewing;
 pub mod services;
 pub mod status;
 pub mod store;

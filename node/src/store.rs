@@ -372,6 +372,18 @@ const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO collection_lessons (collection_id, lesson_id)
         SELECT c.id, e.value FROM collections c, json_each(c.lessons) e WHERE e.type = 'text';
     "#,
+    // 16: review (审核) and takedown (下架): whether a lesson is listed to viewers at this node,
+    // the decisions and the takedown as JSON for display, and which tier's review it awaits
+    // (the review queue of that tier).
+    r#"
+    ALTER TABLE lessons ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE lessons ADD COLUMN moderation TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE lessons ADD COLUMN takedown TEXT;
+    ALTER TABLE lessons ADD COLUMN awaiting_review TEXT;
+    CREATE INDEX lessons_awaiting_review ON lessons (awaiting_review) WHERE awaiting_review IS NOT NULL;
+    CREATE INDEX lessons_taken_down ON lessons (media_hash) WHERE takedown IS NOT NULL;
+    CREATE INDEX lessons_by_media ON lessons (media_hash);
+    "#,
 ];
 
 /// Schema version this binary writes.

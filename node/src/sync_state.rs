@@ -149,6 +149,7 @@ pub struct LinkRow {
     pub state: String,
     pub parent_name: Option<String>,
     pub error: Option<String>,
+    /// Since when the link is in this state (a reconnect attempt that fails again keeps it).
     pub updated_at: i64,
 }
 
@@ -163,7 +164,7 @@ pub fn set_link_state(tx: &Transaction<'_>, parent_addr: &str, state: &LinkState
         "INSERT INTO link_state (id, parent_addr, state, parent_name, error, updated_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO UPDATE SET parent_addr = excluded.parent_addr, state = excluded.state,
            parent_name = COALESCE(excluded.parent_name, link_state.parent_name), error = excluded.error,
-           updated_at = excluded.updated_at",
+           updated_at = CASE WHEN link_state.state = excluded.state THEN link_state.updated_at ELSE excluded.updated_at END",
         params![parent_addr, label, name, error, now_ms()],
     )?;
     if matches!(state, LinkState::Up { .. }) {

@@ -6,36 +6,7 @@ mod common;
 
 use common::*;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-
-fn web_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
-
-/// target/e2e-artifacts, beside the build's profile directories.
-fn artifacts() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).expect("target/<profile>/deps/<test>");
-    target.join("e2e-artifacts")
-}
-
-/// Runs a scenario script of web/e2e with its arguments; returns what it printed as `result`.
-fn scenario(script: &str, args: serde_json::Value) -> serde_json::Value {
-    let out = Command::new("node")
-        .arg(web_dir().join("e2e").join(script))
-        .arg(args.to_string())
-        .current_dir(web_dir())
-        .output()
-        .expect("run node (installed by scripts/setup.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
-        panic!("{script} printed no result (status {}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr))
-    });
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert!(out.status.success() && v["ok"] == true, "{script} failed: {v:#}\n{}", String::from_utf8_lossy(&out.stderr));
-    v["result"].clone()
-}
 
 /// A province (河北省), a city (石家庄市) and a school (第一中学) on free loopback ports, without
 /// background transcoding.

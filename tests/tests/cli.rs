@@ -8,7 +8,7 @@ use common::*;
 #[test]
 fn every_command_has_help() {
     let data = tempfile::tempdir().expect("tempdir");
-    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "check", "subtitles", "media", "quarantine", "share", "status", "link", "demo", "user", "reindex", "forecast", "backup", "restore", "setup"] {
+    for cmd in ["init", "enroll", "token", "revoke", "children", "serve", "import", "check", "subtitles", "media", "quarantine", "share", "review", "takedown", "status", "link", "demo", "user", "reindex", "forecast", "backup", "restore", "setup"] {
         let out = youke(data.path(), &[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help failed");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd} --help prints no usage");

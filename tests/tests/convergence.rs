@@ -18,7 +18,9 @@ use youke_tests::faultproxy::{FaultConfig, FaultProxy, Rng};
 
 async fn start(dir: &Path, tier: Tier, parent: Option<SocketAddr>, cancel: &CancellationToken) -> RunningNode {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned, ..Config::default() };
+    let config = Config { role: tier, name: tier.to_string(), http: local, quic: local, parent: parent.map(|p| p.to_string()), trust: TrustMode::DevPinned,
+        // Lessons shared to the province are approved there on arrival: convergence is the point here.
+        review: youke_node::config::ReviewConfig { auto_approve: true }, ..Config::default() };
     Node::spawn(&dir.join(tier.as_str()), config, cancel.child_token()).await.expect("node starts")
 }
 

@@ -75,6 +75,18 @@ fn lesson_travels_up_and_media_survives_a_killed_city() {
     std::thread::sleep(Duration::from_millis(500));
     let city = Server::start(&c_dir, c_http);
 
+    // Shared to 全省, it waits in the province's review queue, seen by no one else above the
+    // school until a reviewer approves it (`youke review`).
+    wait_for("the lesson in the province's review queue", Duration::from_secs(60), || {
+        let list: serde_json::Value = serde_json::from_str(&youke_ok(&p_dir, &["review", "list", "--json"])).ok()?;
+        list.as_array()?.iter().any(|l| l["id"] == id.as_str()).then_some(())
+    });
+    let hits = province.get_json("/api/v1/search?q=%E5%8B%BE%E8%82%A1").expect("search");
+    assert!(!hits["items"].as_array().unwrap().iter().any(|i| i["id"] == id.as_str()), "an unreviewed lesson is not searchable: {hits}");
+    let approved = youke_ok(&p_dir, &["review", "approve", &id]);
+    assert!(approved.contains("approved"), "{approved}");
+    assert!(youke_ok(&p_dir, &["review", "list"]).contains("no lessons wait"));
+
     for (tier, node) in [("city", &city), ("province", &province)] {
         let lesson = wait_for(&format!("the lesson and its media at the {tier}"), Duration::from_secs(60), || {
             let l = node.get_json(&format!("/api/v1/lessons/{id}"))?;

@@ -134,6 +134,10 @@ pub async fn run(opts: DemoOptions, cancel: CancellationToken) -> Result<(), Nod
         for id in &shared {
             println!("  http://{}/lessons/{id}", province.http_addr);
         }
+        println!(
+            "They wait in the province's review queue (审核) until a reviewer approves them for every school of the province:\n  http://{}/review  (sign in as expert or admin)",
+            province.http_addr
+        );
     } else if !cancel.is_cancelled() {
         println!("The shared lessons have not reached the province yet; see `youke status --data {}`.", opts.dir.join("school").display());
     }

@@ -48,6 +48,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/collections/{id}", Access::View),
     ("GET", "/announcements", Access::View),
     ("GET", "/admin", Access::Admin),
+    ("GET", "/review", Access::Expert),
     ("GET", "/api/v1/admin/live", Access::Admin),
     ("GET", "/api/v1/admin/events", Access::Admin),
     ("GET", "/api/v1/admin/storage", Access::Admin),
@@ -74,6 +75,11 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/lessons/{id}/share", Access::Teacher),
     ("POST", "/api/v1/lessons/{id}/ratings", Access::SignedIn),
     ("POST", "/api/v1/lessons/{id}/comments", Access::SignedIn),
+    ("DELETE", "/api/v1/lessons/{id}/comments/{comment}", Access::Admin),
+    ("POST", "/api/v1/lessons/{id}/comments/{comment}/hide", Access::Admin),
+    ("POST", "/api/v1/lessons/{id}/decision", Access::Expert),
+    ("POST", "/api/v1/lessons/{id}/takedown", Access::Admin),
+    ("GET", "/api/v1/review", Access::Expert),
     ("POST", "/api/v1/lessons/{id}/reviews", Access::Expert),
     ("POST", "/api/v1/lessons/{id}/views", Access::View),
     ("GET", "/api/v1/lessons/{id}/discussion", Access::View),
@@ -161,7 +167,7 @@ impl Auth {
     pub fn csrf(&self) -> &str {
         self.session.as_ref().map_or("", |s| s.csrf.as_str())
     }
-    fn address_text(&self) -> String {
+    pub fn address_text(&self) -> String {
         self.address.map(|a| a.to_string()).unwrap_or_default()
     }
 }

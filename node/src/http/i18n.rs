@@ -105,6 +105,35 @@ impl Lang {
             (Lang::En, _) => format!("on its way to {parent}{media}"),
         }
     }
+
+    /// A shared lesson's review state in words: taken down, rejected or approved (by which node,
+    /// why), or waiting for which tier's review; empty for a lesson kept at its school.
+    pub fn review_status(self, x: &crate::lessons::Lesson) -> String {
+        let l = self;
+        if let Some(t) = &x.takedown {
+            return match l {
+                Lang::Zh => format!("已被{}下架：{}", t.node, t.reason),
+                Lang::En => format!("taken down by {}: {}", t.node, t.reason),
+            };
+        }
+        if x.share_level == Tier::School {
+            return String::new();
+        }
+        match x.moderation.iter().find(|d| d.tier == x.share_level) {
+            Some(d) if d.approved => match l {
+                Lang::Zh => format!("{}已审核通过，{}各校可见", d.node, l.share(x.share_level)),
+                Lang::En => format!("approved by {}: visible to every school {}", d.node, l.share(x.share_level)),
+            },
+            Some(d) => match l {
+                Lang::Zh => format!("{}审核未通过：{}", d.node, d.reason),
+                Lang::En => format!("not approved by {}: {}", d.node, d.reason),
+            },
+            None => match l {
+                Lang::Zh => format!("等待{}级审核", l.tier(x.share_level).trim_end_matches('级')),
+                Lang::En => format!("waiting for review at the {} level", l.tier(x.share_level)),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

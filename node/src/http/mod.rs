@@ -21,6 +21,7 @@ mod login;
 mod pages;
 mod redirect;
 mod resumable;
+mod review;
 pub mod segments;
 pub mod server;
 mod teach;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/collections/{id}", get(browse::collection))
         .route("/announcements", get(browse::announcements))
         .route("/admin", get(console::page))
+        .route("/review", get(review::page))
         .route("/api/v1/admin/live", get(console::live_json))
         .route("/api/v1/admin/events", get(console::events))
         .route("/api/v1/admin/storage", get(console::storage_json))
@@ -108,6 +110,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/lessons/{id}/share", post(api::share_lesson))
         .route("/api/v1/lessons/{id}/ratings", post(api::rate_lesson))
         .route("/api/v1/lessons/{id}/comments", post(api::comment_lesson))
+        .route("/api/v1/lessons/{id}/comments/{comment}", axum::routing::delete(api::delete_comment))
+        .route("/api/v1/lessons/{id}/comments/{comment}/hide", post(api::hide_comment))
+        .route("/api/v1/lessons/{id}/decision", post(api::decide))
+        .route("/api/v1/lessons/{id}/takedown", post(api::takedown))
+        .route("/api/v1/review", get(api::review_queue))
         .route("/api/v1/lessons/{id}/reviews", post(api::review_lesson))
         .route("/api/v1/lessons/{id}/views", post(api::view_lesson))
         .route("/api/v1/lessons/{id}/discussion", get(api::lesson_discussion))

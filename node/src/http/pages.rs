@@ -63,6 +63,9 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
         link("/my", l.t("我的课程", "My lessons"));
         link("/upload", l.t("上传录像", "Upload"));
     }
+    if matches!(role, Some(Role::Expert | Role::Admin)) && w.tier != youke_federation::Tier::School {
+        link("/review", l.t("审核", "Review"));
+    }
     if role == Some(Role::Admin) {
         link("/admin", l.t("管理", "Admin"));
     }
@@ -433,6 +436,9 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
     let viewer = auth.user().cloned();
     let found = blocking(&state, move |ctx| {
         let Some(x) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
+        if !super::api::may_see(ctx, viewer.as_ref(), &x)? {
+            return Ok(None);
+        }
         // The subtitles as a transcript whose lines seek the player; a stored SRT that no longer
         // parses only loses the transcript, not the page.
         let cues = ctx.store.read(|c| lessons::subtitles_of(c, &id))?.and_then(|(srt, _)| youke_media::srt::parse(srt.as_bytes()).ok());
@@ -442,12 +448,17 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit, contests)))
     })
     .await;
-    let (v, cues, talk, may_edit, contests) = match found {
+    let (v, cues, mut talk, may_edit, contests) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(&state, &auth, l.t("未找到这节课程", "There is no such lesson")),
         Err(e) => return e.into_response(),
     };
     let x = &v.lesson;
+    let role = auth.user().map(|u| u.role);
+    if role != Some(Role::Admin) && let Some(t) = talk.as_mut() {
+        t.comments.retain(|c| c.hidden.is_none());
+    }
+    let moderation = moderation_html(l, x, state.ctx.writer.tier, role);
     let player = player_html(l, &v);
     let transcript = cues.map(|c| transcript_html(l, &c)).unwrap_or_default();
     let probe = x.probe.as_ref().and_then(|p| p.parse());
@@ -489,7 +500,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         String::new()
     };
     let body = format!(
-        r#"<h1>{title}</h1>{contests}{player}{transcript}{actions}
+        r#"<h1>{title}</h1>{contests}{moderation}{player}{transcript}{actions}
 <p class="stats">{rating} {views}</p>
 {description}
 <dl><dt>{l_teacher}</dt><dd><a href="/teachers/{teacher_url}">{teacher}</a></dd><dt>{l_subject}</dt><dd>{subject}</dd><dt>{l_grade}</dt><dd>{grade}</dd>
@@ -500,7 +511,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
 <p class="muted">{l_id} {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
         compliance = compliance_table(l, x.compliance.as_ref().and_then(|c| c.parse()).as_ref()),
         contests = lesson_badges(l, &contests),
-        discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some()),
+        discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some(), role == Some(Role::Admin)),
         title = esc(&x.title),
         rating = esc(&rating_text(l, x)),
         views = esc(&views_text(l, x.views)),
@@ -537,7 +548,7 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
 }
 
 /// Ratings, comments and expert reviews, with the forms to add one (portal.js sends them).
-fn discussion_html(l: Lang, x: &lessons::Lesson, talk: Option<&lessons::Discussion>, signed_in: bool) -> String {
+fn discussion_html(l: Lang, x: &lessons::Lesson, talk: Option<&lessons::Discussion>, signed_in: bool, admin: bool) -> String {
     let mut out = format!(r#"<section class="discussion" id="discussion" data-lesson="{}"><h2>{}</h2>"#, esc(&x.id), l.t("评分与评论", "Ratings and comments"));
     if signed_in {
         let mut options = String::new();
@@ -567,7 +578,17 @@ fn discussion_html(l: Lang, x: &lessons::Lesson, talk: Option<&lessons::Discussi
     }
     out.push_str(r#"<ul class="comments">"#);
     for c in talk.comments.iter().rev() {
-        let _ = write!(out, r#"<li><b>{}</b> <span class="muted">{} · {}</span><p>{}</p></li>"#, esc(&c.author), esc(&c.node), day(c.at), esc(&c.text));
+        // Administrators moderate: hide (kept, shown to administrators only) or delete.
+        let tools = if admin {
+            let hidden = match &c.hidden {
+                Some((_, node)) => format!(r#" <span class="tag">{}</span>"#, esc(&format!("{}{node}", l.t("已隐藏 · ", "hidden at ")))),
+                None => format!(r#" <button type="button" class="link hide-comment" data-comment="{}">{}</button>"#, esc(&c.id), l.t("隐藏", "Hide")),
+            };
+            format!(r#"{hidden} <button type="button" class="link delete-comment" data-comment="{}">{}</button>"#, esc(&c.id), l.t("删除", "Delete"))
+        } else {
+            String::new()
+        };
+        let _ = write!(out, r#"<li><b>{}</b> <span class="muted">{} · {}</span>{tools}<p>{}</p></li>"#, esc(&c.author), esc(&c.node), day(c.at), esc(&c.text));
     }
     if talk.comments.is_empty() {
         let _ = write!(out, r#"<li class="muted">{}</li>"#, l.t("还没有评论", "No comments yet"));
@@ -576,13 +597,65 @@ fn discussion_html(l: Lang, x: &lessons::Lesson, talk: Option<&lessons::Discussi
     out
 }
 
+/// The lesson's review state, and the reviewer's and administrator's tools: approve or reject a
+/// lesson shared to this node's tier, take a lesson down (portal.js sends them).
+fn moderation_html(l: Lang, x: &lessons::Lesson, here: youke_federation::Tier, role: Option<Role>) -> String {
+    let status = l.review_status(x);
+    let reviewer = matches!(role, Some(Role::Admin | Role::Expert));
+    let mut tools = String::new();
+    if reviewer && x.takedown.is_none() && x.share_level == here && here != youke_federation::Tier::School {
+        let _ = write!(
+            tools,
+            r#"<form id="decide" class="inline"><button type="submit" name="approve" value="1">{approve}</button> <input name="reason" maxlength="2000" placeholder="{reason}" aria-label="{reason}"> <button type="submit" name="reject" value="1" class="danger">{reject}</button></form>"#,
+            approve = l.t("审核通过", "Approve"),
+            reject = l.t("不通过", "Reject"),
+            reason = l.t("不通过的原因（教师可见）", "Reason for rejecting (the teacher reads it)"),
+        );
+    }
+    if role == Some(Role::Admin) && x.takedown.is_none() {
+        let _ = write!(
+            tools,
+            r#"<form id="takedown" class="inline"><input name="reason" maxlength="2000" required placeholder="{reason}" aria-label="{reason}"> <button type="submit" class="danger">{label}</button></form>"#,
+            label = l.t("下架", "Take down"),
+            reason = l.t("下架原因", "Reason for the takedown"),
+        );
+    }
+    if status.is_empty() && tools.is_empty() {
+        return String::new();
+    }
+    let state = if x.takedown.is_some() { "down" } else if x.listed { "listed" } else { "waiting" };
+    format!(
+        r#"<section class="moderation" id="moderation" data-lesson="{id}" data-state="{state}"><p class="review-status">{status}</p>{tools}<p class="msg" role="status"></p></section>"#,
+        id = esc(&x.id),
+        status = esc(&status),
+    )
+}
+
 /// The player: HLS master first (phones and Safari play it natively and pick the rung that fits
 /// the network; elsewhere player.js hands it to hls.js), the original MP4 as the fallback, the
 /// subtitles as a WebVTT track, the poster from the ladder, and a quality menu.
 fn player_html(l: Lang, v: &LessonView) -> String {
     let x = &v.lesson;
-    if !v.media_present && v.hls.is_none() {
-        return format!("<p class=\"muted\">{}</p>", l.t("视频正在从来源节点传输，稍后刷新即可播放。", "The video is on its way from the school it comes from; reload the page later."));
+    if let (Some(since), None) = (v.parent_down_since, &v.hls) {
+        let when = crate::store::china_time(since);
+        return format!(
+            r#"<p class="notice" id="player-offline">{}</p>"#,
+            esc(&match l {
+                Lang::Zh => format!("与上级节点的连接自 {when} 起中断，这节课的视频尚未缓存在本节点，连接恢复后即可观看。"),
+                Lang::En => format!("The link to the parent node has been down since {when}, and this lesson's video is not cached here yet; it plays once the link is back."),
+            })
+        );
+    }
+    let playable = v.media_present || v.via_parent;
+    if !playable && v.hls.is_none() {
+        return format!(
+            "<p class=\"muted\">{}</p>",
+            if x.media.is_some() {
+                l.t("视频正在从来源节点传输，稍后刷新即可播放。", "The video is on its way from the school it comes from; reload the page later.")
+            } else {
+                l.t("这节课还没有视频。", "This lesson has no video yet.")
+            }
+        );
     }
     let mp4_mime = x.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4");
     let mut attrs = String::new();
@@ -591,7 +664,7 @@ fn player_html(l: Lang, v: &LessonView) -> String {
         let _ = write!(attrs, r#" data-hls="{0}" poster="{1}""#, esc(&h.master_url), esc(&h.poster_url));
         let _ = write!(sources, r#"<source src="{}" type="application/vnd.apple.mpegurl">"#, esc(&h.master_url));
     }
-    if v.media_present {
+    if playable {
         let _ = write!(attrs, r#" data-mp4="{}""#, esc(&v.media_url));
         let _ = write!(sources, r#"<source src="{}" type="{}">"#, esc(&v.media_url), esc(mp4_mime));
     }

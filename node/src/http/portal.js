@@ -55,6 +55,62 @@
     }
   }
 
+  // Review (审核) and takedown (下架) on the lesson page; moderating comments.
+  var moderation = document.getElementById('moderation');
+  function lessonUrl(id, rest) { return '/api/v1/lessons/' + encodeURIComponent(id) + rest; }
+  if (moderation) {
+    var mid = moderation.getAttribute('data-lesson');
+    var mmsg = moderation.querySelector('.msg');
+    var decide = document.getElementById('decide');
+    if (decide) {
+      decide.addEventListener('submit', function (e) {
+        e.preventDefault();
+        var approved = !(e.submitter && e.submitter.name === 'reject');
+        var reason = decide.reason.value.trim();
+        if (!approved && !reason) { mmsg.textContent = t('请填写不通过的原因', 'Give the reason for rejecting'); decide.reason.focus(); return; }
+        send('POST', lessonUrl(mid, '/decision'), { approved: approved, reason: reason })
+          .then(function (r) { if (r[0] === 200) location.reload(); else mmsg.textContent = failure(r[1], r[0]); });
+      });
+    }
+    var takedown = document.getElementById('takedown');
+    if (takedown) {
+      takedown.addEventListener('submit', function (e) {
+        e.preventDefault();
+        if (!confirm(t('下架后，这节课将从下级各节点撤下，缓存的视频也会删除。确定下架？', 'Taken down, the lesson disappears below this node and cached copies of its video are deleted. Take it down?'))) return;
+        send('POST', lessonUrl(mid, '/takedown'), { reason: takedown.reason.value })
+          .then(function (r) { if (r[0] === 200) location.reload(); else mmsg.textContent = failure(r[1], r[0]); });
+      });
+    }
+  }
+  if (talk) {
+    talk.addEventListener('click', function (e) {
+      var b = e.target.closest('button.hide-comment, button.delete-comment');
+      if (!b) return;
+      var del = b.classList.contains('delete-comment');
+      if (del && !confirm(t('删除这条评论？', 'Delete this comment?'))) return;
+      var url = lessonUrl(talk.getAttribute('data-lesson'), '/comments/' + encodeURIComponent(b.getAttribute('data-comment')) + (del ? '' : '/hide'));
+      send(del ? 'DELETE' : 'POST', url).then(function (r) { if (r[0] === 200) location.reload(); else talk.querySelector('.msg').textContent = failure(r[1], r[0]); });
+    });
+  }
+  // The review queue: approve or reject each lesson in place.
+  var queue = document.getElementById('review-queue');
+  if (queue) {
+    queue.addEventListener('click', function (e) {
+      var b = e.target.closest('button[data-decision]');
+      if (!b) return;
+      var row = b.closest('tr');
+      var approved = b.getAttribute('data-decision') === 'approve';
+      var reason = row.querySelector('input[name=reason]').value.trim();
+      var out = row.querySelector('.msg');
+      if (!approved && !reason) { out.textContent = t('请填写不通过的原因', 'Give the reason for rejecting'); return; }
+      b.disabled = true;
+      send('POST', lessonUrl(row.getAttribute('data-lesson'), '/decision'), { approved: approved, reason: reason }).then(function (r) {
+        if (r[0] === 200) { out.textContent = approved ? t('已通过', 'Approved') : t('已退回', 'Rejected'); row.classList.add('decided'); }
+        else { b.disabled = false; out.textContent = failure(r[1], r[0]); }
+      });
+    });
+  }
+
   // The edit form: only the fields that changed are sent.
   var edit = document.getElementById('edit');
   if (edit) {
@@ -98,6 +154,8 @@
       fetch('/api/v1/me/lessons', { credentials: 'same-origin' }).then(function (r) { return r.ok ? r.json() : null; }).then(function (v) {
         if (!v) return;
         v.items.forEach(function (item) {
+          var review = mine.querySelector('tr[data-lesson="' + item.id + '"] td.review');
+          if (review && review.textContent !== item.review_text) review.textContent = item.review_text;
           var row = mine.querySelector('tr[data-lesson="' + item.id + '"] td.replication');
           if (!row || row.getAttribute('data-state') === item.replication.state) return;
           row.setAttribute('data-state', item.replication.state);

@@ -38,7 +38,7 @@ fn my_rows(l: Lang, node: Tier, mine: &[MyLesson]) -> String {
         }
         let _ = write!(
             rows,
-            r#"<tr data-lesson="{id}"><td><a href="/lessons/{id}">{title}</a><br><span class="muted">{grade} {subject}</span></td><td class="level">{share}</td><td class="replication" data-state="{state}"><span class="state-{state}">{text}</span></td><td>{buttons}<a href="/lessons/{id}/edit">{edit}</a></td></tr>"#,
+            r#"<tr data-lesson="{id}"><td><a href="/lessons/{id}">{title}</a><br><span class="muted">{grade} {subject}</span></td><td class="level">{share}</td><td class="replication" data-state="{state}"><span class="state-{state}">{text}</span></td><td class="review">{review}</td><td>{buttons}<a href="/lessons/{id}/edit">{edit}</a></td></tr>"#,
             id = esc(&x.id),
             title = esc(&x.title),
             grade = esc(&x.grade),
@@ -46,6 +46,7 @@ fn my_rows(l: Lang, node: Tier, mine: &[MyLesson]) -> String {
             share = l.share(x.share_level),
             state = m.replication.state,
             text = esc(&m.replication_text),
+            review = esc(&m.review_text),
             edit = l.t("编辑", "Edit"),
         );
     }
@@ -63,11 +64,12 @@ pub async fn my_lessons(State(state): State<AppState>, Extension(auth): Extensio
     } else {
         let _ = write!(
             body,
-            r#"<p class="muted">{}</p><table id="mine"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table><p class="msg" role="status"></p>"#,
+            r#"<p class="muted">{}</p><table id="mine"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table><p class="msg" role="status"></p>"#,
             l.t("共享到全市或全省后，课程会在与上级节点连通时自动送达，断线后续传。", "A lesson shared with the city or province travels up whenever the link to the parent node is up, and resumes after a break."),
             l.t("课程", "Lesson"),
             l.t("共享范围", "Shared with"),
             l.t("同步状态", "Replication"),
+            l.t("审核", "Review"),
             l.t("操作", "Actions"),
             my_rows(l, node, &mine)
         );

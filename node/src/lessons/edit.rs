@@ -256,6 +256,8 @@ pub struct Comment {
     pub text: String,
     pub at: i64,
     pub node: String,
+    /// Hidden by an administrator: (by whom, at which node).
+    pub hidden: Option<(String, String)>,
 }
 
 /// One expert review, as read from the document.
@@ -288,6 +290,7 @@ pub fn discussion(conn: &Connection, w: &Writer, id: &str) -> Result<Option<Disc
                     text: text(&doc, &c, "text").unwrap_or_default(),
                     at: int(&doc, &c, "at").unwrap_or(0),
                     node: text(&doc, &c, "node").unwrap_or_default(),
+                    hidden: child(&doc, &c, "hidden").map(|h| (text(&doc, &h, "by").unwrap_or_default(), text(&doc, &h, "node").unwrap_or_default())),
                 });
             }
         }

@@ -15,9 +15,11 @@
 //! absent until the first entry).
 
 mod edit;
+mod moderation;
 mod rows;
 
 pub use edit::*;
+pub use moderation::*;
 pub use rows::*;
 
 use crate::documents::{self, DocError, Kind, Routing, Writer, child, int, text, text_list};
@@ -118,6 +120,14 @@ pub struct Lesson {
     pub review_count: u64,
     pub views: i64,
     pub created_at: i64,
+    /// Review decisions, by tier ([`moderation`]).
+    pub moderation: Vec<Decision>,
+    pub takedown: Option<Takedown>,
+    /// The tier whose review it waits for.
+    pub awaiting_review: Option<Tier>,
+    /// Shown to viewers at this node: its own lessons, and lessons that reached their audience
+    /// ([`audience_reached`]) or are in a published collection, unless taken down.
+    pub listed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -201,7 +211,11 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
     let avg = |v: &[i64]| (!v.is_empty()).then(|| v.iter().sum::<i64>() as f64 / v.len() as f64);
     let ratings = scores("ratings", None);
     let reviews = scores("reviews", Some("score"));
-    let comment_count = child(doc, &ROOT, "comments").map(|c| doc.length(&c)).unwrap_or(0) as u64;
+    let comment_count = child(doc, &ROOT, "comments")
+        .map(|list| (0..doc.length(&list)).filter(|i| doc.get(&list, *i).ok().flatten().is_some_and(|(_, c)| child(doc, &c, "hidden").is_none())).count())
+        .unwrap_or(0) as u64;
+    let moderation = read_decisions(doc);
+    let takedown = read_takedown(doc);
     let views = doc
         .get(ROOT, "views")
         .ok()
@@ -245,6 +259,10 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         review_count: reviews.len() as u64,
         views,
         created_at: int(doc, &ROOT, "created_at").unwrap_or(0),
+        awaiting_review: awaiting_review(share_level, &moderation, takedown.as_ref()),
+        listed: takedown.is_none(),
+        moderation,
+        takedown,
     })
 }
 
@@ -267,6 +285,14 @@ impl documents::Schema for LessonSchema {
 /// parent when its share level reaches the parent's tier.
 pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64) -> Result<Routing, DocError> {
     let l = read_document(doc)?;
+    let taken_down = l.takedown.is_some();
+    let in_collection = crate::catalog::in_published_collection(tx, &l.id)?;
+    let reached = audience_reached(l.share_level, &l.moderation);
+    // Down the tree to every school below: approved for its audience, or in a published collection.
+    let published = !taken_down && (reached || in_collection);
+    let listed = !taken_down && (l.origin_node == w.node_id || reached || in_collection);
+    let moderation = serde_json::to_string(&l.moderation).unwrap_or_else(|_| "[]".into());
+    let takedown = l.takedown.as_ref().and_then(|t| serde_json::to_string(t).ok());
     let probe = l.probe.as_ref().map(|p| p.as_str().to_string());
     let compliance = l.compliance.as_ref().map(|c| c.as_str().to_string());
     let kp = serde_json::Value::from(l.knowledge_points.clone()).to_string();
@@ -278,8 +304,10 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
     tx.execute(
         "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
             origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
-            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance, origin_tier)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
+            rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance, origin_tier,
+            listed, moderation, takedown, awaiting_review)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
+            ?29, ?30, ?31, ?32)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
            subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
            tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
@@ -288,12 +316,13 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
            probe = excluded.probe, duration_secs = excluded.duration_secs, rating_avg = excluded.rating_avg,
            rating_count = excluded.rating_count, comment_count = excluded.comment_count, review_avg = excluded.review_avg,
            review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq,
-           compliance = excluded.compliance, origin_tier = excluded.origin_tier",
+           compliance = excluded.compliance, origin_tier = excluded.origin_tier, listed = excluded.listed,
+           moderation = excluded.moderation, takedown = excluded.takedown, awaiting_review = excluded.awaiting_review",
         params![
             l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
             l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
             l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64,
-            compliance, l.origin_tier
+            compliance, l.origin_tier, listed, moderation, takedown, l.awaiting_review.map(|t| t.as_str())
         ],
     )?;
     // The subtitles' text, for the player and the search index.
@@ -322,11 +351,10 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
     // Only media from this node's subtree goes up (not lessons published down from above).
     let from_subtree = l.origin_node == w.node_id || documents::came_from_child(tx, &l.id)?;
     if let (Some(parent), Some(m), true) = (w.tier.parent().filter(|_| w.has_parent), &l.media, from_subtree) {
-        queue_upload(tx, &l.id, m, l.share_level, parent)?;
+        // A lesson taken down goes no further up.
+        let share = if taken_down { Tier::School } else { l.share_level };
+        queue_upload(tx, &l.id, m, share, parent)?;
     }
-    // A lesson in a published collection goes down the tree with it, so schools can list it and
-    // watch it through their parent.
-    let published = crate::catalog::in_published_collection(tx, &l.id)?;
     Ok(Routing { origin_node: l.origin_node, share: l.share_level, published })
 }
 
@@ -353,10 +381,11 @@ fn queue_upload(tx: &Transaction<'_>, lesson: &str, m: &MediaRef, share: Tier, p
     Ok(())
 }
 
-/// Saves a locally changed lesson document and returns the lesson.
+/// Saves a locally changed lesson document and returns the lesson (its row, as this node sees it).
 pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Lesson, DocError> {
     documents::commit(tx, w, &LESSONS, doc)?;
-    read_document(doc)
+    let id = text(doc, &ROOT, "id").unwrap_or_default();
+    get(tx, &id)?.ok_or_else(|| DocError::BadDocument(format!("lesson {id} was saved but has no row")))
 }
 
 /// Loads a lesson's document, if this node has it.
@@ -545,7 +574,10 @@ mod tests {
             documents::merge_remote(tx, &ws, &crate::kinds::ALL, &city_bytes, Source::Parent(&wc.node_id))?;
             Ok::<_, DocError>(get(tx, &id)?.expect("row"))
         }).expect("merge at school");
-        assert_eq!(at_city, at_school);
+        // Only whether it is listed differs: the school's own lesson is listed there; at the city
+        // it waits (shared with the school only, it has no audience there).
+        assert!(at_school.listed && !at_city.listed);
+        assert_eq!(Lesson { listed: true, ..at_city.clone() }, at_school);
         assert_eq!(at_city.title, "勾股定理（第二课时）");
         assert_eq!((at_city.views, at_city.review_count), (2, 1));
         let heads = |s: &Store| s.read(|c| documents::heads_of(c, Kind::Lesson)).expect("heads");

@@ -13,7 +13,8 @@ use youke_federation::tier::goes_up;
 const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, origin_node, origin_name, share_level,
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
     textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance,
-    (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id), origin_tier";
+    (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id), origin_tier,
+    listed, moderation, takedown, awaiting_review";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -57,6 +58,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
             (Some(language), Some(cues)) => Some(SubtitleInfo { language, cues: cues as u64 }),
             _ => None,
         },
+        listed: r.get(30)?,
+        moderation: serde_json::from_str(&r.get::<_, String>(31)?).unwrap_or_default(),
+        takedown: r.get::<_, Option<String>>(32)?.and_then(|t| serde_json::from_str(&t).ok()),
+        awaiting_review: r.get::<_, Option<String>>(33)?.and_then(|t| t.parse().ok()),
     };
     Ok((lesson, r.get(16)?))
 }
@@ -66,10 +71,18 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Lesson>, DocError> {
     Ok(conn.prepare_cached(&sql)?.query_row([id], from_row).optional()?.map(|(l, _)| l))
 }
 
-/// Newest first, one page.
+/// Lessons matching a condition (with its ORDER BY and LIMIT), for the modules of this tree.
+pub(super) fn where_clause(conn: &Connection, condition: &str, args: impl rusqlite::Params) -> Result<Vec<Lesson>, DocError> {
+    let sql = format!("SELECT {COLUMNS} FROM lessons WHERE {condition}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(args, from_row)?;
+    Ok(rows.map(|r| r.map(|(l, _)| l)).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The listed lessons ([`Lesson::listed`]), newest first, one page.
 pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<(Vec<Lesson>, u64), DocError> {
-    let total: i64 = conn.query_row("SELECT COUNT(*) FROM lessons", [], |r| r.get(0))?;
-    let sql = format!("SELECT {COLUMNS} FROM lessons ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2");
+    let total: i64 = conn.query_row("SELECT COUNT(*) FROM lessons WHERE listed = 1", [], |r| r.get(0))?;
+    let sql = format!("SELECT {COLUMNS} FROM lessons WHERE listed = 1 ORDER BY created_at DESC, id LIMIT ?1 OFFSET ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
     // Past i64's range is past every row (SQLite reads a negative offset as 0: the first page).
     let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX)], from_row)?;
@@ -77,9 +90,9 @@ pub fn list(conn: &Connection, offset: u64, limit: u64) -> Result<(Vec<Lesson>, 
     Ok((items, total as u64))
 }
 
-/// The lessons with these ids, in the order given (missing ones skipped).
+/// The listed lessons with these ids, in the order given (missing and unlisted ones skipped).
 pub fn by_ids(conn: &Connection, ids: &[String]) -> Result<Vec<Lesson>, DocError> {
-    let sql = format!("SELECT {COLUMNS} FROM lessons WHERE id = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM lessons WHERE id = ?1 AND listed = 1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -102,9 +115,10 @@ pub struct LessonCard {
     pub views: i64,
 }
 
-/// The cards of the lessons with these ids (missing ones left out), in the order given.
+/// The cards of the listed lessons with these ids (missing and unlisted ones left out), in the
+/// order given.
 pub fn cards_by_ids(conn: &Connection, ids: &[String]) -> Result<Vec<LessonCard>, DocError> {
-    let mut stmt = conn.prepare_cached("SELECT id, title, teacher, grade, subject, origin_name, views FROM lessons WHERE id = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT id, title, teacher, grade, subject, origin_name, views FROM lessons WHERE id = ?1 AND listed = 1")?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let card = stmt

@@ -317,6 +317,22 @@ async fn promote(ctx: &Arc<NodeCtx>, hash: BlobHash) -> Result<(), PullError> {
     Ok(())
 }
 
+/// Forgets a cached blob (its entry; the caller deletes the file once this commits). Whether
+/// there was one.
+pub fn forget(tx: &rusqlite::Transaction<'_>, hash: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute("DELETE FROM cache WHERE hash = ?1", [hash])? > 0)
+}
+
+/// Whether a blob is in the cache.
+pub fn is_cached(conn: &rusqlite::Connection, hash: &str) -> Result<bool, StoreError> {
+    Ok(conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM cache WHERE hash = ?1)")?.query_row([hash], |r| r.get(0))?)
+}
+
+/// Forgets what memory holds of a blob dropped from the cache.
+pub fn forget_open(ctx: &NodeCtx, hash: &BlobHash) {
+    lock(&ctx.pull_through.blobs).remove(hash);
+}
+
 /// Deletes cache files with no cache row (left by a crash between an eviction's commit and its
 /// file deletion).
 pub fn sweep_orphans(store: &crate::store::Store, blobs: &youke_federation::BlobStore) -> Result<usize, StoreError> {

@@ -64,6 +64,19 @@ pub fn no_transcode(text: String) -> String {
     text.replace("transcode = true", "transcode = false")
 }
 
+/// Turns on `[review] auto_approve` in a node's config text: lessons shared to its tier are
+/// approved as they arrive (for tests about something other than review).
+pub fn auto_approve(text: String) -> String {
+    assert!(text.contains("auto_approve = false"), "{text}");
+    text.replace("auto_approve = false", "auto_approve = true")
+}
+
+/// Edits the config file of the node in `data`.
+pub fn edit_config(data: &Path, edit: impl FnOnce(String) -> String) {
+    let cfg = data.join("youke.toml");
+    std::fs::write(&cfg, edit(std::fs::read_to_string(&cfg).expect("config"))).expect("write config");
+}
+
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
@@ -144,6 +157,25 @@ impl Server {
         s.wait_healthy(Duration::from_secs(30));
         s.session = Some(sign_in(http_port, ADMIN.0, ADMIN.1).unwrap_or_else(|e| panic!("signing in as the test admin: {e}")));
         s
+    }
+
+    /// Runs `f` with this server's requests made with another session (`None`: anonymous),
+    /// then goes back to the admin's.
+    pub fn with_session<T>(&mut self, session: Option<(String, String)>, f: impl FnOnce(&Server) -> T) -> T {
+        let admin = std::mem::replace(&mut self.session, session);
+        let out = f(self);
+        self.session = admin;
+        out
+    }
+
+    /// DELETEs as the admin; the status.
+    pub fn delete(&self, path: &str) -> Option<u16> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut req = agent.delete(&self.url(path));
+        if let Some((cookie, csrf)) = &self.session {
+            req = req.header("Cookie", &format!("youke_session={cookie}")).header("X-CSRF-Token", csrf);
+        }
+        req.call().ok().map(|r| r.status().as_u16())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -337,3 +369,33 @@ pub fn mount_tmpfs(path: &Path, size: &str, remount: bool) {
     let data = format!("size={size}");
     mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some(data.as_str())).unwrap_or_else(|e| panic!("cannot mount a tmpfs at {}: {e}", path.display()));
 }
+
+/// The web directory (the end-to-end scenarios in web/e2e, their npm packages).
+pub fn web_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+/// target/e2e-artifacts, beside the build's profile directories.
+pub fn artifacts() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).expect("target/<profile>/deps/<test>");
+    target.join("e2e-artifacts")
+}
+
+/// Runs a scenario script of web/e2e with its arguments; returns what it printed as `result`.
+pub fn scenario(script: &str, args: serde_json::Value) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(web_dir().join("e2e").join(script))
+        .arg(args.to_string())
+        .current_dir(web_dir())
+        .output()
+        .expect("run node (installed by scripts/setup.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+        panic!("{script} printed no result (status {}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+    });
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(out.status.success() && v["ok"] == true, "{script} failed: {v:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    v["result"].clone()
+}
+

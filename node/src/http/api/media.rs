@@ -50,10 +50,10 @@ pub async fn retry_media_job(State(state): State<AppState>, Path(id): Path<i64>)
 }
 
 /// The lesson's original recording, with HTTP range support (seeking in the player).
-pub async fn lesson_media(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+pub async fn lesson_media(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
     check_id(&id)?;
     let (path, media, hash) = blocking(&state, move |ctx| {
-        let lesson = ctx.store.read(|c| lessons::get(c, &id))?.ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+        let lesson = super::visible_lesson(ctx, auth.user(), &id)?;
         let media = lesson.media.ok_or_else(|| ApiError::NotFound("this lesson has no media".into()))?;
         let hash: BlobHash = media.hash.parse().map_err(|_| ApiError::Internal("bad media hash".into()))?;
         Ok((ctx.blobs.blob(&hash), media, hash))

@@ -2,11 +2,13 @@
 
 mod media;
 mod ops;
+mod review;
 mod search;
 mod upload;
 
 pub use media::*;
 pub use ops::*;
+pub use review::*;
 pub use search::*;
 pub use upload::*;
 
@@ -32,6 +34,12 @@ pub struct LessonView {
     pub media_url: String,
     /// The HLS ladder made here, once its media job is done.
     pub hls: Option<HlsView>,
+    /// Not held here, the media streams through the parent (`media_url` fetches the ranges a
+    /// player asks for, and keeps them).
+    pub via_parent: bool,
+    /// The parent link is down since this time (ms): media not held here cannot play until it
+    /// is back.
+    pub parent_down_since: Option<i64>,
 }
 
 /// Where a lesson's HLS ladder is served.
@@ -70,7 +78,13 @@ impl LessonView {
                 renditions: out.renditions,
             })
         });
-        LessonView { lesson, media_present, media_url, hls }
+        let via_parent = !media_present && lesson.media.is_some() && ctx.config.parent.is_some();
+        let parent_down_since = if via_parent {
+            ctx.store.read(crate::sync_state::link_state).ok().flatten().filter(|s| s.state != "up").map(|s| s.updated_at)
+        } else {
+            None
+        };
+        LessonView { lesson, media_present, media_url, hls, via_parent, parent_down_since }
     }
 }
 
@@ -117,10 +131,17 @@ pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
     uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| ApiError::NotFound(format!("{id:?} is not an id")))
 }
 
-pub async fn get_lesson(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {
+/// A lesson the asker may see here ([`may_see`]); any other is not found.
+pub(crate) fn visible_lesson(ctx: &crate::NodeCtx, user: Option<&accounts::User>, id: &str) -> Result<Lesson, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no lesson with id {id}"));
+    let lesson = ctx.store.read(|c| lessons::get(c, id))?.ok_or_else(not_found)?;
+    if may_see(ctx, user, &lesson)? { Ok(lesson) } else { Err(not_found()) }
+}
+
+pub async fn get_lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {
     check_id(&id)?;
     let view = blocking(&state, move |ctx| {
-        let lesson = ctx.store.read(|c| lessons::get(c, &id))?.ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+        let lesson = visible_lesson(ctx, auth.user(), &id)?;
         Ok(LessonView::new(ctx, lesson))
     })
     .await?;
@@ -223,6 +244,9 @@ pub struct MyLesson {
     pub replication: lessons::Replication,
     /// The replication state in the asker's language, as "my lessons" shows it.
     pub replication_text: String,
+    /// The review state (审核: waiting, approved, rejected and why, taken down) in the asker's
+    /// language.
+    pub review_text: String,
 }
 
 /// The signed-in teacher's lessons at this node (an admin's: the ones they brought in), newest
@@ -239,7 +263,8 @@ pub async fn load_my_lessons(state: &AppState, auth: &Auth) -> Result<Vec<MyLess
             .zip(states)
             .map(|(l, replication)| {
                 let replication_text = lang.replication(&replication);
-                MyLesson { lesson: LessonView::new(ctx, l), replication, replication_text }
+                let review_text = lang.review_status(&l);
+                MyLesson { lesson: LessonView::new(ctx, l), replication, replication_text, review_text }
             })
             .collect())
     })
@@ -323,12 +348,18 @@ pub async fn view_lesson(State(state): State<AppState>, Path(id): Path<String>) 
     edit_lesson(&state, id, lessons::LessonEdit::View).await
 }
 
-pub async fn lesson_discussion(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<lessons::Discussion>, ApiError> {
+pub async fn lesson_discussion(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Result<Json<lessons::Discussion>, ApiError> {
     check_id(&id)?;
     let d = blocking(&state, move |ctx| {
-        ctx.store
+        visible_lesson(ctx, auth.user(), &id)?;
+        let mut d = ctx.store
             .read(|c| lessons::discussion(c, &ctx.writer, &id))?
-            .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))
+            .ok_or_else(|| ApiError::NotFound(format!("no lesson with id {id}")))?;
+        // Hidden comments only administrators see.
+        if auth.user().is_none_or(|u| u.role != accounts::Role::Admin) {
+            d.comments.retain(|c| c.hidden.is_none());
+        }
+        Ok(d)
     })
     .await?;
     Ok(Json(d))

@@ -241,6 +241,69 @@ pub fn share(data: &Path, args: ShareArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// The lessons waiting for this tier's review, oldest first.
+    List {
+        /// One JSON object per lesson, in an array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a lesson for every school below this node.
+    Approve { lesson_id: String },
+    /// Reject a lesson, with the reason its teacher reads.
+    Reject {
+        lesson_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TakedownArgs {
+    pub lesson_id: String,
+    /// Why, for the teacher and the audit log.
+    #[arg(long)]
+    pub reason: String,
+}
+
+const CLI_MODERATOR: youke_node::lessons::Moderator<'static> = youke_node::lessons::Moderator { user: "cli", address: "command line" };
+
+pub fn review(data: &Path, cmd: ReviewCommand) -> Result<()> {
+    use youke_node::lessons::Moderation;
+    let ctx = NodeCtx::open_dir(data)?;
+    match cmd {
+        ReviewCommand::List { json } => {
+            let waiting = ctx.store.read(|c| youke_node::lessons::review_queue(c, ctx.writer.tier, 10_000))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&waiting)?);
+            } else if waiting.is_empty() {
+                println!("no lessons wait for review at this {} node", ctx.writer.tier);
+            } else {
+                for l in &waiting {
+                    println!("{}  «{}»  {} {} {}  from {}", l.id, l.title, l.teacher, l.grade, l.subject, l.origin_name);
+                }
+            }
+        }
+        ReviewCommand::Approve { lesson_id } => {
+            let l = youke_node::reviewing::moderate(&ctx, &lesson_id, &Moderation::Approve, &CLI_MODERATOR)?;
+            println!("{} «{}» approved for every school below this {} node", l.id, l.title, ctx.writer.tier);
+        }
+        ReviewCommand::Reject { lesson_id, reason } => {
+            let l = youke_node::reviewing::moderate(&ctx, &lesson_id, &Moderation::Reject { reason }, &CLI_MODERATOR)?;
+            println!("{} «{}» rejected; its teacher will see the reason", l.id, l.title);
+        }
+    }
+    Ok(())
+}
+
+pub fn takedown(data: &Path, args: TakedownArgs) -> Result<()> {
+    let ctx = NodeCtx::open_dir(data)?;
+    let l = youke_node::reviewing::moderate(&ctx, &args.lesson_id, &youke_node::lessons::Moderation::Takedown { reason: args.reason }, &CLI_MODERATOR)?;
+    println!("{} «{}» taken down; it disappears below this node with the next sync", l.id, l.title);
+    Ok(())
+}
+
 fn parse_language(s: &str) -> Result<youke_media::standard::Language, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "zh" | "zh-cn" | "chinese" | "中文" => Ok(youke_media::standard::Language::Chinese),

@@ -71,6 +71,12 @@ pub enum Command {
     MediaJob(lessons::MediaJobArgs),
     /// Share a lesson up to the city or the province (or back to the school only).
     Share(lessons::ShareArgs),
+    /// The review queue (审核) of lessons shared to this node's tier: list, approve, reject.
+    #[command(subcommand)]
+    Review(lessons::ReviewCommand),
+    /// Take a lesson down (下架) everywhere below this node, with a reason; its copies of the
+    /// media are dropped at every node but the lesson's own school.
+    Takedown(lessons::TakedownArgs),
     /// Show role, parent link, lesson and media counts, pending replication and transfers.
     Status(ops::StatusArgs),
     /// Storage needed for the next semester by the course standard's formula, from this node's
@@ -116,6 +122,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Media(cmd) => lessons::media(&cli.data, cmd),
         Command::MediaJob(a) => lessons::media_job(a),
         Command::Share(a) => lessons::share(&cli.data, a),
+        Command::Review(cmd) => lessons::review(&cli.data, cmd),
+        Command::Takedown(a) => lessons::takedown(&cli.data, a),
         Command::Status(a) => ops::status(&cli.data, a),
         Command::Forecast(a) => ops::forecast(&cli.data, a),
         Command::Backup(a) => ops::backup(&cli.data, a),

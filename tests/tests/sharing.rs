@@ -1,0 +1,226 @@
+//! The sharing loop across four real `youke` processes on loopback: a province, a city and two
+//! of its schools (A and B). A lesson shared to 全省 at A waits for the province's review, seen by
+//! no other school; rejected, its teacher reads the reason; approved, school B finds it and
+//! watches it through the city; a comment hidden at the province disappears at B; taken down
+//! (下架) at the province, it leaves B's search and pages and the copies of its media at the city
+//! and at B. A lesson shared to 全市 at B reaches A once the city approves it, and A still finds
+//! it with the city killed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Whether any file under `dir` is named after `hash` (the blob, its cache file or manifest;
+/// stored blobs are sharded as `ab/cdef…`).
+fn holds_file(dir: &Path, hash: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            return holds_file(&p, hash);
+        }
+        let name = e.file_name().to_string_lossy().to_string();
+        let parent = p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        name.contains(hash) || format!("{parent}{name}") == hash
+    })
+}
+
+fn search_ids(node: &mut Server, q: &str) -> Option<Vec<String>> {
+    let path = format!("/api/v1/search?q={}&facets=false", url_encode(q));
+    let r = node.with_session(None, |n| n.get_json(&path))?;
+    Some(r["items"].as_array()?.iter().filter_map(|i| i["id"].as_str().map(str::to_string)).collect())
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// The province, the city and schools A and B on free loopback ports, started and enrolled,
+/// without background transcoding; a reviewer (expert) at the province and at the city, a
+/// teacher at each school.
+struct Federation {
+    dirs: Vec<std::path::PathBuf>,
+    http: Vec<u16>,
+    servers: Vec<Server>,
+}
+
+const NAMES: [&str; 4] = ["河北省", "石家庄市", "第一中学", "第二中学"];
+const P_EXPERT: (&str, &str) = ("shenpi", "province reviewer password");
+const C_EXPERT: (&str, &str) = ("jiaoyanyuan", "city reviewer password");
+const TEACHER_A: (&str, &str) = ("wanglaoshi", "teacher a password");
+const TEACHER_B: (&str, &str) = ("lilaoshi", "teacher b password");
+
+fn federation(root: &Path) -> Federation {
+    let dirs: Vec<_> = ["province", "city", "school-a", "school-b"].iter().map(|n| root.join(n)).collect();
+    let http: Vec<u16> = (0..4).map(|_| free_tcp_port()).collect();
+    let quic: Vec<u16> = (0..4).map(|_| free_udp_port()).collect();
+    let addr = |p: u16| format!("127.0.0.1:{p}");
+    youke_ok(&dirs[0], &["init", "--role", "province", "--name", NAMES[0], "--http", &addr(http[0]), "--quic", &addr(quic[0])]);
+    youke_ok(&dirs[1], &["init", "--role", "city", "--name", NAMES[1], "--http", &addr(http[1]), "--quic", &addr(quic[1]), "--parent", &addr(quic[0])]);
+    for i in [2, 3] {
+        youke_ok(&dirs[i], &["init", "--role", "school", "--name", NAMES[i], "--http", &addr(http[i]), "--quic", &addr(quic[i]), "--parent", &addr(quic[1])]);
+    }
+    for d in &dirs {
+        edit_config(d, no_transcode);
+    }
+    add_user(&dirs[0], P_EXPERT.0, "expert", P_EXPERT.1);
+    add_user(&dirs[1], C_EXPERT.0, "expert", C_EXPERT.1);
+    add_user(&dirs[2], TEACHER_A.0, "teacher", TEACHER_A.1);
+    add_user(&dirs[3], TEACHER_B.0, "teacher", TEACHER_B.1);
+    let mut servers = vec![Server::start(&dirs[0], http[0])];
+    enroll(&dirs[0], quic[0], &dirs[1], "city", NAMES[1]);
+    servers.push(Server::start(&dirs[1], http[1]));
+    enroll(&dirs[1], quic[1], &dirs[2], "school", NAMES[2]);
+    enroll(&dirs[1], quic[1], &dirs[3], "school", NAMES[3]);
+    servers.push(Server::start(&dirs[2], http[2]));
+    servers.push(Server::start(&dirs[3], http[3]));
+    Federation { dirs, http, servers }
+}
+
+/// Imports a recording at a school with a teacher's name and shares it; returns its id.
+fn import_and_share(dir: &Path, rec: &Path, title: &str, teacher: &str, to: &str) -> String {
+    let id = youke_ok(dir, &["import", rec.to_str().unwrap(), "--title", title, "--teacher", teacher, "--grade", "八年级", "--subject", "物理", "-k", "惯性"]).trim().to_string();
+    youke_ok(dir, &["share", &id, "--to", to]);
+    id
+}
+
+#[test]
+fn a_shared_lesson_is_reviewed_published_watched_and_taken_down_across_the_tree() {
+    let root = tempfile::tempdir().unwrap();
+    let rec_a = root.path().join("牛顿第一定律 示范课.mp4");
+    make_recording(&rec_a, 3, 800);
+    let hash_a = blake3_file(&rec_a);
+    let rec_b = root.path().join("光的折射.mp4");
+    make_recording(&rec_b, 2, 600);
+    let Federation { dirs, http, servers } = federation(root.path());
+    let names = NAMES;
+    let [mut province, mut city, mut a, mut b]: [Server; 4] = servers.try_into().ok().unwrap();
+    let l1 = import_and_share(&dirs[2], &rec_a, "牛顿第一定律", TEACHER_A.0, "province");
+    let l2 = import_and_share(&dirs[3], &rec_b, "光的折射", TEACHER_B.0, "city");
+
+    // Each waits in the queue of the tier it is shared to, and no other school sees it.
+    let queued = |node: &Server, id: &str| node.get_json("/api/v1/review").is_some_and(|q| q["items"].as_array().is_some_and(|i| i.iter().any(|l| l["id"] == id)));
+    wait_for("the 全省 lesson in the province's review queue", WAIT, || queued(&province, &l1).then_some(()));
+    wait_for("the 全市 lesson in the city's review queue", WAIT, || queued(&city, &l2).then_some(()));
+    assert!(!queued(&city, &l1), "a 全省 lesson is reviewed at the province, not the city");
+    assert_eq!(b.with_session(None, |n| n.get_status(&format!("/api/v1/lessons/{l1}"))), 404);
+    assert_eq!(city.with_session(None, |n| n.get_status(&format!("/api/v1/lessons/{l1}"))), 404, "unreviewed, not shown to viewers at the city");
+    assert!(search_ids(&mut a, "折射").unwrap().is_empty());
+
+    let p_expert = sign_in(http[0], P_EXPERT.0, P_EXPERT.1).unwrap();
+    let c_expert = sign_in(http[1], C_EXPERT.0, C_EXPERT.1).unwrap();
+    let teacher_a = sign_in(http[2], TEACHER_A.0, TEACHER_A.1).unwrap();
+    let teacher_b = sign_in(http[3], TEACHER_B.0, TEACHER_B.1).unwrap();
+
+    // A reviewer decides only for their own tier.
+    let wrong_tier = city.with_session(Some(c_expert.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/decision"), serde_json::json!({"approved": true})));
+    assert_eq!(wrong_tier, Some(400));
+    let no_reason = province.with_session(Some(p_expert.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/decision"), serde_json::json!({"approved": false})));
+    assert_eq!(no_reason, Some(400), "a rejection needs a reason");
+
+    // The city approves the 全市 lesson: school A finds it by a Chinese word.
+    let ok = city.with_session(Some(c_expert.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l2}/decision"), serde_json::json!({"approved": true})));
+    assert_eq!(ok, Some(200));
+    wait_for("school A to find B's 全市 lesson", WAIT, || search_ids(&mut a, "折射")?.contains(&l2).then_some(()));
+    assert!(!queued(&city, &l2));
+
+    // The province rejects the 全省 lesson: its teacher at A reads the reason, B sees nothing.
+    let reason = "画面不清晰，请重新录制";
+    let ok = province.with_session(Some(p_expert.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/decision"), serde_json::json!({"approved": false, "reason": reason})));
+    assert_eq!(ok, Some(200));
+    let review_text = |a: &mut Server| -> Option<String> {
+        let mine = a.with_session(Some(teacher_a.clone()), |n| n.get_json("/api/v1/me/lessons"))?;
+        mine["items"].as_array()?.iter().find(|i| i["id"] == l1.as_str())?["review_text"].as_str().map(str::to_string)
+    };
+    let text = wait_for("the rejection at school A", WAIT, || review_text(&mut a).filter(|t| t.contains(reason)));
+    assert!(text.contains("审核未通过") && text.contains(names[0]), "{text}");
+    assert!(search_ids(&mut b, "牛顿").unwrap().is_empty());
+
+    // Approved after all: school B finds it and watches it through the city.
+    let ok = province.with_session(Some(p_expert.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/decision"), serde_json::json!({"approved": true})));
+    assert_eq!(ok, Some(200));
+    wait_for("school B to find A's 全省 lesson", WAIT, || search_ids(&mut b, "牛顿")?.contains(&l1).then_some(()));
+    wait_for("the approval at school A", WAIT, || review_text(&mut a).filter(|t| t.contains("审核通过")));
+    let bytes = b.with_session(None, |n| n.get_bytes(&format!("/api/v1/lessons/{l1}/media"))).expect("B plays the lesson through the city");
+    assert_eq!(blake3::hash(&bytes).to_hex().to_string(), hash_a);
+    assert!(holds_file(&dirs[3].join("media"), &hash_a), "B keeps what it watched");
+    assert!(holds_file(&dirs[1].join("media"), &hash_a), "the city holds the recording shared up through it");
+
+    // B's teacher comments; the province hides the comment and it disappears at B.
+    let comment = "讲得很清楚，学生很喜欢";
+    let posted = b.with_session(Some(teacher_b.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/comments"), serde_json::json!({"text": comment})));
+    assert_eq!(posted, Some(200));
+    let comment_id = wait_for("B's comment at the province", WAIT, || {
+        let d = province.get_json(&format!("/api/v1/lessons/{l1}/discussion"))?;
+        d["comments"].as_array()?.iter().find(|c| c["text"] == comment)?["id"].as_str().map(str::to_string)
+    });
+    assert_eq!(province.post_json(&format!("/api/v1/lessons/{l1}/comments/{comment_id}/hide"), serde_json::json!({})), Some(200));
+    let comments_at_b = |b: &mut Server| -> Option<usize> {
+        let d = b.with_session(None, |n| n.get_json(&format!("/api/v1/lessons/{l1}/discussion")))?;
+        Some(d["comments"].as_array()?.len())
+    };
+    wait_for("the hidden comment to disappear at B", WAIT, || (comments_at_b(&mut b)? == 0).then_some(()));
+
+    // Taken down at the province: gone from B's search and pages, and from the copies at the
+    // city and at B; the teacher's school keeps its recording and reads why.
+    let down = province.post_json(&format!("/api/v1/lessons/{l1}/takedown"), serde_json::json!({"reason": "教材版本有误"}));
+    assert_eq!(down, Some(200));
+    wait_for("the takedown at B", WAIT, || search_ids(&mut b, "牛顿")?.is_empty().then_some(()));
+    assert_eq!(b.with_session(None, |n| n.get_status(&format!("/lessons/{l1}"))), 404);
+    assert_eq!(b.with_session(None, |n| n.get_status(&format!("/api/v1/lessons/{l1}/media"))), 404);
+    wait_for("B's copy dropped", WAIT, || (!holds_file(&dirs[3].join("media"), &hash_a)).then_some(()));
+    wait_for("the city's copy dropped", WAIT, || (!holds_file(&dirs[1].join("media"), &hash_a)).then_some(()));
+    let text = wait_for("the takedown at school A", WAIT, || review_text(&mut a).filter(|t| t.contains("下架")));
+    assert!(text.contains("教材版本有误"), "{text}");
+    assert!(holds_file(&dirs[2].join("media"), &hash_a), "the lesson's own school keeps its recording");
+    let audit = province.get_json("/api/v1/audit").unwrap();
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["lesson.reject", "lesson.approve", "comment.hide", "lesson.takedown"] {
+        assert!(actions.contains(&action), "{action} in the audit log: {actions:?}");
+    }
+
+    // With the city killed, A still searches the shared catalog.
+    city.kill();
+    assert!(search_ids(&mut a, "折射").unwrap().contains(&l2));
+    drop(b);
+}
+
+#[test]
+fn reviewers_teachers_and_viewers_close_the_loop_in_chromium() {
+    let root = tempfile::tempdir().unwrap();
+    let rec = root.path().join("牛顿第一定律.mp4");
+    make_recording(&rec, 4, 800);
+    let Federation { dirs, servers, .. } = federation(root.path());
+    let [province, _city, a, b]: [Server; 4] = servers.try_into().ok().unwrap();
+    let lesson = import_and_share(&dirs[2], &rec, "牛顿第一定律", TEACHER_A.0, "province");
+    let shot = artifacts().join("sharing.png");
+    let seen = scenario(
+        "sharing.mjs",
+        serde_json::json!({
+            "province": province.url(""), "a": a.url(""), "b": b.url(""), "lesson": lesson,
+            "expert": [P_EXPERT.0, P_EXPERT.1], "admin": [ADMIN.0, ADMIN.1], "teacher": [TEACHER_A.0, TEACHER_A.1],
+            "screenshot": shot, "timeout_secs": 240,
+        }),
+    );
+    let text = |k: &str| seen[k].as_str().unwrap_or_default().to_string();
+    assert!(seen["nav"].as_array().unwrap().iter().any(|n| n == "审核"), "{seen:#}");
+    assert_eq!(text("queue_heading"), "课程审核", "{seen:#}");
+    assert!(text("no_reason").contains("请填写不通过的原因"), "{seen:#}");
+    assert!(text("teacher_rejected").contains("河北省审核未通过：画面不清晰，请重新录制"), "{seen:#}");
+    assert!(text("status_before").contains("河北省审核未通过"), "{seen:#}");
+    assert!(text("status_after").contains("审核通过") && text("status_after").contains("全省各校可见"), "{seen:#}");
+    assert!(text("teacher_approved").contains("审核通过"), "{seen:#}");
+    assert_eq!(text("b_title"), "牛顿第一定律", "{seen:#}");
+    assert!(seen["b_played"].as_f64().unwrap() > 0.5, "{seen:#}");
+    assert!(text("confirm").contains("下架"), "{seen:#}");
+    assert!(text("down_status").contains("已被河北省下架：教材版本有误"), "{seen:#}");
+    assert!(text("teacher_down").contains("教材版本有误"), "{seen:#}");
+    assert_eq!(text("b_after"), "未找到这节课程", "{seen:#}");
+    assert_eq!(seen["b_search_hits"], 0, "{seen:#}");
+    assert!(artifacts().join("sharing-school-b.png").is_file());
+}
