@@ -46,8 +46,10 @@ fn edit(node: &RunningNode, id: &str, change: LessonEdit) {
     ctx.changed();
 }
 
+/// The titles of the lessons a node holds (listed to its viewers or not: scopes decide what is
+/// held, review what is shown).
 fn titles(node: &RunningNode) -> BTreeSet<String> {
-    node.ctx.store.read(|c| lessons::list(c, 0, 1000)).unwrap().0.into_iter().map(|l| l.title).collect()
+    node.ctx.store.read(|c| lessons::changed_since(c, 0, 1000)).unwrap().into_iter().map(|(l, _)| l.title).collect()
 }
 
 fn lesson(node: &RunningNode, id: &str) -> Option<lessons::Lesson> {
