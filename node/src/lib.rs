@@ -56,6 +56,8 @@ pub mod sync_state;
 pub mod systemd;
 pub mod trust;
 pub mod units;
+pub mod viewing;
+pub mod views;
 
 pub use context::{NodeCtx, NodeError};
 pub use services::{Node, RunningNode};

@@ -395,7 +395,7 @@ mod tests {
         // The city loses its copy (restored from an old backup): changes no longer apply, the
         // city asks for the whole document, and the next round sends it.
         city.ctx.store.write(|tx| tx.execute("DELETE FROM docs WHERE id = ?1", [&id]).map_err(DbError::from)).expect("lose");
-        school.ctx.store.write(|tx| lessons::edit(tx, &w, &id, &LessonEdit::View)).expect("view");
+        school.ctx.store.write(|tx| lessons::edit(tx, &w, &id, &LessonEdit::Views(1))).expect("view");
         let refused = push(&school, &city_peer, &city, &school_peer);
         assert!(!refused[0].full);
         let repaired = push(&school, &city_peer, &city, &school_peer);

@@ -84,6 +84,7 @@ impl Node {
         // 0. Link settings, housekeeping of transfers and the cache; revocations for the links.
         tasks.spawn(crate::link_settings::run(Arc::clone(&ctx), cancel.clone()));
         tasks.spawn(crate::pull_through::housekeeping(Arc::clone(&ctx), cancel.clone()));
+        tasks.spawn(crate::viewing::run(Arc::clone(&ctx), cancel.clone()));
         tasks.spawn(crate::reviewing::run(Arc::clone(&ctx), cfg.review.auto_approve, cancel.clone()));
         tasks.spawn(crate::trust::watch(Arc::clone(&ctx), Arc::clone(&ctx.revocations), cancel.clone()));
         // 0b. Media jobs (HLS ladders), one at a time in a child process.

@@ -384,6 +384,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX lessons_taken_down ON lessons (media_hash) WHERE takedown IS NOT NULL;
     CREATE INDEX lessons_by_media ON lessons (media_hash);
     "#,
+    // 17: views counted here, one per viewer, lesson and day, until added to the lesson's document.
+    r#"
+    CREATE TABLE views (
+        lesson_id TEXT NOT NULL,
+        viewer    TEXT NOT NULL,
+        day       TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        counted   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (lesson_id, viewer, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX views_uncounted ON views (lesson_id) WHERE counted = 0;
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -185,11 +185,14 @@ pub struct Request {
     pub limit: usize,
     /// Count facet values over the whole result set.
     pub facets: bool,
+    /// A ranking (人气榜, 好评榜): ordered by views or rating, it leaves out the lessons nobody
+    /// watched or rated.
+    pub ranked: bool,
 }
 
 impl Request {
     pub fn text(text: &str, limit: usize) -> Request {
-        Request { text: text.to_string(), filters: Vec::new(), order: Order::Relevance, offset: 0, limit, facets: false }
+        Request { text: text.to_string(), filters: Vec::new(), order: Order::Relevance, offset: 0, limit, facets: false, ranked: false }
     }
 }
 
@@ -254,6 +257,9 @@ struct Fields {
     views: Field,
     rating: Field,
     created: Field,
+    /// `viewed` when a lesson has views, `rated` when it has ratings: the rankings (人气榜,
+    /// 好评榜) list only lessons with some.
+    ranked: Field,
 }
 
 impl Fields {
@@ -301,9 +307,13 @@ fn schema() -> (Schema, Fields) {
         views: b.add_u64_field("views", FAST),
         rating: b.add_f64_field("rating", FAST),
         created: b.add_i64_field("created", FAST | INDEXED),
+        ranked: b.add_text_field("ranked", STRING),
     };
     (b.build(), fields)
 }
+
+const RANKED_VIEWED: &str = "viewed";
+const RANKED_RATED: &str = "rated";
 
 /// The year (China Standard Time, UTC+8) of a Unix time in milliseconds.
 pub fn year_of(ms: i64) -> i32 {
@@ -549,6 +559,12 @@ impl LessonIndex {
         }
         doc.add_u64(f.views, d.views);
         doc.add_f64(f.rating, bayes_rating(d.rating_avg, d.rating_count));
+        if d.views > 0 {
+            doc.add_text(f.ranked, RANKED_VIEWED);
+        }
+        if d.rating_count > 0 {
+            doc.add_text(f.ranked, RANKED_RATED);
+        }
         doc.add_i64(f.created, d.created_at_ms);
         doc
     }
@@ -661,8 +677,17 @@ impl LessonIndex {
         out
     }
 
-    fn build_query(&self, query_text: &str, words: &[String], filters: &[(Dim, String)], all_words: bool) -> Result<Box<dyn Query>, SearchError> {
+    fn build_query(&self, query_text: &str, words: &[String], filters: &[(Dim, String)], ranking: Option<Order>, all_words: bool) -> Result<Box<dyn Query>, SearchError> {
         let mut clauses = self.filter_clauses(filters);
+        // The rankings list only lessons someone watched (人气榜) or rated (好评榜).
+        let ranked = match ranking {
+            Some(Order::MostViewed) => Some(RANKED_VIEWED),
+            Some(Order::BestRated) => Some(RANKED_RATED),
+            _ => None,
+        };
+        if let Some(r) = ranked {
+            clauses.push((Occur::Must, Box::new(TermQuery::new(Term::from_field_text(self.fields.ranked, r), IndexRecordOption::Basic))));
+        }
         if words.is_empty() {
             if clauses.is_empty() {
                 return Ok(Box::new(AllQuery));
@@ -710,10 +735,11 @@ impl LessonIndex {
     fn search_on(&self, searcher: &Searcher, req: &Request) -> Result<Results, SearchError> {
         let words = terms(&req.text);
         let order = if words.is_empty() && req.order == Order::Relevance { Order::Newest } else { req.order };
-        let query = self.build_query(&req.text, &words, &req.filters, true)?;
+        let ranking = req.ranked.then_some(order);
+        let query = self.build_query(&req.text, &words, &req.filters, ranking, true)?;
         let mut found = self.collect(searcher, &*query, order, req)?;
         if found.0 == 0 && words.len() > 1 {
-            let relaxed = self.build_query(&req.text, &words, &req.filters, false)?;
+            let relaxed = self.build_query(&req.text, &words, &req.filters, ranking, false)?;
             found = self.collect(searcher, &*relaxed, order, req)?;
         }
         let (total, docs, facets) = found;

@@ -99,7 +99,7 @@ async fn converge(seed: u64, long_outage: bool) {
             }
             1 => {
                 views += 1;
-                LessonEdit::View
+                LessonEdit::Views(1)
             }
             2 => {
                 let score = rng.range(1, 6) as i64;
@@ -109,7 +109,7 @@ async fn converge(seed: u64, long_outage: bool) {
             3 => LessonEdit::Review { expert: format!("专家{who}"), score: rng.range(60, 100) as i64, comment: String::new() },
             _ => {
                 views += 1;
-                LessonEdit::View
+                LessonEdit::Views(1)
             }
         };
         let node = nodes[who];

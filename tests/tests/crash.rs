@@ -81,6 +81,7 @@ fn crash_one_seed(seed: u64, media: &Path) {
     let (mut ratings_acked, mut ratings_tried) = (BTreeSet::new(), BTreeSet::new());
     let mut killed_at = None;
     let mut acked_texts: Vec<(u64, usize, String)> = Vec::new();
+    let mut tickets: Vec<(usize, String, String, std::time::Instant)> = Vec::new();
     for step in 0..45u64 {
         if step == kill_at {
             tree.nodes[victim].kill();
@@ -92,9 +93,28 @@ fn crash_one_seed(seed: u64, media: &Path) {
         let who = rng.range(0, 3) as usize;
         let lesson = &ids[rng.range(0, 2) as usize];
         let node = &tree.nodes[who];
+        // A view is reported with a ticket from the node's lesson page once the (1 s) lesson
+        // could have been watched: the ticket taken now is reported a few steps later, when one
+        // taken earlier is reported (each by a new anonymous viewer, so each counts).
+        if node.is_running()
+            && let Some(t) = node.get_json_anonymous(&format!("/api/v1/lessons/{lesson}/view-ticket"))
+        {
+            tickets.push((who, lesson.clone(), t["ticket"].as_str().unwrap_or_default().to_string(), std::time::Instant::now()));
+        }
         let (path, body) = match rng.range(0, 3) {
             0 => ("comments", serde_json::json!({"author": format!("u{who}"), "text": format!("评论{step}")})),
-            1 => ("views", serde_json::json!({})),
+            1 => match tickets.iter().position(|(w, _, _, at)| *w == who && at.elapsed() > Duration::from_millis(1200)) {
+                Some(i) => {
+                    let (_, l, ticket, _) = tickets.remove(i);
+                    views_tried += 1;
+                    let ok = node.is_running()
+                        && node.post_json_answer(&format!("/api/v1/lessons/{l}/views"), serde_json::json!({"ticket": ticket})) == Some((200, serde_json::json!({"counted": true})));
+                    views_acked += i64::from(ok);
+                    std::thread::sleep(Duration::from_millis(rng.range(5, 60)));
+                    continue;
+                }
+                None => ("comments", serde_json::json!({"author": format!("u{who}"), "text": format!("评论{step}")})),
+            },
             _ => ("ratings", serde_json::json!({"user": format!("u{who}"), "score": rng.range(1, 6)})),
         };
         let ok = node.is_running() && node.post_json(&format!("/api/v1/lessons/{lesson}/{path}"), body) == Some(200);
@@ -105,10 +125,6 @@ fn crash_one_seed(seed: u64, media: &Path) {
                 if ok {
                     acked_texts.push((step, who, lesson.clone()));
                 }
-            }
-            "views" => {
-                views_tried += 1;
-                views_acked += i64::from(ok);
             }
             _ => {
                 ratings_tried.insert((who, lesson.clone()));
@@ -124,10 +140,21 @@ fn crash_one_seed(seed: u64, media: &Path) {
     }
 
     // Converged: the same lesson metadata at all three tiers.
-    let rows = wait_for(&format!("convergence after the crash (seed {seed}, killed node {victim} at step {kill_at})"), Duration::from_secs(60), || {
+    // Views are added to the documents a few seconds after they were counted: converged means
+    // the same rows everywhere once the acknowledged views are in (or a minute has passed).
+    let views_in = |rows: &[serde_json::Value]| rows.iter().map(|l| l["lesson"]["views"].as_i64().unwrap_or(0)).sum::<i64>() >= views_acked;
+    let mut last = None;
+    let settled = wait_for_opt(Duration::from_secs(60), Duration::from_millis(200), || {
         let p = lesson_rows(&tree.nodes[0], &ids)?;
-        (lesson_rows(&tree.nodes[1], &ids)? == p && lesson_rows(&tree.nodes[2], &ids)? == p).then_some(p)
+        let same = lesson_rows(&tree.nodes[1], &ids)? == p && lesson_rows(&tree.nodes[2], &ids)? == p;
+        if !same {
+            return None;
+        }
+        let done = views_in(&p);
+        last = Some(p.clone());
+        done.then_some(p)
     });
+    let rows = settled.or(last).unwrap_or_else(|| panic!("no convergence after the crash (seed {seed}, killed node {victim} at step {kill_at})"));
     // Nothing acknowledged lost (an edit in flight when the node died may or may not have landed).
     let sum = |f: &str| rows.iter().map(|l| l["lesson"][f].as_i64().unwrap_or(0)).sum::<i64>();
     let comments = sum("comment_count") as u64;

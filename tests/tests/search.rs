@@ -64,13 +64,34 @@ fn search_api_page_freshness_and_rebuilds() {
     let far = search(&server, "page=999999");
     assert_eq!((far["total"].as_u64(), far["items"].as_array().map(Vec::len)), (Some(4), Some(0)), "{far}");
 
-    // Views and ratings order 人气榜 and 好评榜.
-    for _ in 0..3 {
-        assert_eq!(server.post_json(&format!("/api/v1/lessons/{quadratic}/views"), serde_json::json!({})), Some(200));
-    }
+    // Views and ratings order 人气榜 and 好评榜, which list only lessons watched or rated. A view
+    // is reported with the ticket of the page it was watched on, once the lesson could have been
+    // watched for a while (half of this 1 s recording); a viewer counts once a day; a POST loop
+    // without a ticket counts nothing.
+    let views_path = format!("/api/v1/lessons/{quadratic}/views");
+    let ticket_path = format!("/api/v1/lessons/{quadratic}/view-ticket");
+    let signed_in = server.get_json(&ticket_path).unwrap();
+    let anonymous = server.with_session(None, |s| s.get_json(&ticket_path)).unwrap();
+    assert_eq!(signed_in["after_ms"], 1000, "{signed_in}");
+    let post = |s: &Server, ticket: &serde_json::Value| -> (u16, serde_json::Value) {
+        let mut r = s.request("POST", &views_path).send_json(serde_json::json!({"ticket": ticket["ticket"]})).unwrap();
+        (r.status().as_u16(), r.body_mut().read_json().unwrap_or_default())
+    };
+    let (code, body) = post(&server, &signed_in);
+    assert_eq!(code, 400, "too early: {body}");
+    assert!(body["detail"].as_str().unwrap().contains("watched for 1 s"), "{body}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(post(&server, &signed_in), (200, serde_json::json!({"counted": true})));
+    assert_eq!(post(&server, &signed_in), (200, serde_json::json!({"counted": false})), "once a day");
+    assert_eq!(server.with_session(None, |s| post(s, &anonymous)), (200, serde_json::json!({"counted": true})));
+    let forged = serde_json::json!({"ticket": signed_in["ticket"].as_str().unwrap().replace("u:admin", "u:someone")});
+    assert_eq!(post(&server, &forged).0, 400);
+    let loop_codes: Vec<u16> = (0..200).map(|_| server.post_json(&views_path, serde_json::json!({"ticket": "1.a:00.00"})).unwrap()).collect();
+    assert!(loop_codes.iter().all(|c| *c == 400), "{loop_codes:?}");
     assert_eq!(server.post_json(&format!("/api/v1/lessons/{pythagoras}/ratings"), serde_json::json!({"user": "学生甲", "score": 5})), Some(200));
-    wait_for("views in the index", Duration::from_secs(5), || (ids(&search(&server, "order=views"))[0] == quadratic).then_some(()));
-    wait_for("ratings in the index", Duration::from_secs(5), || (ids(&search(&server, "order=rating"))[0] == pythagoras).then_some(()));
+    wait_for("views in the index", Duration::from_secs(10), || (ids(&search(&server, "order=views")) == [quadratic.clone()]).then_some(()));
+    wait_for("ratings in the index", Duration::from_secs(5), || (ids(&search(&server, "order=rating")) == [pythagoras.clone()]).then_some(()));
+    assert_eq!(server.get_json(&format!("/api/v1/lessons/{quadratic}")).unwrap()["views"], 2, "two viewers, counted once each");
 
     // The portal's search page: facets as links, highlighted titles, order tabs.
     let page = String::from_utf8(server.get_bytes("/search?q=%E5%8B%BE%E8%82%A1&grade=%E5%88%9D%E4%BA%8C").unwrap()).unwrap();

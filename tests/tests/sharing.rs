@@ -151,6 +151,16 @@ fn a_shared_lesson_is_reviewed_published_watched_and_taken_down_across_the_tree(
     assert!(holds_file(&dirs[3].join("media"), &hash_a), "B keeps what it watched");
     assert!(holds_file(&dirs[1].join("media"), &hash_a), "the city holds the recording shared up through it");
 
+    // A viewer at B watches it for a while: the view counts at B and is summed at A, the city
+    // and the province.
+    let t = b.get_json_anonymous(&format!("/api/v1/lessons/{l1}/view-ticket")).expect("a view ticket at B");
+    std::thread::sleep(Duration::from_millis(t["after_ms"].as_u64().unwrap() + 100));
+    let counted = b.post_json_answer(&format!("/api/v1/lessons/{l1}/views"), serde_json::json!({"ticket": t["ticket"]}));
+    assert_eq!(counted, Some((200, serde_json::json!({"counted": true}))));
+    for (name, node) in [("A", &a), ("the city", &city), ("the province", &province)] {
+        wait_for(&format!("B's view counted at {name}"), WAIT, || (node.get_json(&format!("/api/v1/lessons/{l1}"))?["views"] == 1).then_some(()));
+    }
+
     // B's teacher comments; the province hides the comment and it disappears at B.
     let comment = "讲得很清楚，学生很喜欢";
     let posted = b.with_session(Some(teacher_b.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/comments"), serde_json::json!({"text": comment})));
@@ -217,6 +227,7 @@ fn reviewers_teachers_and_viewers_close_the_loop_in_chromium() {
     assert!(text("teacher_approved").contains("审核通过"), "{seen:#}");
     assert_eq!(text("b_title"), "牛顿第一定律", "{seen:#}");
     assert!(seen["b_played"].as_f64().unwrap() > 0.5, "{seen:#}");
+    assert_eq!(seen["b_view"], "counted", "the player reported the view after 2 s of the 4 s lesson: {seen:#}");
     assert!(text("confirm").contains("下架"), "{seen:#}");
     assert!(text("down_status").contains("已被河北省下架：教材版本有误"), "{seen:#}");
     assert!(text("teacher_down").contains("教材版本有误"), "{seen:#}");

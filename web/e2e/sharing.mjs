@@ -77,6 +77,9 @@ await run(async (expert, args, { newPage }) => {
   await viewer.waitForFunction(() => document.querySelector('video#player').currentTime > 0.5, null, { timeout: 30000 });
   seen.b_played = await viewer.evaluate(() => document.querySelector('video#player').currentTime);
   seen.b_engine = await viewer.evaluate(() => window.youkePlayer && window.youkePlayer.engine);
+  // Watched for half the lesson, the player reports the view with the page's ticket.
+  await viewer.waitForFunction(() => window.youkePlayer && window.youkePlayer.view && window.youkePlayer.view !== 'sending', null, { timeout: 30000 });
+  seen.b_view = await viewer.evaluate(() => window.youkePlayer.view);
   await viewer.screenshot({ path: shot('school-b'), fullPage: true });
 
   // 5. The province's admin takes it down from the lesson page.

@@ -82,6 +82,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/review", Access::Expert),
     ("POST", "/api/v1/lessons/{id}/reviews", Access::Expert),
     ("POST", "/api/v1/lessons/{id}/views", Access::View),
+    ("GET", "/api/v1/lessons/{id}/view-ticket", Access::View),
     ("GET", "/api/v1/lessons/{id}/discussion", Access::View),
     ("PUT", "/api/v1/lessons/{id}/subtitles", Access::Teacher),
     ("GET", "/api/v1/lessons/{id}/subtitles.vtt", Access::View),

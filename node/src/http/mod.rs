@@ -55,6 +55,8 @@ pub struct AppState {
     /// holding a thread, so a burst of page views reuses the pooled connections instead of
     /// opening new ones.
     pub db_permits: Arc<tokio::sync::Semaphore>,
+    /// View tickets and the per-address limit on view reports.
+    pub viewing: Arc<crate::viewing::Viewing>,
 }
 
 impl AppState {
@@ -62,7 +64,8 @@ impl AppState {
         let segments = Arc::new(segments::SegmentCache::new(ctx.config.limits.hls_cache_bytes));
         let db_permits = Arc::new(tokio::sync::Semaphore::new(DB_CONCURRENCY));
         let passwords = crate::passwords::PasswordPool::sized_to_cores();
-        AppState { ctx, index, throttle: Arc::default(), passwords, room: Arc::default(), promised: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits }
+        let viewing = Arc::new(crate::viewing::Viewing::load_or_ephemeral(&ctx.store));
+        AppState { ctx, index, throttle: Arc::default(), passwords, room: Arc::default(), promised: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits, viewing }
     }
 
     /// Ends long-lived answers when `cancel` fires.
@@ -117,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/review", get(api::review_queue))
         .route("/api/v1/lessons/{id}/reviews", post(api::review_lesson))
         .route("/api/v1/lessons/{id}/views", post(api::view_lesson))
+        .route("/api/v1/lessons/{id}/view-ticket", get(api::view_ticket))
         .route("/api/v1/lessons/{id}/discussion", get(api::lesson_discussion))
         .route("/api/v1/lessons/{id}/subtitles", axum::routing::put(api::put_subtitles))
         .route("/api/v1/lessons/{id}/subtitles.vtt", get(api::lesson_subtitles))
@@ -544,10 +548,18 @@ use crate::lessons::ImportMeta;
             let (s, _, _) = call(&f, post_json(&format!("{base}/{path}"), body)).await;
             assert_eq!(s, StatusCode::OK, "{path}");
         }
-        let (s, _, body) = call(&f, Request::post(format!("{base}/views")).body(Body::empty()).expect("req")).await;
+        // A view needs the ticket of a page watched for a while: a bare POST counts nothing.
+        let (s, _, _) = call(&f, Request::post(format!("{base}/views")).body(Body::empty()).expect("req")).await;
+        assert!(s.is_client_error(), "{s}");
+        let (s, _, body) = call(&f, get(&format!("{base}/view-ticket"))).await;
+        assert_eq!(s, StatusCode::OK);
+        let t: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let (s, _, body) = call(&f, post_json(&format!("{base}/views"), &serde_json::json!({"ticket": t["ticket"]}).to_string())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "too early: {}", String::from_utf8_lossy(&body));
+        let (s, _, body) = call(&f, get(&base)).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!((v["rating_count"].as_u64(), v["comment_count"].as_u64(), v["review_count"].as_u64(), v["views"].as_i64()), (Some(1), Some(1), Some(1), Some(1)));
+        assert_eq!((v["rating_count"].as_u64(), v["comment_count"].as_u64(), v["review_count"].as_u64(), v["views"].as_i64()), (Some(1), Some(1), Some(1), Some(0)));
         let (s, _, body) = call(&f, get(&format!("{base}/discussion"))).await;
         assert_eq!(s, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");

@@ -156,7 +156,7 @@ fn ranking(l: Lang, title: &str, views: &[LessonView], figure: impl Fn(&lessons:
 }
 
 pub(super) fn listing(order: Order, per_page: u64, filters: Vec<(Dim, String)>, facets: bool) -> SearchParams {
-    SearchParams { q: String::new(), filters, order, page: 1, per_page, facets }
+    SearchParams { q: String::new(), filters, order, page: 1, per_page, facets, ranked: false }
 }
 
 /// Facet values as links to the filtered browse page (按年级, 按学科).
@@ -174,8 +174,8 @@ pub(super) fn chips<L>(l: Lang, dim: Dim, r: &SearchResult<L>) -> String {
 pub async fn home(State(state): State<AppState>, Extension(auth): Extension<Auth>) -> Result<Html<String>, ApiError> {
     let l = auth.lang;
     let (popular, best, newest) = tokio::try_join!(
-        run_search(&state, listing(Order::MostViewed, 10, Vec::new(), false)),
-        run_search(&state, listing(Order::BestRated, 10, Vec::new(), false)),
+        run_search(&state, SearchParams { ranked: true, ..listing(Order::MostViewed, 10, Vec::new(), false) }),
+        run_search(&state, SearchParams { ranked: true, ..listing(Order::BestRated, 10, Vec::new(), false) }),
         run_search(&state, listing(Order::Newest, 8, Vec::new(), true)),
     )?;
     let (notices, featured, contests) = blocking(&state, |ctx| {
@@ -431,9 +431,10 @@ pub(super) fn not_found(state: &AppState, auth: &Auth, what: &str) -> Response {
     (StatusCode::NOT_FOUND, layout(state, auth, l.t("未找到", "Not found"), "", &body)).into_response()
 }
 
-pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Response {
+pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Auth>, headers: axum::http::HeaderMap, Path(id): Path<String>) -> Response {
     let l = auth.lang;
     let viewer = auth.user().cloned();
+    let (watcher, new_watcher) = super::api::viewer_of(&auth, &headers);
     let found = blocking(&state, move |ctx| {
         let Some(x) = ctx.store.read(|c| lessons::get(c, &id))? else { return Ok(None) };
         if !super::api::may_see(ctx, viewer.as_ref(), &x)? {
@@ -459,7 +460,9 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         t.comments.retain(|c| c.hidden.is_none());
     }
     let moderation = moderation_html(l, x, state.ctx.writer.tier, role);
-    let player = player_html(l, &v);
+    // The ticket the player reports a view with, once the lesson was watched for a while.
+    let ticket = (state.viewing.ticket(&x.id, &watcher, crate::store::now_ms()), crate::viewing::required_watch_ms(x.duration_secs));
+    let player = player_html(l, &v, &ticket);
     let transcript = cues.map(|c| transcript_html(l, &c)).unwrap_or_default();
     let probe = x.probe.as_ref().and_then(|p| p.parse());
     let probe = probe.as_ref();
@@ -544,7 +547,11 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         l_hash = l.t("媒体哈希 (BLAKE3)", "Media hash (BLAKE3)"),
         l_id = l.t("课程编号", "Lesson id"),
     );
-    layout(&state, &auth, &x.title, "", &body).into_response()
+    let page = layout(&state, &auth, &x.title, "", &body);
+    match new_watcher {
+        Some(id) => ([(axum::http::header::SET_COOKIE, super::api::viewer_cookie(&id))], page).into_response(),
+        None => page.into_response(),
+    }
 }
 
 /// Ratings, comments and expert reviews, with the forms to add one (portal.js sends them).
@@ -634,7 +641,7 @@ fn moderation_html(l: Lang, x: &lessons::Lesson, here: youke_federation::Tier, r
 /// The player: HLS master first (phones and Safari play it natively and pick the rung that fits
 /// the network; elsewhere player.js hands it to hls.js), the original MP4 as the fallback, the
 /// subtitles as a WebVTT track, the poster from the ladder, and a quality menu.
-fn player_html(l: Lang, v: &LessonView) -> String {
+fn player_html(l: Lang, v: &LessonView, (ticket, after_ms): &(String, i64)) -> String {
     let x = &v.lesson;
     if let (Some(since), None) = (v.parent_down_since, &v.hls) {
         let when = crate::store::china_time(since);
@@ -658,7 +665,8 @@ fn player_html(l: Lang, v: &LessonView) -> String {
         );
     }
     let mp4_mime = x.media.as_ref().map(|m| m.mime.as_str()).unwrap_or("video/mp4");
-    let mut attrs = String::new();
+    let mut attrs = format!(r#" data-lesson="{}""#, esc(&x.id));
+    let _ = write!(attrs, r#" data-view-ticket="{}" data-view-after="{after_ms}""#, esc(ticket));
     let mut sources = String::new();
     if let Some(h) = &v.hls {
         let _ = write!(attrs, r#" data-hls="{0}" poster="{1}""#, esc(&h.master_url), esc(&h.poster_url));

@@ -74,6 +74,38 @@
     useMp4(master ? 'no HLS support in this browser' : '');
   }
 
+  // A view counts once the lesson has really been watched for a while (the page's ticket says
+  // how long: half the lesson, at most 30 s); reported once per page. `state.view` tells how
+  // it went.
+  var ticket = video.getAttribute('data-view-ticket');
+  var lessonId = video.getAttribute('data-lesson');
+  var need = parseFloat(video.getAttribute('data-view-after') || '30000') / 1000;
+  if (ticket && lessonId) {
+    var watched = 0, last = null, reported = false;
+    video.addEventListener('seeking', function () { last = null; });
+    video.addEventListener('timeupdate', function () {
+      var t = video.currentTime;
+      if (last !== null && !video.paused) {
+        var d = t - last;
+        if (d > 0 && d < 2) watched += d;
+      }
+      last = t;
+      state.watched = watched;
+      if (reported || watched < need) return;
+      reported = true;
+      state.view = 'sending';
+      var token = document.querySelector('meta[name=csrf-token]');
+      fetch('/api/v1/lessons/' + encodeURIComponent(lessonId) + '/views', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': token ? token.content : '' },
+        body: JSON.stringify({ ticket: ticket })
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (v) { state.view = r.ok ? (v.counted ? 'counted' : 'already counted today') : 'refused: ' + (v.detail || r.status); });
+      }).catch(function (e) { state.view = 'failed: ' + e; });
+    });
+  }
+
   var start = parseFloat(new URLSearchParams(location.search).get('t'));
   if (start > 0) seekTo(start);
   document.addEventListener('click', function (e) {

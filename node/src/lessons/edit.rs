@@ -124,8 +124,8 @@ pub enum LessonEdit {
     Comment { author: String, text: String },
     /// An expert's review score (0 to 100) and comment; reviewing again replaces it.
     Review { expert: String, score: i64, comment: String },
-    /// One more view.
-    View,
+    /// Views counted at this node (added to the document's counter, which sums every node's).
+    Views(i64),
     /// New descriptive fields, only at the lesson's own school (its origin node).
     Fields(LessonFields),
 }
@@ -184,7 +184,8 @@ impl LessonEdit {
             LessonEdit::Comment { .. } => Err(DocError::Invalid(format!("a comment needs an author and 1 to {MAX_TEXT} characters of text"))),
             LessonEdit::Review { expert, score, comment } if name_ok(expert) && (0..=100).contains(score) && comment.chars().count() <= MAX_TEXT => Ok(()),
             LessonEdit::Review { .. } => Err(DocError::Invalid("a review needs an expert and a score from 0 to 100".into())),
-            LessonEdit::View => Ok(()),
+            LessonEdit::Views(n) if *n > 0 => Ok(()),
+            LessonEdit::Views(_) => Err(DocError::Invalid("a number of views is positive".into())),
             LessonEdit::Fields(f) => f.validate(),
         }
     }
@@ -223,9 +224,9 @@ pub fn edit(tx: &Transaction<'_>, w: &Writer, id: &str, change: &LessonEdit) -> 
             doc.put(&r, "at", now_ms())?;
             doc.put(&r, "node", w.node_name.as_str())?;
         }
-        LessonEdit::View => match doc.get(ROOT, "views")? {
-            Some((automerge::Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Counter(_)) => doc.increment(ROOT, "views", 1)?,
-            _ => doc.put(ROOT, "views", ScalarValue::counter(1))?,
+        LessonEdit::Views(n) => match doc.get(ROOT, "views")? {
+            Some((automerge::Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Counter(_)) => doc.increment(ROOT, "views", *n)?,
+            _ => doc.put(ROOT, "views", ScalarValue::counter(*n))?,
         },
         LessonEdit::Fields(f) => {
             if text(&doc, &ROOT, "origin_node").as_deref() != Some(w.node_id.as_str()) {

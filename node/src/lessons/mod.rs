@@ -515,8 +515,8 @@ mod tests {
             LessonEdit::Rate { user: "李老师".into(), score: 2 },
             LessonEdit::Comment { author: "学生甲".into(), text: "讲得很清楚".into() },
             LessonEdit::Review { expert: "省专家".into(), score: 92, comment: "示范性强".into() },
-            LessonEdit::View,
-            LessonEdit::View,
+            LessonEdit::Views(1),
+            LessonEdit::Views(1),
         ];
         for e in &edits {
             store.write(|tx| edit(tx, &w, &id, e)).expect("edit").expect("lesson");
@@ -553,7 +553,7 @@ mod tests {
             .expect("create");
         city.write(|tx| documents::merge_remote(tx, &wc, &crate::kinds::ALL, &bytes, Source::Child(&ws.node_id))).expect("first sync");
         // While offline: the school retitles and counts a view, the city reviews and counts a view.
-        school.write(|tx| edit(tx, &ws, &id, &LessonEdit::View)).expect("view");
+        school.write(|tx| edit(tx, &ws, &id, &LessonEdit::Views(1))).expect("view");
         let school_bytes = school
             .write(|tx| {
                 let mut doc = load_document(tx, &ws, &id)?.expect("doc");
@@ -563,7 +563,7 @@ mod tests {
             })
             .expect("edit");
         city.write(|tx| edit(tx, &wc, &id, &LessonEdit::Review { expert: "市教研员".into(), score: 88, comment: "好".into() })).expect("review");
-        city.write(|tx| edit(tx, &wc, &id, &LessonEdit::View)).expect("view");
+        city.write(|tx| edit(tx, &wc, &id, &LessonEdit::Views(1))).expect("view");
         let city_bytes = city.read(|c| Ok::<_, DocError>(documents::full_update(Kind::Lesson, &mut load_document(c, &wc, &id)?.expect("doc"), 9))).expect("bytes");
         // Both directions merge to the same lesson.
         let at_city = city.write(|tx| {

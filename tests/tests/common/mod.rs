@@ -256,6 +256,22 @@ impl Server {
         self.request("POST", path).send_json(body).ok().map(|r| r.status().as_u16())
     }
 
+    /// POSTs JSON as the admin; the status and the answer's JSON, if the server answered.
+    pub fn post_json_answer(&self, path: &str, body: serde_json::Value) -> Option<(u16, serde_json::Value)> {
+        let mut r = self.request("POST", path).send_json(body).ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_json().unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// GETs JSON without any session (an anonymous visitor); `None` unless 200 with JSON.
+    pub fn get_json_anonymous(&self, path: &str) -> Option<serde_json::Value> {
+        let mut resp = ureq::get(&self.url(path)).config().http_status_as_error(false).build().call().ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.body_mut().read_json().ok()
+    }
+
     /// PATCHes JSON as the admin; the status and the answer's JSON, if the server answered.
     pub fn patch_json(&self, path: &str, body: serde_json::Value) -> Option<(u16, serde_json::Value)> {
         let mut r = self.request("PATCH", path).send_json(body).ok()?;

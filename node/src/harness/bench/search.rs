@@ -59,12 +59,12 @@ fn query(r: &mut corpus::Rng, words: usize, year_span: (i32, i32)) -> Request {
         2 => (Dim::Compliance, r.pick(&["pass", "fail", "unchecked"]).to_string()),
         _ => (Dim::Subject, t.subject.to_string()),
     };
-    Request { text, filters: vec![filter], order: Order::Relevance, offset: 0, limit: 20, facets: true }
+    Request { text, filters: vec![filter], order: Order::Relevance, offset: 0, limit: 20, facets: true, ranked: false }
 }
 
 fn pinyin_query(r: &mut corpus::Rng) -> Request {
     let q = *r.pick(&["niudun", "gougudingli", "guanghezuoyong", "yiyuanerci", "oumudinglv", "jingyesi", "ggdl", "nd", "yapianzhanzheng", "ajmd"]);
-    Request { text: q.to_string(), filters: Vec::new(), order: Order::Relevance, offset: 0, limit: 20, facets: true }
+    Request { text: q.to_string(), filters: Vec::new(), order: Order::Relevance, offset: 0, limit: 20, facets: true, ranked: false }
 }
 
 fn time(index: &LessonIndex, label: &'static str, n: usize, mut make: impl FnMut() -> Request) -> Result<QueryTimes, NodeError> {

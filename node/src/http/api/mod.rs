@@ -5,12 +5,14 @@ mod ops;
 mod review;
 mod search;
 mod upload;
+mod views;
 
 pub use media::*;
 pub use ops::*;
 pub use review::*;
 pub use search::*;
 pub use upload::*;
+pub use views::*;
 
 use super::{ApiError, AppState, blocking};
 use super::auth::Auth;
@@ -344,9 +346,6 @@ pub async fn audit_log(State(state): State<AppState>, Query(q): Query<AuditQuery
     Ok(Json(blocking(&state, move |ctx| Ok(ctx.store.read(|c| accounts::audit_log(c, limit))?)).await?))
 }
 
-pub async fn view_lesson(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<LessonView>, ApiError> {
-    edit_lesson(&state, id, lessons::LessonEdit::View).await
-}
 
 pub async fn lesson_discussion(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>) -> Result<Json<lessons::Discussion>, ApiError> {
     check_id(&id)?;

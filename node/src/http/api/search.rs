@@ -19,6 +19,9 @@ pub struct SearchParams {
     pub page: u64,
     pub per_page: u64,
     pub facets: bool,
+    /// A ranking: ordered by views or rating, only lessons watched or rated (`ranked=false`
+    /// lists every lesson in that order).
+    pub ranked: bool,
 }
 
 impl SearchParams {
@@ -26,7 +29,7 @@ impl SearchParams {
     pub fn parse(raw: Option<&str>) -> Result<SearchParams, ApiError> {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::BadRequest(format!("the query string is malformed: {e}")))?;
-        let mut p = SearchParams { q: String::new(), filters: Vec::new(), order: Order::Relevance, page: 1, per_page: 20, facets: true };
+        let mut p = SearchParams { q: String::new(), filters: Vec::new(), order: Order::Relevance, page: 1, per_page: 20, facets: true, ranked: true };
         let number = |k: &str, v: &str| v.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("{k} must be a whole number, not {v:?}")));
         for (k, v) in pairs {
             match k.as_str() {
@@ -37,6 +40,7 @@ impl SearchParams {
                 "page" => p.page = number("page", &v)?,
                 "per_page" | "limit" => p.per_page = number("per_page", &v)?,
                 "facets" => p.facets = !matches!(v.as_str(), "false" | "0" | "no"),
+                "ranked" => p.ranked = !matches!(v.as_str(), "false" | "0" | "no"),
                 k => match Dim::parse(k) {
                     Some(dim) if !v.trim().is_empty() => {
                         if v.chars().count() > MAX_QUERY_CHARS {
@@ -162,6 +166,7 @@ async fn search_with<L: Send + 'static>(state: &AppState, p: SearchParams, rows:
             offset: usize::try_from(p.offset()).unwrap_or(usize::MAX),
             limit: p.per_page as usize,
             facets: p.facets,
+            ranked: p.ranked,
         };
         let failed = |e: youke_search::SearchError| match e {
             youke_search::SearchError::TooDeep => ApiError::BadRequest(e.to_string()),
