@@ -18,7 +18,7 @@ use crate::store::StoreError;
 use crate::documents::{self, DocError, Kind, Routing, Writer, boolean, child, int, text, text_list};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT, ReadDoc};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use youke_federation::Tier;
 
@@ -155,10 +155,7 @@ pub fn create_collection(tx: &Transaction<'_>, w: &Writer, c: &Collection) -> Re
 
 /// Creates an announcement at this node (published down the tree).
 pub fn create_announcement(tx: &Transaction<'_>, w: &Writer, a: &Announcement) -> Result<Announcement, DocError> {
-    check_title(&a.title)?;
-    if !["all", "school", "city"].contains(&a.audience.as_str()) {
-        return Err(DocError::Invalid("audience is all, school or city".into()));
-    }
+    check_announcement(a)?;
     let doc = create(tx, w, Kind::Announcement, |doc| {
         doc.put(ROOT, "title", a.title.trim())?;
         doc.put(ROOT, "body", a.body.as_str())?;
@@ -167,6 +164,80 @@ pub fn create_announcement(tx: &Transaction<'_>, w: &Writer, a: &Announcement) -
         Ok(())
     })?;
     read_announcement(&doc)
+}
+
+/// Loads a collection or announcement this node made, for a change: another node's is
+/// changed where it was made, a deleted one not at all. `None` if this node does not have it.
+fn load_own(tx: &Transaction<'_>, w: &Writer, kind: Kind, id: &str) -> Result<Option<AutoCommit>, DocError> {
+    let Some(doc) = documents::load(tx, w, kind, id)? else { return Ok(None) };
+    if boolean(&doc, &ROOT, "deleted") == Some(true) {
+        return Ok(None);
+    }
+    let (origin_node, origin_name) = origin(&doc)?;
+    if origin_node != w.node_id {
+        return Err(DocError::Invalid(format!("this was published by {origin_name}; it is changed there")));
+    }
+    Ok(Some(doc))
+}
+
+/// Replaces a collection's fields (title, description, lessons in order, flags) at the node
+/// that made it. `None` if there is no such collection here.
+pub fn update_collection(tx: &Transaction<'_>, w: &Writer, id: &str, c: &Collection) -> Result<Option<Collection>, DocError> {
+    check_title(&c.title)?;
+    let Some(mut doc) = load_own(tx, w, Kind::Collection, id)? else { return Ok(None) };
+    doc.put(ROOT, "title", c.title.trim())?;
+    doc.put(ROOT, "description", c.description.as_str())?;
+    documents::put_text_list(&mut doc, &ROOT, "lessons", &c.lessons)?;
+    doc.put(ROOT, "featured", c.featured)?;
+    doc.put(ROOT, "pinned", c.pinned)?;
+    doc.put(ROOT, "published", c.published)?;
+    documents::commit(tx, w, &COLLECTIONS, &mut doc)?;
+    read_collection(&doc).map(Some)
+}
+
+/// Replaces an announcement's fields at the node that made it.
+pub fn update_announcement(tx: &Transaction<'_>, w: &Writer, id: &str, a: &Announcement) -> Result<Option<Announcement>, DocError> {
+    check_announcement(a)?;
+    let Some(mut doc) = load_own(tx, w, Kind::Announcement, id)? else { return Ok(None) };
+    doc.put(ROOT, "title", a.title.trim())?;
+    doc.put(ROOT, "body", a.body.as_str())?;
+    doc.put(ROOT, "audience", a.audience.as_str())?;
+    doc.put(ROOT, "publish_at", if a.publish_at > 0 { a.publish_at } else { crate::store::now_ms() })?;
+    documents::commit(tx, w, &ANNOUNCEMENTS, &mut doc)?;
+    read_announcement(&doc).map(Some)
+}
+
+/// Deletes a collection or an announcement at the node that made it: the document keeps a
+/// tombstone, which reaches every node holding it, and each drops its row. Whether it was here.
+pub fn delete(tx: &Transaction<'_>, w: &Writer, kind: Kind, id: &str) -> Result<bool, DocError> {
+    if !matches!(kind, Kind::Collection | Kind::Announcement) {
+        return Err(DocError::Invalid(format!("a {} is not deleted this way", kind.as_str())));
+    }
+    let Some(mut doc) = load_own(tx, w, kind, id)? else { return Ok(false) };
+    doc.put(ROOT, "deleted", true)?;
+    documents::commit(tx, w, schema(kind), &mut doc)?;
+    Ok(true)
+}
+
+fn check_announcement(a: &Announcement) -> Result<(), DocError> {
+    check_title(&a.title)?;
+    if !AUDIENCES.contains(&a.audience.as_str()) {
+        return Err(DocError::Invalid("audience is all, school or city".into()));
+    }
+    if a.body.chars().count() > documents::MAX_TEXT {
+        return Err(DocError::Invalid(format!("a notice is at most {} characters", documents::MAX_TEXT)));
+    }
+    Ok(())
+}
+
+/// Who an announcement is for: every node, the schools, or the cities.
+pub const AUDIENCES: [&str; 3] = ["all", "school", "city"];
+
+/// Whether an announcement is shown at a node of tier `here` at time `now`: published
+/// (`publish_at` reached) and meant for this tier (the province, which publishes them, sees
+/// every one).
+pub fn announcement_shown(a: &Announcement, here: Tier, now: i64) -> bool {
+    a.publish_at <= now && (a.audience == "all" || here == Tier::Province || a.audience == here.as_str())
 }
 
 /// Creates a competition at this node (published down the tree). Only a city or the province
@@ -333,9 +404,37 @@ fn schema(kind: Kind) -> &'static CatalogSchema {
 /// school, so only the scope down applies.
 pub fn materialize(tx: &Transaction<'_>, kind: Kind, doc: &AutoCommit) -> Result<Routing, DocError> {
     let (origin_node, origin_name) = origin(doc)?;
+    if boolean(doc, &ROOT, "deleted") == Some(true) {
+        // A tombstone: the row goes; the document still travels to every node that holds it.
+        let id = text(doc, &ROOT, "id").unwrap_or_default();
+        match kind {
+            Kind::Collection => {
+                tx.execute("INSERT OR IGNORE INTO relist (lesson_id) SELECT lesson_id FROM collection_lessons WHERE collection_id = ?1", [&id])?;
+                tx.execute("DELETE FROM collection_lessons WHERE collection_id = ?1", [&id])?;
+                tx.execute("DELETE FROM collections WHERE id = ?1", [&id])?;
+            }
+            Kind::Announcement => {
+                tx.execute("DELETE FROM announcements WHERE id = ?1", [&id])?;
+            }
+            _ => {}
+        }
+        return Ok(Routing { origin_node, share: Tier::School, published: false });
+    }
     let published = match kind {
         Kind::Collection => {
             let c = read_collection(doc)?;
+            // What it was: when its lessons or its publication change, whether each lesson is
+            // listed is worked out again (the `relist` queue).
+            let was: Option<(bool, String)> = tx
+                .query_row("SELECT published, lessons FROM collections WHERE id = ?1", [&c.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let before: Vec<String> = was.as_ref().map(|(_, l)| serde_json::from_str(l).unwrap_or_default()).unwrap_or_default();
+            if was.as_ref().is_none_or(|(p, _)| *p != c.published) || before != c.lessons {
+                let mut queue = tx.prepare_cached("INSERT OR IGNORE INTO relist (lesson_id) VALUES (?1)")?;
+                for lesson in before.iter().chain(&c.lessons) {
+                    queue.execute([lesson])?;
+                }
+            }
             tx.execute(
                 "INSERT INTO collections (id, title, description, lessons, featured, pinned, published, origin_node, origin_name, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -392,6 +491,29 @@ fn list_json<T: for<'de> Deserialize<'de>>(conn: &Connection, sql: &str, build: 
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The published collections a lesson is in: (id, title).
+pub fn collections_of(conn: &Connection, lesson: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.title FROM collection_lessons cl JOIN collections c ON c.id = cl.collection_id WHERE cl.lesson_id = ?1 AND c.published = 1 ORDER BY c.created_at",
+    )?;
+    let rows = stmt.query_map([lesson], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Takes up to `limit` lessons from the `relist` queue (whose collections changed).
+pub fn take_relist(tx: &Transaction<'_>, limit: usize) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare_cached("SELECT lesson_id FROM relist LIMIT ?1")?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut del = tx.prepare_cached("DELETE FROM relist WHERE lesson_id = ?1")?;
+    for id in &ids {
+        del.execute([id])?;
+    }
+    Ok(ids)
+}
+
 /// The lessons of pinned collections (their media is prefetched and never evicted).
 pub fn pinned_lessons(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT DISTINCT cl.lesson_id FROM collection_lessons cl JOIN collections c ON c.id = cl.collection_id WHERE c.pinned = 1")?;
@@ -432,6 +554,11 @@ pub fn announcements(conn: &Connection) -> Result<Vec<Announcement>, DocError> {
     list_json(conn, "SELECT id, title, body, audience, publish_at, origin_name FROM announcements ORDER BY publish_at DESC", |r| {
         Ok(Announcement { id: r.get(0)?, title: r.get(1)?, body: r.get(2)?, audience: r.get(3)?, publish_at: r.get(4)?, origin_name: r.get(5)? })
     })
+}
+
+/// The announcements shown at a node of tier `here` now ([`announcement_shown`]), newest first.
+pub fn announcements_for(conn: &Connection, here: Tier, now: i64) -> Result<Vec<Announcement>, DocError> {
+    Ok(announcements(conn)?.into_iter().filter(|a| announcement_shown(a, here, now)).collect())
 }
 
 const COMPETITION_COLUMNS: &str =

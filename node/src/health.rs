@@ -47,8 +47,10 @@ pub fn tree_from(store: &Store, tier: youke_federation::Tier, status: &crate::st
             .map(|(_, nodes, at)| {
                 let since = (now - at).max(0) as u64;
                 let mut nodes: Vec<NodeHealth> = serde_json::from_str(nodes).unwrap_or_default();
+                // Reported ages were as of the report: older by the time since.
                 for n in &mut nodes {
                     n.age_ms = n.age_ms.saturating_add(since);
+                    n.last_sync_ms_ago = n.last_sync_ms_ago.map(|v| v.saturating_add(since));
                 }
                 nodes
             })
@@ -75,6 +77,31 @@ pub fn tree_from(store: &Store, tier: youke_federation::Tier, status: &crate::st
     Ok(out)
 }
 
+/// The nodes whose state is not known here: those below a link that is down. What they last
+/// reported is shown with its age, never as online.
+pub fn stale(tree: &[NodeHealth]) -> std::collections::HashSet<String> {
+    let Some(root) = tree.first() else { return Default::default() };
+    let by_id: std::collections::HashMap<&str, &NodeHealth> = tree.iter().map(|n| (n.node_id.as_str(), n)).collect();
+    let mut out = std::collections::HashSet::new();
+    for n in tree.iter().skip(1) {
+        // Up the reported parents to this node: any link down on the way makes it stale.
+        let mut at = by_id.get(n.parent_id.as_str()).copied();
+        let mut hops = 0;
+        while let Some(p) = at {
+            if p.node_id == root.node_id || hops > tree.len() {
+                break;
+            }
+            if !p.connected {
+                out.insert(n.node_id.clone());
+                break;
+            }
+            at = by_id.get(p.parent_id.as_str()).copied();
+            hops += 1;
+        }
+    }
+    out
+}
+
 /// Keeps a child's latest report (only nodes claiming to be below it are kept).
 pub fn store_report(tx: &Transaction<'_>, child_id: &str, nodes: &[NodeHealth]) -> Result<(), rusqlite::Error> {
     let kept: Vec<&NodeHealth> = nodes.iter().filter(|n| !n.node_id.is_empty()).take(MAX_HEALTH_NODES).collect();
@@ -84,4 +111,49 @@ pub fn store_report(tx: &Transaction<'_>, child_id: &str, nodes: &[NodeHealth]) 
         params![child_id, serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into()), now_ms()],
     )?;
     Ok(())
+}
+
+/// A node of a tree, for tests.
+#[cfg(test)]
+pub(crate) fn test_node(id: &str, parent: &str, tier: youke_federation::Tier, connected: bool) -> NodeHealth {
+    NodeHealth {
+        node_id: id.into(),
+        name: id.into(),
+        tier,
+        parent_id: parent.into(),
+        connected,
+        age_ms: 0,
+        last_sync_ms_ago: None,
+        pending_docs: 0,
+        pending_uploads: 0,
+        pending_upload_bytes: 0,
+        lessons: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use youke_federation::Tier;
+
+    fn node(id: &str, parent: &str, tier: Tier, connected: bool) -> NodeHealth {
+        test_node(id, parent, tier, connected)
+    }
+
+    #[test]
+    fn what_lies_below_a_link_that_is_down_is_stale() {
+        // The province sees city c1 down and c2 up; c1's schools last reported being online.
+        let tree = vec![
+            node("p", "", Tier::Province, false),
+            node("c1", "p", Tier::City, false),
+            node("c2", "p", Tier::City, true),
+            node("s1", "c1", Tier::School, true),
+            node("s2", "c1", Tier::School, true),
+            node("s3", "c2", Tier::School, true),
+            node("s4", "c2", Tier::School, false),
+        ];
+        let mut stale: Vec<String> = stale(&tree).into_iter().collect();
+        stale.sort();
+        assert_eq!(stale, ["s1", "s2"]);
+    }
 }

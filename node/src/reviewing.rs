@@ -1,8 +1,9 @@
-//! Review and takedown at this node: applying a reviewer's or an administrator's decision
-//! (the command line and the portal both come here), approving on arrival where
-//! `[review] auto_approve` is set, and dropping this node's copies of the media of lessons taken
-//! down (a takedown hides a lesson everywhere below and leaves no cached copy behind; the
-//! lesson's own school keeps its file).
+//! Who sees what at this node: applying a reviewer's or an administrator's decision (the
+//! command line and the portal both come here), approving on arrival where
+//! `[review] auto_approve` is set, listing again the lessons of collections that changed
+//! (published, unpublished, deleted, lessons added or removed), and dropping this node's copies
+//! of the media of lessons taken down (a takedown hides a lesson everywhere below and leaves no
+//! cached copy behind; the lesson's own school keeps its file).
 //!
 //! The decisions themselves, and the rule who sees what, are in [`crate::lessons`]'s
 //! moderation module.
@@ -78,6 +79,29 @@ pub fn drop_taken_down_media(ctx: &NodeCtx) -> Result<usize, NodeError> {
     Ok(dropped)
 }
 
+/// Works out again whether the lessons of changed collections are listed here; returns how
+/// many lessons.
+pub fn relist_changed(ctx: &NodeCtx) -> Result<usize, NodeError> {
+    let mut total = 0;
+    loop {
+        let n = ctx.store.write(|tx| {
+            let ids = crate::catalog::take_relist(tx, 200)?;
+            for id in &ids {
+                lessons::relist(tx, &ctx.writer, id)?;
+            }
+            Ok::<_, NodeError>(ids.len())
+        })?;
+        total += n;
+        if n < 200 {
+            break;
+        }
+    }
+    if total > 0 {
+        ctx.changed();
+    }
+    Ok(total)
+}
+
 const INTERVAL: Duration = Duration::from_secs(2);
 
 /// Approves on arrival (when configured) and drops taken-down media, every couple of seconds.
@@ -91,6 +115,9 @@ pub async fn run(ctx: Arc<NodeCtx>, auto_approve: bool, cancel: CancellationToke
                     Ok(n) => tracing::info!(count = n, "approved lessons on arrival ([review] auto_approve)"),
                     Err(e) => tracing::warn!(error = %e, "cannot approve waiting lessons; will retry"),
                 }
+            }
+            if let Err(e) = relist_changed(&c) {
+                tracing::warn!(error = %e, "cannot update the lessons of changed collections; will retry");
             }
             if let Err(e) = drop_taken_down_media(&c) {
                 tracing::warn!(error = %e, "cannot drop the media of lessons taken down; will retry");

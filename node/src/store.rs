@@ -396,6 +396,15 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX views_uncounted ON views (lesson_id) WHERE counted = 0;
     "#,
+    // 18: whether the lesson's teacher lets viewers download the original recording.
+    r#"
+    ALTER TABLE lessons ADD COLUMN downloadable INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 19: lessons whose collections changed (published, unpublished, deleted, lessons added or
+    // removed): whether each is listed is worked out again.
+    r#"
+    CREATE TABLE relist (lesson_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -176,6 +176,23 @@ fn a_shared_lesson_is_reviewed_published_watched_and_taken_down_across_the_tree(
     };
     wait_for("the hidden comment to disappear at B", WAIT, || (comments_at_b(&mut b)? == 0).then_some(()));
 
+    // Downloads only where the teacher allows them; the file keeps its Chinese name.
+    let download = format!("/api/v1/lessons/{l1}/media?download=1");
+    assert_eq!(b.with_session(None, |n| n.get_status(&download)), 403);
+    let allowed = a.with_session(Some(teacher_a.clone()), |n| n.patch_json(&format!("/api/v1/lessons/{l1}"), serde_json::json!({"downloadable": true})));
+    assert_eq!(allowed.map(|(c, _)| c), Some(200));
+    wait_for("the download allowed at B", WAIT, || (b.get_json(&format!("/api/v1/lessons/{l1}"))?["downloadable"] == true).then_some(()));
+    let r = ureq::get(&b.url(&download)).call().expect("download");
+    let disposition = r.headers().get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(disposition.starts_with("attachment") && disposition.contains("filename*=UTF-8''%E7%89%9B%E9%A1%BF"), "{disposition}");
+    let page = String::from_utf8(b.with_session(None, |n| n.get_bytes(&format!("/lessons/{l1}"))).unwrap()).unwrap();
+    assert!(page.contains("下载原始录像"), "the download button");
+    // Viewers see the course standard's verdict; the table of rules is for the teacher and reviewers.
+    assert!(page.contains("课程视频标准检测") && !page.contains("<th>实测</th>"), "a summary for viewers");
+    let own = String::from_utf8(a.with_session(Some(teacher_a.clone()), |n| n.get_bytes(&format!("/lessons/{l1}"))).unwrap()).unwrap();
+    assert!(own.contains("<th>实测</th>") && own.contains("没有字幕") && !own.contains("no subtitles"), "the teacher's table, in Chinese");
+    assert_eq!(b.with_session(None, |n| n.get_status("/favicon.ico")), 200);
+
     // Taken down at the province: gone from B's search and pages, and from the copies at the
     // city and at B; the teacher's school keeps its recording and reads why.
     let down = province.post_json(&format!("/api/v1/lessons/{l1}/takedown"), serde_json::json!({"reason": "教材版本有误"}));
@@ -194,9 +211,26 @@ fn a_shared_lesson_is_reviewed_published_watched_and_taken_down_across_the_tree(
         assert!(actions.contains(&action), "{action} in the audit log: {actions:?}");
     }
 
-    // With the city killed, A still searches the shared catalog.
+    // With the city killed, A still searches the shared catalog, and the province's console
+    // shows the city down and its schools stale (their last report's age), never online.
+    let ids: Vec<String> = [&a, &b].iter().map(|n| n.get_json("/api/v1/status").unwrap()["node_id"].as_str().unwrap().to_string()).collect();
+    wait_for("the schools' health at the province", WAIT, || {
+        let live = province.get_json("/api/v1/admin/live")?;
+        ids.iter().all(|id| live["tree"].as_array().unwrap().iter().any(|n| n["node_id"] == id.as_str())).then_some(())
+    });
     city.kill();
     assert!(search_ids(&mut a, "折射").unwrap().contains(&l2));
+    let live = wait_for("the city down at the province", Duration::from_secs(90), || {
+        let live = province.get_json("/api/v1/admin/live")?;
+        let city_down = live["tree"].as_array()?.iter().any(|n| n["name"] == names[1] && n["connected"] == false);
+        city_down.then_some(live)
+    });
+    let stale: Vec<&str> = live["stale"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    for id in &ids {
+        assert!(stale.contains(&id.as_str()), "{id} is stale: {live:#}");
+    }
+    let page = String::from_utf8(province.get_bytes("/admin").unwrap()).unwrap();
+    assert!(page.contains(&format!(r#"data-node="{}" data-link="stale""#, ids[0])) && page.contains("失联，状态未知"), "the console page");
     drop(b);
 }
 
@@ -234,4 +268,53 @@ fn reviewers_teachers_and_viewers_close_the_loop_in_chromium() {
     assert_eq!(text("b_after"), "未找到这节课程", "{seen:#}");
     assert_eq!(seen["b_search_hits"], 0, "{seen:#}");
     assert!(artifacts().join("sharing-school-b.png").is_file());
+}
+
+#[test]
+fn collections_and_notices_are_managed_at_the_province_and_followed_by_the_schools() {
+    let root = tempfile::tempdir().unwrap();
+    let rec = root.path().join("课例.mp4");
+    make_recording(&rec, 2, 500);
+    let Federation { dirs, servers, .. } = federation(root.path());
+    let [province, city, _a, mut b]: [Server; 4] = servers.try_into().ok().unwrap();
+    let first = import_and_share(&dirs[2], &rec, "勾股定理", TEACHER_A.0, "province");
+    let second = import_and_share(&dirs[3], &rec, "浮力", TEACHER_B.0, "province");
+    for id in [&first, &second] {
+        wait_for("the lesson in the province's queue", WAIT, || youke_ok(&dirs[0], &["review", "list"]).contains(id.as_str()).then_some(()));
+        youke_ok(&dirs[0], &["review", "approve", id]);
+    }
+    // A collection naming a lesson the province does not have is refused.
+    let bogus = province.post_json_answer("/api/v1/collections", serde_json::json!({"title": "坏专辑", "lessons": ["00000000-0000-4000-8000-000000000000"]}));
+    assert_eq!(bogus.as_ref().map(|(c, _)| *c), Some(400), "{bogus:?}");
+    assert!(bogus.unwrap().1["detail"].as_str().unwrap().contains("no lesson"));
+
+    let shot = artifacts().join("catalog.png");
+    let seen = scenario(
+        "catalog.mjs",
+        serde_json::json!({
+            "province": province.url(""), "city": city.url(""), "b": b.url(""), "lessons": [first, second],
+            "admin": [ADMIN.0, ADMIN.1], "screenshot": shot, "timeout_secs": 240,
+        }),
+    );
+    assert!(seen["in_collections"].as_str().unwrap().contains("省级精品课"), "{seen:#}");
+    assert_eq!(seen["listed_before"], serde_json::json!([first, second]), "{seen:#}");
+    assert_eq!(seen["listed_after"], serde_json::json!([second, first]), "{seen:#}");
+    assert_eq!(seen["b_order"], serde_json::json!([second, first]), "{seen:#}");
+    assert_eq!(seen["b_after_unpublish"], "没有这个专辑", "{seen:#}");
+    assert!(!seen["list_after_delete"].as_array().unwrap().iter().any(|t| t == "省级精品课"), "{seen:#}");
+    assert!(seen["notice_tags"].as_array().unwrap().iter().any(|t| t == "面向学校"), "{seen:#}");
+    assert_eq!(seen["b_notice"], "关于报送优质课的通知 面向学校", "{seen:#}");
+    assert_eq!(seen["city_notices"], 0, "a notice for schools is not shown at the city: {seen:#}");
+    assert!(seen["b_notice_edited"].as_str().unwrap().contains("（更正）"), "{seen:#}");
+
+    // A notice scheduled for later is not shown before its time.
+    let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 4000;
+    let made = province.post_json_answer("/api/v1/announcements", serde_json::json!({"title": "定时通知", "body": "稍后发布", "publish_at": later}));
+    assert_eq!(made.map(|(c, _)| c), Some(200));
+    let titles = |b: &mut Server| -> Vec<String> {
+        b.with_session(None, |n| n.get_json("/api/v1/announcements")).unwrap()["items"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect()
+    };
+    wait_for("the edited notice is all B shows", WAIT, || titles(&mut b).iter().any(|t| t.contains("更正")).then_some(()));
+    assert!(!titles(&mut b).contains(&"定时通知".to_string()), "not before its time");
+    wait_for("the scheduled notice at its time", WAIT, || titles(&mut b).contains(&"定时通知".to_string()).then_some(()));
 }

@@ -20,7 +20,13 @@ const ASSETS: &[Asset] = &[
     Asset { name: "portal.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("portal.js") },
     Asset { name: "portal.css", mime: "text/css; charset=utf-8", body: include_bytes!("portal.css") },
     Asset { name: "upload.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("upload.js") },
+    Asset { name: "favicon.svg", mime: "image/svg+xml", body: include_bytes!("favicon.svg") },
 ];
+
+/// `/favicon.ico`, which browsers ask for by themselves: the portal's icon.
+pub async fn favicon(headers: HeaderMap) -> Response {
+    serve(Path("favicon.svg".to_string()), headers).await
+}
 
 fn find(name: &str) -> Option<(&'static Asset, &'static str)> {
     static TAGS: OnceLock<Vec<String>> = OnceLock::new();

@@ -34,6 +34,8 @@ const EVENT_STREAM_LIMIT: Duration = Duration::from_secs(600);
 pub struct Live {
     /// This node first, then its children, then the nodes below them.
     pub tree: Vec<NodeHealth>,
+    /// Nodes below a link that is down: shown as stale with the age of their last report.
+    pub stale: Vec<String>,
     pub parent: Option<status::ParentLink>,
     pub upload_queue: Vec<status::QueuedUpload>,
     pub transfers: Vec<youke_federation::transfers::TransferInfo>,
@@ -45,8 +47,10 @@ pub struct Live {
 
 fn live(ctx: &crate::NodeCtx) -> Result<Live, ApiError> {
     let s = status::collect(ctx, true)?;
+    let tree = crate::health::tree_from(&ctx.store, ctx.writer.tier, &s)?;
     Ok(Live {
-        tree: crate::health::tree_from(&ctx.store, ctx.writer.tier, &s)?,
+        stale: crate::health::stale(&tree).into_iter().collect(),
+        tree,
         parent: s.parent,
         upload_queue: s.upload_queue,
         transfers: s.transfers,
@@ -155,11 +159,13 @@ fn ago(l: Lang, ms: Option<u64>) -> String {
     }
 }
 
-fn tree_html(l: Lang, tree: &[NodeHealth]) -> String {
+fn tree_html(l: Lang, tree: &[NodeHealth], stale: &[String]) -> String {
     let mut rows = String::new();
     for (depth, n) in tree_rows(tree) {
         let link = if depth == 0 && n.parent_id.is_empty() {
             ("top", l.t("顶层节点", "top of the tree"))
+        } else if stale.contains(&n.node_id) {
+            ("stale", l.t("失联，状态未知", "unknown: out of reach"))
         } else if n.connected {
             ("up", l.t("在线", "up"))
         } else {
@@ -267,7 +273,7 @@ fn tree_section(body: &mut String, l: Lang, live: &Live) {
             l.t("待上传视频", "Media queued"),
             l.t("课程", "Lessons"),
             l.t("数据时效", "Figures from"),
-            tree_html(l, &live.tree),
+            tree_html(l, &live.tree, &live.stale),
             l.t("上传队列（参评课程优先）", "Upload queue (competition entries first)"),
             l.t("课程", "Lesson"),
             l.t("大小", "Size"),
@@ -518,19 +524,7 @@ mod tests {
     use super::*;
 
     fn node(id: &str, parent: &str) -> NodeHealth {
-        NodeHealth {
-            node_id: id.into(),
-            name: id.into(),
-            tier: Tier::School,
-            parent_id: parent.into(),
-            connected: true,
-            age_ms: 0,
-            last_sync_ms_ago: None,
-            pending_docs: 0,
-            pending_uploads: 0,
-            pending_upload_bytes: 0,
-            lessons: 0,
-        }
+        crate::health::test_node(id, parent, Tier::School, true)
     }
 
     #[test]

@@ -106,6 +106,81 @@ impl Lang {
         }
     }
 
+    /// A grade or subject of the standard lists ([`crate::lessons::GRADES`], [`crate::lessons::SUBJECTS`])
+    /// as shown in this language (the stored value stays Chinese).
+    pub fn term(self, value: &str) -> String {
+        if self == Lang::Zh {
+            return value.to_string();
+        }
+        let english = [
+            ("一年级", "Grade 1"), ("二年级", "Grade 2"), ("三年级", "Grade 3"), ("四年级", "Grade 4"), ("五年级", "Grade 5"),
+            ("六年级", "Grade 6"), ("七年级", "Grade 7"), ("八年级", "Grade 8"), ("九年级", "Grade 9"),
+            ("高一", "Senior 1"), ("高二", "Senior 2"), ("高三", "Senior 3"),
+            ("语文", "Chinese"), ("数学", "Mathematics"), ("英语", "English"), ("道德与法治", "Morality and Law"),
+            ("思想政治", "Ideology and Politics"), ("历史", "History"), ("地理", "Geography"), ("物理", "Physics"),
+            ("化学", "Chemistry"), ("生物学", "Biology"), ("科学", "Science"), ("信息科技", "Information Technology (compulsory)"),
+            ("信息技术", "Information Technology"), ("通用技术", "General Technology"), ("体育与健康", "Physical Education and Health"),
+            ("艺术", "Arts"), ("音乐", "Music"), ("美术", "Fine Arts"), ("劳动", "Labour"), ("综合实践活动", "Integrated Practice"), ("日语", "Japanese"),
+        ];
+        english.iter().find(|(zh, _)| *zh == value).map_or_else(|| value.to_string(), |(_, en)| (*en).to_string())
+    }
+
+    /// A course-standard measurement (the report is written in English by `youke_media`) in
+    /// this language: the fixed phrases and the patterns the report uses; numbers and codec
+    /// names stay as they are.
+    pub fn measured(self, text: &str) -> String {
+        if self == Lang::En {
+            return text.to_string();
+        }
+        let fixed = [
+            ("no video stream", "没有视频流"),
+            ("no audio stream", "没有音频流"),
+            ("the file does not say", "文件未标明"),
+            ("no file", "没有文件"),
+            ("not measured (or no pauses to hear the noise in)", "未测出（录像中没有可测噪声的停顿）"),
+            ("needs an intro marker", "需标注片头"),
+            ("needs an outro marker", "需标注片尾"),
+            ("no subtitles", "没有字幕"),
+            ("no SRT file attached", "未附 SRT 字幕文件"),
+            ("SRT attached", "已附 SRT 字幕文件"),
+            ("not UTF-8", "不是 UTF-8 编码"),
+            ("cues out of order", "字幕条目顺序错乱"),
+            ("needs a reviewer", "需人工审阅"),
+            ("no documents attached", "未附课件文档"),
+        ];
+        if let Some((_, zh)) = fixed.iter().find(|(en, _)| *en == text) {
+            return (*zh).to_string();
+        }
+        let patterns: [(&str, &str, &str, &str); 11] = [
+            ("", " channel(s)", "", " 声道"),
+            ("", " cue(s), Chinese", "", " 条字幕，中文"),
+            ("", " cue(s), English or other", "", " 条字幕，英文或其他语言"),
+            ("", " PDF document(s)", "", " 个 PDF 文档"),
+            ("last cue ends at ", " s", "最后一条字幕结束于 ", " 秒"),
+            ("a cue ends at ", " s, after the video", "有字幕结束于 ", " 秒，晚于视频结尾"),
+            ("≈", " (from the file's overall rate)", "≈", "（由文件总码率估算）"),
+            ("≈", " dB (estimated)", "≈", " dB（估算）"),
+            ("", ", no SD version yet", "", "，尚无标清版本"),
+            ("", " fps, progressive", "", " 帧/秒，逐行扫描"),
+            ("", " fps, interlaced", "", " 帧/秒，隔行扫描"),
+        ];
+        for (pre, post, zh_pre, zh_post) in patterns {
+            if let Some(mid) = text.strip_prefix(pre).and_then(|t| t.strip_suffix(post)) {
+                return format!("{zh_pre}{mid}{zh_post}");
+            }
+        }
+        if let Some(files) = text.strip_prefix("not PDF: ") {
+            return format!("不是 PDF：{files}");
+        }
+        if let Some((size, sd)) = text.split_once(", with an SD version ") {
+            return format!("{size}，另有标清版本 {sd}");
+        }
+        if let Some((size, sd)) = text.split_once(", SD version only ") {
+            return format!("{size}，标清版本仅 {sd}");
+        }
+        text.to_string()
+    }
+
     /// A shared lesson's review state in words: taken down, rejected or approved (by which node,
     /// why), or waiting for which tier's review; empty for a lesson kept at its school.
     pub fn review_status(self, x: &crate::lessons::Lesson) -> String {

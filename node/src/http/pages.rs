@@ -72,7 +72,7 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
     let (other, other_name) = l.other();
     Html(format!(
         r#"<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="csrf-token" content="{csrf}"><title>{title} · {brand}</title><link rel="stylesheet" href="{portal_css}"><script src="{portal_js}" defer></script></head><body>
+<meta name="csrf-token" content="{csrf}"><title>{title} · {brand}</title><link rel="icon" type="image/svg+xml" href="{favicon}"><link rel="stylesheet" href="{portal_css}"><script src="{portal_js}" defer></script></head><body>
 <header><a class="brand" href="/">{brand}</a><span class="node">{tier} · {name}</span><nav class="top">{nav}</nav>
 <a class="node lang" id="lang" href="/lang?to={other}" hreflang="{other}">{other_name}</a>{account}
 <form action="/search" method="get" role="search"><input type="search" name="q" value="{q}" placeholder="{placeholder}" aria-label="{search}"><button type="submit">{search}</button></form></header>
@@ -82,6 +82,7 @@ pub(super) fn layout(state: &AppState, auth: &Auth, title: &str, query: &str, bo
         csrf = esc(auth.csrf()),
         portal_js = super::assets::url("portal.js"),
         portal_css = super::assets::url("portal.css"),
+        favicon = super::assets::url("favicon.svg"),
         title = esc(title),
         tier = match l {
             Lang::Zh => format!("{}节点", l.tier(w.tier)),
@@ -179,7 +180,7 @@ pub async fn home(State(state): State<AppState>, Extension(auth): Extension<Auth
         run_search(&state, listing(Order::Newest, 8, Vec::new(), true)),
     )?;
     let (notices, featured, contests) = blocking(&state, |ctx| {
-        let notices: Vec<catalog::Announcement> = ctx.store.read(catalog::announcements)?.into_iter().take(3).collect();
+        let notices: Vec<catalog::Announcement> = ctx.store.read(|c| catalog::announcements_for(c, ctx.writer.tier, crate::store::now_ms()))?.into_iter().take(3).collect();
         let now = crate::store::now_ms();
         let contests: Vec<catalog::Competition> = ctx
             .store
@@ -446,10 +447,17 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         let talk = ctx.store.read(|c| lessons::discussion(c, &ctx.writer, &id))?;
         let may_edit = super::api::may_change(ctx, viewer.as_ref(), &id)?;
         let contests = ctx.store.read(|c| crate::competitions::of_lesson(c, &id))?;
-        Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit, contests)))
+        let in_collections = ctx.store.read(|c| catalog::collections_of(c, &id))?;
+        // An administrator adds lessons to the collections this node publishes.
+        let own_collections: Vec<(String, String)> = if viewer.as_ref().is_some_and(|u| u.role == Role::Admin) {
+            ctx.store.read(catalog::collections)?.into_iter().filter(|c| c.origin_name == ctx.writer.node_name && !c.lessons.contains(&id)).map(|c| (c.id, c.title)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Some((LessonView::new(ctx, x), cues, talk, may_edit, contests, (in_collections, own_collections))))
     })
     .await;
-    let (v, cues, mut talk, may_edit, contests) = match found {
+    let (v, cues, mut talk, may_edit, contests, (in_collections, own_collections)) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(&state, &auth, l.t("未找到这节课程", "There is no such lesson")),
         Err(e) => return e.into_response(),
@@ -497,13 +505,37 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
         .iter()
         .map(|k| format!("<a class=\"tag\" href=\"/search?q={}\">{}</a>", url_encode(k), esc(k)))
         .collect();
+    // The original as a file to keep, where its teacher allows it (the teacher always may).
+    let download = if (x.downloadable || may_edit) && x.media.is_some() {
+        format!(
+            r#"<p class="actions"><a class="button" id="download" href="/api/v1/lessons/{}/media?download=1" download>{}</a></p>"#,
+            esc(&x.id),
+            l.t("下载原始录像", "Download the recording")
+        )
+    } else {
+        String::new()
+    };
+    let mut collections_html = String::new();
+    if !in_collections.is_empty() {
+        let links: Vec<String> = in_collections.iter().map(|(cid, t)| format!(r#"<a class="tag" href="/collections/{}">{}</a>"#, esc(cid), esc(t))).collect();
+        let _ = write!(collections_html, r#"<p class="in-collections">{} {}</p>"#, l.t("收录于专辑：", "In collections:"), links.join(" "));
+    }
+    if !own_collections.is_empty() {
+        let options: String = own_collections.iter().map(|(cid, t)| format!(r#"<option value="{}">{}</option>"#, esc(cid), esc(t))).collect();
+        let _ = write!(
+            collections_html,
+            r#"<form id="add-to-collection" class="inline" data-lesson="{}"><select name="collection" aria-label="{label}">{options}</select> <button type="submit">{label}</button> <span class="msg" role="status"></span></form>"#,
+            esc(&x.id),
+            label = l.t("加入专辑", "Add to collection"),
+        );
+    }
     let actions = if may_edit {
         format!(r#"<p class="actions"><a class="button" href="/lessons/{id}/edit">{}</a> <a class="button" href="/my">{}</a></p>"#, l.t("编辑信息", "Edit details"), l.t("共享与同步状态", "Sharing and sync"), id = esc(&x.id))
     } else {
         String::new()
     };
     let body = format!(
-        r#"<h1>{title}</h1>{contests}{moderation}{player}{transcript}{actions}
+        r#"<h1>{title}</h1>{contests}{moderation}{player}{transcript}{download}{actions}{collections_html}
 <p class="stats">{rating} {views}</p>
 {description}
 <dl><dt>{l_teacher}</dt><dd><a href="/teachers/{teacher_url}">{teacher}</a></dd><dt>{l_subject}</dt><dd>{subject}</dd><dt>{l_grade}</dt><dd>{grade}</dd>
@@ -512,7 +544,8 @@ pub async fn lesson(State(state): State<AppState>, Extension(auth): Extension<Au
 <dt>{l_file}</dt><dd>{file}</dd><dt>{l_hash}</dt><dd><code>{hash}</code></dd></dl>
 {compliance}{discussion}
 <p class="muted">{l_id} {id} · <a href="/api/v1/lessons/{id}">JSON</a></p>"#,
-        compliance = compliance_table(l, x.compliance.as_ref().and_then(|c| c.parse()).as_ref()),
+        // The whole table for the lesson's teacher and its reviewers, the verdict for viewers.
+        compliance = compliance_table(l, x.compliance.as_ref().and_then(|c| c.parse()).as_ref(), may_edit || matches!(role, Some(Role::Admin | Role::Expert))),
         contests = lesson_badges(l, &contests),
         discussion = discussion_html(l, x, talk.as_ref(), auth.user().is_some(), role == Some(Role::Admin)),
         title = esc(&x.title),
@@ -748,7 +781,7 @@ fn rule_zh(id: &str) -> Option<(&'static str, &'static str)> {
 }
 
 /// The course video standard report as a table (课程视频标准检测).
-fn compliance_table(l: Lang, report: Option<&serde_json::Value>) -> String {
+fn compliance_table(l: Lang, report: Option<&serde_json::Value>, full: bool) -> String {
     let Some(rules) = report.and_then(|r| r.get("rules")).and_then(|r| r.as_array()) else { return String::new() };
     let mut rows = String::new();
     let mut fails = 0;
@@ -774,7 +807,7 @@ fn compliance_table(l: Lang, report: Option<&serde_json::Value>) -> String {
             "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{name}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
             esc(id),
             esc(&item),
-            esc(&field("measured")),
+            esc(&l.measured(&field("measured"))),
             esc(&rule),
         );
     }
@@ -784,6 +817,9 @@ fn compliance_table(l: Lang, report: Option<&serde_json::Value>) -> String {
         (Lang::En, 0) => "meets the course video standard".to_string(),
         (Lang::En, n) => format!("fails {n} rule{} of the course video standard", if n == 1 { "" } else { "s" }),
     };
+    if !full {
+        return format!(r#"<h2>{} <span class="tag">{summary}</span></h2>"#, l.t("课程视频标准检测", "Course video standard"));
+    }
     format!(
         r#"<h2>{} <span class="tag">{summary}</span></h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{rows}</table>"#,
         l.t("课程视频标准检测", "Course video standard"),
@@ -805,8 +841,7 @@ pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extensi
 <dt><label for="file">{file}</label></dt><dd><input id="file" type="file" accept="video/*,.mp4,.mkv,.ts,.flv,.avi" required></dd>
 <dt><label for="title">{title}</label></dt><dd><input id="title" placeholder="{title_hint}"></dd>
 <dt><label for="teacher">{teacher}</label></dt><dd><input id="teacher"></dd>
-<dt><label for="grade">{grade}</label></dt><dd><input id="grade"></dd>
-<dt><label for="subject">{subject}</label></dt><dd><input id="subject"></dd>
+{grade}{subject}
 </dl><p><button type="submit">{go}</button> <progress id="bar" max="1" value="0" hidden></progress> <span id="msg" role="status"></span></p></form>
 <script src="{js}" defer></script>"#,
         h = l.t("上传录像", "Upload a recording"),
@@ -814,12 +849,24 @@ pub async fn upload_page(State(state): State<AppState>, Extension(auth): Extensi
         title = l.t("课程名称", "Title"),
         title_hint = l.t("默认取文件名", "the file's name if left empty"),
         teacher = l.t("教师", "Teacher"),
-        grade = l.t("年级", "Grade"),
-        subject = l.t("学科", "Subject"),
+        grade = choice(l, "grade", l.t("年级", "Grade"), &lessons::GRADES, ""),
+        subject = choice(l, "subject", l.t("学科", "Subject"), &lessons::SUBJECTS, ""),
         go = l.t("上传", "Upload"),
         js = super::assets::url("upload.js")
     );
     layout(&state, &auth, l.t("上传录像", "Upload"), "", &body)
+}
+
+/// A form field chosen from a standard list (年级, 学科), as a `<dt>`/`<dd>` pair; a value not
+/// on the list (an older lesson's) stays offered.
+pub(super) fn choice(l: Lang, id: &str, label: &str, options: &[&str], current: &str) -> String {
+    let mut out = format!(r#"<dt><label for="{id}">{label}</label></dt><dd><select id="{id}" name="{id}"><option value="">{}</option>"#, l.t("请选择", "choose"));
+    let listed = options.contains(&current);
+    for o in options.iter().copied().chain((!listed && !current.is_empty()).then_some(current)) {
+        let _ = write!(out, r#"<option value="{}"{}>{}</option>"#, esc(o), if o == current { " selected" } else { "" }, esc(&l.term(o)));
+    }
+    out.push_str("</select></dd>");
+    out
 }
 
 /// The competitions a lesson is entered in, with its awards, for the lesson page.

@@ -111,12 +111,108 @@
     });
   }
 
+  // Collections (专辑): made, edited, reordered, unpublished and deleted by the administrators of
+  // the node that publishes them; lessons added from their pages.
+  function collectionFields(form) {
+    return { title: form.title.value.trim(), description: form.description.value, featured: form.featured.checked, pinned: form.pinned.checked, published: form.published.checked };
+  }
+  var newCollection = document.getElementById('new-collection');
+  if (newCollection) {
+    newCollection.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var body = collectionFields(newCollection); body.lessons = [];
+      send('POST', '/api/v1/collections', body).then(function (r) {
+        if (r[0] === 200) location.href = '/collections/' + encodeURIComponent(r[1].id);
+        else newCollection.querySelector('.msg').textContent = failure(r[1], r[0]);
+      });
+    });
+  }
+  var editCollection = document.getElementById('edit-collection');
+  if (editCollection) {
+    var cid = editCollection.getAttribute('data-collection');
+    var list = editCollection.querySelector('ol.collection-lessons');
+    var cmsg = editCollection.querySelector('.msg');
+    list.addEventListener('click', function (e) {
+      var b = e.target.closest('button'); if (!b) return;
+      var li = b.closest('li');
+      if (b.classList.contains('move-up') && li.previousElementSibling) list.insertBefore(li, li.previousElementSibling);
+      else if (b.classList.contains('move-down') && li.nextElementSibling) list.insertBefore(li.nextElementSibling, li);
+      else if (b.classList.contains('remove')) li.remove();
+      cmsg.textContent = t('顺序已改动，保存后生效', 'Changed; save to keep it');
+    });
+    editCollection.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var body = collectionFields(editCollection);
+      body.lessons = Array.prototype.map.call(list.querySelectorAll('li'), function (li) { return li.getAttribute('data-lesson'); });
+      send('PUT', '/api/v1/collections/' + encodeURIComponent(cid), body).then(function (r) {
+        if (r[0] === 200) location.reload(); else cmsg.textContent = failure(r[1], r[0]);
+      });
+    });
+    document.getElementById('delete-collection').addEventListener('click', function () {
+      if (!confirm(t('删除这个专辑？下级各节点也将不再显示它。', 'Delete this collection? The nodes below stop showing it too.'))) return;
+      send('DELETE', '/api/v1/collections/' + encodeURIComponent(cid)).then(function (r) {
+        if (r[0] === 204) location.href = '/collections'; else cmsg.textContent = failure(r[1], r[0]);
+      });
+    });
+  }
+  var addTo = document.getElementById('add-to-collection');
+  if (addTo) {
+    addTo.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var amsg = addTo.querySelector('.msg');
+      var target = addTo.collection.value;
+      fetch('/api/v1/collections', { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (v) {
+        var c = v.items.filter(function (x) { return x.id === target; })[0];
+        if (!c) { amsg.textContent = t('没有这个专辑', 'No such collection'); return; }
+        c.lessons.push(addTo.getAttribute('data-lesson'));
+        return send('PUT', '/api/v1/collections/' + encodeURIComponent(target), c).then(function (r) {
+          if (r[0] === 200) location.reload(); else amsg.textContent = failure(r[1], r[0]);
+        });
+      }).catch(function (err) { amsg.textContent = failure({}, String(err)); });
+    });
+  }
+  // Notices (通知公告): published, edited and deleted by the administrators of the node.
+  var notice = document.getElementById('announcement-form');
+  if (notice) {
+    var editing = null;
+    var nmsg = notice.querySelector('.msg');
+    function localTime(ms) {
+      var d = new Date(ms - new Date().getTimezoneOffset() * 60000);
+      return d.toISOString().slice(0, 16);
+    }
+    notice.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var at = notice.publish_at.value ? new Date(notice.publish_at.value).getTime() : 0;
+      var body = { title: notice.title.value.trim(), body: notice.body.value, audience: notice.audience.value, publish_at: at };
+      var req = editing ? send('PUT', '/api/v1/announcements/' + encodeURIComponent(editing), body) : send('POST', '/api/v1/announcements', body);
+      req.then(function (r) { if (r[0] === 200) location.reload(); else nmsg.textContent = failure(r[1], r[0]); });
+    });
+    document.querySelector('main').addEventListener('click', function (e) {
+      var b = e.target.closest('button.edit-announcement, button.delete-announcement'); if (!b) return;
+      if (b.classList.contains('delete-announcement')) {
+        if (!confirm(t('删除这条通知？', 'Delete this notice?'))) return;
+        send('DELETE', '/api/v1/announcements/' + encodeURIComponent(b.getAttribute('data-announcement'))).then(function (r) {
+          if (r[0] === 204) location.reload(); else nmsg.textContent = failure(r[1], r[0]);
+        });
+        return;
+      }
+      var a = JSON.parse(b.getAttribute('data-announcement'));
+      editing = a.id;
+      notice.title.value = a.title; notice.body.value = a.body; notice.audience.value = a.audience;
+      notice.publish_at.value = a.publish_at ? localTime(a.publish_at) : '';
+      document.getElementById('announcement-box').open = true;
+      notice.querySelector('button[type=submit]').textContent = t('保存修改', 'Save changes');
+      notice.title.focus();
+    });
+  }
+
   // The edit form: only the fields that changed are sent.
   var edit = document.getElementById('edit');
   if (edit) {
     var original = {};
     var lists = { knowledge_points: true, tags: true };
     function value(el) {
+      if (el.type === 'checkbox') return el.checked;
       if (!lists[el.name]) return el.value.trim();
       return el.value.split(/[、,，;；]/).map(function (s) { return s.trim(); }).filter(Boolean);
     }
@@ -272,13 +368,15 @@
       body.replaceChildren.apply(body, rows(live.tree).map(function (r) {
         var d = r[0]; var n = r[1];
         var top = d === 0 && !n.parent_id;
-        var code = top ? 'top' : (n.connected ? 'up' : 'down');
+        var stale = (live.stale || []).indexOf(n.node_id) >= 0;
+        var code = top ? 'top' : (stale ? 'stale' : (n.connected ? 'up' : 'down'));
         var tr = document.createElement('tr');
         tr.setAttribute('data-node', n.node_id); tr.setAttribute('data-link', code);
         var name = cell(n.name + ' ', 'depth-' + Math.min(d, 4));
         var tier = document.createElement('span'); tier.className = 'muted'; tier.textContent = tiers[n.tier] || n.tier; name.appendChild(tier);
         tr.appendChild(name);
-        tr.appendChild(cell(top ? t('顶层节点', 'top of the tree') : (n.connected ? t('在线', 'up') : t('离线', 'down')), 'link-' + code));
+        var states = { top: t('顶层节点', 'top of the tree'), stale: t('失联，状态未知', 'unknown: out of reach'), up: t('在线', 'up'), down: t('离线', 'down') };
+        tr.appendChild(cell(states[code], 'link-' + code));
         tr.appendChild(cell(top ? '—' : ago(n.last_sync_ms_ago)));
         tr.appendChild(cell(String(n.pending_docs), 'docs'));
         tr.appendChild(cell(n.pending_uploads + ' · ' + bytes(n.pending_upload_bytes), 'queue'));

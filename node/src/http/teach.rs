@@ -99,13 +99,14 @@ pub async fn edit_page(State(state): State<AppState>, Extension(auth): Extension
 <dt><label for="knowledge_points">{kps}</label></dt><dd><input id="knowledge_points" name="knowledge_points" value="{kps_v}"> <span class="muted">{sep}</span></dd>
 <dt><label for="tags">{tags}</label></dt><dd><input id="tags" name="tags" value="{tags_v}"></dd>
 <dt><label for="description">{desc}</label></dt><dd><textarea id="description" name="description" rows="5" maxlength="2000">{desc_v}</textarea></dd>
+<dt>{dl}</dt><dd><label><input type="checkbox" id="downloadable" name="downloadable"{dl_checked}> {dl_label}</label></dd>
 </dl><p><button type="submit">{save}</button> <a href="/lessons/{id}">{back}</a> <span class="msg" role="status"></span></p></form>"#,
         h = l.t("编辑课程信息", "Edit lesson details"),
         id = esc(&x.id),
         title = field("title", l.t("课程名称", "Title"), &x.title),
         teacher = field("teacher", l.t("教师", "Teacher"), &x.teacher),
-        grade = field("grade", l.t("年级", "Grade"), &x.grade),
-        subject = field("subject", l.t("学科", "Subject"), &x.subject),
+        grade = super::pages::choice(l, "grade", l.t("年级", "Grade"), &lessons::GRADES, &x.grade),
+        subject = super::pages::choice(l, "subject", l.t("学科", "Subject"), &lessons::SUBJECTS, &x.subject),
         chapter = field("textbook_chapter", l.t("教材章节", "Textbook chapter"), &x.textbook_chapter),
         kps = l.t("知识点", "Topics"),
         kps_v = esc(&x.knowledge_points.join("、")),
@@ -114,6 +115,9 @@ pub async fn edit_page(State(state): State<AppState>, Extension(auth): Extension
         tags_v = esc(&x.tags.join("、")),
         desc = l.t("简介", "Description"),
         desc_v = esc(&x.description),
+        dl = l.t("下载", "Download"),
+        dl_label = l.t("允许观看者下载原始录像", "Let viewers download the original recording"),
+        dl_checked = if x.downloadable { " checked" } else { "" },
         save = l.t("保存", "Save"),
         back = l.t("返回课程", "Back to the lesson"),
     );

@@ -142,6 +142,8 @@ pub struct LessonFields {
     pub description: Option<String>,
     pub knowledge_points: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
+    /// Let viewers download the original recording.
+    pub downloadable: Option<bool>,
 }
 
 /// Longest title, name or chapter accepted; most list items.
@@ -237,6 +239,9 @@ pub fn edit(tx: &Transaction<'_>, w: &Writer, id: &str, change: &LessonEdit) -> 
                 if let Some(v) = v {
                     doc.put(ROOT, key, v.trim())?;
                 }
+            }
+            if let Some(d) = f.downloadable {
+                doc.put(ROOT, "downloadable", d)?;
             }
             for (key, list) in [("knowledge_points", &f.knowledge_points), ("tags", &f.tags)] {
                 if let Some(list) = list {

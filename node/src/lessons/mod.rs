@@ -31,6 +31,15 @@ use serde::Serialize;
 use youke_federation::Tier;
 use youke_federation::tier::goes_up;
 
+/// The grades of the national curriculum (义务教育 and 高中), as the portal offers them.
+pub const GRADES: [&str; 12] = ["一年级", "二年级", "三年级", "四年级", "五年级", "六年级", "七年级", "八年级", "九年级", "高一", "高二", "高三"];
+
+/// The subjects of the national curriculum (义务教育课程方案 2022 and the 高中 plan).
+pub const SUBJECTS: [&str; 21] = [
+    "语文", "数学", "英语", "道德与法治", "思想政治", "历史", "地理", "物理", "化学", "生物学", "科学",
+    "信息科技", "信息技术", "通用技术", "体育与健康", "艺术", "音乐", "美术", "劳动", "综合实践活动", "日语",
+];
+
 /// Lesson fields given at import; empty ones are left blank, a missing title is taken from the
 /// file name.
 #[derive(Debug, Clone, Default)]
@@ -128,6 +137,8 @@ pub struct Lesson {
     /// Shown to viewers at this node: its own lessons, and lessons that reached their audience
     /// ([`audience_reached`]) or are in a published collection, unless taken down.
     pub listed: bool,
+    /// The teacher lets viewers download the original recording.
+    pub downloadable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -261,6 +272,7 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         created_at: int(doc, &ROOT, "created_at").unwrap_or(0),
         awaiting_review: awaiting_review(share_level, &moderation, takedown.as_ref()),
         listed: takedown.is_none(),
+        downloadable: documents::boolean(doc, &ROOT, "downloadable").unwrap_or(false),
         moderation,
         takedown,
     })
@@ -305,9 +317,9 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
         "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
             origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
             rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance, origin_tier,
-            listed, moderation, takedown, awaiting_review)
+            listed, moderation, takedown, awaiting_review, downloadable)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-            ?29, ?30, ?31, ?32)
+            ?29, ?30, ?31, ?32, ?33)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
            subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
            tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
@@ -317,12 +329,13 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
            rating_count = excluded.rating_count, comment_count = excluded.comment_count, review_avg = excluded.review_avg,
            review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq,
            compliance = excluded.compliance, origin_tier = excluded.origin_tier, listed = excluded.listed,
-           moderation = excluded.moderation, takedown = excluded.takedown, awaiting_review = excluded.awaiting_review",
+           moderation = excluded.moderation, takedown = excluded.takedown, awaiting_review = excluded.awaiting_review,
+           downloadable = excluded.downloadable",
         params![
             l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
             l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
             l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64,
-            compliance, l.origin_tier, listed, moderation, takedown, l.awaiting_review.map(|t| t.as_str())
+            compliance, l.origin_tier, listed, moderation, takedown, l.awaiting_review.map(|t| t.as_str()), l.downloadable
         ],
     )?;
     // The subtitles' text, for the player and the search index.
@@ -386,6 +399,15 @@ pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Le
     documents::commit(tx, w, &LESSONS, doc)?;
     let id = text(doc, &ROOT, "id").unwrap_or_default();
     get(tx, &id)?.ok_or_else(|| DocError::BadDocument(format!("lesson {id} was saved but has no row")))
+}
+
+/// Works out again whether a lesson is listed and published here (its collections changed): its
+/// unchanged document is committed anew, so its row, the search index and the children follow.
+pub fn relist(tx: &Transaction<'_>, w: &Writer, id: &str) -> Result<(), DocError> {
+    if let Some(mut doc) = load_document(tx, w, id)? {
+        documents::commit(tx, w, &LESSONS, &mut doc)?;
+    }
+    Ok(())
 }
 
 /// Loads a lesson's document, if this node has it.

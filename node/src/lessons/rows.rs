@@ -14,7 +14,7 @@ const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, ori
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
     textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance,
     (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id), origin_tier,
-    listed, moderation, takedown, awaiting_review";
+    listed, moderation, takedown, awaiting_review, downloadable";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -62,6 +62,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         moderation: serde_json::from_str(&r.get::<_, String>(31)?).unwrap_or_default(),
         takedown: r.get::<_, Option<String>>(32)?.and_then(|t| serde_json::from_str(&t).ok()),
         awaiting_review: r.get::<_, Option<String>>(33)?.and_then(|t| t.parse().ok()),
+        downloadable: r.get(34)?,
     };
     Ok((lesson, r.get(16)?))
 }

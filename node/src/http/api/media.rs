@@ -50,15 +50,47 @@ pub async fn retry_media_job(State(state): State<AppState>, Path(id): Path<i64>)
 }
 
 /// The lesson's original recording, with HTTP range support (seeking in the player).
-pub async fn lesson_media(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
+/// `?download=1` asks for the original as a file to keep (with its own name), where the
+/// lesson's teacher allows downloads.
+#[derive(Debug, Deserialize)]
+pub struct MediaQuery {
+    #[serde(default)]
+    pub download: Option<String>,
+}
+
+/// `Content-Disposition` for a download named `name` (RFC 6266 with an RFC 5987 UTF-8 name, so
+/// Chinese file names survive, and a plain fallback).
+fn attachment(name: &str) -> String {
+    let encoded: String = name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+    let plain: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
+}
+
+pub async fn lesson_media(State(state): State<AppState>, Extension(auth): Extension<Auth>, Path(id): Path<String>, Query(q): Query<MediaQuery>, req: Request) -> Result<Response, ApiError> {
     check_id(&id)?;
-    let (path, media, hash) = blocking(&state, move |ctx| {
+    let download = q.download.is_some_and(|d| !matches!(d.as_str(), "0" | "false" | "no"));
+    let (path, media, hash, name) = blocking(&state, move |ctx| {
         let lesson = super::visible_lesson(ctx, auth.user(), &id)?;
+        if download && !lesson.downloadable && !super::may_change(ctx, auth.user(), &lesson.id)? {
+            return Err(ApiError::Forbidden("the teacher of this lesson does not allow downloading it".into()));
+        }
+        let name = if lesson.original_name.is_empty() { format!("{}.mp4", lesson.title) } else { lesson.original_name.clone() };
         let media = lesson.media.ok_or_else(|| ApiError::NotFound("this lesson has no media".into()))?;
         let hash: BlobHash = media.hash.parse().map_err(|_| ApiError::Internal("bad media hash".into()))?;
-        Ok((ctx.blobs.blob(&hash), media, hash))
+        Ok((ctx.blobs.blob(&hash), media, hash, name))
     })
     .await?;
+    let mut resp = serve_media(&state, path, &media, hash, req).await?;
+    if download
+        && resp.status().is_success()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&attachment(&name))
+    {
+        resp.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+async fn serve_media(state: &AppState, path: Option<youke_federation::blobs::Blob>, media: &lessons::MediaRef, hash: BlobHash, req: Request) -> Result<Response, ApiError> {
     let mime: mime::Mime = media.mime.parse().unwrap_or(mime::APPLICATION_OCTET_STREAM);
     if let Some(blob) = path {
         let Some(path) = blob.path() else { return object_media(&blob, &mime, req.method().clone(), req.headers().clone()).await };
@@ -71,7 +103,7 @@ pub async fn lesson_media(State(state): State<AppState>, Extension(auth): Extens
     if state.ctx.config.parent.is_none() {
         return Err(ApiError::NotFound("the media of this lesson has not arrived at this node yet".into()));
     }
-    pull_media(&state, hash, media.size, &mime, req.headers().get(axum::http::header::RANGE)).await
+    pull_media(state, hash, media.size, &mime, req.headers().get(axum::http::header::RANGE)).await
 }
 
 /// Serves media held in object storage: the range asked for (or all of it) streamed from the

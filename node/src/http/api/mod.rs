@@ -1,5 +1,6 @@
 //! JSON API handlers (`/api/v1`).
 
+mod collections;
 mod media;
 mod ops;
 mod review;
@@ -7,6 +8,7 @@ mod search;
 mod upload;
 mod views;
 
+pub use collections::*;
 pub use media::*;
 pub use ops::*;
 pub use review::*;
@@ -17,7 +19,6 @@ pub use views::*;
 use super::{ApiError, AppState, blocking};
 use super::auth::Auth;
 use crate::accounts;
-use crate::catalog;
 use axum::Extension;
 use axum::http::StatusCode;
 use crate::lessons::{self, Lesson};
@@ -369,20 +370,3 @@ pub struct Items<T> {
     pub items: Vec<T>,
 }
 
-pub async fn list_collections(State(state): State<AppState>) -> Result<Json<Items<catalog::Collection>>, ApiError> {
-    let items = blocking(&state, |ctx| Ok(ctx.store.read(catalog::collections)?)).await?;
-    Ok(Json(Items { items }))
-}
-
-pub async fn list_announcements(State(state): State<AppState>) -> Result<Json<Items<catalog::Announcement>>, ApiError> {
-    let items = blocking(&state, |ctx| Ok(ctx.store.read(catalog::announcements)?)).await?;
-    Ok(Json(Items { items }))
-}
-
-pub async fn create_collection(State(state): State<AppState>, Json(c): Json<catalog::Collection>) -> Result<Json<catalog::Collection>, ApiError> {
-    Ok(Json(change(&state, move |tx, w| catalog::create_collection(tx, w, &c)).await?))
-}
-
-pub async fn create_announcement(State(state): State<AppState>, Json(a): Json<catalog::Announcement>) -> Result<Json<catalog::Announcement>, ApiError> {
-    Ok(Json(change(&state, move |tx, w| catalog::create_announcement(tx, w, &a)).await?))
-}
