@@ -5,6 +5,7 @@
 //!   rates, duration, audio format) and refuses files that are not media.
 //! - [`analyze`]: measurements on the decoded signal (audio SNR estimate).
 //! - [`hls`]: transcoding to an HLS ladder with aligned keyframes, poster and thumbnail sprite.
+//! - [`pack`]: a ladder as one file (a rendition pack) that travels between tiers as one blob.
 //! - [`srt`]: SRT subtitles: parsing, timing checks, WebVTT.
 //! - [`standard`]: the course video standard, rule by rule (a compliance report).
 //! - [`synth`]: synthesizes sample lessons (test pattern and tone, H.264 + AAC in MP4) for the
@@ -12,6 +13,7 @@
 
 pub mod analyze;
 pub mod hls;
+pub mod pack;
 pub mod probe;
 mod raw;
 pub mod srt;
@@ -36,6 +38,8 @@ pub enum MediaError {
     MissingEncoder(&'static str),
     #[error("cancelled")]
     Cancelled,
+    #[error("a rendition pack is damaged: {0}")]
+    BadPack(String),
 }
 
 impl MediaError {

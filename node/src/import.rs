@@ -37,6 +37,8 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
         media: Some(MediaRef { hash: hash.to_hex(), size, mime: probe.mime().to_string() }),
         probe_json,
         compliance_json,
+        // A school that transcodes makes the ladder; the tiers above wait for it.
+        ladder_expected: ctx.config.media.transcode,
         ..NewLesson::default()
     };
     let id = uuid::Uuid::new_v4().to_string();

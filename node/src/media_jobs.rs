@@ -76,6 +76,40 @@ pub struct JobInfo {
     pub updated_at: i64,
 }
 
+/// Packs the ladder made here for a lesson into one blob (a rendition pack) and records it in
+/// the lesson's document: the ladder travels with the lesson, so no tier transcodes it again.
+/// The pack is written beside the ladder, stored (hashed, fsynced, renamed) and then recorded,
+/// so a crash leaves at most a temporary file, removed at the next pack.
+fn pack_ladder(ctx: &NodeCtx, lesson: &str, source_hash: &str, hls: &HlsOutput) -> Result<(), NodeError> {
+    let dir = hls_dir(&ctx.data_dir, source_hash);
+    let tmp = dir.with_extension("pack.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    youke_media::pack::write(&dir, hls, &tmp)?;
+    let stored = ctx.blobs.put_file(&tmp, |_| {});
+    let _ = std::fs::remove_file(&tmp);
+    let (hash, size) = stored?;
+    let ladder = lessons::Ladder { hash: hash.to_hex(), size, hls: hls.clone() };
+    ctx.store.write(|tx| -> Result<(), NodeError> {
+        crate::blob_index::add(tx, &hash, size)?;
+        lessons::set_ladder(tx, &ctx.writer, lesson, &ladder)?;
+        Ok(())
+    })?;
+    tracing::info!(lesson, pack = %hash, size, "ladder packed to travel with the lesson");
+    Ok(())
+}
+
+/// Whether a lesson's ladder is made elsewhere in the tree, or was (then it is not transcoded
+/// here).
+fn ladder_made_elsewhere(conn: &Connection, this_node: &str, lesson: Option<&str>) -> Result<bool, StoreError> {
+    let Some(id) = lesson else { return Ok(false) };
+    match lessons::get(conn, id) {
+        Ok(l) => Ok(l.is_some_and(|l| l.ladder.is_some() || (l.ladder_expected && l.origin_node != this_node))),
+        Err(crate::documents::DocError::Store(e)) => Err(e),
+        // A row that does not read: transcode, as before ladders travelled.
+        Err(_) => Ok(false),
+    }
+}
+
 /// Where the ladder of a blob lives.
 pub fn hls_dir(data_dir: &Path, hash: &str) -> PathBuf {
     data_dir.join("media").join("hls").join(hash)
@@ -183,11 +217,20 @@ pub async fn run(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
             let c = Arc::clone(&ctx);
             tokio::task::spawn_blocking(move || {
                 c.store.write(|tx| -> Result<Option<JobInfo>, StoreError> {
-                    let job = tx.query_row(&format!("SELECT {COLUMNS} FROM media_jobs WHERE state = 'queued' ORDER BY error IS NOT NULL, id LIMIT 1"), [], row).optional()?;
-                    if let Some(j) = &job {
+                    loop {
+                        let job = tx.query_row(&format!("SELECT {COLUMNS} FROM media_jobs WHERE state = 'queued' ORDER BY error IS NOT NULL, id LIMIT 1"), [], row).optional()?;
+                        let Some(j) = job else { return Ok(None) };
+                        // The ladder came with the lesson from the tier that made it.
+                        if ladder_made_elsewhere(tx, &c.writer.node_id, j.lesson_id.as_deref())? {
+                            tx.execute(
+                                "UPDATE media_jobs SET state = 'cancelled', error = 'the ladder came with the lesson', updated_at = ?1 WHERE id = ?2",
+                                params![now_ms(), j.id],
+                            )?;
+                            continue;
+                        }
                         tx.execute("UPDATE media_jobs SET state = 'running', attempts = attempts + 1, progress = 0, updated_at = ?1 WHERE id = ?2", params![now_ms(), j.id])?;
+                        return Ok(Some(j));
                     }
-                    Ok(job)
                 })
             })
             .await
@@ -373,6 +416,9 @@ fn finish(ctx: &NodeCtx, job: &JobInfo, outcome: Outcome) -> Result<(), NodeErro
                 Ok(())
             })?;
             tracing::info!(job = job.id, hash = %job.hash, rungs = result.hls.renditions.len(), "media job done");
+            if let Some(id) = &job.lesson_id {
+                pack_ladder(ctx, id, &job.hash, &result.hls)?;
+            }
             ctx.changed();
             Ok(())
         }

@@ -256,9 +256,15 @@ impl ParentStore for NodeLinkStore {
     fn blob_received(&self, child: &Peer, hash: &BlobHash, size: u64) -> Result<(), StoreError> {
         self.ctx.store.write(|tx| -> Result<(), StoreError> {
             crate::blob_index::add(tx, hash, size)?;
-            // The recording of a lesson: transcode it here too, for this tier's viewers.
-            let lesson = crate::lessons::id_with_media(tx, &hash.to_hex())?;
-            crate::media_jobs::enqueue(tx, &hash.to_hex(), lesson.as_deref())?;
+            // The recording of a lesson whose ladder was not made below (its school does not
+            // transcode): this is the first tier with the CPU, so it makes the ladder. A ladder's
+            // pack, or a recording whose ladder is on its way, is not transcoded again.
+            let hex = hash.to_hex();
+            if let Some(lesson) = crate::lessons::id_with_media(tx, &hex)?
+                && crate::lessons::get(tx, &lesson)?.is_some_and(|l| l.ladder.is_none() && !l.ladder_expected)
+            {
+                crate::media_jobs::enqueue(tx, &hex, Some(&lesson))?;
+            }
             Ok(())
         })?;
         tracing::info!(child = %child.info.name, %hash, size, "blob received from child");

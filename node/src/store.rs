@@ -405,6 +405,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE relist (lesson_id TEXT PRIMARY KEY) WITHOUT ROWID;
     "#,
+    // 20: the lesson's ladder as a rendition pack (made once, where it was transcoded, and
+    // travelling as one blob): its hash for lookups, what it holds, and whether its school makes
+    // it (then no tier above transcodes the recording meanwhile).
+    r#"
+    ALTER TABLE lessons ADD COLUMN ladder_hash TEXT;
+    ALTER TABLE lessons ADD COLUMN ladder TEXT;
+    ALTER TABLE lessons ADD COLUMN ladder_expected INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX lessons_by_ladder ON lessons (ladder_hash) WHERE ladder_hash IS NOT NULL;
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -350,6 +350,8 @@ fn a_province_keeps_its_media_in_seaweedfs_serves_ranges_from_it_and_loses_nothi
         server.get_json(&format!("/api/v1/lessons/{big_id}"))?["hls"]["master_url"].as_str().map(str::to_string)
     });
     assert!(server.get_bytes(&ladder).is_some_and(|m| m.starts_with(b"#EXTM3U")), "the ladder plays");
+    // Its rendition pack (what travels) goes into the bucket too.
+    wait_for("the ladder's pack recorded", Duration::from_secs(120), || server.get_json(&format!("/api/v1/lessons/{big_id}"))?["ladder"]["hash"].as_str().map(drop));
     assert_eq!(std::fs::read_dir(data.join("media/tmp")).expect("tmp").count(), 0, "no temporary copy left");
 
     // Two portal frontends (nginx with the shipped config) in front of the node.

@@ -56,6 +56,11 @@ const TEACHER_A: (&str, &str) = ("wanglaoshi", "teacher a password");
 const TEACHER_B: (&str, &str) = ("lilaoshi", "teacher b password");
 
 fn federation(root: &Path) -> Federation {
+    federation_transcoding(root, [false; 4])
+}
+
+/// [`federation`] with background transcoding on at the nodes marked (province, city, A, B).
+fn federation_transcoding(root: &Path, transcode: [bool; 4]) -> Federation {
     let dirs: Vec<_> = ["province", "city", "school-a", "school-b"].iter().map(|n| root.join(n)).collect();
     let http: Vec<u16> = (0..4).map(|_| free_tcp_port()).collect();
     let quic: Vec<u16> = (0..4).map(|_| free_udp_port()).collect();
@@ -65,8 +70,10 @@ fn federation(root: &Path) -> Federation {
     for i in [2, 3] {
         youke_ok(&dirs[i], &["init", "--role", "school", "--name", NAMES[i], "--http", &addr(http[i]), "--quic", &addr(quic[i]), "--parent", &addr(quic[1])]);
     }
-    for d in &dirs {
-        edit_config(d, no_transcode);
+    for (d, on) in dirs.iter().zip(transcode) {
+        if !on {
+            edit_config(d, no_transcode);
+        }
     }
     add_user(&dirs[0], P_EXPERT.0, "expert", P_EXPERT.1);
     add_user(&dirs[1], C_EXPERT.0, "expert", C_EXPERT.1);
@@ -317,4 +324,74 @@ fn collections_and_notices_are_managed_at_the_province_and_followed_by_the_schoo
     wait_for("the edited notice is all B shows", WAIT, || titles(&mut b).iter().any(|t| t.contains("更正")).then_some(()));
     assert!(!titles(&mut b).contains(&"定时通知".to_string()), "not before its time");
     wait_for("the scheduled notice at its time", WAIT, || titles(&mut b).contains(&"定时通知".to_string()).then_some(()));
+}
+
+/// The city's bytes of media sent over its links (ranges to its schools, uploads to the
+/// province), from its metrics.
+fn blob_bytes_sent(node: &Server) -> u64 {
+    let text = String::from_utf8(node.get_bytes("/metrics").unwrap()).unwrap();
+    text.lines()
+        .find(|l| l.starts_with("youke_link_blob_bytes_total{direction=\"sent\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[test]
+fn a_ladder_made_once_at_the_school_plays_everywhere_with_one_fetch_per_tier() {
+    let root = tempfile::tempdir().unwrap();
+    let rec = root.path().join("勾股定理.mp4");
+    make_recording(&rec, 6, 1500);
+    let other = root.path().join("浮力.mp4");
+    make_recording(&other, 2, 500);
+    // School A and the city transcode; the ladder is made once, at A, and travels.
+    let Federation { dirs, servers, .. } = federation_transcoding(root.path(), [false, true, true, false]);
+    let [province, mut city, a, b]: [Server; 4] = servers.try_into().ok().unwrap();
+    let lesson = import_and_share(&dirs[2], &rec, "勾股定理", TEACHER_A.0, "province");
+    let uncached = import_and_share(&dirs[2], &other, "浮力", TEACHER_A.0, "province");
+    let pack = wait_for("the ladder packed at A", Duration::from_secs(120), || a.get_json(&format!("/api/v1/lessons/{lesson}"))?["ladder"]["hash"].as_str().map(str::to_string));
+    for id in [&lesson, &uncached] {
+        wait_for("the lesson in the province's queue", WAIT, || youke_ok(&dirs[0], &["review", "list"]).contains(id.as_str()).then_some(()));
+        youke_ok(&dirs[0], &["review", "approve", id]);
+    }
+    for (name, dir) in [("the city", &dirs[1]), ("the province", &dirs[0])] {
+        wait_for(&format!("the pack at {name}"), Duration::from_secs(120), || holds_file(&dir.join("media"), &pack).then_some(()));
+    }
+    wait_for("the city's uploads done", Duration::from_secs(120), || (city.get_json("/api/v1/status")?["pending_uploads"] == 0).then_some(()));
+    wait_for("both lessons at B", WAIT, || [&lesson, &uncached].iter().all(|id| b.get_json(&format!("/api/v1/lessons/{id}")).is_some()).then_some(()));
+    // No tier above transcoded it again.
+    let jobs = city.get_json("/api/v1/media/jobs").unwrap();
+    assert!(!jobs.as_array().unwrap().iter().any(|j| j["lesson_id"] == lesson.as_str() && j["state"] == "done"), "the city made no ladder of its own: {jobs}");
+    assert!(!holds_file(&dirs[3].join("media"), &pack), "B never held the pack");
+
+    // Two viewers at B: the first fetches each segment through the city once; the second is
+    // served from B's cache.
+    let before = blob_bytes_sent(&city);
+    let shot = artifacts().join("ladder.png");
+    let first = scenario("ladder.mjs", serde_json::json!({"base": b.url(""), "lesson": lesson, "height": 360, "screenshot": shot}));
+    let after_first = blob_bytes_sent(&city);
+    let second = scenario("ladder.mjs", serde_json::json!({"base": b.url(""), "lesson": lesson, "height": 360, "screenshot": shot}));
+    let after_second = blob_bytes_sent(&city);
+    for seen in [&first, &second] {
+        assert_eq!(seen["engine"], "hls.js", "{seen:#}");
+        assert_eq!(seen["levels"], serde_json::json!([360, 480, 720]), "hls.js orders the rungs by bit rate: {seen:#}");
+        assert_eq!(seen["height"], 360, "the chosen rung: {seen:#}");
+        assert!(seen["menu"].as_str().unwrap().starts_with("360p"), "{seen:#}");
+        assert!(seen["played"].as_f64().unwrap() > 5.0, "{seen:#}");
+    }
+    println!("city sent {} bytes for the first viewer at B, {} for the second", after_first - before, after_second - after_first);
+    assert!(after_first > before, "the first viewer's segments came through the city");
+    assert_eq!(after_second, after_first, "the second viewer's segments came from B's cache");
+
+    // The city killed: the watched lesson still plays at B from its cache; the other says
+    // clearly that it cannot, and since when.
+    city.kill();
+    let again = scenario("ladder.mjs", serde_json::json!({"base": b.url(""), "lesson": lesson, "height": 360, "screenshot": shot}));
+    assert!(again["played"].as_f64().unwrap() > 5.0, "{again:#}");
+    let page = wait_for("the link down at B", Duration::from_secs(90), || {
+        let page = String::from_utf8(b.get_bytes_anonymous(&format!("/lessons/{uncached}"))?).ok()?;
+        page.contains("player-offline").then_some(page)
+    });
+    assert!(page.contains("与上级节点的连接自") && page.contains("尚未缓存在本节点"), "the clear message");
+    drop(province);
 }

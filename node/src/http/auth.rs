@@ -118,6 +118,7 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("PATCH", "/api/v1/uploads/resumable/{id}", Access::Teacher),
     ("DELETE", "/api/v1/uploads/resumable/{id}", Access::Teacher),
     ("GET", "/media/hls/{hash}/{*rest}", Access::View),
+    ("GET", "/media/ladder/{hash}/{*rest}", Access::View),
     ("GET", "/api/v1/users", Access::Admin),
     ("POST", "/api/v1/users", Access::Admin),
     ("PATCH", "/api/v1/users/{name}", Access::Admin),

@@ -57,6 +57,8 @@ pub struct AppState {
     pub db_permits: Arc<tokio::sync::Semaphore>,
     /// View tickets and the per-address limit on view reports.
     pub viewing: Arc<crate::viewing::Viewing>,
+    /// The indexes of the rendition packs read so far.
+    pub packs: Arc<api::PackIndexes>,
 }
 
 impl AppState {
@@ -65,7 +67,7 @@ impl AppState {
         let db_permits = Arc::new(tokio::sync::Semaphore::new(DB_CONCURRENCY));
         let passwords = crate::passwords::PasswordPool::sized_to_cores();
         let viewing = Arc::new(crate::viewing::Viewing::load_or_ephemeral(&ctx.store));
-        AppState { ctx, index, throttle: Arc::default(), passwords, room: Arc::default(), promised: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits, viewing }
+        AppState { ctx, index, throttle: Arc::default(), passwords, room: Arc::default(), promised: Arc::default(), busy_uploads: Arc::default(), shutdown: Default::default(), segments, db_permits, viewing, packs: Arc::default() }
     }
 
     /// Ends long-lived answers when `cancel` fires.
@@ -148,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/media/jobs/{id}/cancel", post(api::cancel_media_job))
         .route("/api/v1/media/jobs/{id}/retry", post(api::retry_media_job))
         .route("/media/hls/{hash}/{*rest}", get(api::hls_file))
+        .route("/media/ladder/{hash}/{*rest}", get(api::ladder_pack_file))
         .route("/metrics", get(api::metrics))
         .fallback(|| async { ApiError::NotFound("no such page or API endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))

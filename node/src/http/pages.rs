@@ -676,7 +676,7 @@ fn moderation_html(l: Lang, x: &lessons::Lesson, here: youke_federation::Tier, r
 /// subtitles as a WebVTT track, the poster from the ladder, and a quality menu.
 fn player_html(l: Lang, v: &LessonView, (ticket, after_ms): &(String, i64)) -> String {
     let x = &v.lesson;
-    if let (Some(since), None) = (v.parent_down_since, &v.hls) {
+    if let Some(since) = v.parent_down_since {
         let when = crate::store::china_time(since);
         return format!(
             r#"<p class="notice" id="player-offline">{}</p>"#,

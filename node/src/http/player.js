@@ -37,11 +37,19 @@
 
   if (master && window.Hls && window.Hls.isSupported()) {
     var Hls = window.Hls;
-    var hls = new Hls({ capLevelToPlayerSize: true, startLevel: -1 });
+    // Loading starts once the rung is known: the viewer's remembered choice (画质), or the one
+    // a link asks for (`?quality=360`), from the first segment on; else hls.js picks by bandwidth.
+    var hls = new Hls({ capLevelToPlayerSize: true, startLevel: -1, autoStartLoad: false });
+    var wanted = new URLSearchParams(location.search).get('quality');
+    try { wanted = wanted || localStorage.getItem('youke.quality'); } catch (_) {}
     state.engine = 'hls.js';
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, function (_, data) {
       state.levels = data.levels.map(function (l) { return { height: l.height, bitrate: l.bitrate }; });
+      var chosen = -1;
+      data.levels.forEach(function (l, i) { if (wanted && String(l.height) === String(parseInt(wanted, 10)) && chosen < 0) chosen = i; });
+      if (chosen >= 0) { hls.startLevel = chosen; hls.nextLevel = chosen; state.chosen = chosen; }
+      hls.startLoad(-1);
       if (!menu) return;
       menu.textContent = '';
       addOption(-1, menu.getAttribute('data-auto') || 'Auto');
@@ -49,6 +57,7 @@
       data.levels.map(function (l, i) { return { l: l, i: i }; })
         .sort(function (a, b) { return b.l.height - a.l.height || b.l.bitrate - a.l.bitrate; })
         .forEach(function (e) { addOption(e.i, e.l.height + 'p · ' + Math.round(e.l.bitrate / 1000) + ' kbit/s'); });
+      menu.value = String(chosen);
       menu.hidden = false;
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, function (_, data) { state.level = data.level; });
@@ -63,6 +72,9 @@
         // -1 lets hls.js pick by bandwidth; a rung switches at the next segment.
         hls.currentLevel = parseInt(menu.value, 10);
         state.chosen = hls.currentLevel;
+        // Remembered for the next lesson (a school's link decides what plays smoothly).
+        var level = hls.levels[hls.currentLevel];
+        try { if (level) localStorage.setItem('youke.quality', String(level.height)); else localStorage.removeItem('youke.quality'); } catch (_) {}
       });
     }
     hls.loadSource(master);

@@ -95,6 +95,15 @@ pub struct MediaRef {
     pub mime: String,
 }
 
+/// A lesson's HLS ladder as a rendition pack ([`youke_media::pack`]): made once, where the
+/// lesson was transcoded, and travelling between tiers as one blob.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Ladder {
+    pub hash: String,
+    pub size: u64,
+    pub hls: youke_media::hls::HlsOutput,
+}
+
 /// A lesson as the portal, the API and the search index see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lesson {
@@ -139,6 +148,11 @@ pub struct Lesson {
     pub listed: bool,
     /// The teacher lets viewers download the original recording.
     pub downloadable: bool,
+    /// The ladder, once the lesson was transcoded somewhere in the tree.
+    pub ladder: Option<Ladder>,
+    /// Its school makes the ladder (it transcodes): the tiers above wait for it rather than
+    /// transcode the recording themselves.
+    pub ladder_expected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,6 +177,8 @@ pub struct NewLesson {
     pub probe_json: String,
     /// The compliance report as JSON text, or empty.
     pub compliance_json: String,
+    /// This node will make the ladder ([`Lesson::ladder_expected`]).
+    pub ladder_expected: bool,
 }
 
 /// Builds the document of a new lesson originating at this node.
@@ -185,6 +201,7 @@ pub fn new_document(w: &Writer, id: &str, l: &NewLesson) -> Result<AutoCommit, D
         doc.put(&original, "hash", m.hash.as_str())?;
         doc.put(&original, "size", m.size)?;
         doc.put(&original, "mime", m.mime.as_str())?;
+        doc.put(&media, "ladder_expected", l.ladder_expected)?;
     }
     doc.put(ROOT, "probe_json", l.probe_json.as_str())?;
     doc.put(ROOT, "compliance_json", l.compliance_json.as_str())?;
@@ -273,6 +290,14 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         awaiting_review: awaiting_review(share_level, &moderation, takedown.as_ref()),
         listed: takedown.is_none(),
         downloadable: documents::boolean(doc, &ROOT, "downloadable").unwrap_or(false),
+        ladder_expected: child(doc, &ROOT, "media").and_then(|m| documents::boolean(doc, &m, "ladder_expected")).unwrap_or(false),
+        ladder: child(doc, &ROOT, "media").and_then(|m| child(doc, &m, "ladder")).and_then(|o| {
+            Some(Ladder {
+                hash: text(doc, &o, "hash")?,
+                size: int(doc, &o, "size")? as u64,
+                hls: serde_json::from_str(&text(doc, &o, "hls_json")?).ok()?,
+            })
+        }),
         moderation,
         takedown,
     })
@@ -317,9 +342,9 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
         "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
             origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
             rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance, origin_tier,
-            listed, moderation, takedown, awaiting_review, downloadable)
+            listed, moderation, takedown, awaiting_review, downloadable, ladder_hash, ladder, ladder_expected)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-            ?29, ?30, ?31, ?32, ?33)
+            ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
            subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
            tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
@@ -330,12 +355,14 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
            review_count = excluded.review_count, views = excluded.views, created_at = excluded.created_at, seq = excluded.seq,
            compliance = excluded.compliance, origin_tier = excluded.origin_tier, listed = excluded.listed,
            moderation = excluded.moderation, takedown = excluded.takedown, awaiting_review = excluded.awaiting_review,
-           downloadable = excluded.downloadable",
+           downloadable = excluded.downloadable, ladder_hash = excluded.ladder_hash, ladder = excluded.ladder,
+           ladder_expected = excluded.ladder_expected",
         params![
             l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
             l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
             l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64,
-            compliance, l.origin_tier, listed, moderation, takedown, l.awaiting_review.map(|t| t.as_str()), l.downloadable
+            compliance, l.origin_tier, listed, moderation, takedown, l.awaiting_review.map(|t| t.as_str()), l.downloadable,
+            l.ladder.as_ref().map(|x| x.hash.as_str()), l.ladder.as_ref().and_then(|x| serde_json::to_string(x).ok()), l.ladder_expected
         ],
     )?;
     // The subtitles' text, for the player and the search index.
@@ -366,7 +393,11 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
     if let (Some(parent), Some(m), true) = (w.tier.parent().filter(|_| w.has_parent), &l.media, from_subtree) {
         // A lesson taken down goes no further up.
         let share = if taken_down { Tier::School } else { l.share_level };
-        queue_upload(tx, &l.id, m, share, parent)?;
+        queue_upload(tx, &l.id, &m.hash, m.size, "media_hash", share, parent)?;
+        // Its ladder goes up with it, so no tier above transcodes it again.
+        if let Some(x) = &l.ladder {
+            queue_upload(tx, &l.id, &x.hash, x.size, "ladder_hash", share, parent)?;
+        }
     }
     Ok(Routing { origin_node: l.origin_node, share: l.share_level, published })
 }
@@ -375,23 +406,41 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
 /// when the level reaches the parent's tier (competition entries first, then by share time), and
 /// dropped from the queue, if not sent yet, when the level falls below it and no other lesson
 /// going up uses the same file.
-fn queue_upload(tx: &Transaction<'_>, lesson: &str, m: &MediaRef, share: Tier, parent: Tier) -> Result<(), DocError> {
+fn queue_upload(tx: &Transaction<'_>, lesson: &str, hash: &str, size: u64, column: &str, share: Tier, parent: Tier) -> Result<(), DocError> {
     if goes_up(share, parent) {
         let entered = crate::competition_entries::is_entered(tx, lesson)?;
-        sync_state::enqueue_upload(tx, &m.hash, m.size, Some(lesson), entered)?;
+        sync_state::enqueue_upload(tx, hash, size, Some(lesson), entered)?;
     } else {
         let levels: Vec<&str> = Tier::ALL.iter().filter(|t| goes_up(**t, parent)).map(|t| t.as_str()).collect();
+        // `column` is media_hash or ladder_hash, never from outside.
         let also_going_up: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM lessons l WHERE l.media_hash = ?1 AND l.id <> ?2
-                            AND l.share_level IN (SELECT value FROM json_each(?3)))",
-            params![m.hash, lesson, serde_json::to_string(&levels).unwrap_or_default()],
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM lessons l WHERE l.{column} = ?1 AND l.id <> ?2
+                                AND l.share_level IN (SELECT value FROM json_each(?3)))"
+            ),
+            params![hash, lesson, serde_json::to_string(&levels).unwrap_or_default()],
             |r| r.get(0),
         )?;
         if !also_going_up {
-            sync_state::drop_pending_upload(tx, &m.hash)?;
+            sync_state::drop_pending_upload(tx, hash)?;
         }
     }
     Ok(())
+}
+
+/// Records the ladder made here for a lesson (as a rendition pack already in the blob store):
+/// it travels with the lesson's document, and its pack goes up like the recording.
+pub fn set_ladder(tx: &Transaction<'_>, w: &Writer, id: &str, ladder: &Ladder) -> Result<Option<Lesson>, DocError> {
+    let Some(mut doc) = load_document(tx, w, id)? else { return Ok(None) };
+    let media = match child(&doc, &ROOT, "media") {
+        Some(m) => m,
+        None => doc.put_object(ROOT, "media", ObjType::Map)?,
+    };
+    let o = doc.put_object(&media, "ladder", ObjType::Map)?;
+    doc.put(&o, "hash", ladder.hash.as_str())?;
+    doc.put(&o, "size", ladder.size)?;
+    doc.put(&o, "hls_json", serde_json::to_string(&ladder.hls).unwrap_or_default())?;
+    save(tx, w, &mut doc).map(Some)
 }
 
 /// Saves a locally changed lesson document and returns the lesson (its row, as this node sees it).

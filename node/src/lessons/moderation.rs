@@ -209,13 +209,18 @@ pub fn review_queue_len(conn: &Connection, tier: Tier) -> Result<u64, DocError> 
     Ok(n.max(0) as u64)
 }
 
-/// Media (hash) of lessons taken down that this node holds as a copy (it is not their origin),
-/// with no listed lesson using the same file: what a takedown drops here.
+/// Media (hash of the recording or of its ladder's pack) of lessons taken down that this node
+/// holds as a copy (it is not their origin), with no listed lesson using the same file: what a
+/// takedown drops here.
 pub fn taken_down_media(conn: &Connection, this_node: &str) -> Result<Vec<String>, DocError> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT l.media_hash FROM lessons l
          WHERE l.takedown IS NOT NULL AND l.media_hash IS NOT NULL AND l.origin_node <> ?1
-           AND NOT EXISTS (SELECT 1 FROM lessons o WHERE o.media_hash = l.media_hash AND (o.listed = 1 OR o.origin_node = ?1))",
+           AND NOT EXISTS (SELECT 1 FROM lessons o WHERE o.media_hash = l.media_hash AND (o.listed = 1 OR o.origin_node = ?1))
+         UNION
+         SELECT DISTINCT l.ladder_hash FROM lessons l
+         WHERE l.takedown IS NOT NULL AND l.ladder_hash IS NOT NULL AND l.origin_node <> ?1
+           AND NOT EXISTS (SELECT 1 FROM lessons o WHERE o.ladder_hash = l.ladder_hash AND (o.listed = 1 OR o.origin_node = ?1))",
     )?;
     let rows = stmt.query_map([this_node], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<String>, _>>()?)

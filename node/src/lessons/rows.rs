@@ -14,7 +14,7 @@ const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, ori
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
     textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance,
     (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id), origin_tier,
-    listed, moderation, takedown, awaiting_review, downloadable";
+    listed, moderation, takedown, awaiting_review, downloadable, ladder, ladder_expected";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -63,6 +63,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         takedown: r.get::<_, Option<String>>(32)?.and_then(|t| serde_json::from_str(&t).ok()),
         awaiting_review: r.get::<_, Option<String>>(33)?.and_then(|t| t.parse().ok()),
         downloadable: r.get(34)?,
+        ladder: r.get::<_, Option<String>>(35)?.and_then(|t| serde_json::from_str(&t).ok()),
+        ladder_expected: r.get(36)?,
     };
     Ok((lesson, r.get(16)?))
 }
@@ -261,6 +263,12 @@ pub fn count(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 /// A lesson whose recording is the blob `hash` (hex), if any.
+/// A lesson whose ladder is in the pack with this hash.
+pub fn id_with_ladder(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE ladder_hash = ?1 LIMIT 1")?;
+    Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)
+}
+
 pub fn id_with_media(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE media_hash = ?1 LIMIT 1")?;
     Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)

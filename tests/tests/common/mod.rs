@@ -272,6 +272,15 @@ impl Server {
         resp.body_mut().read_json().ok()
     }
 
+    /// GETs bytes without any session; `None` unless 2xx.
+    pub fn get_bytes_anonymous(&self, path: &str) -> Option<Vec<u8>> {
+        let mut resp = ureq::get(&self.url(path)).config().http_status_as_error(false).build().call().ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.body_mut().with_config().limit(1 << 30).read_to_vec().ok()
+    }
+
     /// PATCHes JSON as the admin; the status and the answer's JSON, if the server answered.
     pub fn patch_json(&self, path: &str, body: serde_json::Value) -> Option<(u16, serde_json::Value)> {
         let mut r = self.request("PATCH", path).send_json(body).ok()?;

@@ -221,7 +221,7 @@ fn is_single_range(value: &str) -> bool {
 
 /// A single `bytes=` range as `[start, end)` within `size`; `None` if absent, several, or
 /// unsatisfiable.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+pub(super) fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     let spec = value.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;

@@ -1,6 +1,7 @@
 //! JSON API handlers (`/api/v1`).
 
 mod collections;
+mod ladders;
 mod media;
 mod ops;
 mod review;
@@ -9,6 +10,7 @@ mod upload;
 mod views;
 
 pub use collections::*;
+pub use ladders::*;
 pub use media::*;
 pub use ops::*;
 pub use review::*;
@@ -69,20 +71,22 @@ impl LessonView {
         let hash = lesson.media.as_ref().and_then(|m| m.hash.parse::<BlobHash>().ok());
         let media_present = hash.is_some_and(|h| ctx.blobs.contains(&h));
         let media_url = format!("/api/v1/lessons/{}/media", lesson.id);
-        let hls = hash.and_then(|h| {
-            let hex = h.to_hex();
-            let out = ladder(&hex)?;
-            let base = format!("/media/hls/{hex}");
-            Some(HlsView {
-                master_url: format!("{base}/{}", out.master),
-                poster_url: format!("{base}/{}", out.poster),
-                sprite_vtt_url: format!("{base}/{}", out.sprite_vtt),
-                sd_url: out.sd_mp4.as_ref().map(|_| format!("{base}/{}", youke_media::hls::SD_MP4)),
-                renditions: out.renditions,
-            })
-        });
+        let view = |base: String, out: &youke_media::hls::HlsOutput| HlsView {
+            master_url: format!("{base}/{}", out.master),
+            poster_url: format!("{base}/{}", out.poster),
+            sprite_vtt_url: format!("{base}/{}", out.sprite_vtt),
+            sd_url: out.sd_mp4.as_ref().map(|_| format!("{base}/{}", youke_media::hls::SD_MP4)),
+            renditions: out.renditions.clone(),
+        };
+        // The ladder made here (served from its directory), else the lesson's rendition pack,
+        // held here or fetched through the parents segment by segment.
+        let local = hash.and_then(|h| ladder(&h.to_hex())).map(|out| view(format!("/media/hls/{}", hash.map(|h| h.to_hex()).unwrap_or_default()), &out));
+        let pack = lesson.ladder.as_ref().and_then(|x| Some((x.hash.parse::<BlobHash>().ok()?, x)));
+        let pack_here = pack.as_ref().is_some_and(|(h, _)| ctx.blobs.contains(h) || ctx.store.read(|c| crate::pull_through::is_cached(c, &h.to_hex())).unwrap_or(false));
+        let hls = local.or_else(|| pack.as_ref().filter(|_| pack_here || ctx.config.parent.is_some()).map(|(h, x)| view(format!("/media/ladder/{}", h.to_hex()), &x.hls)));
         let via_parent = !media_present && lesson.media.is_some() && ctx.config.parent.is_some();
-        let parent_down_since = if via_parent {
+        // Nothing of it here and the parent out of reach: the page says so, and since when.
+        let parent_down_since = if via_parent && !pack_here {
             ctx.store.read(crate::sync_state::link_state).ok().flatten().filter(|s| s.state != "up").map(|s| s.updated_at)
         } else {
             None
