@@ -260,10 +260,12 @@ impl ParentStore for NodeLinkStore {
             // transcode): this is the first tier with the CPU, so it makes the ladder. A ladder's
             // pack, or a recording whose ladder is on its way, is not transcoded again.
             let hex = hash.to_hex();
-            if let Some(lesson) = crate::lessons::id_with_media(tx, &hex)?
-                && crate::lessons::get(tx, &lesson)?.is_some_and(|l| l.ladder.is_none() && !l.ladder_expected)
-            {
-                crate::media_jobs::enqueue(tx, &hex, Some(&lesson))?;
+            if let Some(lesson) = crate::lessons::id_with_media(tx, &hex)? {
+                if crate::lessons::get(tx, &lesson)?.is_some_and(|l| l.ladder.is_none() && !l.ladder_expected) {
+                    crate::media_jobs::enqueue(tx, &hex, Some(&lesson))?;
+                }
+                // Its teacher sees that it got this far (送达).
+                crate::lessons::mark_arrived(tx, &self.ctx.writer, &lesson)?;
             }
             Ok(())
         })?;

@@ -414,6 +414,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE lessons ADD COLUMN ladder_expected INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX lessons_by_ladder ON lessons (ladder_hash) WHERE ladder_hash IS NOT NULL;
     "#,
+    // 21: the tiers above its school that hold a lesson's recording (送达), for its teacher.
+    r#"
+    ALTER TABLE lessons ADD COLUMN arrived TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 /// Schema version this binary writes.

@@ -45,8 +45,11 @@ fn lesson_rows(node: &Server, ids: &[String]) -> Option<Vec<serde_json::Value>> 
     ids.iter()
         .map(|id| {
             let mut l = node.get_json(&format!("/api/v1/lessons/{id}"))?;
-            // Where the media is held differs by tier; the shared metadata must not.
-            l.as_object_mut()?.remove("media_present");
+            // Where the media is held, and so where the player gets it, differs by tier; the
+            // shared metadata must not.
+            for local in ["media_present", "hls", "via_parent", "parent_down_since"] {
+                l.as_object_mut()?.remove(local);
+            }
             let mut d = node.get_json(&format!("/api/v1/lessons/{id}/discussion"))?;
             let mut texts: Vec<String> = d["comments"].as_array()?.iter().map(|c| c["text"].as_str().unwrap_or_default().to_string()).collect();
             texts.sort();

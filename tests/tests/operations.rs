@@ -130,12 +130,16 @@ fn a_backup_of_a_running_node_restores_onto_an_empty_node_with_every_lesson_blob
     let ladders = wait_for("both ladders", Duration::from_secs(180), || {
         originals.iter().map(|(id, ..)| server.get_json(&format!("/api/v1/lessons/{id}"))?["hls"]["master_url"].as_str().map(str::to_string)).collect::<Option<Vec<_>>>()
     });
+    // And their rendition packs (what travels to the tiers above) stored.
+    wait_for("both packs", Duration::from_secs(60), || {
+        originals.iter().all(|(id, ..)| server.get_json(&format!("/api/v1/lessons/{id}")).is_some_and(|l| l["ladder"]["hash"].is_string())).then_some(())
+    });
 
     // While it runs.
     let dest = root.path().join("备份盘");
     let out = youke_ok(&data, &["backup", dest.to_str().expect("utf-8"), "--json"]);
     let report: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!((report["blobs"].as_u64(), report["blobs_copied"].as_u64()), (Some(2), Some(2)), "{report}");
+    assert_eq!((report["blobs"].as_u64(), report["blobs_copied"].as_u64()), (Some(4), Some(4)), "the recordings and their packs: {report}");
     assert!(report["files_copied"].as_u64().is_some_and(|n| n > 10), "config, enrollment and ladder files: {report}");
     // Again: nothing new to copy.
     let again: serde_json::Value = serde_json::from_str(&youke_ok(&data, &["backup", dest.to_str().expect("utf-8"), "--json"])).expect("json");

@@ -144,6 +144,13 @@ fn a_shared_lesson_is_reviewed_published_watched_and_taken_down_across_the_tree(
         let mine = a.with_session(Some(teacher_a.clone()), |n| n.get_json("/api/v1/me/lessons"))?;
         mine["items"].as_array()?.iter().find(|i| i["id"] == l1.as_str())?["review_text"].as_str().map(str::to_string)
     };
+    // The teacher sees how far it got: the city, then the province.
+    let journey = wait_for("the lesson's journey at school A", WAIT, || {
+        let mine = a.with_session(Some(teacher_a.clone()), |n| n.get_json("/api/v1/me/lessons"))?;
+        let t = mine["items"].as_array()?.iter().find(|i| i["id"] == l1.as_str())?["replication_text"].as_str()?.to_string();
+        t.contains(&format!("{} → {}", names[1], names[0])).then_some(t)
+    });
+    assert!(journey.starts_with("已送达"), "{journey}");
     let text = wait_for("the rejection at school A", WAIT, || review_text(&mut a).filter(|t| t.contains(reason)));
     assert!(text.contains("审核未通过") && text.contains(names[0]), "{text}");
     assert!(search_ids(&mut b, "牛顿").unwrap().is_empty());
@@ -152,6 +159,7 @@ fn a_shared_lesson_is_reviewed_published_watched_and_taken_down_across_the_tree(
     let ok = province.with_session(Some(p_expert.clone()), |n| n.post_json(&format!("/api/v1/lessons/{l1}/decision"), serde_json::json!({"approved": true})));
     assert_eq!(ok, Some(200));
     wait_for("school B to find A's 全省 lesson", WAIT, || search_ids(&mut b, "牛顿")?.contains(&l1).then_some(()));
+    assert!(search_ids(&mut b, "niudun").unwrap().contains(&l1), "and by pinyin");
     wait_for("the approval at school A", WAIT, || review_text(&mut a).filter(|t| t.contains("审核通过")));
     let bytes = b.with_session(None, |n| n.get_bytes(&format!("/api/v1/lessons/{l1}/media"))).expect("B plays the lesson through the city");
     assert_eq!(blake3::hash(&bytes).to_hex().to_string(), hash_a);

@@ -181,6 +181,19 @@ impl Lang {
         text.to_string()
     }
 
+    /// The tiers that hold a lesson's recording, in words (送达石家庄市 → 河北省); empty before
+    /// the first.
+    pub fn arrivals(self, x: &crate::lessons::Lesson) -> String {
+        if x.arrived.is_empty() {
+            return String::new();
+        }
+        let names: Vec<&str> = x.arrived.iter().map(|a| a.node.as_str()).collect();
+        match self {
+            Lang::Zh => format!("已送达{}", names.join(" → ")),
+            Lang::En => format!("delivered to {}", names.join(" → ")),
+        }
+    }
+
     /// A shared lesson's review state in words: taken down, rejected or approved (by which node,
     /// why), or waiting for which tier's review; empty for a lesson kept at its school.
     pub fn review_status(self, x: &crate::lessons::Lesson) -> String {

@@ -153,6 +153,16 @@ pub struct Lesson {
     /// Its school makes the ladder (it transcodes): the tiers above wait for it rather than
     /// transcode the recording themselves.
     pub ladder_expected: bool,
+    /// The tiers above its school that hold its recording: (tier, node name, when), lowest first.
+    pub arrived: Vec<Arrival>,
+}
+
+/// A tier above the lesson's school received its recording.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Arrival {
+    pub tier: Tier,
+    pub node: String,
+    pub at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -291,6 +301,20 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
         listed: takedown.is_none(),
         downloadable: documents::boolean(doc, &ROOT, "downloadable").unwrap_or(false),
         ladder_expected: child(doc, &ROOT, "media").and_then(|m| documents::boolean(doc, &m, "ladder_expected")).unwrap_or(false),
+        arrived: {
+            let mut a: Vec<Arrival> = child(doc, &ROOT, "arrived")
+                .map(|m| {
+                    doc.keys(&m)
+                        .filter_map(|k| {
+                            let o = child(doc, &m, &k)?;
+                            Some(Arrival { tier: k.parse().ok()?, node: text(doc, &o, "node").unwrap_or_default(), at: int(doc, &o, "at").unwrap_or(0) })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            a.sort_by_key(|x| documents::share_rank(x.tier));
+            a
+        },
         ladder: child(doc, &ROOT, "media").and_then(|m| child(doc, &m, "ladder")).and_then(|o| {
             Some(Ladder {
                 hash: text(doc, &o, "hash")?,
@@ -342,9 +366,9 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
         "INSERT INTO lessons (id, title, teacher, grade, subject, textbook_chapter, knowledge_points, tags, description,
             origin_node, origin_name, share_level, media_hash, media_size, media_mime, original_name, probe, duration_secs,
             rating_avg, rating_count, comment_count, review_avg, review_count, views, created_at, seq, compliance, origin_tier,
-            listed, moderation, takedown, awaiting_review, downloadable, ladder_hash, ladder, ladder_expected)
+            listed, moderation, takedown, awaiting_review, downloadable, ladder_hash, ladder, ladder_expected, arrived)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,
-            ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)
+            ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37)
          ON CONFLICT (id) DO UPDATE SET title = excluded.title, teacher = excluded.teacher, grade = excluded.grade,
            subject = excluded.subject, textbook_chapter = excluded.textbook_chapter, knowledge_points = excluded.knowledge_points,
            tags = excluded.tags, description = excluded.description, origin_node = excluded.origin_node,
@@ -356,13 +380,14 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
            compliance = excluded.compliance, origin_tier = excluded.origin_tier, listed = excluded.listed,
            moderation = excluded.moderation, takedown = excluded.takedown, awaiting_review = excluded.awaiting_review,
            downloadable = excluded.downloadable, ladder_hash = excluded.ladder_hash, ladder = excluded.ladder,
-           ladder_expected = excluded.ladder_expected",
+           ladder_expected = excluded.ladder_expected, arrived = excluded.arrived",
         params![
             l.id, l.title, l.teacher, l.grade, l.subject, l.textbook_chapter, kp, tags, l.description, l.origin_node,
             l.origin_name, l.share_level.as_str(), mh, ms, mm, l.original_name, probe, l.duration_secs, l.rating_avg,
             l.rating_count as i64, l.comment_count as i64, l.review_avg, l.review_count as i64, l.views, l.created_at, seq as i64,
             compliance, l.origin_tier, listed, moderation, takedown, l.awaiting_review.map(|t| t.as_str()), l.downloadable,
-            l.ladder.as_ref().map(|x| x.hash.as_str()), l.ladder.as_ref().and_then(|x| serde_json::to_string(x).ok()), l.ladder_expected
+            l.ladder.as_ref().map(|x| x.hash.as_str()), l.ladder.as_ref().and_then(|x| serde_json::to_string(x).ok()), l.ladder_expected,
+            serde_json::to_string(&l.arrived).unwrap_or_else(|_| "[]".into())
         ],
     )?;
     // The subtitles' text, for the player and the search index.
@@ -448,6 +473,24 @@ pub fn save(tx: &Transaction<'_>, w: &Writer, doc: &mut AutoCommit) -> Result<Le
     documents::commit(tx, w, &LESSONS, doc)?;
     let id = text(doc, &ROOT, "id").unwrap_or_default();
     get(tx, &id)?.ok_or_else(|| DocError::BadDocument(format!("lesson {id} was saved but has no row")))
+}
+
+/// Records in the lesson's document that this tier now holds its recording, so its teacher
+/// sees how far it got (送达); once per tier.
+pub fn mark_arrived(tx: &Transaction<'_>, w: &Writer, id: &str) -> Result<(), DocError> {
+    let Some(mut doc) = load_document(tx, w, id)? else { return Ok(()) };
+    let map = match child(&doc, &ROOT, "arrived") {
+        Some(m) => m,
+        None => doc.put_object(ROOT, "arrived", ObjType::Map)?,
+    };
+    if child(&doc, &map, w.tier.as_str()).is_some() {
+        return Ok(());
+    }
+    let o = doc.put_object(&map, w.tier.as_str(), ObjType::Map)?;
+    doc.put(&o, "node", w.node_name.as_str())?;
+    doc.put(&o, "at", crate::store::now_ms())?;
+    documents::commit(tx, w, &LESSONS, &mut doc)?;
+    Ok(())
 }
 
 /// Works out again whether a lesson is listed and published here (its collections changed): its

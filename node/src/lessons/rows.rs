@@ -14,7 +14,7 @@ const COLUMNS: &str = "id, title, teacher, grade, subject, knowledge_points, ori
     media_hash, media_size, media_mime, original_name, probe, duration_secs, created_at, seq,
     textbook_chapter, tags, description, rating_avg, rating_count, comment_count, review_avg, review_count, views, compliance,
     (SELECT s.language FROM subtitles s WHERE s.lesson_id = lessons.id), (SELECT s.cues FROM subtitles s WHERE s.lesson_id = lessons.id), origin_tier,
-    listed, moderation, takedown, awaiting_review, downloadable, ladder, ladder_expected";
+    listed, moderation, takedown, awaiting_review, downloadable, ladder, ladder_expected, arrived";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
     let kp: String = r.get(5)?;
@@ -65,6 +65,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         downloadable: r.get(34)?,
         ladder: r.get::<_, Option<String>>(35)?.and_then(|t| serde_json::from_str(&t).ok()),
         ladder_expected: r.get(36)?,
+        arrived: serde_json::from_str(&r.get::<_, String>(37)?).unwrap_or_default(),
     };
     Ok((lesson, r.get(16)?))
 }
@@ -263,6 +264,31 @@ pub fn count(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 /// A lesson whose recording is the blob `hash` (hex), if any.
+/// What plays of the given lessons: each one's ladder pack (hash, size) where it has one, else
+/// its recording; each once.
+pub fn playable_of(conn: &Connection, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT COALESCE(ladder_hash, media_hash), COALESCE(json_extract(ladder, '$.size'), media_size) FROM lessons
+         WHERE id = ?1 AND media_hash IS NOT NULL",
+    )?;
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for id in ids {
+        if let Some((h, size)) = stmt.query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))).optional()?
+            && !out.iter().any(|(x, _)| *x == h)
+        {
+            out.push((h, size));
+        }
+    }
+    Ok(out)
+}
+
+/// The most viewed listed lessons not taken down (for prefetching), most viewed first.
+pub fn most_viewed(conn: &Connection, limit: usize) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE listed = 1 AND views > 0 AND media_hash IS NOT NULL ORDER BY views DESC, id LIMIT ?1")?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+}
+
 /// A lesson whose ladder is in the pack with this hash.
 pub fn id_with_ladder(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE ladder_hash = ?1 LIMIT 1")?;

@@ -4,8 +4,9 @@
 //! (`limits.cache_bytes`): a cached blob claims its whole size when first fetched, and when the
 //! quota would be exceeded the least recently watched cached blobs are evicted. Blobs of pinned
 //! collections are never evicted, and neither is this node's own or replicated media (it is never
-//! in the cache). Pinned collections are prefetched while the link's rate schedule allows bulk
-//! transfers, paced by it.
+//! in the cache). Pinned collections, and the ladders of the most viewed lessons while half the
+//! quota is free, are prefetched while the link's rate schedule allows bulk transfers, paced by
+//! it.
 //!
 //! The same cache answers children's range requests for blobs this node does not hold, so a
 //! school watches a province lesson through its city ([`CacheSource`]).
@@ -376,18 +377,52 @@ pub async fn prefetch(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
     }
 }
 
-/// The recordings of pinned collections' lessons: (hash, size).
+/// The media of pinned collections' lessons: the ladders' packs (what plays) and the recordings
+/// (what is downloaded), (hash, size); never evicted.
 fn pinned_media(conn: &rusqlite::Connection) -> Result<Vec<(String, u64)>, StoreError> {
     let ids = crate::catalog::pinned_lessons(conn)?;
-    crate::lessons::media_of(conn, &ids)
+    let mut media = crate::lessons::playable_of(conn, &ids)?;
+    for m in crate::lessons::media_of(conn, &ids)? {
+        if !media.contains(&m) {
+            media.push(m);
+        }
+    }
+    Ok(media)
+}
+
+/// Most viewed lessons whose ladders are prefetched while the cache has room.
+const PREFETCH_MOST_VIEWED: usize = 20;
+/// Share of the cache quota prefetching the most viewed lessons may fill (the rest is kept for
+/// what viewers ask for, so prefetching never evicts what someone watched).
+const PREFETCH_SHARE: f64 = 0.5;
+
+/// What to prefetch: pinned collections' media, then the ladders of the most viewed lessons
+/// while they fit in [`PREFETCH_SHARE`] of the cache quota without evicting anything.
+fn prefetch_list(ctx: &NodeCtx) -> Result<Vec<(String, u64)>, StoreError> {
+    ctx.store.read(|c| {
+        let mut wanted = pinned_media(c)?;
+        let mut room = ((ctx.config.limits.cache_bytes as f64 * PREFETCH_SHARE) as u64).saturating_sub(cache_total(c)?);
+        let popular = crate::lessons::most_viewed(c, PREFETCH_MOST_VIEWED)?;
+        for (hash, size) in crate::lessons::playable_of(c, &popular)? {
+            let have = crate::blob_index::holds(c, &hash)? || is_cached(c, &hash)?;
+            if !have && size <= room && !wanted.iter().any(|(h, _)| *h == hash) {
+                room -= size;
+                wanted.push((hash, size));
+            }
+        }
+        Ok(wanted)
+    })
+}
+
+/// Bytes the cache has claimed.
+fn cache_total(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COALESCE(SUM(size), 0) FROM cache", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
 }
 
 async fn prefetch_pass(ctx: &Arc<NodeCtx>, cancel: &CancellationToken) -> Result<(), PullError> {
     let c = Arc::clone(ctx);
-    let wanted: Vec<(BlobHash, u64)> = blocking(move || {
-        Ok(c.store.read(pinned_media)?.into_iter().filter_map(|(h, s)| Some((h.parse().ok()?, s))).collect())
-    })
-    .await?;
+    let wanted: Vec<(BlobHash, u64)> = blocking(move || Ok(prefetch_list(&c)?.into_iter().filter_map(|(h, s)| Some((h.parse().ok()?, s))).collect())).await?;
     for (hash, size) in wanted {
         let mut offset = 0;
         while offset < size && !ctx.blobs.contains(&hash) {

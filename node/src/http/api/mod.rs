@@ -269,7 +269,13 @@ pub async fn load_my_lessons(state: &AppState, auth: &Auth) -> Result<Vec<MyLess
             .into_iter()
             .zip(states)
             .map(|(l, replication)| {
-                let replication_text = lang.replication(&replication);
+                // How far it got: the link to the parent, then each tier that holds it.
+                let arrivals = lang.arrivals(&l);
+                let replication_text = match (arrivals.is_empty(), replication.state) {
+                    (true, _) => lang.replication(&replication),
+                    (false, "delivered") => arrivals,
+                    (false, _) => format!("{}；{arrivals}", lang.replication(&replication)),
+                };
                 let review_text = lang.review_status(&l);
                 MyLesson { lesson: LessonView::new(ctx, l), replication, replication_text, review_text }
             })
