@@ -23,7 +23,53 @@
       });
     });
   }
-  function failure(v, status) { return t('未能保存：', 'Not saved: ') + (v.detail || status); }
+  // The node's answer in the page's language: its words as they are in English; in Chinese,
+  // the known messages translated (the rule ids and figures they name kept), else what kind of
+  // refusal it was, never English.
+  var known = [
+    [/^sign in first/, function () { return '请先登录'; }],
+    [/^your account's role may not do this/, function () { return '你的账号没有这个权限'; }],
+    [/^only the lesson's own teacher or an administrator may change it/, function () { return '只有这节课的教师或管理员可以修改它'; }],
+    [/^this lesson is shared to the (\w+) level; it is reviewed there/, function (m) { return '这节课共享到' + ({ city: '全市', province: '全省' }[m[1]] || m[1]) + '，由该级审核'; }],
+    [/^a rejection needs a reason/, function () { return '请填写不通过的原因（教师可见）'; }],
+    [/^a takedown needs a reason/, function () { return '请填写下架原因'; }],
+    [/^this lesson was taken down/, function () { return '这节课已下架，不能再审核'; }],
+    [/^no comment /, function () { return '这条评论已不存在'; }],
+    [/^there is no lesson (\S+) here to put in a collection/, function () { return '专辑里有本节点没有的课程'; }],
+    [/is listed twice$/, function () { return '同一节课不能重复加入专辑'; }],
+    [/^this was published by (.+); it is changed there/, function (m) { return '这是' + m[1] + '发布的，只能在那里修改'; }],
+    [/^a title of 1 to 200 characters is required/, function () { return '请填写标题（不超过 200 字）'; }],
+    [/^audience is all, school or city/, function () { return '通知对象应为全部、学校或市级'; }],
+    [/^a notice is at most/, function () { return '通知正文过长'; }],
+    [/^the teacher of this lesson does not allow downloading it/, function () { return '这节课的教师没有开放下载'; }],
+    [/^a rating needs/, function () { return '评分应为 1 到 5 星'; }],
+    [/^a comment needs/, function () { return '评论应为 1 到 2000 字'; }],
+    [/^this lesson comes from (.+); its fields are edited there/, function (m) { return '这节课来自' + m[1] + '，请在那里修改'; }],
+    [/^this competition requires the course video standard and the lesson fails it: (.*)$/, function (m) {
+      return '本评选要求符合课程视频标准，这节课未达标：' + m[1].split('; ').map(function (r) { return r.split(' ')[0] + '（实测 ' + ((r.match(/ is (.*) \(the standard/) || [])[1] || '') + '）'; }).join('；');
+    }],
+    [/^this competition requires the course video standard and the lesson has not been checked/, function () { return '本评选要求符合课程视频标准，这节课尚未完成检测，请稍候'; }],
+    [/^the deadline for entries was (.*) \(China time\)/, function (m) { return '报送已于 ' + m[1] + ' 截止'; }],
+    [/^this competition opens for entries on (.*) \(China time\)/, function (m) { return '报送将于 ' + m[1] + ' 开始'; }],
+    [/^the results of this competition are published/, function () { return '本评选结果已公布，不再接受报送和评分'; }],
+    [/^too many views from this address/, function () { return '操作太频繁，请稍后再试'; }]
+  ];
+  var kinds = {
+    bad_request: '提交的内容有误', unauthorized: '请先登录', forbidden: '没有权限', not_found: '未找到',
+    too_many_requests: '操作太频繁，请稍后再试', busy: '节点繁忙，请稍后再试', unavailable: '暂时无法连接上级节点，请稍后再试',
+    internal: '节点出错，请联系管理员查看日志'
+  };
+  function explain(v, status) {
+    var detail = (v && v.detail) || '';
+    if (!zh) return detail || ('HTTP ' + status);
+    if (/[\u4e00-\u9fff]/.test(detail) && !/[a-z]{4,}/.test(detail)) return detail;
+    for (var i = 0; i < known.length; i++) {
+      var m = detail.match(known[i][0]);
+      if (m) return known[i][1](m);
+    }
+    return kinds[v && v.code] || ('操作未能完成（' + status + '）');
+  }
+  function failure(v, status) { return t('未能保存：', 'Not saved: ') + explain(v, status); }
 
   var logout = document.getElementById('logout');
   if (logout) {
@@ -297,7 +343,7 @@
         e.preventDefault();
         var out = enter.querySelector('.msg');
         send('POST', '/api/v1/competitions/' + cid + '/entries', { lesson: enter.lesson.value }).then(function (r) {
-          if (r[0] === 200) location.reload(); else out.textContent = t('未能报送：', 'Not entered: ') + (r[1].detail || r[0]);
+          if (r[0] === 200) location.reload(); else out.textContent = t('未能报送：', 'Not entered: ') + explain(r[1], r[0]);
         });
       });
     }
