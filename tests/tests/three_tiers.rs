@@ -118,8 +118,11 @@ fn lesson_travels_up_and_media_survives_a_killed_city() {
         let r = province.get_json("/api/v1/search?q=%E7%9B%B4%E8%A7%92%E4%B8%89%E8%A7%92%E5%BD%A2")?;
         r["items"].as_array()?.iter().any(|i| i["id"] == id.as_str()).then_some(())
     });
-    let status: serde_json::Value = serde_json::from_str(&youke_ok(&s_dir, &["status", "--json"])).expect("json");
-    assert_eq!(status["pending_uploads"], 0, "{status}");
+    // The recording's ladder, packed at the school once its transcode is done, follows it up.
+    let status: serde_json::Value = wait_for("the school's uploads done", Duration::from_secs(60), || {
+        let status: serde_json::Value = serde_json::from_str(&youke_ok(&s_dir, &["status", "--json"])).ok()?;
+        (status["pending_uploads"] == 0 && status["media_jobs"]["done"] == 2).then_some(status)
+    });
     assert_eq!(status["parent"]["state"], "up", "{status}");
     assert_eq!(status["lessons"], 2);
 
