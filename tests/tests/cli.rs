@@ -63,6 +63,22 @@ fn the_sync_benchmark_runs_at_small_scale_and_reports_every_measure() {
 }
 
 #[test]
+fn the_sharing_benchmark_runs_at_small_scale_and_fetches_one_copy_per_tier() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("bench");
+    let out = youke_ok(data.path(), &["bench", "sharing", "--dir", dir.to_str().unwrap(), "--seconds", "4", "--rounds", "1", "--viewers", "8"]);
+    for row in ["time to first frame at the school", "| 1 viewer(s) at the school", "| 8 viewer(s) at the school"] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    // However many watch, each tier fetched the rung about once (chunks of 1 MiB round it up).
+    let line = out.lines().find(|l| l.starts_with("| 8 viewer(s)")).unwrap();
+    let figures: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|t| t.parse().ok()).collect();
+    let (rung, province, city) = (figures[figures.len() - 3], figures[figures.len() - 2], figures[figures.len() - 1]);
+    assert!(city <= rung + 2.0 && province <= rung + 2.0, "one copy per tier for 8 viewers: {line}");
+    assert!(!dir.exists(), "the benchmark removes its data");
+}
+
+#[test]
 fn the_media_benchmark_runs_at_small_scale_and_compares_every_variant() {
     let data = tempfile::tempdir().expect("tempdir");
     let dir = data.path().join("bench");

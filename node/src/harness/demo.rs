@@ -73,7 +73,7 @@ fn local(port: u16) -> SocketAddr {
 /// Saves the node's config in its data directory (so `youke status --data ...` works on it)
 /// and starts it.
 /// The node enrolls under `parent` with a join token first, as an operator would.
-async fn start(dir: &Path, config: Config, parent: Option<&RunningNode>, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
+pub(crate) async fn start(dir: &Path, config: Config, parent: Option<&RunningNode>, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
     std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir { path: dir.to_path_buf(), source })?;
     config.save(dir)?;
     crate::trust::join_locally(dir, &config, parent.map(|p| (p.ctx.as_ref(), p.quic_addr))).await?;

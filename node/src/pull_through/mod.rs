@@ -71,18 +71,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PullError> + 
 pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> Result<Range, PullError> {
     let len = len.min(MAX_RANGE);
     if let Some(blob) = ctx.blobs.blob(&hash) {
-        let blobs = ctx.blobs.clone();
-        return blocking(move || {
-            let manifest = blobs.manifest(&hash)?;
-            let end = (offset + len).min(manifest.size);
-            let mut bytes = vec![0u8; end.saturating_sub(offset) as usize];
-            blob.read_exact_at(&mut bytes, offset)?;
-            Ok(Range { manifest, offset, bytes: bytes.into() })
-        })
-        .await;
+        return read_held(ctx, blob, hash, offset, len).await;
     }
     let gate = Arc::clone(lock(&ctx.pull_through.fetching).entry(hash).or_default());
     let _one_fetch_at_a_time = gate.lock().await;
+    // The fetch this one waited for may have completed the blob (and moved it into the store):
+    // read it there rather than fetch it all again.
+    if let Some(blob) = ctx.blobs.blob(&hash) {
+        return read_held(ctx, blob, hash, offset, len).await;
+    }
     let manifest = manifest_of(ctx, hash).await?;
     let want = chunks_of(manifest.size, offset, len);
     let missing = verify_cached(ctx, hash, &manifest, want.clone()).await?;
@@ -104,6 +101,19 @@ pub async fn read(ctx: &Arc<NodeCtx>, hash: BlobHash, offset: u64, len: u64) -> 
         promote(ctx, hash).await?;
     }
     Ok(Range { manifest, offset, bytes: bytes.into() })
+}
+
+/// Bytes of a blob this node holds.
+async fn read_held(ctx: &Arc<NodeCtx>, blob: youke_federation::blobs::Blob, hash: BlobHash, offset: u64, len: u64) -> Result<Range, PullError> {
+    let blobs = ctx.blobs.clone();
+    blocking(move || {
+        let manifest = blobs.manifest(&hash)?;
+        let end = (offset + len).min(manifest.size);
+        let mut bytes = vec![0u8; end.saturating_sub(offset) as usize];
+        blob.read_exact_at(&mut bytes, offset)?;
+        Ok(Range { manifest, offset, bytes: bytes.into() })
+    })
+    .await
 }
 
 /// The blob's manifest: known, kept on disk, or fetched with its first chunk.

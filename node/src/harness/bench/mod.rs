@@ -12,6 +12,7 @@
 pub mod media;
 pub mod portal;
 pub mod search;
+pub mod sharing;
 pub mod signin;
 pub mod transcode;
 

@@ -102,6 +102,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         lessons: u64,
     },
+    /// Watching a lesson held only at the province from a school two tiers below: time to first
+    /// frame, and bytes fetched upstream per tier for 1 viewer and for many at once. Prints a
+    /// Markdown table.
+    Sharing {
+        #[arg(long, default_value = "./youke-bench-sharing")]
+        dir: PathBuf,
+        /// Length of each test lesson in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Cold lessons timed for the first frame.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Viewers at once at the school.
+        #[arg(long, default_value_t = 50)]
+        viewers: usize,
+    },
     /// Bursts of sign-ins, each attempt from its own loopback address, against a `youke serve`
     /// process: its memory (idle, peak, after), open files, answers, and the lesson page's
     /// latency meanwhile. Prints a Markdown table. Linux, as root or the owner of the process.
@@ -165,6 +181,13 @@ pub fn bench(cmd: BenchCommand) -> Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
         }
+        BenchCommand::Sharing { dir, seconds, rounds, viewers } => runtime()?.block_on(async move {
+            let opts = youke_node::harness::bench::sharing::SharingBenchOptions { dir: dir.clone(), seconds, rounds, viewers };
+            let report = youke_node::harness::bench::sharing::sharing(opts, CancellationToken::new()).await?;
+            print!("{}", report.markdown());
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(())
+        }),
         BenchCommand::Sync { dir, catalog, changes, join } => runtime()?.block_on(async move {
             let cancel = CancellationToken::new();
             let report = youke_node::harness::bench::sync(youke_node::harness::bench::SyncBenchOptions { dir: dir.clone(), catalog, changes, join }, cancel).await?;
