@@ -47,3 +47,28 @@ export async function run(scenario) {
     await browser.close();
   }
 }
+
+// Signs in on the portal at `base` and lands on `next`.
+export async function signIn(page, base, next, [name, password]) {
+  await page.goto(base + '/login?next=' + encodeURIComponent(next), { waitUntil: 'load' });
+  await page.fill('#name', name);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL('**' + next), page.click('form[action="/login"] button[type=submit]')]);
+}
+
+// Reloads `url` until `ok(status, page)` holds (sync between nodes takes a moment).
+export async function reloadUntil(page, url, ok, seconds, what) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const r = await page.goto(url, { waitUntil: 'load' });
+    if (await ok(r.status(), page)) return;
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what + ' at ' + url);
+    await page.waitForTimeout(500);
+  }
+}
+
+// Reloads `url` until `selector` is on the page.
+export async function until(page, url, selector, seconds) {
+  return reloadUntil(page, url, async (_, p) => Boolean(await p.$(selector)), seconds, selector);
+}
+

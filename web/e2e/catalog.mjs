@@ -4,25 +4,7 @@
 // leaves the province's list. A notice for schools reaches school B and not the city.
 // Usage: node catalog.mjs '{"province": URL, "city": URL, "b": URL, "lessons": [id, id],
 //   "admin": [name, password], "screenshot": "x.png"}'
-import { run } from './browser.mjs';
-
-async function signIn(page, base, next, [name, password]) {
-  await page.goto(base + '/login?next=' + encodeURIComponent(next), { waitUntil: 'load' });
-  await page.fill('#name', name);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForURL('**' + next), page.click('form[action="/login"] button[type=submit]')]);
-}
-
-// Reloads `url` until `ok(status, page)` holds.
-async function until(page, url, ok, seconds, what) {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    const r = await page.goto(url, { waitUntil: 'load' });
-    if (await ok(r.status(), page)) return;
-    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what + ' at ' + url);
-    await page.waitForTimeout(500);
-  }
-}
+import { reloadUntil as until, run, signIn } from './browser.mjs';
 
 const order = (page) => page.$$eval('.cards a[href^="/lessons/"], .card a[href^="/lessons/"]', (as) => as.map((a) => a.getAttribute('href').split('/').pop()))
   .then((ids) => ids.filter((id, i) => ids.indexOf(id) === i));

@@ -6,25 +6,7 @@
 // Usage: node competition.mjs '{"province": "http://127.0.0.1:P", "school": "http://127.0.0.1:S",
 //   "admin": [name, password], "experts": [[name, password], [name, password]], "teacher": [name, password],
 //   "good": "<lesson id>", "bad": "<lesson id>", "screenshot": "x.png"}'
-import { run } from './browser.mjs';
-
-async function signIn(page, base, next, [name, password]) {
-  await page.goto(base + '/login?next=' + encodeURIComponent(next), { waitUntil: 'load' });
-  await page.fill('#name', name);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForURL('**' + next), page.click('form[action="/login"] button[type=submit]')]);
-}
-
-// Reloads `url` until `selector` is on the page (sync between nodes takes a moment).
-async function until(page, url, selector, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    await page.goto(url, { waitUntil: 'load' });
-    if (await page.$(selector)) return;
-    if (Date.now() > deadline) throw new Error('timed out waiting for ' + selector + ' at ' + url);
-    await page.waitForTimeout(500);
-  }
-}
+import { run, signIn, until } from './browser.mjs';
 
 await run(async (admin, args, { newPage }) => {
   const seen = {};

@@ -5,25 +5,7 @@
 // the province's admin takes it down (下架) and B's page for it is gone.
 // Usage: node sharing.mjs '{"province": URL, "a": URL, "b": URL, "lesson": "<id>",
 //   "expert": [name, password], "admin": [name, password], "teacher": [name, password], "screenshot": "x.png"}'
-import { run } from './browser.mjs';
-
-async function signIn(page, base, next, [name, password]) {
-  await page.goto(base + '/login?next=' + encodeURIComponent(next), { waitUntil: 'load' });
-  await page.fill('#name', name);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForURL('**' + next), page.click('form[action="/login"] button[type=submit]')]);
-}
-
-// Reloads `url` until `selector` is on the page (sync between nodes takes a moment).
-async function until(page, url, selector, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    await page.goto(url, { waitUntil: 'load' });
-    if (await page.$(selector)) return;
-    if (Date.now() > deadline) throw new Error('timed out waiting for ' + selector + ' at ' + url);
-    await page.waitForTimeout(500);
-  }
-}
+import { run, signIn, until } from './browser.mjs';
 
 // Waits until the text of `selector` contains `part` (the page refreshes it by itself).
 async function textUntil(page, selector, part, seconds) {

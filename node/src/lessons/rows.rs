@@ -231,9 +231,24 @@ pub fn recording_stats(conn: &Connection) -> Result<(u64, u64, Option<f64>, Opti
     Ok((n.max(0) as u64, days.max(0) as u64, kbit, secs))
 }
 
-/// The recordings (hash, size) of the given lessons, each once.
-pub fn media_of(conn: &Connection, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT media_hash, media_size FROM lessons WHERE id = ?1 AND media_hash IS NOT NULL")?;
+/// Which file of a lesson: its recording, or what plays (its ladder's pack where it has one,
+/// else its recording).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaFile {
+    Recording,
+    Playable,
+}
+
+/// The files (hash, size) of the given lessons, each once.
+pub fn media_of(conn: &Connection, ids: &[String], which: MediaFile) -> Result<Vec<(String, u64)>, StoreError> {
+    let sql = match which {
+        MediaFile::Recording => "SELECT media_hash, media_size FROM lessons WHERE id = ?1 AND media_hash IS NOT NULL",
+        MediaFile::Playable => {
+            "SELECT COALESCE(ladder_hash, media_hash), COALESCE(json_extract(ladder, '$.size'), media_size) FROM lessons
+             WHERE id = ?1 AND media_hash IS NOT NULL"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut out: Vec<(String, u64)> = Vec::new();
     for id in ids {
         if let Some((h, size)) = stmt.query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))).optional()?
@@ -263,25 +278,6 @@ pub fn count(conn: &Connection) -> Result<u64, StoreError> {
     Ok(n.max(0) as u64)
 }
 
-/// A lesson whose recording is the blob `hash` (hex), if any.
-/// What plays of the given lessons: each one's ladder pack (hash, size) where it has one, else
-/// its recording; each once.
-pub fn playable_of(conn: &Connection, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT COALESCE(ladder_hash, media_hash), COALESCE(json_extract(ladder, '$.size'), media_size) FROM lessons
-         WHERE id = ?1 AND media_hash IS NOT NULL",
-    )?;
-    let mut out: Vec<(String, u64)> = Vec::new();
-    for id in ids {
-        if let Some((h, size)) = stmt.query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))).optional()?
-            && !out.iter().any(|(x, _)| *x == h)
-        {
-            out.push((h, size));
-        }
-    }
-    Ok(out)
-}
-
 /// The most viewed listed lessons not taken down (for prefetching), most viewed first.
 pub fn most_viewed(conn: &Connection, limit: usize) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE listed = 1 AND views > 0 AND media_hash IS NOT NULL ORDER BY views DESC, id LIMIT ?1")?;
@@ -289,12 +285,7 @@ pub fn most_viewed(conn: &Connection, limit: usize) -> Result<Vec<String>, Store
     Ok(rows.collect::<Result<Vec<String>, _>>()?)
 }
 
-/// A lesson whose ladder is in the pack with this hash.
-pub fn id_with_ladder(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE ladder_hash = ?1 LIMIT 1")?;
-    Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)
-}
-
+/// A lesson whose recording is the blob `hash` (hex), if any.
 pub fn id_with_media(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE media_hash = ?1 LIMIT 1")?;
     Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)

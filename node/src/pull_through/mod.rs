@@ -391,8 +391,8 @@ pub async fn prefetch(ctx: Arc<NodeCtx>, cancel: CancellationToken) {
 /// (what is downloaded), (hash, size); never evicted.
 fn pinned_media(conn: &rusqlite::Connection) -> Result<Vec<(String, u64)>, StoreError> {
     let ids = crate::catalog::pinned_lessons(conn)?;
-    let mut media = crate::lessons::playable_of(conn, &ids)?;
-    for m in crate::lessons::media_of(conn, &ids)? {
+    let mut media = crate::lessons::media_of(conn, &ids, crate::lessons::MediaFile::Playable)?;
+    for m in crate::lessons::media_of(conn, &ids, crate::lessons::MediaFile::Recording)? {
         if !media.contains(&m) {
             media.push(m);
         }
@@ -413,7 +413,7 @@ fn prefetch_list(ctx: &NodeCtx) -> Result<Vec<(String, u64)>, StoreError> {
         let mut wanted = pinned_media(c)?;
         let mut room = ((ctx.config.limits.cache_bytes as f64 * PREFETCH_SHARE) as u64).saturating_sub(cache_total(c)?);
         let popular = crate::lessons::most_viewed(c, PREFETCH_MOST_VIEWED)?;
-        for (hash, size) in crate::lessons::playable_of(c, &popular)? {
+        for (hash, size) in crate::lessons::media_of(c, &popular, crate::lessons::MediaFile::Playable)? {
             let have = crate::blob_index::holds(c, &hash)? || is_cached(c, &hash)?;
             if !have && size <= room && !wanted.iter().any(|(h, _)| *h == hash) {
                 room -= size;
