@@ -73,6 +73,37 @@ impl Report {
         self.rules.iter().find(|r| r.id == id)
     }
 
+    /// The report in a line per rule, `id verdict measured`, without the rules' wording (it is
+    /// in [`RULES`]): what a lesson's document carries to every node, a fifth of the JSON.
+    pub fn to_compact(&self) -> String {
+        let mut out = String::with_capacity(self.rules.len() * 24);
+        for r in &self.rules {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&r.id);
+            out.push(' ');
+            out.push_str(r.verdict.as_str());
+            out.push(' ');
+            out.extend(r.measured.chars().map(|c| if c == '\n' { ' ' } else { c }));
+        }
+        out
+    }
+
+    /// Reads [`Report::to_compact`]'s form; `None` if it is not that. A rule id this version
+    /// does not know (from a newer standard) keeps its id as its item.
+    pub fn from_compact(text: &str) -> Option<Report> {
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ' ');
+            let (id, verdict, measured) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
+            let verdict = [Verdict::Pass, Verdict::Fail, Verdict::Warn, Verdict::NotCheckable].into_iter().find(|v| v.as_str() == verdict)?;
+            let (item, rule) = RULES.iter().find(|r| r.0 == id).map_or((id, ""), |r| (r.1, r.2));
+            rules.push(RuleResult { id: id.into(), item: item.into(), rule: rule.into(), verdict, measured: measured.into() });
+        }
+        (!rules.is_empty()).then_some(Report { rules })
+    }
+
     pub fn count(&self, v: Verdict) -> usize {
         self.rules.iter().filter(|r| r.verdict == v).count()
     }
@@ -144,6 +175,45 @@ fn size_text(bytes: u64) -> String {
     if bytes >= GB { format!("{:.2} GB", bytes as f64 / GB as f64) } else { format!("{:.1} MB", bytes as f64 / (1 << 20) as f64) }
 }
 
+/// Every rule of the standard, in its order: (id, item, what it asks). The one place their
+/// wording lives: reports name rules by id and [`Report::from_compact`] fills in the rest.
+pub const RULES: [(&str, &str, &str); 19] = [
+    ("V1", "video codec", "H.264"),
+    ("V2", "resolution", "at least 1920x1080"),
+    ("V3", "frame rate", "25 or 29.97 fps, progressive"),
+    ("V4", "video bit rate", "at least 8 Mbit/s"),
+    ("V5", "file size", "at most 1 GB, or an SD version of at least 1280x720"),
+    ("A1", "audio codec", "AAC"),
+    ("A2", "audio sample rate", "at least 48 kHz"),
+    ("A3", "audio bit rate", "at least 128 kbit/s"),
+    ("A4", "audio channels", "two (stereo)"),
+    ("A5", "audio SNR", "above 50 dB (advisory)"),
+    ("D1", "duration", "at most 20 minutes"),
+    ("D2", "intro", "at most 20 s (advisory)"),
+    ("D3", "outro", "at most 10 s (advisory)"),
+    ("S1", "subtitles", "in the lecture's language"),
+    ("S2", "subtitle file", "a separate SRT file"),
+    ("S3", "subtitle encoding", "UTF-8"),
+    ("S4", "subtitle timing", "cues in order, inside the video"),
+    ("S5", "subtitle text", "at most 1% wrong characters (advisory)"),
+    ("P1", "documents", "slides and documents as PDF"),
+];
+const V1: (&str, &str, &str) = RULES[0];
+const V2: (&str, &str, &str) = RULES[1];
+const V3: (&str, &str, &str) = RULES[2];
+const V4: (&str, &str, &str) = RULES[3];
+const V5: (&str, &str, &str) = RULES[4];
+const A5: (&str, &str, &str) = RULES[9];
+const D1: (&str, &str, &str) = RULES[10];
+const D2: (&str, &str, &str) = RULES[11];
+const D3: (&str, &str, &str) = RULES[12];
+const S1: (&str, &str, &str) = RULES[13];
+const S2: (&str, &str, &str) = RULES[14];
+const S3: (&str, &str, &str) = RULES[15];
+const S4: (&str, &str, &str) = RULES[16];
+const S5: (&str, &str, &str) = RULES[17];
+const P1: (&str, &str, &str) = RULES[18];
+
 /// Judges the facts against every rule of the standard.
 pub fn check(f: &Facts<'_>) -> Report {
     let mut rules = Vec::with_capacity(20);
@@ -166,7 +236,6 @@ fn video_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
     let video = f.probe.and_then(|p| p.video.as_ref());
     let audio = f.probe.and_then(|p| p.audio.as_ref());
     // V1 codec
-    const V1: (&str, &str, &str) = ("V1", "video codec", "H.264");
     rules.push(match video {
         Some(v) => {
             let ok = v.codec == "h264";
@@ -176,13 +245,11 @@ fn video_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
         None => unknown(V1.0, V1.1, V1.2, "no video stream"),
     });
     // V2 resolution
-    const V2: (&str, &str, &str) = ("V2", "resolution", "at least 1920x1080");
     rules.push(match video {
         Some(v) => r(V2.0, V2.1, V2.2, if v.width >= 1920 && v.height >= 1080 { Pass } else { Fail }, format!("{}x{}", v.width, v.height)),
         None => unknown(V2.0, V2.1, V2.2, "no video stream"),
     });
     // V3 frame rate and scan
-    const V3: (&str, &str, &str) = ("V3", "frame rate", "25 or 29.97 fps, progressive");
     rules.push(match video {
         Some(v) => {
             let rate_ok = (v.frame_rate - 25.0).abs() < 0.01 || (v.frame_rate - 29.97).abs() < 0.01;
@@ -197,7 +264,6 @@ fn video_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
         None => unknown(V3.0, V3.1, V3.2, "no video stream"),
     });
     // V4 video bit rate
-    const V4: (&str, &str, &str) = ("V4", "video bit rate", "at least 8 Mbit/s");
     rules.push(match (video, f.probe) {
         (Some(v), _) if v.bit_rate > 0 => r(V4.0, V4.1, V4.2, if v.bit_rate >= 8_000_000 { Pass } else { Fail }, mbit(v.bit_rate)),
         (Some(_), Some(p)) if p.bit_rate > 0 => {
@@ -208,7 +274,6 @@ fn video_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
         _ => unknown(V4.0, V4.1, V4.2, "the file does not say"),
     });
     // V5 file size
-    const V5: (&str, &str, &str) = ("V5", "file size", "at most 1 GB, or an SD version of at least 1280x720");
     rules.push(match f.probe {
         Some(p) if p.size_bytes <= GB => r(V5.0, V5.1, V5.2, Pass, size_text(p.size_bytes)),
         Some(p) => match f.sd_version {
@@ -225,12 +290,7 @@ fn audio_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
     use Verdict::*;
     let audio = f.probe.and_then(|p| p.audio.as_ref());
     // A1..A4 audio
-    let audio_rules: [(&str, &str, &str); 4] = [
-        ("A1", "audio codec", "AAC"),
-        ("A2", "audio sample rate", "at least 48 kHz"),
-        ("A3", "audio bit rate", "at least 128 kbit/s"),
-        ("A4", "audio channels", "two (stereo)"),
-    ];
+    let audio_rules = [RULES[5], RULES[6], RULES[7], RULES[8]];
     match audio {
         None => {
             for (id, item, rule) in audio_rules {
@@ -251,7 +311,6 @@ fn audio_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
         }
     }
     // A5 SNR (advisory)
-    const A5: (&str, &str, &str) = ("A5", "audio SNR", "above 50 dB (advisory)");
     rules.push(match (audio, f.snr_db) {
         (None, _) => unknown(A5.0, A5.1, A5.2, "no audio stream"),
         (Some(_), None) => unknown(A5.0, A5.1, A5.2, "not measured (or no pauses to hear the noise in)"),
@@ -263,7 +322,6 @@ fn audio_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
 fn duration_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
     use Verdict::*;
     // D1..D3 duration
-    const D1: (&str, &str, &str) = ("D1", "duration", "at most 20 minutes");
     rules.push(match f.probe {
         Some(p) => {
             let secs = p.duration_secs;
@@ -271,19 +329,14 @@ fn duration_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
         }
         None => unknown(D1.0, D1.1, D1.2, "no file"),
     });
-    rules.push(unknown("D2", "intro", "at most 20 s (advisory)", "needs an intro marker"));
-    rules.push(unknown("D3", "outro", "at most 10 s (advisory)", "needs an outro marker"));
+    rules.push(unknown(D2.0, D2.1, D2.2, "needs an intro marker"));
+    rules.push(unknown(D3.0, D3.1, D3.2, "needs an outro marker"));
 }
 
 /// S1..S5: the subtitles.
 fn subtitle_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
     use Verdict::*;
     // S1..S5 subtitles
-    const S1: (&str, &str, &str) = ("S1", "subtitles", "in the lecture's language");
-    const S2: (&str, &str, &str) = ("S2", "subtitle file", "a separate SRT file");
-    const S3: (&str, &str, &str) = ("S3", "subtitle encoding", "UTF-8");
-    const S4: (&str, &str, &str) = ("S4", "subtitle timing", "cues in order, inside the video");
-    const S5: (&str, &str, &str) = ("S5", "subtitle text", "at most 1% wrong characters (advisory)");
     match f.subtitles {
         None => {
             rules.push(r(S1.0, S1.1, S1.2, Fail, "no subtitles"));
@@ -320,7 +373,6 @@ fn subtitle_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
 fn document_rules(f: &Facts<'_>, rules: &mut Vec<RuleResult>) {
     use Verdict::*;
     // P1 documents
-    const P1: (&str, &str, &str) = ("P1", "documents", "slides and documents as PDF");
     rules.push(if f.documents.is_empty() {
         unknown(P1.0, P1.1, P1.2, "no documents attached")
     } else {
@@ -446,5 +498,21 @@ mod tests {
         assert_eq!(rep.rule("A1").unwrap().measured, "no audio stream");
         assert_eq!(rep.rule("V4").unwrap().verdict, Verdict::Pass, "estimated from the overall rate");
         assert!(rep.rule("V4").unwrap().measured.starts_with('≈'));
+    }
+
+    #[test]
+    fn the_compact_form_reads_back_as_the_same_report_at_a_fifth_of_the_json() {
+        let p = probe(1280, 720, 25.0, 2_000_000, 3 * GB);
+        let rep = check(&Facts { probe: Some(&p), sd_version: Some((1280, 720)), documents: &["教案.docx".to_string()], ..Facts::default() });
+        assert_eq!(rep.rules.len(), RULES.len());
+        let compact = rep.to_compact();
+        assert_eq!(Report::from_compact(&compact), Some(rep.clone()));
+        let json = serde_json::to_string(&rep).unwrap();
+        assert!(compact.len() * 4 < json.len(), "{} against {}", compact.len(), json.len());
+        // A rule of a newer standard keeps its id; anything else is not this form.
+        let newer = Report::from_compact("X9 warn something new").unwrap();
+        assert_eq!((newer.rules[0].item.as_str(), newer.rules[0].verdict), ("X9", Verdict::Warn));
+        assert_eq!(Report::from_compact("{\"rules\":[]}"), None);
+        assert_eq!(Report::from_compact(""), None);
     }
 }

@@ -22,17 +22,21 @@ pub struct SynthSpec {
     pub tone_hz: f32,
     /// Shifts the colour bars, to make distinct lessons.
     pub variant: u32,
+    /// Sensor noise on the picture, as a classroom camera has: the encoder then spends its
+    /// whole bit rate (clean bars compress to a tenth of it), so segments have a real
+    /// recording's size. For benchmarks that move media.
+    pub grain: bool,
 }
 
 impl SynthSpec {
     /// A small, fast clip (640x360, 25 fps, 4 s).
     pub fn small() -> Self {
-        SynthSpec { width: 640, height: 360, fps: 25, seconds: 4.0, video_bit_rate: 800_000, tone_hz: 440.0, variant: 0 }
+        SynthSpec { width: 640, height: 360, fps: 25, seconds: 4.0, video_bit_rate: 800_000, tone_hz: 440.0, variant: 0, grain: false }
     }
 
     /// A clip in the shape of the course video standard (1920x1080, 25 fps, 8 Mbit/s).
     pub fn hd() -> Self {
-        SynthSpec { width: 1920, height: 1080, fps: 25, seconds: 10.0, video_bit_rate: 8_000_000, tone_hz: 440.0, variant: 0 }
+        SynthSpec { width: 1920, height: 1080, fps: 25, seconds: 10.0, video_bit_rate: 8_000_000, tone_hz: 440.0, variant: 0, grain: false }
     }
 }
 
@@ -192,6 +196,16 @@ fn draw_frame(f: &mut frame::Video, spec: &SynthSpec, i: i64) {
                 let (a, b) = (sx / scale, (sx + side) / scale);
                 if let Some(seg) = line.get_mut(a..b.min(pw)) {
                     seg.fill(square);
+                }
+            }
+            if spec.grain && plane == 0 {
+                // xorshift per line, seeded by frame and line: new noise every frame.
+                let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (y as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9) | 1;
+                for p in line.iter_mut() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *p = p.saturating_add((x & 15) as u8).saturating_sub(8).clamp(16, 235);
                 }
             }
         }

@@ -470,7 +470,7 @@ mod tests {
 
     fn lesson(t: &Tree, compliance: Option<&str>) -> String {
         let id = uuid::Uuid::new_v4().to_string();
-        let new = lessons::NewLesson { title: "勾股定理".into(), teacher: "王芳".into(), compliance_json: compliance.unwrap_or("").into(), ..Default::default() };
+        let new = lessons::NewLesson { title: "勾股定理".into(), teacher: "王芳".into(), compliance: compliance.unwrap_or("").into(), ..Default::default() };
         t.school.write(|tx| lessons::save(tx, &t.ws, &mut lessons::new_document(&t.ws, &id, &new)?)).expect("lesson");
         id
     }

@@ -25,7 +25,6 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
     // The course video standard, judged on the probe at once; the SNR estimate and subtitles
     // come later and replace the report.
     let report = youke_media::standard::check(&youke_media::standard::Facts { probe: Some(&probe), ..Default::default() });
-    let compliance_json = serde_json::to_string(&report).map_err(|e| NodeError::Invalid(e.to_string()))?;
     let clean = |s: &Option<String>| s.as_deref().map(str::trim).unwrap_or_default().to_string();
     let new = NewLesson {
         title: meta.title.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).unwrap_or(stem),
@@ -36,7 +35,7 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
         original_name,
         media: Some(MediaRef { hash: hash.to_hex(), size, mime: probe.mime().to_string() }),
         probe_json,
-        compliance_json,
+        compliance: report.to_compact(),
         // A school that transcodes makes the ladder; the tiers above wait for it.
         ladder_expected: ctx.config.media.transcode,
         ..NewLesson::default()
@@ -45,8 +44,15 @@ pub fn import_file(ctx: &NodeCtx, path: &Path, meta: &ImportMeta, mut progress: 
     let lesson = ctx.store.write(|tx| -> Result<Lesson, NodeError> {
         crate::blob_index::add(tx, &hash, size)?;
         let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
-        let lesson = lessons::save(tx, &ctx.writer, &mut doc)?;
+        let mut lesson = lessons::save(tx, &ctx.writer, &mut doc)?;
         crate::media_jobs::enqueue(tx, &hash.to_hex(), Some(&id))?;
+        // The same recording imported before (as another lesson) and transcoded: its ladder.
+        for other in lessons::ids_with_media(tx, &hash.to_hex())?.into_iter().filter(|other| *other != id) {
+            if let Some(ladder) = lessons::get(tx, &other)?.and_then(|l| l.ladder) {
+                lesson = lessons::set_ladder(tx, &ctx.writer, &id, &ladder)?.unwrap_or(lesson);
+                break;
+            }
+        }
         Ok(lesson)
     })?;
     ctx.changed();

@@ -80,7 +80,9 @@ pub struct JobInfo {
 /// the lesson's document: the ladder travels with the lesson, so no tier transcodes it again.
 /// The pack is written beside the ladder, stored (hashed, fsynced, renamed) and then recorded,
 /// so a crash leaves at most a temporary file, removed at the next pack.
-fn pack_ladder(ctx: &NodeCtx, lesson: &str, source_hash: &str, hls: &HlsOutput) -> Result<(), NodeError> {
+/// Every lesson of that recording without a ladder gets this one (a recording imported twice is
+/// transcoded and packed once).
+fn pack_ladder(ctx: &NodeCtx, source_hash: &str, hls: &HlsOutput) -> Result<(), NodeError> {
     let dir = hls_dir(&ctx.data_dir, source_hash);
     let tmp = dir.with_extension("pack.tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -89,12 +91,18 @@ fn pack_ladder(ctx: &NodeCtx, lesson: &str, source_hash: &str, hls: &HlsOutput) 
     let _ = std::fs::remove_file(&tmp);
     let (hash, size) = stored?;
     let ladder = lessons::Ladder { hash: hash.to_hex(), size, hls: hls.clone() };
-    ctx.store.write(|tx| -> Result<(), NodeError> {
+    let ids = ctx.store.write(|tx| -> Result<Vec<String>, NodeError> {
         crate::blob_index::add(tx, &hash, size)?;
-        lessons::set_ladder(tx, &ctx.writer, lesson, &ladder)?;
-        Ok(())
+        let mut ids = Vec::new();
+        for id in lessons::ids_with_media(tx, source_hash)? {
+            if lessons::get(tx, &id)?.is_some_and(|l| l.ladder.is_none()) {
+                lessons::set_ladder(tx, &ctx.writer, &id, &ladder)?;
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     })?;
-    tracing::info!(lesson, pack = %hash, size, "ladder packed to travel with the lesson");
+    tracing::info!(lessons = ?ids, pack = %hash, size, "ladder packed to travel with the lesson");
     Ok(())
 }
 
@@ -409,15 +417,16 @@ fn finish(ctx: &NodeCtx, job: &JobInfo, outcome: Outcome) -> Result<(), NodeErro
                     "UPDATE media_jobs SET state = 'done', progress = 1, output = ?1, error = NULL, updated_at = ?2 WHERE id = ?3",
                     params![json, now, job.id],
                 )?;
-                // Lessons made here get their compliance report completed (SNR, SD version).
-                if let Some(id) = &job.lesson_id {
-                    lessons::record_analysis(tx, &ctx.writer, id, result.snr_db, result.hls.sd_mp4.as_ref().map(|r| (r.width, r.height)))?;
+                // The lessons of this recording get their compliance report completed (SNR, SD
+                // version).
+                for id in lessons::ids_with_media(tx, &job.hash)? {
+                    lessons::record_analysis(tx, &ctx.writer, &id, result.snr_db, result.hls.sd_mp4.as_ref().map(|r| (r.width, r.height)))?;
                 }
                 Ok(())
             })?;
             tracing::info!(job = job.id, hash = %job.hash, rungs = result.hls.renditions.len(), "media job done");
-            if let Some(id) = &job.lesson_id {
-                pack_ladder(ctx, id, &job.hash, &result.hls)?;
+            if job.lesson_id.is_some() {
+                pack_ladder(ctx, &job.hash, &result.hls)?;
             }
             ctx.changed();
             Ok(())

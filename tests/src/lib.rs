@@ -1,11 +1,7 @@
-//! Test support shared by the integration tests: a fault-injecting UDP link proxy.
+//! Test support shared by the integration tests.
 //!
-//! [`FaultProxy`] sits between a QUIC child and its parent on loopback and, per packet and from a
-//! seed, drops, delays, reorders (by jitter) and rate-limits traffic, and can black-hole the link
-//! for a while. Everything it does is decided by a seeded generator, so a failing seed replays
-//! the same fault pattern. It only ever sends to the upstream address it was given and to the
-//! clients that sent to it, both on 127.0.0.1.
+//! The fault-injecting UDP link proxy lives with the benchmarks that also use it
+//! (`youke_node::harness::faultproxy`); it is re-exported here under its old path.
 
-pub mod faultproxy;
-
-pub use faultproxy::{FaultConfig, FaultProxy};
+pub use youke_node::harness::faultproxy;
+pub use youke_node::harness::faultproxy::{FaultConfig, FaultProxy};

@@ -119,11 +119,17 @@ fn a_teacher_signs_in_uploads_a_recording_and_finds_it_under_my_lessons() {
     make_recording(&rec, 10, 19_000);
     let size = std::fs::metadata(&rec).unwrap().len();
     assert!(size > 16 << 20, "{size}");
+    let bad = dir.path().join("期末复习 录像.mp4");
+    std::fs::write(&bad, "这不是视频文件。".repeat(4000)).unwrap();
     let shot = artifacts().join("teacher-uploads.png");
     let seen = scenario(
         "upload.mjs",
-        serde_json::json!({ "base": server.url(""), "name": "wangfang", "password": "teacher password", "file": rec, "title": "阿基米德原理 实验课", "screenshot": shot, "drop_piece": 2 }),
+        serde_json::json!({ "base": server.url(""), "name": "wangfang", "password": "teacher password", "file": rec, "bad_file": bad, "title": "阿基米德原理 实验课", "screenshot": shot, "drop_piece": 2 }),
     );
+    // The refusal names the file as the teacher chose it, in Chinese, with no English or path.
+    let refused = seen["bad_message"].as_str().unwrap();
+    assert!(refused.starts_with("未能导入：“期末复习 录像.mp4”不是可以播放的录像"), "{seen:#}");
+    assert!(!refused.replace("期末复习 录像.mp4", "").chars().any(|c| c == '/' || c.is_ascii_alphabetic()), "{refused}");
     assert_eq!(seen["dropped"], 1, "{seen:#}");
     assert_eq!(seen["upload"]["retries"], 1, "one retry after the cut: {seen:#}");
     assert_eq!(seen["upload"]["pieces"], size.div_ceil(8 << 20), "every piece acknowledged once: {seen:#}");

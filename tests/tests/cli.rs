@@ -66,10 +66,22 @@ fn the_sync_benchmark_runs_at_small_scale_and_reports_every_measure() {
 fn the_sharing_benchmark_runs_at_small_scale_and_fetches_one_copy_per_tier() {
     let data = tempfile::tempdir().expect("tempdir");
     let dir = data.path().join("bench");
-    let out = youke_ok(data.path(), &["bench", "sharing", "--dir", dir.to_str().unwrap(), "--seconds", "4", "--rounds", "1", "--viewers", "8"]);
-    for row in ["time to first frame at the school", "| 1 viewer(s) at the school", "| 8 viewer(s) at the school"] {
+    let out = youke_ok(data.path(), &["bench", "sharing", "--dir", dir.to_str().unwrap(), "--seconds", "4", "--rounds", "1", "--viewers", "8", "--catalog", "300", "--changes", "20"]);
+    for row in [
+        "time to first frame at a school on loopback",
+        "time to first frame at a school on a 20 Mbit/s link with 50 ms round trip",
+        "| 1 viewer(s) at the school",
+        "| 8 viewer(s) at the school",
+        "| shared catalog of 300 lessons",
+        "| a new school: holding every lesson / searching them all",
+    ] {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
+    // A downward catch-up sends the changes, not the documents.
+    let line = out.lines().find(|l| l.contains("downward catch-up of 20 changes")).expect("the catch-up row");
+    let figures: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|t| t.parse().ok()).collect();
+    let (sent, raw) = (figures[figures.len() - 2], figures[figures.len() - 1]);
+    assert!(raw > 0.0 && sent <= 4.0 * raw + 4096.0, "the catch-up costs what changed: {line}");
     // However many watch, each tier fetched the rung about once (chunks of 1 MiB round it up).
     let line = out.lines().find(|l| l.starts_with("| 8 viewer(s)")).unwrap();
     let figures: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|t| t.parse().ok()).collect();

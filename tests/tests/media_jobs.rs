@@ -36,6 +36,8 @@ fn recordings_become_hls_ladders_that_play_and_jobs_survive_a_killed_node() {
     // Imported while the node is down: the jobs wait in the queue, one runs at a time.
     let long_id = youke_ok(&data, &["import", long.to_str().unwrap(), "--title", "长课"]).trim().to_string();
     let short_id = youke_ok(&data, &["import", short.to_str().unwrap(), "--title", "短课"]).trim().to_string();
+    // The same recording imported again as another lesson: one file, one job, one ladder for both.
+    let again_id = youke_ok(&data, &["import", short.to_str().unwrap(), "--title", "短课（重传）"]).trim().to_string();
     let mut server = Server::start(&data, http);
     wait_for("the long job to run", Duration::from_secs(30), || {
         let j = jobs(&server);
@@ -104,4 +106,15 @@ fn recordings_become_hls_ladders_that_play_and_jobs_survive_a_killed_node() {
     assert!(listed.lines().filter(|l| l.contains("done")).count() >= 2, "{listed}");
     let status = youke_ok(&data, &["status"]);
     assert!(status.contains("transcode") && status.contains("2 done"), "{status}");
+    let ladder = |id: &str| wait_for("the ladder recorded", Duration::from_secs(20), || server.get_json(&format!("/api/v1/lessons/{id}")).filter(|l| !l["ladder"].is_null()).map(|l| l["ladder"].clone()));
+    let first = ladder(&short_id);
+    assert_eq!(ladder(&again_id), first, "both lessons of one recording travel with its one pack");
+
+    // Imported a third time, once transcoded: the ladder at once, no job.
+    drop(server);
+    let third_id = youke_ok(&data, &["import", short.to_str().unwrap(), "--title", "短课（第三次）"]).trim().to_string();
+    let server = Server::start(&data, http);
+    let third = server.get_json(&format!("/api/v1/lessons/{third_id}")).unwrap();
+    assert_eq!(third["ladder"], first, "{third}");
+    assert_eq!(jobs(&server).len(), 2, "no job for a recording transcoded already");
 }

@@ -182,3 +182,20 @@ async fn the_cache_keeps_its_quota_evicts_the_least_recent_and_never_pinned_or_o
     assert!(!school.ctx.blobs.contains(&lessons[2].1) && school.ctx.blobs.contains(&lessons[0].1));
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pinned_file_missing_above_does_not_stop_the_others_being_prefetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = ["缺失", "在库"].iter().map(|n| recording(dir.path(), &format!("{n}.mp4"), 2, 2_000)).collect();
+    let cancel = CancellationToken::new();
+    let city = start(dir.path(), Tier::City, None, 1 << 30, &cancel).await;
+    let missing = import(&city, files[0].clone(), "缺失的课").await;
+    let present = import(&city, files[1].clone(), "在库的课").await;
+    // The city lost the first file (a disk replaced, say): it answers "not held" for it.
+    std::fs::remove_file(city.ctx.blobs.path_of(&missing.1)).unwrap();
+    collection(&city, "置顶", vec![missing.0.clone(), present.0.clone()], true).await;
+    let school = start(dir.path(), Tier::School, Some(city.quic_addr), 1 << 30, &cancel).await;
+    wait("the lesson held above prefetched", Duration::from_secs(30), || school.ctx.blobs.contains(&present.1)).await;
+    assert!(!school.ctx.blobs.contains(&missing.1));
+    cancel.cancel();
+}

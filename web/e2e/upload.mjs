@@ -1,5 +1,6 @@
 // A teacher signs in through the login page (sent there by the upload page), uploads a
-// recording with the progress bar and finds it under "my lessons".
+// recording with the progress bar and finds it under "my lessons"; a file that is no recording
+// is refused with the reason in Chinese.
 // Usage: node upload.mjs '{"base": "http://127.0.0.1:PORT", "name": "…", "password": "…", "file": "/path.mp4", "title": "…", "screenshot": "x.png"}'
 import { run } from './browser.mjs';
 
@@ -28,6 +29,15 @@ await run(async (page, args) => {
   seen.message = await page.textContent('#msg');
   seen.progress = await page.evaluate(() => document.getElementById('bar').value);
   seen.upload = await page.evaluate(() => window.youkeUpload);
+  if (args.bad_file) {
+    // A file that is no recording: refused with the reason, in Chinese.
+    await page.goto(args.base + '/upload', { waitUntil: 'load' });
+    await page.setInputFiles('#file', args.bad_file);
+    await page.fill('#title', '坏文件');
+    await page.click('#up button[type=submit]');
+    await page.waitForFunction(() => /未能导入/.test(document.getElementById('msg').textContent), null, { timeout: 60000 });
+    seen.bad_message = await page.textContent('#msg');
+  }
   await page.goto(args.base + '/my', { waitUntil: 'load' });
   seen.listed = await page.$$eval('#mine td:first-child a', (as) => as.map((a) => a.textContent));
   seen.state = await page.getAttribute('#mine td.replication', 'data-state');

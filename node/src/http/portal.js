@@ -52,7 +52,14 @@
     [/^the deadline for entries was (.*) \(China time\)/, function (m) { return '报送已于 ' + m[1] + ' 截止'; }],
     [/^this competition opens for entries on (.*) \(China time\)/, function (m) { return '报送将于 ' + m[1] + ' 开始'; }],
     [/^the results of this competition are published/, function () { return '本评选结果已公布，不再接受报送和评分'; }],
-    [/^too many views from this address/, function () { return '操作太频繁，请稍后再试'; }]
+    [/^too many views from this address/, function () { return '操作太频繁，请稍后再试'; }],
+    [/^(.+) is not a playable recording/, function (m) { return '“' + m[1] + '”不是可以播放的录像（文件不完整或格式无法识别），请检查文件后重新上传'; }],
+    [/^(.+) is \d+ bytes, more than the limit of (\d+) bytes/, function (m) { return '“' + m[1] + '”超过本节点允许的大小（' + Math.round(Number(m[2]) / 1048576) + ' MiB），请压缩后再上传或联系管理员'; }],
+    [/^cannot read (.+?): /, function (m) { return '无法读取“' + m[1] + '”，请重新上传'; }],
+    [/^FFmpeg failed while/, function () { return '视频处理失败，请联系管理员查看日志'; }],
+    [/^the file is empty/, function () { return '文件是空的，请重新选择'; }],
+    [/^no upload \S+ of yours here/, function () { return '这次上传已不在节点上（未完成的上传保留一周），请重新上传'; }],
+    [/^this upload's data is no longer on the node/, function () { return '这次上传的数据已不在节点上，请重新上传'; }]
   ];
   var kinds = {
     bad_request: '提交的内容有误', unauthorized: '请先登录', forbidden: '没有权限', not_found: '未找到',
@@ -69,6 +76,8 @@
     }
     return kinds[v && v.code] || ('操作未能完成（' + status + '）');
   }
+  // The upload page's script explains refusals the same way.
+  window.youkeExplain = explain;
   function failure(v, status) { return t('未能保存：', 'Not saved: ') + explain(v, status); }
 
   var logout = document.getElementById('logout');

@@ -37,7 +37,11 @@
     }
     if (status === 413) return t('文件超过节点允许的大小', 'The file is larger than the node accepts') + (v.detail ? '（' + v.detail + '）' : '');
     if (status === 503) return t('节点正忙，请稍后再试', 'The node is busy; try again shortly');
-    return v.detail || ('HTTP ' + status);
+    return explain(v, status);
+  }
+  // portal.js (on every page) puts the API's English reasons in Chinese.
+  function explain(v, status) {
+    return window.youkeExplain ? window.youkeExplain(v, status) : (v.detail || ('HTTP ' + status));
   }
 
   function create(f, fields) {
@@ -52,7 +56,7 @@
     });
   }
 
-  // Sends one piece; resolves to {status, offset, lesson, detail}; a network failure is status 0.
+  // Sends one piece; resolves to {status, offset, lesson, refusal}; a network failure is status 0.
   function piece(url, f, offset) {
     return new Promise(function (resolve) {
       var x = new XMLHttpRequest();
@@ -64,7 +68,7 @@
       x.upload.onprogress = function (ev) { bar.value = (offset + ev.loaded) / f.size; };
       x.onload = function () {
         var v = {}; try { v = JSON.parse(x.responseText); } catch (_) {}
-        resolve({ status: x.status, offset: Number(x.getResponseHeader('Upload-Offset')), lesson: x.getResponseHeader('Youke-Lesson'), detail: v.detail });
+        resolve({ status: x.status, offset: Number(x.getResponseHeader('Upload-Offset')), lesson: x.getResponseHeader('Youke-Lesson'), refusal: v });
       };
       x.onerror = x.ontimeout = function () { resolve({ status: 0 }); };
       x.send(f.slice(offset, Math.min(f.size, offset + PIECE)));
@@ -118,7 +122,7 @@
               });
             }
             localStorage.removeItem(key);
-            throw new Error(r.detail || ('HTTP ' + r.status));
+            throw new Error(explain(r.refusal || {}, r.status));
           });
         }
         return next(offset);

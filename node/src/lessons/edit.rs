@@ -97,9 +97,13 @@ fn recheck(doc: &mut AutoCommit) -> Result<(), DocError> {
         language: Some(language),
         documents: &[],
     });
-    let json = serde_json::to_string(&report).map_err(|e| DocError::Invalid(e.to_string()))?;
-    if text(doc, &ROOT, "compliance_json").as_deref() != Some(json.as_str()) {
-        doc.put(ROOT, "compliance_json", json)?;
+    let compact = report.to_compact();
+    if text(doc, &ROOT, super::COMPLIANCE).as_deref() != Some(compact.as_str()) {
+        doc.put(ROOT, super::COMPLIANCE, compact)?;
+    }
+    // A document from before the compact form: one report, not two.
+    if doc.get(ROOT, "compliance_json")?.is_some() {
+        doc.delete(ROOT, "compliance_json")?;
     }
     Ok(())
 }

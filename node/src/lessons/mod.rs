@@ -7,8 +7,9 @@
 //! `grade`, `subject`, `textbook_chapter`, `description` (text), `knowledge_points` and `tags`
 //! (lists of text), `share_level` (school | city | province), `original_name`, `media` →
 //! `original` → {`hash`, `size`, `mime`}, `probe_json` (the probe as JSON text, written once by
-//! the origin), `compliance_json` (the course-video-standard report as JSON text, empty until
-//! the lesson is checked), `ratings` (map user → score 1..5, so two users rating at once both count),
+//! the origin), `compliance` (the course-video-standard report in its compact form, a line per
+//! rule, `youke_media::standard::Report::to_compact`, empty until the lesson is checked; documents
+//! from before it carry the JSON report in `compliance_json`, still read), `ratings` (map user → score 1..5, so two users rating at once both count),
 //! `comments` (list of {`id`, `author`, `text`, `at`}), `reviews` (map expert → {`score`,
 //! `comment`, `at`}), `views` (an automerge counter, so views counted at every tier add up) and
 //! `competitions` (map competition id → {`at`, `by`}: the competitions its school entered it in;
@@ -185,8 +186,9 @@ pub struct NewLesson {
     pub original_name: String,
     pub media: Option<MediaRef>,
     pub probe_json: String,
-    /// The compliance report as JSON text, or empty.
-    pub compliance_json: String,
+    /// The compliance report in its compact form ([`youke_media::standard::Report::to_compact`]),
+    /// or empty.
+    pub compliance: String,
     /// This node will make the ladder ([`Lesson::ladder_expected`]).
     pub ladder_expected: bool,
 }
@@ -214,12 +216,30 @@ pub fn new_document(w: &Writer, id: &str, l: &NewLesson) -> Result<AutoCommit, D
         doc.put(&media, "ladder_expected", l.ladder_expected)?;
     }
     doc.put(ROOT, "probe_json", l.probe_json.as_str())?;
-    doc.put(ROOT, "compliance_json", l.compliance_json.as_str())?;
+    doc.put(ROOT, COMPLIANCE, l.compliance.as_str())?;
     doc.put_object(ROOT, "ratings", ObjType::Map)?;
     doc.put_object(ROOT, "comments", ObjType::List)?;
     doc.put_object(ROOT, "reviews", ObjType::Map)?;
     doc.put(ROOT, "views", ScalarValue::counter(0))?;
     Ok(doc)
+}
+
+/// The document key of the compliance report (compact form); `compliance_json` before it.
+pub(crate) const COMPLIANCE: &str = "compliance";
+
+/// The compliance report as the document stores it: the compact form, or the JSON of older
+/// documents. `None` if unchecked.
+fn stored_compliance(doc: &AutoCommit) -> Option<String> {
+    text(doc, &ROOT, COMPLIANCE).or_else(|| text(doc, &ROOT, "compliance_json")).filter(|s| !s.is_empty())
+}
+
+/// A stored compliance report (compact, or JSON from before) as the JSON the portal and the
+/// API read.
+fn compliance_of(stored: &str) -> Option<JsonText> {
+    if stored.trim_start().starts_with('{') {
+        return JsonText::new(stored);
+    }
+    youke_media::standard::Report::from_compact(stored).and_then(|r| serde_json::to_string(&r).ok()).map(JsonText::trusted)
 }
 
 /// Reads a lesson document into its materialized form.
@@ -236,7 +256,7 @@ pub fn read_document(doc: &AutoCommit) -> Result<Lesson, DocError> {
     });
     let probe = text(doc, &ROOT, "probe_json").and_then(|s| JsonText::new(&s));
     let duration_secs = probe.as_ref().and_then(JsonText::parse).and_then(|p| p.get("duration_secs").and_then(|d| d.as_f64()));
-    let compliance = text(doc, &ROOT, "compliance_json").and_then(|s| JsonText::new(&s));
+    let compliance = stored_compliance(doc).and_then(|s| compliance_of(&s));
     let scores = |key: &str, inner: Option<&str>| -> Vec<i64> {
         let Some(map) = child(doc, &ROOT, key) else { return Vec::new() };
         doc.keys(&map)
@@ -355,7 +375,8 @@ pub fn materialize(tx: &Transaction<'_>, w: &Writer, doc: &AutoCommit, seq: u64)
     let moderation = serde_json::to_string(&l.moderation).unwrap_or_else(|_| "[]".into());
     let takedown = l.takedown.as_ref().and_then(|t| serde_json::to_string(t).ok());
     let probe = l.probe.as_ref().map(|p| p.as_str().to_string());
-    let compliance = l.compliance.as_ref().map(|c| c.as_str().to_string());
+    // The row keeps the report as the document does (compact): a fifth of the JSON.
+    let compliance = stored_compliance(doc);
     let kp = serde_json::Value::from(l.knowledge_points.clone()).to_string();
     let tags = serde_json::Value::from(l.tags.clone()).to_string();
     let (mh, ms, mm) = match &l.media {
@@ -530,7 +551,7 @@ mod tests {
             original_name: "勾股定理.mp4".into(),
             media: Some(MediaRef { hash: "ab".repeat(32), size: 1234, mime: "video/mp4".into() }),
             probe_json: r#"{"duration_secs": 12.5}"#.into(),
-            compliance_json: r#"{"V1": "pass"}"#.into(),
+            compliance: "V1 pass h264 (High)".into(),
             ..NewLesson::default()
         }
     }
@@ -554,7 +575,8 @@ mod tests {
         assert_eq!(lesson.knowledge_points, vec!["直角三角形", "勾股数"]);
         assert_eq!(lesson.textbook_chapter, "第十七章 勾股定理");
         assert_eq!(lesson.duration_secs, Some(12.5));
-        assert_eq!(lesson.compliance.as_ref().and_then(|c| c.parse()), Some(serde_json::json!({"V1": "pass"})));
+        let rule = serde_json::json!({"id": "V1", "item": "video codec", "rule": "H.264", "verdict": "pass", "measured": "h264 (High)"});
+        assert_eq!(lesson.compliance.as_ref().and_then(|c| c.parse()), Some(serde_json::json!({"rules": [rule]})), "read back whole from the compact form");
         let row = store.read(|c| get(c, &id)).expect("get").expect("row");
         assert_eq!(row, lesson);
         assert_eq!(count(&store, "SELECT COUNT(*) FROM uploads"), 0, "a school-level lesson does not go up");

@@ -53,7 +53,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Lesson, i64)> {
         review_avg: r.get(23)?,
         review_count: r.get::<_, i64>(24)? as u64,
         views: r.get(25)?,
-        compliance: r.get::<_, Option<String>>(26)?.map(JsonText::trusted),
+        compliance: r.get::<_, Option<String>>(26)?.and_then(|s| super::compliance_of(&s)),
         subtitles: match (r.get::<_, Option<String>>(27)?, r.get::<_, Option<i64>>(28)?) {
             (Some(language), Some(cues)) => Some(SubtitleInfo { language, cues: cues as u64 }),
             _ => None,
@@ -286,6 +286,13 @@ pub fn most_viewed(conn: &Connection, limit: usize) -> Result<Vec<String>, Store
 }
 
 /// A lesson whose recording is the blob `hash` (hex), if any.
+/// Lessons whose recording is this blob (a recording imported twice is two lessons, one file).
+pub fn ids_with_media(conn: &Connection, hash: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE media_hash = ?1 ORDER BY created_at, id")?;
+    let ids = stmt.query_map([hash], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
 pub fn id_with_media(conn: &Connection, hash: &str) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM lessons WHERE media_hash = ?1 LIMIT 1")?;
     Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)

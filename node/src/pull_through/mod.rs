@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use youke_federation::blobs::BlobError;
 use youke_federation::transport::LinkError;
 use youke_federation::manifest::{self, CHUNK, Manifest};
-use youke_federation::protocol::MAX_RANGE;
+use youke_federation::protocol::{ErrorCode, MAX_RANGE};
 use youke_federation::pull_through::{Range, RangeSource, chunks_of};
 use youke_federation::transfers::Direction;
 use youke_federation::BlobHash;
@@ -441,8 +441,16 @@ async fn prefetch_pass(ctx: &Arc<NodeCtx>, cancel: &CancellationToken) -> Result
             }
             let len = MAX_RANGE.min(size - offset);
             ctx.limiter.acquire(len).await;
-            read(ctx, hash, offset, len).await?;
-            offset += len;
+            match read(ctx, hash, offset, len).await {
+                Ok(_) => offset += len,
+                // Not held above (not uploaded yet, or taken down): the next pass asks again;
+                // the others are fetched meanwhile.
+                Err(PullError::Link(LinkError::Remote { code: ErrorCode::NotFound, .. })) => {
+                    tracing::debug!(%hash, "a prefetched file is not held above yet");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())

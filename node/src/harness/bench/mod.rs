@@ -9,6 +9,7 @@
 //!     scope). Measured: time until the city holds all of them.
 //! (c) Peak resident memory of the process (province and cities together).
 
+pub mod shared_catalog;
 pub mod media;
 pub mod portal;
 pub mod search;
@@ -71,26 +72,22 @@ pub(crate) fn bar(len: u64, msg: &str) -> ProgressBar {
     b
 }
 
-/// Creates `n` lessons at `ctx`, shared at `share`, in large transactions. Returns their ids.
-pub(crate) fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> Result<Vec<String>, NodeError> {
+/// Commits `n` lesson documents at `ctx` in transactions of 5,000 with a progress bar: `make`
+/// builds lesson `i`'s document. Returns their ids.
+pub(crate) fn write_lessons(
+    ctx: &NodeCtx,
+    n: u64,
+    label: &str,
+    mut make: impl FnMut(u64) -> Result<(String, automerge::AutoCommit), NodeError>,
+) -> Result<Vec<String>, NodeError> {
     let b = bar(n, label);
     let mut ids = Vec::with_capacity(n as usize);
-    let subjects = ["数学", "语文", "英语", "物理", "化学", "生物", "历史", "地理"];
     let mut made = 0u64;
     while made < n {
         let batch = (n - made).min(5000);
         ctx.store.write(|tx| -> Result<(), NodeError> {
             for i in made..made + batch {
-                let id = uuid::Uuid::new_v4().to_string();
-                let new = NewLesson {
-                    title: format!("{}第{}课", subjects[(i % 8) as usize], i),
-                    teacher: format!("教师{}", i % 997),
-                    subject: subjects[(i % 8) as usize].into(),
-                    grade: format!("{}年级", i % 9 + 1),
-                    ..NewLesson::default()
-                };
-                let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
-                doc.put_share(share)?;
+                let (id, mut doc) = make(i)?;
                 documents::commit(tx, &ctx.writer, &lessons::LESSONS, &mut doc)?;
                 ids.push(id);
             }
@@ -101,6 +98,24 @@ pub(crate) fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> R
     }
     b.finish_and_clear();
     Ok(ids)
+}
+
+/// Creates `n` lessons at `ctx`, shared at `share`. Returns their ids.
+pub(crate) fn make_lessons(ctx: &NodeCtx, n: u64, share: Tier, label: &str) -> Result<Vec<String>, NodeError> {
+    let subjects = ["数学", "语文", "英语", "物理", "化学", "生物", "历史", "地理"];
+    write_lessons(ctx, n, label, |i| {
+        let id = uuid::Uuid::new_v4().to_string();
+        let new = NewLesson {
+            title: format!("{}第{}课", subjects[(i % 8) as usize], i),
+            teacher: format!("教师{}", i % 997),
+            subject: subjects[(i % 8) as usize].into(),
+            grade: format!("{}年级", i % 9 + 1),
+            ..NewLesson::default()
+        };
+        let mut doc = lessons::new_document(&ctx.writer, &id, &new)?;
+        doc.put_share(share)?;
+        Ok((id, doc))
+    })
 }
 
 trait PutShare {
@@ -281,7 +296,7 @@ pub async fn sync(opts: SyncBenchOptions, cancel: CancellationToken) -> Result<S
 }
 
 /// Median, minimum and maximum in seconds.
-fn spread(v: &[Duration]) -> (f64, f64, f64) {
+pub(crate) fn spread(v: &[Duration]) -> (f64, f64, f64) {
     let mut s: Vec<f64> = v.iter().map(Duration::as_secs_f64).collect();
     s.sort_by(f64::total_cmp);
     let median = s.get(s.len() / 2).copied().unwrap_or(0.0);

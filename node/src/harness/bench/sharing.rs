@@ -1,17 +1,24 @@
 //! `youke bench sharing`: watching a lesson held only at the province from a school two tiers
-//! below, on loopback, with real nodes in this process (province, city, school) and their
-//! portals. The province transcodes each lesson once; the school never holds it.
+//! below, with real nodes in this process (province, city, two schools) and their portals. The
+//! province transcodes each lesson once; the schools never hold it. One school's link to the
+//! city is loopback, the other's goes through a shaped link (the fault proxy: a rate with a
+//! bottleneck queue of one bandwidth-delay product, and a round-trip delay), as a school's line.
 //!
-//! (a) Time to first frame at the school for a cold lesson: the lesson page's player asks for
+//! (a) Time to first frame at each school for a cold lesson: the lesson page's player asks for
 //!     the master playlist, the 720p playlist and the first 720p segment through the school's
-//!     portal, which fetches them through the city from the province. Timed per lesson.
+//!     portal, which fetches them through the city from the province. Timed per lesson,
+//!     alternating the two schools. The lessons carry sensor noise, so the ladder's segments
+//!     have a real recording's size.
 //! (b) Bytes fetched upstream per tier when 1 viewer, and when `viewers` viewers at once, watch
 //!     a cold lesson's whole 720p rung at the school: what the province sent the city and what
 //!     the city sent the school, against the rung's own size.
+//! (c) A shared catalog ([`super::shared_catalog`]): the disk a new school's copy of it takes, the
+//!     time to receive it, and what a downward catch-up costs.
 
 use crate::config::{Config, MediaConfig};
 use crate::context::{NodeCtx, NodeError};
 use crate::lessons::{Moderation, Moderator};
+use crate::harness::faultproxy::{FaultConfig, FaultProxy};
 use crate::services::RunningNode;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,15 +37,28 @@ pub struct SharingBenchOptions {
     pub rounds: usize,
     /// Viewers at once for (b).
     pub viewers: usize,
+    /// The shaped school link: rate in Mbit/s and round trip in ms.
+    pub link_mbit: u64,
+    pub link_rtt_ms: u64,
+    /// Lessons in the shared catalog of (c); 0 leaves (c) out.
+    pub catalog: u64,
+    /// Lessons changed at the province while the new school is offline, in (c).
+    pub changes: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct SharingBenchReport {
     pub seconds: u32,
-    /// (a), per cold lesson.
+    /// (a), per cold lesson: through loopback, and through the shaped link.
     pub first_frame: Vec<Duration>,
+    pub first_frame_shaped: Vec<Duration>,
+    pub link_mbit: u64,
+    pub link_rtt_ms: u64,
+    /// Size of the first 720p segments timed, smallest and largest.
+    pub first_segment: (u64, u64),
     /// (b): (viewers, bytes of the 720p rung with its playlists, province → city, city → school).
     pub upstream: Vec<(usize, u64, u64, u64)>,
+    pub catalog: Option<super::shared_catalog::CatalogReport>,
 }
 
 fn err(e: impl std::fmt::Display) -> NodeError {
@@ -49,17 +69,39 @@ fn local() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-async fn start(dir: &Path, tier: Tier, name: &str, parent: Option<&RunningNode>, transcode: bool, cancel: &CancellationToken) -> Result<RunningNode, NodeError> {
+/// Starts a node in `dir/<dir_name>`; its parent link goes to `via` if given (a shaped link in
+/// front of the parent), else straight to the parent. Only the province transcodes.
+pub(super) async fn start(
+    dir: &Path,
+    dir_name: &str,
+    tier: Tier,
+    name: &str,
+    parent: Option<&RunningNode>,
+    via: Option<SocketAddr>,
+    cancel: &CancellationToken,
+) -> Result<RunningNode, NodeError> {
     let config = Config {
         role: tier,
         name: name.into(),
         http: local(),
         quic: local(),
-        parent: parent.map(|p| p.quic_addr.to_string()),
-        media: MediaConfig { transcode },
+        parent: via.or(parent.map(|p| p.quic_addr)).map(|a| a.to_string()),
+        media: MediaConfig { transcode: tier == Tier::Province },
         ..Config::default()
     };
-    crate::harness::demo::start(&dir.join(tier.as_str()), config, parent, cancel).await
+    crate::harness::demo::start(&dir.join(dir_name), config, parent, cancel).await
+}
+
+/// Times the player's first requests for a lesson at a school: master playlist, the 720p
+/// playlist, the first 720p segment. Returns the time and the segment's size.
+fn first_frame(base: &str, ladder: &str, playlist: &str) -> Result<(Duration, u64), NodeError> {
+    let t = Instant::now();
+    get(base, &format!("{ladder}/master.m3u8"))?;
+    let list = get(base, &format!("{ladder}/{playlist}"))?;
+    let first = segments(&list).into_iter().next().ok_or_else(|| err("an empty playlist"))?;
+    let dir = playlist.rsplit_once('/').map_or("", |(d, _)| d);
+    let segment = get(base, &format!("{ladder}/{dir}/{first}"))?;
+    Ok((t.elapsed(), segment.len() as u64))
 }
 
 /// A GET through the school's portal: the body, or an error naming the path.
@@ -99,17 +141,29 @@ pub async fn sharing(opts: SharingBenchOptions, cancel: CancellationToken) -> Re
         std::fs::remove_dir_all(&opts.dir).map_err(|source| NodeError::DataDir { path: opts.dir.clone(), source })?;
     }
     std::fs::create_dir_all(&opts.dir).map_err(|source| NodeError::DataDir { path: opts.dir.clone(), source })?;
-    let province = start(&opts.dir, Tier::Province, "基准省", None, true, &cancel).await?;
-    let city = start(&opts.dir, Tier::City, "基准市", Some(&province), false, &cancel).await?;
-    let school = start(&opts.dir, Tier::School, "基准校", Some(&city), false, &cancel).await?;
+    let province = start(&opts.dir, "province", Tier::Province, "基准省", None, None, &cancel).await?;
+    let city = start(&opts.dir, "city", Tier::City, "基准市", Some(&province), None, &cancel).await?;
+    let school = start(&opts.dir, "school", Tier::School, "基准校", Some(&city), None, &cancel).await?;
+    // The shaped school line: the rate each way, half the round trip each way, and a bottleneck
+    // queue of one bandwidth-delay product (tail drop), as a router on the line has.
+    let rate = opts.link_mbit.max(1) * 125_000;
+    let link = FaultConfig {
+        delay: Duration::from_millis(opts.link_rtt_ms / 2),
+        bandwidth: Some(rate),
+        queue: Some((rate * opts.link_rtt_ms / 1000).max(64 * 1024)),
+        ..FaultConfig::default()
+    };
+    let line = FaultProxy::start(city.quic_addr, link, 21).await.map_err(err)?;
+    let shaped = start(&opts.dir, "school-shaped", Tier::School, "基准校（限速）", Some(&city), Some(line.addr()), &cancel).await?;
 
-    // Cold lessons at the province: one per timed round and one per viewer count.
-    let lessons = opts.rounds.max(1) + 2;
+    // Cold lessons at the province: one per school and timed round, and one per viewer count.
+    let rounds = opts.rounds.max(1);
+    let lessons = 2 * rounds + 2;
     let bar = super::bar(lessons as u64, "课程（省级转码）");
     let mut ids = Vec::new();
     for i in 0..lessons {
         let path = opts.dir.join(format!("lesson{i}.mp4"));
-        let spec = youke_media::SynthSpec { width: 1280, height: 720, seconds: f64::from(opts.seconds), video_bit_rate: 2_500_000, variant: i as u32, ..youke_media::SynthSpec::small() };
+        let spec = youke_media::SynthSpec { width: 1280, height: 720, seconds: f64::from(opts.seconds), video_bit_rate: 2_500_000, variant: i as u32, tone_hz: 440.0 + 20.0 * i as f32, grain: true, ..youke_media::SynthSpec::small() };
         let p = path.clone();
         tokio::task::spawn_blocking(move || youke_media::synthesize(&p, &spec, |_| {})).await.map_err(err)??;
         let ctx = Arc::clone(&province.ctx);
@@ -125,11 +179,12 @@ pub async fn sharing(opts: SharingBenchOptions, cancel: CancellationToken) -> Re
         ids.push(id);
     }
     // Each ladder made at the province and each lesson listed at the school.
-    let deadline = Instant::now() + Duration::from_secs(600);
+    // Noisy 720p takes the province's encoder about real time per rung, one lesson at a time.
+    let deadline = Instant::now() + Duration::from_secs(600 + 10 * lessons as u64 * u64::from(opts.seconds));
     loop {
         let mut ready = 0;
         for id in &ids {
-            if ladder_paths(&school.ctx, id)?.is_some() {
+            if ladder_paths(&school.ctx, id)?.is_some() && ladder_paths(&shaped.ctx, id)?.is_some() {
                 ready += 1;
             }
         }
@@ -138,37 +193,32 @@ pub async fn sharing(opts: SharingBenchOptions, cancel: CancellationToken) -> Re
             break;
         }
         if Instant::now() > deadline || cancel.is_cancelled() {
-            return Err(err("the lessons did not reach the school with their ladders within 10 minutes"));
+            return Err(err(format!("{ready} of {} lessons reached the schools with their ladders in time", ids.len())));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bar.finish_and_clear();
     let base = format!("http://{}", school.http_addr);
 
-    // (a) Time to first frame, a cold lesson each round.
-    let mut first_frame = Vec::new();
-    for id in &ids[..opts.rounds.max(1)] {
-        let (ladder, playlist) = ladder_paths(&school.ctx, id)?.ok_or_else(|| err("no ladder"))?;
-        let b = base.clone();
-        let took = tokio::task::spawn_blocking(move || -> Result<Duration, NodeError> {
-            let t = Instant::now();
-            get(&b, &format!("{ladder}/master.m3u8"))?;
-            let list = get(&b, &format!("{ladder}/{playlist}"))?;
-            let first = segments(&list).into_iter().next().ok_or_else(|| err("an empty playlist"))?;
-            let dir = playlist.rsplit_once('/').map_or("", |(d, _)| d);
-            get(&b, &format!("{ladder}/{dir}/{first}"))?;
-            Ok(t.elapsed())
-        })
-        .await
-        .map_err(err)??;
-        first_frame.push(took);
+    // (a) Time to first frame, a cold lesson each round at each school, alternating.
+    let (mut fast, mut slow, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for (k, at) in [&school, &shaped].into_iter().enumerate() {
+            let (ladder, playlist) = ladder_paths(&at.ctx, &ids[2 * round + k])?.ok_or_else(|| err("no ladder"))?;
+            let b = format!("http://{}", at.http_addr);
+            let (took, size) = tokio::task::spawn_blocking(move || first_frame(&b, &ladder, &playlist)).await.map_err(err)??;
+            if k == 0 { fast.push(took) } else { slow.push(took) }
+            sizes.push(size);
+        }
     }
+    shaped.shutdown().await;
+    drop(line);
 
     // (b) Bytes upstream per tier for 1 viewer and for `viewers` at once, each on a cold lesson.
     let sent = |n: &RunningNode| LinkCounters::get(&n.ctx.counters.blob_bytes_sent);
     let mut upstream = Vec::new();
     for (k, viewers) in [1, opts.viewers.max(1)].into_iter().enumerate() {
-        let id = &ids[opts.rounds.max(1) + k];
+        let id = &ids[2 * rounds + k];
         let (ladder, playlist) = ladder_paths(&school.ctx, id)?.ok_or_else(|| err("no ladder"))?;
         let (p0, c0) = (sent(&province), sent(&city));
         let mut watching = Vec::new();
@@ -183,25 +233,45 @@ pub async fn sharing(opts: SharingBenchOptions, cancel: CancellationToken) -> Re
         upstream.push((viewers, rung, sent(&province) - p0, sent(&city) - c0));
     }
 
-    for n in [school, city, province] {
+    school.shutdown().await;
+
+    // (c) The shared catalog, with a lesson made the real way as the model of every document.
+    let catalog = if opts.catalog > 0 {
+        Some(super::shared_catalog::shared_catalog(&opts.dir, &province, &city, &ids[0], opts.catalog, opts.changes, &cancel).await?)
+    } else {
+        None
+    };
+    for n in [city, province] {
         n.shutdown().await;
     }
-    Ok(SharingBenchReport { seconds: opts.seconds, first_frame, upstream })
+    Ok(SharingBenchReport {
+        seconds: opts.seconds,
+        first_frame: fast,
+        first_frame_shaped: slow,
+        link_mbit: opts.link_mbit,
+        link_rtt_ms: opts.link_rtt_ms,
+        first_segment: (sizes.iter().copied().min().unwrap_or(0), sizes.iter().copied().max().unwrap_or(0)),
+        upstream,
+        catalog,
+    })
 }
 
 impl SharingBenchReport {
     pub fn markdown(&self) -> String {
-        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
-        let mut sorted: Vec<f64> = self.first_frame.iter().map(ms).collect();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        let mut out = format!(
-            "| measure | value |\n|---|---|\n| time to first frame at the school, lesson held only at the province (loopback), median of {} cold lessons ({}–{}) | {median:.0} ms |\n",
-            sorted.len(),
-            sorted.first().map_or(String::new(), |v| format!("{v:.0}")),
-            sorted.last().map_or(String::new(), |v| format!("{v:.0} ms")),
-        );
+        let mut out = String::from("| measure | value |\n|---|---|\n");
+        let line = format!("a {} Mbit/s link with {} ms round trip", self.link_mbit, self.link_rtt_ms);
+        for (times, link) in [(&self.first_frame, "loopback"), (&self.first_frame_shaped, line.as_str())] {
+            let (median, lo, hi) = super::spread(times);
+            out.push_str(&format!(
+                "| time to first frame at a school on {link}, lesson held only at the province, median of {} cold lessons ({:.0}–{:.0} ms) | {:.0} ms |\n",
+                times.len(),
+                lo * 1000.0,
+                hi * 1000.0,
+                median * 1000.0
+            ));
+        }
+        out.push_str(&format!("| size of the first 720p segment, smallest–largest | {:.2}–{:.2} MiB |\n", mib(self.first_segment.0), mib(self.first_segment.1)));
         for (viewers, rung, province, city) in &self.upstream {
             out.push_str(&format!(
                 "| {viewers} viewer(s) at the school watch a {}-s lesson's 720p rung ({:.2} MiB): sent province → city / city → school | {:.2} MiB / {:.2} MiB |\n",
@@ -210,6 +280,9 @@ impl SharingBenchReport {
                 mib(*province),
                 mib(*city)
             ));
+        }
+        if let Some(c) = &self.catalog {
+            out.push_str(&c.markdown());
         }
         out
     }

@@ -117,6 +117,21 @@ pub enum BenchCommand {
         /// Viewers at once at the school.
         #[arg(long, default_value_t = 50)]
         viewers: usize,
+        /// The shaped school link's rate, in Mbit/s.
+        #[arg(long, default_value_t = 20)]
+        link_mbit: u64,
+        /// The shaped school link's round trip, in ms.
+        #[arg(long, default_value_t = 50)]
+        link_rtt_ms: u64,
+        /// Lessons in the shared catalog a new school receives (0: leave that part out).
+        #[arg(long, default_value_t = 200_000)]
+        catalog: u64,
+        /// Lessons changed at the province while that school is offline.
+        #[arg(long, default_value_t = 1000)]
+        changes: u64,
+        /// Keep the nodes' data directories afterwards, for inspection.
+        #[arg(long)]
+        keep: bool,
     },
     /// Bursts of sign-ins, each attempt from its own loopback address, against a `youke serve`
     /// process: its memory (idle, peak, after), open files, answers, and the lesson page's
@@ -181,11 +196,13 @@ pub fn bench(cmd: BenchCommand) -> Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
         }
-        BenchCommand::Sharing { dir, seconds, rounds, viewers } => runtime()?.block_on(async move {
-            let opts = youke_node::harness::bench::sharing::SharingBenchOptions { dir: dir.clone(), seconds, rounds, viewers };
+        BenchCommand::Sharing { dir, seconds, rounds, viewers, link_mbit, link_rtt_ms, catalog, changes, keep } => runtime()?.block_on(async move {
+            let opts = youke_node::harness::bench::sharing::SharingBenchOptions { dir: dir.clone(), seconds, rounds, viewers, link_mbit, link_rtt_ms, catalog, changes };
             let report = youke_node::harness::bench::sharing::sharing(opts, CancellationToken::new()).await?;
             print!("{}", report.markdown());
-            let _ = std::fs::remove_dir_all(&dir);
+            if !keep {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             Ok(())
         }),
         BenchCommand::Sync { dir, catalog, changes, join } => runtime()?.block_on(async move {

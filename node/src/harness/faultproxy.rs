@@ -1,4 +1,8 @@
-//! The fault-injecting UDP proxy.
+//! The fault-injecting UDP proxy: a link between a QUIC child and its parent on loopback that
+//! drops, delays, reorders (by jitter) and rate-limits packets through a bounded queue, and can
+//! black-hole the link, all from a seed so a failing run replays. Used by the integration tests
+//! and by `youke bench sharing` for its shaped school link. It only ever sends to the upstream it
+//! was given and to the clients that sent to it.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -20,13 +24,17 @@ pub struct FaultConfig {
     pub jitter: Duration,
     /// Link capacity in bytes per second, each direction; unlimited if `None`.
     pub bandwidth: Option<u64>,
+    /// The bottleneck's queue in bytes, each direction: a packet arriving when this much is
+    /// already waiting for the link is dropped (tail drop), as at a router. Unbounded if `None`;
+    /// only meaningful with `bandwidth`.
+    pub queue: Option<u64>,
     /// Drop everything (the link is down) while true.
     pub blackhole: bool,
 }
 
 impl Default for FaultConfig {
     fn default() -> Self {
-        FaultConfig { drop_rate: 0.0, delay: Duration::ZERO, jitter: Duration::ZERO, bandwidth: None, blackhole: false }
+        FaultConfig { drop_rate: 0.0, delay: Duration::ZERO, jitter: Duration::ZERO, bandwidth: None, queue: None, blackhole: false }
     }
 }
 
@@ -164,6 +172,10 @@ fn schedule(config: &FaultConfig, dir: &mut Direction, len: usize, now: Instant)
     let mut at = now + config.delay + jitter;
     if let Some(bw) = config.bandwidth.filter(|b| *b > 0) {
         let start = dir.free_at.max(now);
+        let waiting = (start - now).as_secs_f64() * bw as f64;
+        if config.queue.is_some_and(|q| waiting + len as f64 > q as f64) {
+            return None;
+        }
         let done = start + Duration::from_secs_f64(len as f64 / bw as f64);
         dir.free_at = done;
         at = at.max(done + config.delay);
@@ -302,6 +314,18 @@ mod tests {
         let last = (0..100).filter_map(|_| schedule(&config, &mut d, 10_000, now)).last().expect("delivered");
         // 100 packets of 10 kB at 1 MB/s take one second.
         assert!((last - now).as_secs_f64() > 0.99 && (last - now).as_secs_f64() < 1.01);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_tail() {
+        // 1 MB/s with a 50 kB queue: of 100 packets of 10 kB arriving at once, the five that fit
+        // wait and the rest are dropped; once the queue drains, packets pass again.
+        let config = FaultConfig { bandwidth: Some(1_000_000), queue: Some(50_000), ..FaultConfig::default() };
+        let now = Instant::now();
+        let mut d = Direction { rng: Rng::new(1), free_at: now };
+        let passed = (0..100).filter(|_| schedule(&config, &mut d, 10_000, now).is_some()).count();
+        assert_eq!(passed, 5);
+        assert!(schedule(&config, &mut d, 10_000, now + Duration::from_millis(50)).is_some());
     }
 
     #[tokio::test]
