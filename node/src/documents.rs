@@ -536,10 +536,15 @@ pub fn stored(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc>, Stor
     Ok(conn.query_row("SELECT id, kind, seq, bytes, heads, NULL FROM docs WHERE id = ?1", [doc_id], StoredDoc::from_row).optional()?)
 }
 
-/// (id, heads) of the lessons shared up to a parent of tier `parent` (anti-entropy's view).
-pub fn shared_up(conn: &Connection, parent: Tier) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id, heads FROM docs d WHERE d.share_rank >= ?1 AND d.kind = 'lesson'")?;
-    let rows = stmt.query_map([share_rank(parent)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+/// (id, heads) of the lessons of this node's subtree (made here, or come from a child) shared up
+/// to a parent of tier `parent`: anti-entropy's view, the same set the parent keeps as
+/// [`routed_from`] this node. The shared catalog that came down from above is not in it.
+pub fn shared_up(conn: &Connection, parent: Tier, this_node: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, heads FROM docs d WHERE d.share_rank >= ?1 AND d.kind = 'lesson'
+           AND (d.origin_node = ?2 OR EXISTS (SELECT 1 FROM doc_routes r WHERE r.doc_id = d.id))",
+    )?;
+    let rows = stmt.query_map(params![share_rank(parent), this_node], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 

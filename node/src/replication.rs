@@ -98,12 +98,12 @@ impl ChildStore for NodeLinkStore {
     }
 
     fn reconcile_digests(&self, parent: &Peer) -> Result<Vec<[u8; 32]>, StoreError> {
-        let entries = self.ctx.store.read(|c| documents::shared_up(c, parent.info.tier))?;
+        let entries = self.ctx.store.read(|c| documents::shared_up(c, parent.info.tier, &self.ctx.writer.node_id))?;
         Ok(reconcile_digests(entries.iter().map(|(i, h)| (i.as_str(), h.as_str()))))
     }
 
     fn reconcile_entries(&self, parent: &Peer, buckets: &[u16]) -> Result<Vec<(String, String)>, StoreError> {
-        let entries = self.ctx.store.read(|c| documents::shared_up(c, parent.info.tier))?;
+        let entries = self.ctx.store.read(|c| documents::shared_up(c, parent.info.tier, &self.ctx.writer.node_id))?;
         Ok(entries.into_iter().filter(|(id, _)| buckets.contains(&reconcile_bucket(id))).collect())
     }
 
@@ -494,6 +494,26 @@ mod tests {
         assert_eq!(lessons::read_document(&school_copy).expect("read").review_count, 1, "the school has the review again");
         let heads = |n: &NodeLinkStore| n.ctx.store.read(|c| crate::documents::heads_of(c, crate::documents::Kind::Lesson)).expect("heads");
         assert_eq!(heads(&school), heads(&city));
+    }
+
+    #[test]
+    fn anti_entropy_leaves_out_the_shared_catalog_that_came_down() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (school, school_peer, city, city_peer) = linked_pair(dir.path());
+        let wc = city.ctx.writer.clone();
+        for i in 0..30 {
+            let id = shared_lesson(&city, &NewLesson { title: format!("市级课{i}"), ..NewLesson::default() }, Tier::City);
+            let by = lessons::Moderator { user: "审核员", address: "" };
+            city.ctx.store.write(|tx| lessons::moderate(tx, &wc, &id, &lessons::Moderation::Approve, &by)).expect("approve");
+        }
+        let down = pull(&school, &city_peer, &city, &school_peer);
+        assert!(down.iter().filter(|d| d.kind == "lesson").count() >= 30, "the city's catalog came down");
+        // The school's view for anti-entropy is its own subtree's lessons, as the city's is:
+        // what came down is never sent back up whole.
+        assert_eq!(reconcile(&school, &city_peer, &city, &school_peer), 0);
+        shared_lesson(&school, &NewLesson { title: "本校课".into(), ..NewLesson::default() }, Tier::City);
+        push(&school, &city_peer, &city, &school_peer);
+        assert_eq!(reconcile(&school, &city_peer, &city, &school_peer), 0);
     }
 
     #[test]

@@ -161,19 +161,27 @@ pub fn record(ctx: &NodeCtx, lesson: &str, viewer: &str) -> Result<bool, NodeErr
 pub fn flush(ctx: &NodeCtx) -> Result<i64, NodeError> {
     let pending = ctx.store.read(|c| crate::views::uncounted(c, 500))?;
     let mut total = 0;
-    for (lesson, n) in pending {
-        ctx.store.write(|tx| {
-            // A lesson gone from this node (never here, or deleted) has nothing to add to.
-            crate::lessons::edit(tx, &ctx.writer, &lesson, &crate::lessons::LessonEdit::Views(n))?;
-            crate::views::mark_counted(tx, &lesson)?;
-            Ok::<_, NodeError>(())
-        })?;
-        total += n;
+    for (lesson, _) in pending {
+        total += flush_lesson(ctx, &lesson)?;
     }
     if total > 0 {
         ctx.changed();
     }
     Ok(total)
+}
+
+/// Adds a lesson's counted views to its document. They are counted in the transaction that
+/// adds and marks them, so a view recorded meanwhile is added too, never marked unadded.
+fn flush_lesson(ctx: &NodeCtx, lesson: &str) -> Result<i64, NodeError> {
+    ctx.store.write(|tx| {
+        let n = crate::views::uncounted_of(tx, lesson)?;
+        if n > 0 {
+            // A lesson gone from this node (never here, or deleted) has nothing to add to.
+            crate::lessons::edit(tx, &ctx.writer, lesson, &crate::lessons::LessonEdit::Views(n))?;
+            crate::views::mark_counted(tx, lesson)?;
+        }
+        Ok::<_, NodeError>(n)
+    })
 }
 
 const FLUSH_EVERY: Duration = Duration::from_secs(3);
@@ -227,6 +235,24 @@ mod tests {
         let again = Viewing::load(&store).expect("reload");
         assert_eq!(again.check(&t, "l1", 1_030_000, 30_000), Ok("u:王.芳".to_string()));
         assert_eq!((required_watch_ms(Some(8.0)), required_watch_ms(Some(3600.0)), required_watch_ms(None)), (4000, 30_000, 30_000));
+    }
+
+    #[test]
+    fn a_view_recorded_while_views_are_added_is_added_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = NodeCtx::open(&dir.path().join("node"), crate::config::Config::default()).expect("open");
+        let id = uuid::Uuid::new_v4().to_string();
+        let w = ctx.writer.clone();
+        ctx.store
+            .write(|tx| crate::lessons::save(tx, &w, &mut crate::lessons::new_document(&w, &id, &crate::lessons::NewLesson::default())?))
+            .expect("lesson");
+        record(&ctx, &id, "甲").expect("view");
+        // The flush reads one pending view; a second is recorded before it writes.
+        assert_eq!(ctx.store.read(|c| crate::views::uncounted(c, 10)).expect("read"), vec![(id.clone(), 1)]);
+        record(&ctx, &id, "乙").expect("view");
+        assert_eq!(flush_lesson(&ctx, &id).expect("flush"), 2);
+        assert_eq!(flush(&ctx).expect("flush"), 0, "nothing left uncounted");
+        assert_eq!(ctx.store.read(|c| crate::lessons::get(c, &id)).expect("get").expect("lesson").views, 2);
     }
 
     #[test]

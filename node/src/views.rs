@@ -24,6 +24,11 @@ pub fn uncounted(conn: &Connection, limit: usize) -> Result<Vec<(String, i64)>, 
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// How many of a lesson's views are not yet added to its document.
+pub fn uncounted_of(conn: &Connection, lesson: &str) -> Result<i64, StoreError> {
+    Ok(conn.prepare_cached("SELECT COUNT(*) FROM views WHERE lesson_id = ?1 AND counted = 0")?.query_row([lesson], |r| r.get(0))?)
+}
+
 /// Marks a lesson's views counted (in the transaction that added them to its document).
 pub fn mark_counted(tx: &Transaction<'_>, lesson: &str) -> Result<(), StoreError> {
     tx.execute("UPDATE views SET counted = 1 WHERE lesson_id = ?1 AND counted = 0", [lesson])?;
