@@ -149,6 +149,18 @@ async fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<bool,
     Ok(())
 }
 
+/// Bytes of the files under `dir`, recursively (what a data directory or an index takes).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Peak resident memory of this process (VmHWM).
 pub(crate) fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -4,7 +4,7 @@
 //! three words with a facet filter, as the portal sends them (top 20 with facet counts).
 
 use crate::context::NodeError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use youke_search::corpus::{self, TOPICS};
 use youke_search::{Dim, LessonIndex, Order, Request, WriterOptions};
@@ -40,9 +40,6 @@ pub struct SearchBenchReport {
     pub queries: Vec<QueryTimes>,
 }
 
-fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()).unwrap_or(0)
-}
 
 /// A query of `words` words (1 to 3) about a random topic, with one facet filter.
 fn query(r: &mut corpus::Rng, words: usize, year_span: (i32, i32)) -> Request {
@@ -120,7 +117,7 @@ pub fn search(opts: &SearchBenchOptions) -> Result<SearchBenchReport, NodeError>
     let started = Instant::now();
     index.wait_merges()?;
     let merge = started.elapsed();
-    let index_bytes = dir_size(&opts.dir);
+    let index_bytes = super::dir_size(&opts.dir);
 
     let years = (youke_search::year_of(1_600_000_000_000), youke_search::year_of(1_790_000_000_000));
     let mut r = corpus::Rng::new(opts.seed ^ 0x5EA2C4);

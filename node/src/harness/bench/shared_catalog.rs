@@ -54,18 +54,6 @@ fn err(e: impl std::fmt::Display) -> NodeError {
     NodeError::Invalid(format!("benchmark: {e}"))
 }
 
-/// Bytes of files under `dir`, recursively.
-fn tree_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => tree_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// A random 64-hex-digit name, as a blob's.
 fn hash_like() -> String {
     blake3::hash(uuid::Uuid::new_v4().as_bytes()).to_hex().to_string()
@@ -183,8 +171,8 @@ pub(super) async fn shared_catalog(
     let searchable = started.elapsed();
     school.shutdown().await;
     let school_dir = dir.join("school-new");
-    let disk_total = tree_size(&school_dir);
-    let disk_index = tree_size(&school_dir.join(crate::indexer::INDEX_DIR));
+    let disk_total = super::dir_size(&school_dir);
+    let disk_index = super::dir_size(&school_dir.join(crate::indexer::INDEX_DIR));
     let disk_db = ["", "-wal", "-shm"].iter().map(|s| std::fs::metadata(school_dir.join(format!("{}{s}", crate::context::DB_FILE))).map_or(0, |m| m.len())).sum();
 
     // Downward catch-up: the school offline, the province counts a view in `changes` lessons.
